@@ -9,12 +9,8 @@ import argparse
 import importlib
 import sys
 
-# (module under minimind_tui.commands, one-line summary shown when the module cannot be imported)
+# Modules under minimind_tui.commands, in the order `--help` lists them.
 COMMANDS = ["train", "tokenizer", "data", "demo", "chat", "runs", "export", "import_hf", "download"]
-
-
-class UserError(Exception):
-    """A mistake the user can fix: printed as one line, exit status 2, no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
             from minimind_tui.app.main import run_app
             return run_app(root=args.root, demo=args.demo) or 0
         return args.func(args) or 0
-    except UserError as e:
+    except Exception as e:
+        if not getattr(e, "user_facing", False):
+            raise
         print(f"minimind-tui: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

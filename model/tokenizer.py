@@ -15,7 +15,7 @@ SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]  # ids 0, 1, 2; <unk> doubles as paddi
 
 
 class TokenizerError(ValueError):
-    pass
+    user_facing = True
 
 
 class Tokenizer:

@@ -1,0 +1,107 @@
+"""Safe checkpoint I/O: MiniMind-compatible plain state dicts, loaded with weights_only=True only."""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from pathlib import Path
+
+import torch
+
+from .config import LMConfig
+
+
+class CheckpointError(ValueError):
+    user_facing = True
+
+
+def load_state_dict(path) -> dict[str, torch.Tensor]:
+    """Load a .pth state dict. Never unpickles code: a file that needs it is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path}: refused: this file needs arbitrary Python code to load (weights_only=True rejected it: "
+            f"{str(e).splitlines()[0][:200]}). Only load checkpoints you trust, re-saved as a plain state dict."
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): "
+                              f"{str(e).splitlines()[0][:200]}") from None
+    # Full training states keep the weights under "model"; plain MiniMind files are the dict itself.
+    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        obj = obj["model"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path}: not a model state dict (found {type(obj).__name__})")
+    # Checkpoints saved from torch.compile'd or DDP-wrapped models carry a prefix.
+    return {re.sub(r"^(_orig_mod\.|module\.)+", "", k): v for k, v in obj.items()}
+
+
+def save_atomic(obj, path) -> None:
+    """torch.save through a temporary file, fsync and rename: a crash never leaves a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def infer_config(state_dict: dict[str, torch.Tensor], **overrides) -> LMConfig:
+    """dim, layers, vocab, FFN width and MoE layout from tensor shapes; heads from overrides or defaults."""
+    try:
+        vocab, dim = state_dict["tok_embeddings.weight"].shape
+    except KeyError:
+        raise CheckpointError("not a MiniMind checkpoint: no tok_embeddings.weight") from None
+    layers = {int(m.group(1)) for k in state_dict if (m := re.match(r"layers\.(\d+)\.", k))}
+    use_moe = any(".feed_forward.experts." in k for k in state_dict)
+    w1 = next(v for k, v in state_dict.items() if k.endswith("feed_forward.w1.weight")
+              or k.endswith("feed_forward.experts.0.w1.weight"))
+    fields = dict(dim=dim, vocab_size=vocab, n_layers=len(layers), hidden_dim=w1.shape[0], use_moe=use_moe)
+    if use_moe:
+        fields["n_routed_experts"] = state_dict["layers.0.feed_forward.gate.weight"].shape[0]
+        fields["n_shared_experts"] = any(".shared_experts." in k for k in state_dict)
+    n_heads = overrides.get("n_heads", LMConfig.n_heads)
+    head_dim = dim // n_heads
+    fields["n_kv_heads"] = state_dict["layers.0.attention.wk.weight"].shape[0] // head_dim
+    fields.update(overrides)
+    return LMConfig(**fields)
+
+
+def load_model(path, device="cpu", **config_overrides):
+    """A MiniMindLM from any MiniMind-style weights file, config inferred from the shapes."""
+    from .model import MiniMindLM
+
+    sd = load_state_dict(path)
+    config = infer_config(sd, **config_overrides)
+    model = MiniMindLM(config)
+    missing, _ = check_compatible(model, sd, path)
+    if missing:
+        raise CheckpointError(f"{path}: missing weights {', '.join(missing[:5])}"
+                              f"{' …' if len(missing) > 5 else ''}; is this a MiniMind checkpoint?")
+    model.load_state_dict(sd, strict=False)
+    return model.to(device).eval()
+
+
+def check_compatible(model, state_dict, path) -> tuple[list[str], list[str]]:
+    """Shape mismatches are an error naming the key and both shapes; returns (missing, unexpected)."""
+    own = model.state_dict()
+    for k, v in state_dict.items():
+        if k in own and own[k].shape != v.shape:
+            raise CheckpointError(f"{path}: {k} has shape {tuple(v.shape)} in the file but the model expects "
+                                  f"{tuple(own[k].shape)}; check --dim/--n_layers/--use_moe")
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    return missing, unexpected
