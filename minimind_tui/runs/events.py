@@ -1,0 +1,42 @@
+"""metrics.jsonl: one orjson object per line, flushed after each. Schema version SCHEMA_VERSION.
+
+Every event has "event" and "time" (unix seconds). Events:
+  start    schema, run_id, mode, pid, world_size, total (optimizer steps), config (model), params
+  step     step, total, epoch, loss, lr, grad_norm, tokens_per_s (real), padded_tokens_per_s,
+           samples, elapsed, eta, mem_peak_gb (CUDA only, else null)
+  eval     step, loss
+  ckpt     step, path (relative to the run dir), seconds
+  checkpoint_failed  step, reason
+  oom      step, rank, batch_size, mem_gb, suggestion (batch size to try)
+  stall    step, seconds_since_step
+  log      level, message (notable things a person should see)
+  end      status ("done" | "stopped" | "failed" | "oom"), reason, step
+Readers ignore unknown fields and unknown events, so adding either does not bump the version.
+"""
+from __future__ import annotations
+
+import time
+
+import orjson
+
+SCHEMA_VERSION = 1
+END_STATUSES = ("done", "stopped", "failed", "oom")
+
+
+def encode(event: str, now: float | None = None, **fields) -> bytes:
+    record = {"event": event, "time": round(now if now is not None else time.time(), 3), **fields}
+    return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+
+
+class EventWriter:
+    """Append-only writer; each event is one write() of a whole line, so readers never see half a record."""
+
+    def __init__(self, path, clock=time.time):
+        self._f = open(path, "ab", buffering=0)
+        self._clock = clock
+
+    def emit(self, event: str, **fields) -> None:
+        self._f.write(encode(event, now=self._clock(), **fields))
+
+    def close(self) -> None:
+        self._f.close()

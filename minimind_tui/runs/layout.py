@@ -1,0 +1,133 @@
+"""Where things live inside a run directory, and how to find runs and checkpoints on disk.
+
+runs/<run-id>/
+    config.json          every argument, the exact command, versions, git revision
+    metrics.jsonl        one JSON event per line (schema: events.py)
+    train.log            the trainer's stdout and stderr
+    heartbeat            touched every few seconds by a live trainer (mtime = last sign of life)
+    trainer.lock         pid of the single writer
+    checkpoints/step_00000123/
+        model.pth        plain fp32 state dict, loadable by MiniMind's own scripts
+        state.pt         optimizer, scaler, schedule position, RNG, data position (resume only)
+        meta.json        step, mode, model config, tokenizer dir, loss
+        COMPLETE         written last: a folder without it is an interrupted save and is never used
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+LOG = "train.log"
+HEARTBEAT = "heartbeat"
+LOCK = "trainer.lock"
+CHECKPOINTS = "checkpoints"
+COMPLETE = "COMPLETE"
+MODEL_FILE = "model.pth"
+STATE_FILE = "state.pt"
+META_FILE = "meta.json"
+
+HEARTBEAT_EVERY_S = 2.0
+# A run whose heartbeat is older than this is not alive (the trainer touches it every HEARTBEAT_EVERY_S,
+# also while a long step or a save runs, from a side thread).
+HEARTBEAT_STALE_S = 15.0
+
+
+def new_run_id(mode: str, now: float | None = None) -> str:
+    t = time.localtime(now)
+    return f"{time.strftime('%Y%m%d-%H%M%S', t)}-{mode}"
+
+
+def checkpoint_dir(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINTS / f"step_{step:08d}"
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """Finished checkpoint folders of a run, oldest first."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("step_*") if (p / COMPLETE).is_file())
+
+
+def heartbeat_age(run_dir: Path, now: float | None = None) -> float | None:
+    try:
+        mtime = (Path(run_dir) / HEARTBEAT).stat().st_mtime
+    except FileNotFoundError:
+        return None
+    return (now if now is not None else time.time()) - mtime
+
+
+def is_alive(run_dir: Path, now: float | None = None) -> bool:
+    """Heartbeat fresh and, when the lock names a pid on this host, that process exists."""
+    age = heartbeat_age(run_dir, now)
+    if age is None or age > HEARTBEAT_STALE_S:
+        return False
+    pid = lock_pid(run_dir)
+    return pid is None or pid_exists(pid)
+
+
+def lock_pid(run_dir: Path) -> int | None:
+    try:
+        return int((Path(run_dir) / LOCK).read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+
+
+def pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def list_runs(root: Path) -> list[Path]:
+    """Run directories under root/runs, newest first."""
+    runs = Path(root) / "runs"
+    if not runs.is_dir():
+        return []
+    found = [p for p in runs.iterdir() if p.is_dir() and ((p / CONFIG).is_file() or (p / METRICS).is_file())]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+@dataclass
+class CheckpointInfo:
+    path: Path          # the weights file (.pth)
+    label: str          # what a person reads: "runs/<id> step 1200 (sft)" or "out/full_sft_512.pth"
+    mode: str | None    # "pretrain", "sft" or None when unknown
+    step: int | None
+    mtime: float
+
+
+def find_checkpoints(root: Path) -> list[CheckpointInfo]:
+    """Every usable weights file under root/out and root/runs, newest first."""
+    root = Path(root)
+    found: list[CheckpointInfo] = []
+    out = root / "out"
+    if out.is_dir():
+        for p in out.glob("*.pth"):
+            name = p.name
+            mode = "sft" if "sft" in name else "pretrain" if name.startswith("pretrain") else None
+            found.append(CheckpointInfo(p, f"out/{name}", mode, None, p.stat().st_mtime))
+    for run in list_runs(root):
+        for ck in complete_checkpoints(run):
+            meta = read_json(ck / META_FILE) or {}
+            step = meta.get("step")
+            mode = meta.get("mode")
+            found.append(CheckpointInfo(ck / MODEL_FILE, f"{run.name} step {step} ({mode})", mode, step,
+                                        (ck / COMPLETE).stat().st_mtime))
+    return sorted(found, key=lambda c: c.mtime, reverse=True)
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
