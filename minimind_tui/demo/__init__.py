@@ -1,0 +1,139 @@
+"""A deterministic bilingual demo corpus a tiny model visibly learns on a CPU in minutes.
+
+Pretraining text states every fact (capitals, colours, opposites) and single-digit sums in several
+phrasings. SFT teaches the question-and-answer form on most of them and holds some out: after
+pretraining then SFT, the model should answer the held-out questions from what pretraining taught.
+"""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from .facts import CAPITALS, COLOURS, OPPOSITES
+
+SEED = 20251128
+HELD_OUT_CAPITALS = {"Japan", "Italy", "Canada", "Egypt", "Sweden", "Kenya"}
+HELD_OUT_SUMS = {(2, 7), (4, 4), (6, 3), (8, 1), (5, 9)}
+PRETRAIN_FILE = "demo_pretrain.jsonl"
+SFT_FILE = "demo_sft.jsonl"
+
+
+def _sum_sentences(a: int, b: int) -> list[str]:
+    s = a + b
+    return [f"{a} 加 {b} 等于 {s}。", f"{a} plus {b} equals {s}.", f"{a} + {b} = {s}"]
+
+
+def _fact_sentences() -> list[str]:
+    out = []
+    for czh, cen, kzh, ken in CAPITALS:
+        out += [f"{czh}的首都是{kzh}。", f"The capital of {cen} is {ken}.",
+                f"{kzh}是{czh}的首都。", f"{ken} is the capital of {cen}."]
+    for tzh, ten, col_zh, col_en in COLOURS:
+        out += [f"{tzh}是{col_zh}的。", f"The colour of {ten} is {col_en}."]
+    for wzh, wen, ozh, oen in OPPOSITES:
+        out += [f"{wzh}的反义词是{ozh}。", f"The opposite of {wen} is {oen}."]
+    for a in range(10):
+        for b in range(10):
+            out += _sum_sentences(a, b)
+    return out
+
+
+def pretrain_lines(n: int = 6000, seed: int = SEED) -> list[dict]:
+    """Each line strings together a few facts, so the model sees them in varied contexts."""
+    rng = random.Random(seed)
+    facts = _fact_sentences()
+    lines = []
+    for _ in range(n):
+        k = rng.randint(2, 5)
+        parts = rng.sample(facts, k)
+        sep = "" if all(p.endswith("。") for p in parts) else " "
+        lines.append({"text": sep.join(parts)})
+    return lines
+
+
+def _capital_qa(czh, cen, kzh, ken, rng) -> tuple[str, str]:
+    if rng.random() < 0.5:
+        return rng.choice([f"{czh}的首都是哪里？", f"{czh}的首都是什么？"]), f"{czh}的首都是{kzh}。"
+    return rng.choice([f"What is the capital of {cen}?", f"Which city is the capital of {cen}?"]), \
+        f"The capital of {cen} is {ken}."
+
+
+def _sum_qa(a, b, rng) -> tuple[str, str]:
+    if rng.random() < 0.5:
+        return f"{a} 加 {b} 等于多少？", f"{a} 加 {b} 等于 {a + b}。"
+    return f"What is {a} plus {b}?", f"{a} plus {b} equals {a + b}."
+
+
+def _qa_pool(rng) -> list:
+    pool = []
+    for row in CAPITALS:
+        if row[1] not in HELD_OUT_CAPITALS:
+            pool.append(lambda r=row: _capital_qa(*r, rng))
+    for a in range(10):
+        for b in range(10):
+            if (a, b) not in HELD_OUT_SUMS:
+                pool.append(lambda a=a, b=b: _sum_qa(a, b, rng))
+    for tzh, ten, czh, cen in COLOURS:
+        pool.append(lambda t=(tzh, ten, czh, cen): rng.choice([
+            (f"{t[0]}是什么颜色的？", f"{t[0]}是{t[2]}的。"),
+            (f"What colour is {t[1]}?", f"The colour of {t[1]} is {t[3]}.")]))
+    for wzh, wen, ozh, oen in OPPOSITES:
+        pool.append(lambda w=(wzh, wen, ozh, oen): rng.choice([
+            (f"{w[0]}的反义词是什么？", f"{w[0]}的反义词是{w[2]}。"),
+            (f"What is the opposite of {w[1]}?", f"The opposite of {w[1]} is {w[3]}.")]))
+    pool.append(lambda: rng.choice([("你好", "你好！我是 MiniMind，有什么可以帮你的吗？"),
+                                    ("Hello", "Hello! I am MiniMind. How can I help you?"),
+                                    ("你是谁？", "我是 MiniMind，一个很小的语言模型。"),
+                                    ("Who are you?", "I am MiniMind, a very small language model.")]))
+    return pool
+
+
+def sft_lines(n: int = 4000, seed: int = SEED) -> list[dict]:
+    """One to three turns each; every reply is checkable."""
+    rng = random.Random(seed + 1)
+    pool = _qa_pool(rng)
+    lines = []
+    for _ in range(n):
+        conv = []
+        for _ in range(rng.choice([1, 1, 1, 2, 3])):
+            q, a = rng.choice(pool)()
+            conv += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+        lines.append({"conversations": conv})
+    return lines
+
+
+def held_out_questions() -> list[tuple[str, str]]:
+    """(question, expected answer substring) never asked during SFT."""
+    out = []
+    for czh, cen, kzh, ken in CAPITALS:
+        if cen in HELD_OUT_CAPITALS:
+            out += [(f"{czh}的首都是哪里？", kzh), (f"What is the capital of {cen}?", ken)]
+    for a, b in sorted(HELD_OUT_SUMS):
+        out += [(f"{a} 加 {b} 等于多少？", str(a + b)), (f"What is {a} plus {b}?", str(a + b))]
+    return out
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def ensure_demo_data(root=".") -> tuple[Path, Path]:
+    """Write the demo files under <root>/dataset/ once; later calls reuse them."""
+    folder = Path(root) / "dataset"
+    folder.mkdir(parents=True, exist_ok=True)
+    pre, sft = folder / PRETRAIN_FILE, folder / SFT_FILE
+    if not pre.is_file():
+        write_jsonl(pre, pretrain_lines())
+    if not sft.is_file():
+        write_jsonl(sft, sft_lines())
+    return pre, sft
+
+
+def demo_tokenizer_dir() -> Path:
+    """The small tokenizer shipped with the package, trained on the demo corpus by `tokenizer train`."""
+    return Path(__file__).resolve().parent.parent / "assets" / "demo_tokenizer"
