@@ -14,41 +14,8 @@ from torch.utils.data import Dataset
 from model.tokenizer import Tokenizer, render_chat
 
 from .jsonl import JsonlFile
+from .masking import _find, assistant_mask, finish_sft, pretrain_ids, sft_markers  # noqa: F401 (re-exported)
 from .validate import checked_lines, messages_of
-
-
-def pretrain_ids(tokenizer: Tokenizer, text: str, max_length: int) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.asarray(tokenizer.encode(f"{tokenizer.bos_token}{text}{tokenizer.eos_token}")[:max_length],
-                     dtype=np.int64)
-    return ids, (ids != tokenizer.pad_token_id).astype(np.uint8)
-
-
-def _find(ids: np.ndarray, pattern: np.ndarray) -> np.ndarray:
-    """Start positions where `pattern` occurs in `ids`."""
-    n, m = len(ids), len(pattern)
-    if n < m:
-        return np.empty(0, dtype=np.int64)
-    hits = np.ones(n - m + 1, dtype=bool)
-    for k in range(m):
-        hits &= ids[k:n - m + 1 + k] == pattern[k]
-    return np.flatnonzero(hits)
-
-
-def assistant_mask(ids: np.ndarray, head: np.ndarray, tail: np.ndarray, max_length: int) -> np.ndarray:
-    """MiniMind's SFT loss mask over the padded ids: after each `head`, from one past the head through
-    one past the closing `tail`, cut at max_length (the reference's exact rule)."""
-    mask = np.zeros(len(ids), dtype=np.uint8)
-    heads, tails = _find(ids, head), _find(ids, tail)
-    n, i = len(ids), 0
-    for h in heads:
-        if h < i:
-            continue  # inside a span already handled, as the reference's scan skips it
-        start = int(h) + len(head)
-        later = tails[tails >= start]
-        end = int(later[0]) if len(later) else n
-        mask[start + 1:min(end + len(tail) + 1, max_length)] = 1
-        i = end + len(tail) if end < n else n
-    return mask
 
 
 class _JsonlDataset(Dataset):
@@ -100,11 +67,7 @@ class SFTDataset(_JsonlDataset):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        tok = self.tokenizer
-        # The reference matches "<s>assistant" and "</s>" (no newline); its off-by-one start then skips
-        # the "\n" after the header and its end takes in the "\n" after "</s>".
-        self.head = np.asarray(tok.encode(f"{tok.bos_token}assistant"), dtype=np.int64)
-        self.tail = np.asarray(tok.encode(tok.eos_token), dtype=np.int64)
+        self.head, self.tail = sft_markers(self.tokenizer)
 
     def prompt(self, i: int) -> str:
         return render_chat(messages_of(self.sample(i)), self.tokenizer.bos_token, self.tokenizer.eos_token)
@@ -117,11 +80,5 @@ class SFTDataset(_JsonlDataset):
         return self.finish(ids)
 
     def finish(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mask for already tokenised (and truncated) ids. The mask is computed over the ids padded to
-        max_length, as the reference does; a reply cut by truncation can then mark padding positions,
-        so the returned length extends to the last marked one."""
-        padded = np.pad(ids, (0, self.max_length - len(ids)), constant_values=self.tokenizer.pad_token_id)
-        mask = assistant_mask(padded, self.head, self.tail, self.max_length)
-        marked = np.flatnonzero(mask)
-        length = max(len(ids), int(marked[-1]) + 1 if len(marked) else 0)
-        return padded[:length], mask[:length]
+        """Mask for already tokenised (and truncated) ids; see `masking.finish_sft`."""
+        return finish_sft(ids, self.head, self.tail, self.max_length, self.tokenizer.pad_token_id)
