@@ -1,0 +1,141 @@
+import pytest
+import torch
+
+from model import LMConfig, MiniMindLM, preset
+from model.checkpoint import CheckpointError, infer_config, load_model, load_state_dict
+
+
+def test_hidden_dim_is_64_multiple_of_8_thirds_dim():
+    assert LMConfig(dim=512).hidden_dim == 1408
+    assert LMConfig(dim=768).hidden_dim == 2048
+    assert LMConfig(dim=640).hidden_dim == 1728
+
+
+@pytest.mark.parametrize("name,millions", [("small", 25.8), ("base", 104.0), ("moe", 145.0)])
+def test_preset_parameter_counts_match_minimind(name, millions):
+    with torch.device("meta"):
+        model = MiniMindLM(preset(name))
+    assert model.num_parameters() / 1e6 == pytest.approx(millions, abs=0.6)
+
+
+def test_state_dict_keys_are_minimind_names():
+    sd = MiniMindLM(LMConfig(dim=64, n_layers=2, max_seq_len=32)).state_dict()
+    for key in ["tok_embeddings.weight", "output.weight", "norm.weight", "layers.1.attention.wq.weight",
+                "layers.1.attention.wk.weight", "layers.0.attention_norm.weight", "layers.0.ffn_norm.weight",
+                "layers.0.feed_forward.w1.weight", "layers.0.feed_forward.w2.weight"]:
+        assert key in sd
+    assert sd["layers.0.attention.wk.weight"].shape == (16, 64)  # 2 KV heads of 8 dims
+
+
+def test_moe_state_dict_keys():
+    sd = MiniMindLM(LMConfig(dim=64, n_layers=1, use_moe=True, max_seq_len=32)).state_dict()
+    assert "layers.0.feed_forward.experts.3.w3.weight" in sd
+    assert "layers.0.feed_forward.gate.weight" in sd
+    assert "layers.0.feed_forward.shared_experts.w1.weight" in sd
+
+
+def test_embeddings_are_tied():
+    m = MiniMindLM(LMConfig(dim=64, n_layers=1, max_seq_len=32))
+    assert m.tok_embeddings.weight is m.output.weight
+
+
+@pytest.mark.parametrize("name", ["minimind_tiny", "minimind_tiny_moe"])
+def test_reference_logits_reproduced(shared_dir, name):
+    io = torch.load(shared_dir / "reference" / f"{name}_io.pt", weights_only=True)
+    sd = load_state_dict(shared_dir / "reference" / f"{name}.pth")
+    model = MiniMindLM(LMConfig.from_dict(io["config"]))
+    model.load_state_dict(sd, strict=True)
+    model.eval()
+    with torch.no_grad():
+        out = model(io["input_ids"])
+    torch.testing.assert_close(out.logits, io["logits"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.last_hidden_state, io["last_hidden_state"], atol=1e-5, rtol=0)
+
+
+def test_reference_moe_train_mode_aux_loss(shared_dir):
+    io = torch.load(shared_dir / "reference" / "minimind_tiny_moe_io.pt", weights_only=True)
+    model = MiniMindLM(LMConfig.from_dict(io["config"]))
+    model.load_state_dict(load_state_dict(shared_dir / "reference" / "minimind_tiny_moe.pth"))
+    model.train()
+    out = model(io["input_ids"])
+    assert out.aux_loss.item() == pytest.approx(io["aux_loss_train_mode"].item(), abs=1e-5)
+    # The reference rounds expert outputs through fp16 in train mode; we keep fp32.
+    torch.testing.assert_close(out.logits, io["logits_train_mode"], atol=2e-3, rtol=0)
+
+
+def test_seed0_init_equals_reference_init(shared_dir):
+    io = torch.load(shared_dir / "reference" / "minimind_tiny_io.pt", weights_only=True)
+    sd = load_state_dict(shared_dir / "reference" / "minimind_tiny.pth")
+    torch.manual_seed(0)
+    ours = MiniMindLM(LMConfig.from_dict(io["config"])).state_dict()
+    assert all(torch.equal(ours[k], sd[k]) for k in sd)
+
+
+def test_masked_loss_equals_full_logits_loss():
+    torch.manual_seed(1)
+    m = MiniMindLM(LMConfig(dim=64, n_layers=2, max_seq_len=64))
+    x = torch.randint(0, 6400, (3, 20))
+    y = torch.randint(0, 6400, (3, 20))
+    mask = (torch.rand(3, 20) > 0.5).long()
+    out = m(x, labels=y, loss_mask=mask)
+    ce = torch.nn.functional.cross_entropy(out.logits.view(-1, 6400), y.view(-1), reduction="none")
+    expected = (ce * mask.view(-1)).sum() / mask.sum()
+    torch.testing.assert_close(out.loss, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_all_zero_mask_gives_zero_loss_not_nan():
+    m = MiniMindLM(LMConfig(dim=64, n_layers=1, max_seq_len=32))
+    x = torch.randint(0, 6400, (1, 8))
+    out = m(x, labels=x, loss_mask=torch.zeros_like(x))
+    assert out.loss.item() == 0.0
+
+
+def test_tuple_cache_matches_full_forward():
+    torch.manual_seed(2)
+    m = MiniMindLM(LMConfig(dim=64, n_layers=2, max_seq_len=64)).eval()
+    x = torch.randint(0, 6400, (2, 12))
+    with torch.no_grad():
+        full = m(x).logits
+        out = m(x[:, :8], use_cache=True)
+        step = m(x[:, 8:], past_key_values=out.past_key_values, use_cache=True, start_pos=8)
+    torch.testing.assert_close(step.logits, full[:, 8:], atol=1e-5, rtol=0)
+
+
+def test_infer_config_and_load_model_roundtrip(tmp_path):
+    cfg = LMConfig(dim=128, n_layers=3, max_seq_len=64, use_moe=True)
+    m = MiniMindLM(cfg)
+    torch.save(m.state_dict(), tmp_path / "x.pth")
+    inferred = infer_config(load_state_dict(tmp_path / "x.pth"))
+    assert (inferred.dim, inferred.n_layers, inferred.use_moe, inferred.n_kv_heads) == (128, 3, True, 2)
+    loaded = load_model(tmp_path / "x.pth", max_seq_len=64)
+    assert torch.equal(loaded.output.weight, m.output.weight)
+
+
+def test_shape_mismatch_names_key_and_shapes(tmp_path):
+    sd = MiniMindLM(LMConfig(dim=64, n_layers=1, max_seq_len=32)).state_dict()
+    sd["layers.0.attention.wq.weight"] = torch.zeros(32, 64)
+    torch.save(sd, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match=r"layers\.0\.attention\.wq\.weight.*\(32, 64\).*\(64, 64\)"):
+        load_model(tmp_path / "bad.pth")
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch pwned",))
+
+
+def test_pickled_code_is_refused_and_not_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.save({"w": _Evil()}, tmp_path / "evil.pth")
+    with pytest.raises(CheckpointError, match="refused"):
+        load_state_dict(tmp_path / "evil.pth")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    torch.save(MiniMindLM(LMConfig(dim=64, n_layers=1, max_seq_len=32)).state_dict(), tmp_path / "ok.pth")
+    data = (tmp_path / "ok.pth").read_bytes()
+    (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="cut.pth"):
+        load_state_dict(tmp_path / "cut.pth")
