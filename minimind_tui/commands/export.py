@@ -1,0 +1,39 @@
+"""`minimind-tui export CKPT --out DIR`: a checkpoint as a Hugging Face Llama-format directory."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export", help="write a checkpoint as a Hugging Face Llama directory (config.json, model.safetensors, …)",
+        description="Write a dense MiniMind checkpoint as a Hugging Face Llama-format directory that "
+                    "transformers' LlamaForCausalLM and llama.cpp's converter load. Dimensions, layers and "
+                    "vocabulary are read from the tensor shapes; head counts default to MiniMind's (8 query, "
+                    "and key/value heads inferred) and can be overridden. MoE checkpoints are refused.")
+    p.add_argument("checkpoint", help="a .pth state dict (MiniMind's out/*.pth or a run's checkpoints/*/model.pth)")
+    p.add_argument("--out", required=True, help="directory to write (created if missing)")
+    p.add_argument("--tokenizer", help="tokenizer directory (tokenizer.json + tokenizer_config.json); "
+                                       "default: the one named in the run's meta.json")
+    p.add_argument("--n_heads", type=int, help="query heads, when the model was trained with a non-default count (8)")
+    p.add_argument("--n_kv_heads", type=int, help="key/value heads (default: inferred from the shapes)")
+    p.add_argument("--rope_theta", type=float, help="RoPE base, when not MiniMind's 1e6")
+    p.add_argument("--max_seq_len", type=int, help="max_position_embeddings to declare (default 8192)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
+                   help="weights' dtype in the export (auto: as stored in the checkpoint)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing export in --out")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from minimind_tui.interop.hf_export import export_hf
+
+    result = export_hf(args.checkpoint, args.out, args.tokenizer, n_heads=args.n_heads,
+                       n_kv_heads=args.n_kv_heads, rope_theta=args.rope_theta, max_seq_len=args.max_seq_len,
+                       dtype=args.dtype, force=args.force)
+    c = result.config
+    print(f"exported {result.n_params / 1e6:.1f}M parameters ({str(result.dtype).removeprefix('torch.')}) "
+          f"to {result.out_dir}: dim {c.dim}, {c.n_layers} layers, {c.n_heads} heads / {c.n_kv_heads} kv heads, "
+          f"vocab {c.vocab_size}")
+    print(f"load it with: LlamaForCausalLM.from_pretrained({str(result.out_dir)!r})")
+    return 0

@@ -1,0 +1,192 @@
+"""Write a MiniMind checkpoint as a Hugging Face Llama-format directory.
+
+out/
+    config.json              LlamaForCausalLM config (dims inferred from the weights' shapes)
+    model.safetensors        weights, q/k rows permuted for HF's rotate_half RoPE (see llama_layout.py)
+    generation_config.json   bos/eos/pad ids and MiniMind's sampling defaults
+    tokenizer.json           copied from the tokenizer directory
+    tokenizer_config.json    special tokens and the chat template (Jinja), for AutoTokenizer
+    special_tokens_map.json
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from model.checkpoint import CheckpointError, check_compatible, infer_config, load_state_dict
+from model.config import LMConfig
+from model.tokenizer import DEFAULT_SYSTEM_PROMPT, Tokenizer
+
+from .errors import InteropError
+from .llama_layout import llama_config, to_hf_state_dict
+from .safetensors_io import save_safetensors
+
+# MiniMind's chat format as a Jinja template, for tokenizers that come without one. It renders exactly
+# what model.tokenizer.render_chat renders (a default system prompt; the assistant header after every
+# user turn), with the tokenizer's own bos/eos tokens.
+CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] == 'system' %}"
+    "{{ bos_token + 'system\\n' + messages[0]['content'] + eos_token + '\\n' }}"
+    "{% else %}"
+    "{{ bos_token + 'system\\n" + DEFAULT_SYSTEM_PROMPT + "' + eos_token + '\\n' }}"
+    "{% endif %}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}"
+    "{{ bos_token + 'user\\n' + message['content'] + eos_token + '\\n' + bos_token + 'assistant\\n' }}"
+    "{% elif message['role'] == 'assistant' %}"
+    "{{ message['content'] + eos_token + '\\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+)
+
+# Sampling defaults of MiniMind's own chat script.
+GENERATION_DEFAULTS = {"do_sample": True, "temperature": 0.85, "top_p": 0.85}
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+OUTPUT_FILES = ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
+                "tokenizer_config.json", "special_tokens_map.json")
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    config: LMConfig
+    n_params: int
+    dtype: torch.dtype
+
+
+def export_hf(checkpoint, out_dir, tokenizer_dir=None, *, n_heads: int | None = None,
+              n_kv_heads: int | None = None, rope_theta: float | None = None, max_seq_len: int | None = None,
+              dtype: str = "auto", force: bool = False) -> ExportResult:
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    sd = load_state_dict(checkpoint)
+    hints = _run_hints(checkpoint)
+    overrides = {k: v for k, v in hints.items() if k in ("n_heads", "n_kv_heads", "rope_theta", "norm_eps",
+                                                          "max_seq_len")}
+    flags = dict(n_heads=n_heads, n_kv_heads=n_kv_heads, rope_theta=rope_theta, max_seq_len=max_seq_len)
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    config = _infer(sd, checkpoint, overrides)
+    hf_sd = to_hf_state_dict(sd, config)  # refuses MoE with an explanation
+    _check_weights(sd, config, checkpoint)
+
+    tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir else hints.get("tokenizer_dir")
+    if tokenizer_dir is None:
+        raise InteropError(f"{checkpoint}: no tokenizer known for this checkpoint; pass --tokenizer DIR (the "
+                           f"directory with tokenizer.json the model was trained with)")
+    tokenizer = Tokenizer.from_dir(tokenizer_dir)
+    if tokenizer.vocab_size > config.vocab_size:
+        raise InteropError(f"{tokenizer_dir}: tokenizer has {tokenizer.vocab_size} tokens but the model's "
+                           f"embedding has {config.vocab_size} rows; pass the tokenizer it was trained with")
+
+    target = _target_dtype(sd, dtype)
+    hf_sd = {k: v.to(target) if v.is_floating_point() else v for k, v in hf_sd.items()}
+    _prepare_out_dir(out_dir, force)
+    save_safetensors(hf_sd, out_dir / "model.safetensors", metadata={"format": "pt"})
+    ids = dict(bos_id=tokenizer.bos_token_id, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id)
+    _write_json(out_dir / "config.json", llama_config(config, dtype=target, **ids))
+    _write_json(out_dir / "generation_config.json",
+                {"bos_token_id": ids["bos_id"], "eos_token_id": ids["eos_id"], "pad_token_id": ids["pad_id"],
+                 **GENERATION_DEFAULTS})
+    _write_tokenizer(tokenizer, Path(tokenizer_dir), out_dir, config)
+    n_params = sum(v.numel() for v in hf_sd.values())
+    return ExportResult(out_dir=out_dir, config=config, n_params=n_params, dtype=target)
+
+
+def _infer(sd, checkpoint: Path, overrides: dict) -> LMConfig:
+    try:
+        return infer_config(sd, **overrides)
+    except (ValueError, ZeroDivisionError) as e:  # head counts that cannot fit these shapes
+        if getattr(e, "user_facing", False):
+            raise
+        raise InteropError(f"{checkpoint}: {e}; pass the --n_heads/--n_kv_heads the model was trained with") from None
+
+
+def _check_weights(sd, config: LMConfig, checkpoint: Path) -> None:
+    from model.model import MiniMindLM
+
+    with torch.device("meta"):  # shapes only: no memory, no random init
+        model = MiniMindLM(config)
+    try:
+        missing, unexpected = check_compatible(model, sd, checkpoint)
+    except CheckpointError as e:
+        raise InteropError(f"{e} (for the head counts: --n_heads {config.n_heads} "
+                           f"--n_kv_heads {config.n_kv_heads})") from None
+    if missing or unexpected:
+        names = (missing or unexpected)[:5]
+        what = "missing" if missing else "unexpected"
+        raise InteropError(f"{checkpoint}: {what} weights {', '.join(names)}; is this a MiniMind checkpoint?")
+
+
+def _run_hints(checkpoint: Path) -> dict:
+    """Model settings and tokenizer saved next to a run's checkpoint (meta.json), when there is one."""
+    meta_path = checkpoint.parent / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(meta, dict):
+        return {}
+    hints = {}
+    for key in ("model_config", "model", "config"):
+        if isinstance(meta.get(key), dict):
+            hints.update(meta[key])
+            break
+    for key in ("tokenizer_dir", "tokenizer"):
+        value = meta.get(key)
+        if isinstance(value, str) and (Path(value) / "tokenizer.json").is_file():
+            hints["tokenizer_dir"] = Path(value)
+            break
+    return hints
+
+
+def _target_dtype(sd, name: str) -> torch.dtype:
+    if name == "auto":
+        return next((v.dtype for v in sd.values() if v.is_floating_point()), torch.float32)
+    if name not in DTYPES:
+        raise InteropError(f"unknown dtype {name!r}; choose auto, {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def _prepare_out_dir(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InteropError(f"{out_dir}: exists and is not a directory")
+    existing = [name for name in OUTPUT_FILES if (out_dir / name).exists()]
+    if existing and not force:
+        raise InteropError(f"{out_dir}: already holds an export ({', '.join(existing)}); choose another --out "
+                           f"or pass --force to overwrite")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _write_tokenizer(tokenizer: Tokenizer, source: Path, out_dir: Path, config: LMConfig) -> None:
+    _write_bytes(out_dir / "tokenizer.json", (source / "tokenizer.json").read_bytes())
+    tc = {k: v for k, v in tokenizer.config.items()}
+    tc.update({
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": tokenizer.bos_token, "eos_token": tokenizer.eos_token,
+        "pad_token": tokenizer.pad_token, "unk_token": tc.get("unk_token", "<unk>"),
+        "add_bos_token": False, "add_eos_token": False, "clean_up_tokenization_spaces": False,
+        "model_max_length": config.max_seq_len,
+    })
+    # The source's own template (MiniMind ships one) wins; ours renders the same text otherwise.
+    tc["chat_template"] = tokenizer.config.get("chat_template") or CHAT_TEMPLATE
+    _write_json(out_dir / "tokenizer_config.json", tc)
+    _write_json(out_dir / "special_tokens_map.json",
+                {"bos_token": tokenizer.bos_token, "eos_token": tokenizer.eos_token,
+                 "pad_token": tokenizer.pad_token, "unk_token": tc["unk_token"]})
+
+
+def _write_json(path: Path, obj) -> None:
+    _write_bytes(path, (json.dumps(obj, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
