@@ -54,8 +54,8 @@ def test_sft_mask_covers_reply_and_end_tokens(tmp_path, tok):
     ds = SFTDataset(write(tmp_path / "s.jsonl", [conv("Hello", "Paris.")]), tok, max_length=128)
     X, Y, mask = ds[0]
     trained = tok.decode(Y[mask.bool()].tolist())
-    # The reference's rule: the reply without its first token, then "</s>" and the "\n" after it.
-    assert trained == tok.decode(tok.encode("Paris.")[1:]) + "</s>\n"
+    # The reference's rule: the reply, then "</s>" and the "\n" after it; nothing of the prompt.
+    assert trained == "Paris.</s>\n"
 
 
 def test_system_role_is_rendered_as_system_prompt(tmp_path, tok):
