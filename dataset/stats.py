@@ -1,0 +1,233 @@
+"""Statistics of a training JSONL file: what is bad, what is duplicated, how long samples are once
+tokenized, how much is lost to truncation and how much of it the loss actually sees.
+
+Torch-free and Textual-free: the dashboard runs `compute_stats` in a thread worker and the CLI runs it
+directly. One pass over the file; memory grows by about 12 bytes per line (a length and a hash), never
+by the text itself. `should_stop` is polled between batches, so a cancel takes effect within one batch.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import orjson
+
+from .jsonl import JsonlFile
+from .masking import finish_sft, sft_markers
+from .validate import BadLine, messages_of, parse_line
+
+BATCH = 256           # lines per tokenizer call and per cancel check
+MAX_LISTED = 1000     # bad lines / examples kept with their line numbers (counts are always exact)
+
+Progress = Callable[[int, int], None]
+
+
+def bad_category(reason: str) -> str:
+    """Coarse kind of a `validate.parse_line` reason, for the summary table."""
+    if reason.startswith("not valid UTF-8"):
+        return "encoding"
+    if reason.startswith(("invalid JSON", "expected a JSON object")):
+        return "json"
+    if reason.startswith("missing"):
+        return "missing_key"
+    if reason == "empty conversation":
+        return "empty_conversation"
+    if "roles out of order" in reason or "unknown role" in reason:
+        return "role_order"
+    if "must be" in reason:
+        return "wrong_type"
+    return "other"
+
+
+def detect_kind(raw_lines) -> str | None:
+    """"sft" for {"conversations": ...}, "pretrain" for {"text": ...}, from the first line that parses."""
+    for raw in raw_lines:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            if "conversations" in obj:
+                return "sft"
+            if "text" in obj:
+                return "pretrain"
+    return None
+
+
+def detect_file_kind(jsonl: JsonlFile, probe: int = 1000) -> str | None:
+    return detect_kind(jsonl.line(i) for i in range(min(probe, len(jsonl))))
+
+
+@dataclass
+class LengthSummary:
+    min: int
+    mean: float
+    median: float
+    p95: float
+    max: int
+
+
+@dataclass
+class DatasetStats:
+    path: str
+    kind: str
+    max_seq_len: int
+    lines: int = 0                       # lines in the file (processed ones, if cancelled)
+    blank_lines: int = 0
+    samples: int = 0                     # good samples
+    bad_lines: int = 0
+    bad: list[BadLine] = field(default_factory=list)            # first MAX_LISTED, in file order
+    bad_by_category: dict[str, int] = field(default_factory=dict)
+    role_order_problems: int = 0
+    duplicates: int = 0                  # samples equal to an earlier one (JSON content, key order ignored)
+    duplicate_groups: int = 0
+    duplicate_examples: list[tuple[int, int]] = field(default_factory=list)  # (line, line of first copy)
+    tokenizer: str | None = None         # None: token statistics were not computed
+    lengths: LengthSummary | None = None  # untruncated token lengths of good samples
+    histogram: list[dict] = field(default_factory=list)        # {"lo", "hi", "count"}: lo <= length < hi
+    truncated: int = 0                   # samples longer than max_seq_len
+    truncated_share: float = 0.0
+    truncated_tokens: int = 0            # tokens cut off in all
+    zero_trained: int = 0                # samples whose loss mask is all zero at max_seq_len
+    zero_trained_examples: list[int] = field(default_factory=list)  # line numbers
+    tokens_per_epoch: int = 0            # real (non-padding) positions the model reads
+    trained_tokens_per_epoch: int = 0    # positions the loss counts
+    padded_tokens_per_epoch: int = 0     # positions with padding to max_seq_len, as the reference batches
+    throughput: float | None = None      # tokens/s used for the estimate
+    seconds_per_epoch: float | None = None
+    processed_lines: int = 0
+    complete: bool = False               # False when cancelled part-way
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["duplicate_examples"] = [{"line": a, "first": b} for a, b in self.duplicate_examples]
+        return d
+
+
+def _tokenize_batch(tokenizer, kind: str, objs: list, max_seq_len: int, markers):
+    """(untruncated length, trained positions at max_seq_len) per sample."""
+    if kind == "sft":
+        from model.tokenizer import render_chat  # torch-free; imported here so stats work without a tokenizer
+        texts = [render_chat(messages_of(o), tokenizer.bos_token, tokenizer.eos_token) for o in objs]
+    else:
+        texts = [f"{tokenizer.bos_token}{o['text']}{tokenizer.eos_token}" for o in objs]
+    out = []
+    pad = tokenizer.pad_token_id
+    for ids in tokenizer.encode_batch(texts):
+        kept = np.asarray(ids[:max_seq_len], dtype=np.int64)
+        if kind == "sft":
+            _, mask = finish_sft(kept, markers[0], markers[1], max_seq_len, pad)
+        else:
+            mask = kept != pad
+        out.append((len(ids), int(mask[1:].sum())))  # position 0 is never a target (Y = ids[1:])
+    return out
+
+
+def _histogram(lengths: np.ndarray, bins: int = 16) -> list[dict]:
+    if not len(lengths):
+        return []
+    top = int(lengths.max()) + 1
+    raw_step = max(1, -(-top // bins))
+    mag = 10 ** (len(str(raw_step)) - 1)
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw_step)  # a round bin width
+    edges = np.arange(0, top + step, step)
+    counts, _ = np.histogram(lengths, bins=edges)
+    return [{"lo": int(lo), "hi": int(hi), "count": int(c)} for lo, hi, c in zip(edges[:-1], edges[1:], counts)]
+
+
+def compute_stats(jsonl: JsonlFile, kind: str, tokenizer=None, max_seq_len: int = 512,
+                  throughput: float | None = None, progress: Progress | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> DatasetStats:
+    t0 = time.perf_counter()
+    n = len(jsonl)
+    st = DatasetStats(path=str(jsonl.path), kind=kind, max_seq_len=max_seq_len, throughput=throughput,
+                      tokenizer=str(getattr(tokenizer, "path", None) or "given") if tokenizer else None)
+    hashes = np.zeros(n, dtype=np.uint64)
+    sample_lines = np.zeros(n, dtype=np.int64)    # 0-based line of each good sample
+    lengths = np.zeros(n if tokenizer else 0, dtype=np.uint32)
+    markers = sft_markers(tokenizer) if tokenizer is not None and kind == "sft" else None
+    i = 0
+    while i < n:
+        if should_stop and should_stop():
+            break
+        end = min(n, i + BATCH)
+        objs, first_sample = [], st.samples
+        for j in range(i, end):
+            try:
+                obj = parse_line(jsonl.line(j), kind)
+            except ValueError as e:
+                _count_bad(st, BadLine(j + 1, str(e)))
+                continue
+            if obj is None:
+                st.blank_lines += 1
+                continue
+            digest = hashlib.blake2b(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS), digest_size=8).digest()
+            hashes[st.samples] = int.from_bytes(digest, "little")
+            sample_lines[st.samples] = j
+            st.samples += 1
+            objs.append(obj)
+        if tokenizer is not None and objs:
+            for k, (length, trained) in enumerate(_tokenize_batch(tokenizer, kind, objs, max_seq_len, markers)):
+                lengths[first_sample + k] = length
+                st.trained_tokens_per_epoch += trained
+                if trained == 0:
+                    st.zero_trained += 1
+                    if len(st.zero_trained_examples) < MAX_LISTED:
+                        st.zero_trained_examples.append(int(sample_lines[first_sample + k]) + 1)
+        i = end
+        if progress:
+            progress(i, n)
+    st.processed_lines = i
+    st.lines = i
+    st.complete = i == n
+    _duplicates(st, hashes[:st.samples], sample_lines[:st.samples])
+    if tokenizer is not None:
+        _token_summary(st, lengths[:st.samples].astype(np.int64))
+    st.elapsed_s = time.perf_counter() - t0
+    return st
+
+
+def _count_bad(st: DatasetStats, bad: BadLine) -> None:
+    st.bad_lines += 1
+    if len(st.bad) < MAX_LISTED:
+        st.bad.append(bad)
+    cat = bad_category(bad.reason)
+    st.bad_by_category[cat] = st.bad_by_category.get(cat, 0) + 1
+    if cat == "role_order":
+        st.role_order_problems += 1
+
+
+def _duplicates(st: DatasetStats, hashes: np.ndarray, lines: np.ndarray) -> None:
+    if len(hashes) < 2:
+        return
+    order = np.argsort(hashes, kind="stable")  # equal hashes keep file order: the first is the original
+    sh = hashes[order]
+    repeat = np.flatnonzero(sh[1:] == sh[:-1]) + 1
+    st.duplicates = len(repeat)
+    starts = np.flatnonzero(np.r_[True, sh[1:] != sh[:-1]])
+    sizes = np.diff(np.r_[starts, len(sh)])
+    st.duplicate_groups = int((sizes > 1).sum())
+    first_of = np.maximum.accumulate(np.where(np.r_[True, sh[1:] != sh[:-1]], np.arange(len(sh)), 0))
+    dup_lines, first_lines = lines[order[repeat]], lines[order[first_of[repeat]]]
+    shown = np.argsort(dup_lines, kind="stable")[:MAX_LISTED]
+    st.duplicate_examples = [(int(dup_lines[k]) + 1, int(first_lines[k]) + 1) for k in shown]
+
+
+def _token_summary(st: DatasetStats, lengths: np.ndarray) -> None:
+    if not len(lengths):
+        return
+    st.lengths = LengthSummary(int(lengths.min()), float(lengths.mean()), float(np.median(lengths)),
+                               float(np.percentile(lengths, 95)), int(lengths.max()))
+    st.histogram = _histogram(lengths)
+    over = lengths > st.max_seq_len
+    st.truncated = int(over.sum())
+    st.truncated_share = st.truncated / len(lengths)
+    st.truncated_tokens = int((lengths[over] - st.max_seq_len).sum())
+    st.tokens_per_epoch = int(np.minimum(lengths, st.max_seq_len).sum())
+    st.padded_tokens_per_epoch = len(lengths) * st.max_seq_len
+    if st.throughput:
+        st.seconds_per_epoch = st.tokens_per_epoch / st.throughput
