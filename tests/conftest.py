@@ -44,3 +44,20 @@ def pytest_collection_modifyitems(config, items):
 
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory):
+    """A hermetic byte-level BPE tokenizer (special tokens <unk>, <s>, </s> = 0, 1, 2) trained in the test
+    session on a few bilingual lines, so tokenizer-dependent tests need neither ../shared nor the demo asset."""
+    import json
+
+    from model.tokenizer_train import train_tokenizer
+
+    base = tmp_path_factory.mktemp("tiny_tokenizer")
+    corpus = base / "corpus.jsonl"
+    texts = ["你好，世界！今天天气很好。", "Hello world, the model learns to add: 3 + 4 = 7.",
+             "user assistant system 助手 用户", "猫和狗是朋友 🐱🐶 emoji 😀", "训练数据 training data 1234567890"]
+    corpus.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts * 20),
+                      encoding="utf-8")
+    return train_tokenizer([corpus], 400, base / "tok")
