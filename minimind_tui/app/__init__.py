@@ -1,0 +1,1 @@
+"""The Textual dashboard. Never imports torch at import time (tests check it)."""

@@ -1,0 +1,298 @@
+"""MiniMindApp: tabs (Train, Runs, Dataset, Chat) under an always-visible GPU strip.
+
+All I/O happens in thread workers that post messages: the GPU/host poller, the runs poller (tails every
+run's metrics.jsonl and the selected run's train.log), launching and stopping. What varies (GPU monitor,
+launcher, clock, poll intervals) is injected by `create_app` so tests run without timers or processes.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.worker import get_current_worker
+
+from minimind_tui.gpu.monitor import GpuMonitor, GpuReading
+from minimind_tui.gpu.system import SystemMonitor, SystemReading
+from minimind_tui.runs.control import StopOutcome, stop_run
+from minimind_tui.runs.launcher import Launched, Launcher, TrainSpec
+from minimind_tui.runs.summary import RunSummary
+
+from .run_watch import RunsIndex, RunView, newest_live
+from .screens.confirm import ConfirmScreen
+from .screens.help import HelpScreen
+from .widgets.gpu_panel import GpuPanel
+from .widgets.run_monitor import RunMonitor
+from .widgets.runs_tab import RunsTab
+from .widgets.train_form import TrainForm
+
+STOP_TIMEOUT_S = 60.0
+
+
+def _optional_tab(module: str, cls: str, root: Path, name: str):
+    """Chat and Dataset tabs are built by other modules; a broken or missing one must not take the app down."""
+    import importlib
+    try:
+        return getattr(importlib.import_module(module), cls)(root=root)
+    except Exception as e:  # ImportError, or an error while building it
+        return Static(f"The {name} tab is not available in this build ({type(e).__name__}: {e}).",
+                      classes="placeholder")
+
+
+@dataclass(frozen=True)
+class Services:
+    gpu_monitor: GpuMonitor
+    system_monitor: SystemMonitor | None
+    launcher: Launcher
+    clock: Callable[[], float] = time.time
+    poll_interval: float | None = 0.5   # runs poller; None: poll only when asked (tests)
+    gpu_interval: float | None = 2.0    # GPU strip; None: read once at start, then only when asked
+    stop_timeout: float = STOP_TIMEOUT_S
+
+
+class GpuUpdated(Message):
+    def __init__(self, gpu: GpuReading, system: SystemReading | None):
+        super().__init__()
+        self.gpu, self.system = gpu, system
+
+
+class RunsUpdated(Message):
+    def __init__(self, summaries: list[RunSummary], view: RunView | None):
+        super().__init__()
+        self.summaries, self.view = summaries, view
+
+    def can_replace(self, message: Message) -> bool:
+        # A newer poll supersedes an older one still queued, except that a log reset must not be lost.
+        return isinstance(message, RunsUpdated) and not (message.view and message.view.reset_log)
+
+
+class MiniMindApp(App):
+    CSS_PATH = "dashboard.tcss"
+    TITLE = "minimind-tui"
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("question_mark,f1", "help", "Help", key_display="?"),
+        Binding("1", "tab('train')", "Train", show=False),
+        Binding("2", "tab('runs')", "Runs", show=False),
+        Binding("3", "tab('dataset')", "Dataset", show=False),
+        Binding("4", "tab('chat')", "Chat", show=False),
+        Binding("ctrl+l", "launch", "Launch"),
+        Binding("s", "stop", "Stop run"),
+        Binding("r", "resume", "Resume"),
+    ]
+
+    def __init__(self, root: Path, services: Services, demo: bool = False):
+        super().__init__()
+        self.root = Path(root)
+        self.services = services
+        self.demo = demo
+        self.selected_run: Path | None = None
+        self.gpu_reading: GpuReading | None = None
+        self.run_pids: set[int] = set()          # roots of live trainers, for the GPU/host strip
+        self._wake_runs = threading.Event()      # poke the runs poller (selection changed, launched, tests)
+        self._wake_gpu = threading.Event()
+        self._first_runs_poll = True
+
+    # ---- layout ------------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield GpuPanel(id="gpu-panel")
+        with TabbedContent(initial="train", id="tabs"):
+            with TabPane("Train", id="train"):
+                yield TrainForm(self.root, demo=self.demo, id="train-form")
+            with TabPane("Runs", id="runs"):
+                yield RunsTab(id="runs-tab")
+            with TabPane("Dataset", id="dataset"):
+                yield _optional_tab("minimind_tui.app.widgets.dataset_tab", "DatasetTab", self.root, "Dataset")
+            with TabPane("Chat", id="chat"):
+                yield _optional_tab("minimind_tui.app.widgets.chat_tab", "ChatTab", self.root, "Chat")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.poll_gpu()
+        self.poll_runs()
+
+    def on_unmount(self) -> None:
+        self._wake_runs.set()
+        self._wake_gpu.set()
+
+    # ---- pollers (thread workers; post one message per round) -----------------------------------------------
+    @work(thread=True, exclusive=True, group="gpu", exit_on_error=False)
+    def poll_gpu(self) -> None:
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            system = self.services.system_monitor.read(self.run_pids) if self.services.system_monitor else None
+            pids = system.trainer_pids if system else tuple(self.run_pids)
+            self.post_message(GpuUpdated(self.services.gpu_monitor.read(pids), system))
+            if self.services.gpu_interval is None and not self._wake_gpu.is_set():
+                self._wake_gpu.wait()
+            else:
+                self._wake_gpu.wait(self.services.gpu_interval or 0)
+            self._wake_gpu.clear()
+
+    @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
+    def poll_runs(self) -> None:
+        worker = get_current_worker()
+        index = RunsIndex(self.root, exit_code=self.services.launcher.exit_code, clock=self.services.clock)
+        while not worker.is_cancelled:
+            summaries = index.summaries()
+            selected = self.selected_run
+            if selected is None and self._first_runs_poll:
+                live = newest_live(summaries)  # reattach: a live run is what the user came back for
+                if live is not None:
+                    selected = self.root / "runs" / live.run_id
+            view = index.view(selected) if selected is not None else None
+            self.post_message(RunsUpdated(summaries, view))
+            self._wake_runs.wait(self.services.poll_interval) if self.services.poll_interval else self._wake_runs.wait()
+            self._wake_runs.clear()
+
+    def refresh_runs(self) -> None:
+        self._wake_runs.set()
+
+    def refresh_gpu(self) -> None:
+        self._wake_gpu.set()
+
+    @on(GpuUpdated)
+    def _gpu_updated(self, message: GpuUpdated) -> None:
+        self.gpu_reading = message.gpu
+        panel = self.query_one(GpuPanel)
+        panel.gpu, panel.system = message.gpu, message.system
+        form = self.query_one(TrainForm)
+        form.gpu_count = len(message.gpu.gpus)
+        form.free_gb = message.gpu.free_gb()
+
+    @on(RunsUpdated)
+    def _runs_updated(self, message: RunsUpdated) -> None:
+        tab = self.query_one(RunsTab)
+        tab.update_runs(message.summaries)
+        self.run_pids = {s.pid for s in message.summaries if s.is_live and s.pid}
+        view = message.view
+        if view is not None:
+            if self.selected_run is None:  # reattached to a live run found on disk
+                self.selected_run = view.run_dir
+                tab.select(view.summary.run_id)
+                if self._first_runs_poll:
+                    self.query_one(TabbedContent).active = "runs"
+            if view.run_dir == self.selected_run:
+                self.query_one(RunMonitor).show(view)
+        self._first_runs_poll = False
+
+    @on(RunsTab.RunSelected)
+    def _run_selected(self, message: RunsTab.RunSelected) -> None:
+        self.selected_run = self.root / "runs" / message.run_id
+        self.refresh_runs()
+
+    # ---- launch ------------------------------------------------------------------------------------------
+    def action_launch(self) -> None:
+        self.query_one(TabbedContent).active = "train"
+        self.query_one(TrainForm).request_launch()
+
+    @on(TrainForm.LaunchRequested)
+    def _launch_requested(self, message: TrainForm.LaunchRequested) -> None:
+        self.launch(message.spec)
+
+    @work(thread=True, group="launch", exit_on_error=False)
+    def launch(self, spec: TrainSpec) -> None:
+        try:
+            launched = self.services.launcher.launch(self.root, spec.mode, spec.train_args(), spec.gpus)
+        except Exception as e:
+            self.call_from_thread(self.notify, f"{e}", title="Launch failed", severity="error")
+            return
+        self.call_from_thread(self._show_launched, launched)
+
+    def _show_launched(self, launched: Launched, verb: str = "started") -> None:
+        self.notify(f"{verb} {launched.run_dir.name} (pid {launched.pid})", title="Training")
+        self.selected_run = launched.run_dir
+        self.query_one(RunsTab).select(launched.run_dir.name)
+        self.query_one(TabbedContent).active = "runs"
+        self.refresh_runs()
+
+    # ---- stop / resume -----------------------------------------------------------------------------------
+    def _selected_summary(self) -> RunSummary | None:
+        view = self.query_one(RunMonitor).view
+        if view is None or self.selected_run is None or view.run_dir != self.selected_run:
+            return None
+        return view.summary
+
+    def action_stop(self) -> None:
+        summary = self._selected_summary()
+        if summary is not None:
+            self._ask_stop(summary.run_id)
+
+    @on(RunMonitor.StopRequested)
+    def _stop_requested(self, message: RunMonitor.StopRequested) -> None:
+        self._ask_stop(message.run_id)
+
+    def _ask_stop(self, run_id: str) -> None:
+        summary = self._selected_summary()
+        if summary is None or not summary.is_live:
+            self.notify(f"{run_id} is not running", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.stop(self.root / "runs" / run_id)
+
+        self.push_screen(ConfirmScreen(f"Stop {run_id}?\nThe trainer finishes its step, saves a checkpoint and "
+                                       f"exits; after {self.services.stop_timeout:g}s it is killed.", yes="Stop"),
+                         answered)
+
+    @work(thread=True, group="stop", exit_on_error=False)
+    def stop(self, run_dir: Path) -> None:
+        monitor = self.query_one(RunMonitor)
+        progress = lambda text: self.call_from_thread(monitor.set_stopping, text)  # noqa: E731
+        outcome: StopOutcome = stop_run(run_dir, timeout=self.services.stop_timeout, progress=progress)
+        self.call_from_thread(monitor.set_stopping, None)
+        severity = "information" if outcome.result in ("stopped", "not_running") else "warning"
+        self.call_from_thread(self.notify, outcome.message, title="Stop", severity=severity)
+        self.refresh_runs()
+
+    def action_resume(self) -> None:
+        summary = self._selected_summary()
+        if summary is not None:
+            self.post_message(RunMonitor.ResumeRequested(summary.run_id))
+
+    @on(RunMonitor.ResumeRequested)
+    def _resume_requested(self, message: RunMonitor.ResumeRequested) -> None:
+        summary = self._selected_summary()
+        if summary is None or not summary.can_resume:
+            self.notify(f"{message.run_id} has nothing to resume from (it is running or has no checkpoint)",
+                        severity="warning")
+            return
+        self.resume(self.root / "runs" / message.run_id, summary.mode or "pretrain", summary.world_size)
+
+    @work(thread=True, group="launch", exit_on_error=False)
+    def resume(self, run_dir: Path, mode: str, gpus: int) -> None:
+        try:
+            launched = self.services.launcher.resume(self.root, run_dir, mode, gpus)
+        except Exception as e:
+            self.call_from_thread(self.notify, f"{e}", title="Resume failed", severity="error")
+            return
+        self.call_from_thread(self._show_launched, launched, "resumed")
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """Stop/Resume belong to the Runs tab and Launch to the Train tab (footer shows only what applies)."""
+        tab = self.query_one(TabbedContent).active if self.is_mounted else None
+        if action in ("stop", "resume"):
+            return tab == "runs"
+        if action == "launch":
+            return tab == "train"
+        return True
+
+    @on(TabbedContent.TabActivated)
+    def _tab_changed(self) -> None:
+        self.refresh_bindings()
+
+    # ---- misc --------------------------------------------------------------------------------------------
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())

@@ -1,0 +1,83 @@
+"""Model presets and a GPU-memory estimate, without importing torch (the app must start instantly).
+
+The preset numbers mirror `model.config.PRESETS` (importing `model` would import torch); a unit test checks
+they stay equal, and that `param_count` equals the real model's parameter count.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VOCAB = 6400
+
+
+@dataclass(frozen=True)
+class Preset:
+    key: str
+    label: str
+    dim: int
+    n_layers: int
+    n_heads: int = 8
+    n_kv_heads: int = 2
+    use_moe: bool = False
+    max_seq_len: int | None = None  # the model's own cap, when the preset sets one
+
+
+PRESETS: dict[str, Preset] = {
+    "demo": Preset("demo", "demo (~1M)", 128, 4, max_seq_len=256),
+    "small": Preset("small", "26M small", 512, 8),
+    "base": Preset("base", "104M base", 768, 16),
+    "moe": Preset("moe", "MoE 145M", 640, 8, use_moe=True),
+}
+CUSTOM = "custom"
+
+# MoE layout (model.config defaults): 4 routed experts (top-2) plus one shared expert.
+N_ROUTED_EXPERTS, N_SHARED_EXPERTS, EXPERTS_PER_TOKEN = 4, 1, 2
+
+
+def hidden_dim(dim: int, multiple_of: int = 64) -> int:
+    hidden = int(2 * (4 * dim) / 3)
+    return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
+
+
+def param_count(dim: int, n_layers: int, use_moe: bool = False, n_heads: int = 8, n_kv_heads: int = 2,
+                vocab: int = VOCAB) -> int:
+    """Exact parameter count of MiniMindLM (tied embedding counted once)."""
+    kv_dim = n_kv_heads * (dim // n_heads)
+    attention = 2 * dim * dim + 2 * dim * kv_dim
+    ffn = 3 * dim * hidden_dim(dim)
+    if use_moe:
+        ffn = ffn * (N_ROUTED_EXPERTS + N_SHARED_EXPERTS) + N_ROUTED_EXPERTS * dim  # + router
+    return vocab * dim + n_layers * (attention + ffn + 2 * dim) + dim
+
+
+# Calibration (see tests/unit/test_gpu_estimate.py): autograd saves about 32 values per token, layer and
+# model dimension for a dense block (measured with saved_tensors_hooks), about 80 with MoE (three FFNs run per
+# token); under bf16/fp16 most are 2 bytes and the fp32 norm copies add ~25%. Logits: fp32 logits, their
+# softmax and gradient, 12 bytes per vocab entry. With these, batch 64 x 512, dim 512, 8 layers, bf16 comes
+# to ~14 GB, what the reference MiniMind run used.
+SAVED_PER_TOKEN_LAYER_DIM = {False: 32, True: 80}
+BYTES_PER_SAVED = {"bfloat16": 2.5, "float16": 2.5, "float32": 4.0}
+LOGIT_BYTES = 12
+CUDA_CONTEXT_GB = 0.5
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    params: int
+    weights_gb: float       # fp32 weights + grads + AdamW moments
+    activations_gb: float
+    logits_gb: float
+    total_gb: float
+
+
+def estimate_memory(dim: int, n_layers: int, batch_size: int, seq_len: int, dtype: str = "bfloat16",
+                    use_moe: bool = False, vocab: int = VOCAB) -> MemoryEstimate:
+    """Peak GPU memory of one training rank, in GB. An estimate (about ±50%), not a measurement."""
+    params = param_count(dim, n_layers, use_moe, vocab=vocab)
+    tokens = batch_size * seq_len
+    weights = params * 16  # fp32 master weights 4 + grads 4 + AdamW exp_avg 4 + exp_avg_sq 4
+    acts = tokens * n_layers * dim * SAVED_PER_TOKEN_LAYER_DIM[use_moe] * BYTES_PER_SAVED.get(dtype, 4.0)
+    logits = tokens * vocab * LOGIT_BYTES
+    gb = 1024**3
+    return MemoryEstimate(params, weights / gb, acts / gb, logits / gb,
+                          (weights + acts + logits) / gb + CUDA_CONTEXT_GB)

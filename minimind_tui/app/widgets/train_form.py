@@ -1,0 +1,300 @@
+"""The Train tab: choose data, model and hyper-parameters, see the exact shell command and a memory
+estimate, launch. The form only posts `LaunchRequested`; the app does the launching."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Grid, Horizontal, VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Button, Input, Label, Select, Static
+
+from minimind_tui.runs import layout
+from minimind_tui.runs.launcher import TrainSpec, shell_command
+
+from ..datasets import demo_dataset, describe_file, local_datasets
+from ..presets import CUSTOM, PRESETS, estimate_memory
+
+MODE_DEFAULTS = {  # MiniMind's recipe
+    "pretrain": dict(learning_rate="5e-4", accumulation_steps="8"),
+    "sft": dict(learning_rate="5e-5", accumulation_steps="1"),
+}
+DTYPES = ("bfloat16", "float16", "float32")
+TRAINER_DEFAULT_INIT = "default"
+
+
+class FormError(ValueError):
+    pass
+
+
+@dataclass
+class _Choices:
+    datasets: list[tuple[str, str]]
+    checkpoints: list[tuple[str, str]]
+    demo: str | None
+
+
+class TrainForm(VerticalScroll):
+    class LaunchRequested(Message):
+        def __init__(self, spec: TrainSpec):
+            super().__init__()
+            self.spec = spec
+
+    class _Scanned(Message):
+        def __init__(self, choices: _Choices):
+            super().__init__()
+            self.choices = choices
+
+    class _Described(Message):
+        def __init__(self, path: str, text: str):
+            super().__init__()
+            self.path, self.text = path, text
+
+    # Attributes set by the app from the GPU monitor.
+    free_gb: reactive[float | None] = reactive(None)
+    gpu_count: reactive[int | None] = reactive(None)
+
+    def __init__(self, root: Path, demo: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.root = Path(root)
+        self.demo = demo
+        self._device_touched = False
+        self._demo_path: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Grid(id="form-grid"):
+            yield Label("Mode")
+            yield Select([("pretrain", "pretrain"), ("SFT", "sft")], value="sft" if self.demo else "pretrain",
+                         allow_blank=False, compact=True, id="mode")
+            yield Label("Model")
+            yield Select([(p.label, k) for k, p in PRESETS.items()] + [("custom", CUSTOM)],
+                         value="demo" if self.demo else "small", allow_blank=False, compact=True, id="preset")
+            yield Label("Dataset")
+            yield Select([], prompt="scanning ./dataset …", compact=True, id="dataset", classes="wide")
+            yield Label("Path")
+            yield Input(placeholder="path to a .jsonl file (relative to the project folder)", compact=True,
+                        id="data_path", classes="wide")
+            yield Label("")
+            yield Static("", id="data_info", classes="wide")
+            yield Label("dim")
+            yield Input("512", type="integer", compact=True, id="dim")
+            yield Label("layers")
+            yield Input("8", type="integer", compact=True, id="n_layers")
+            yield Label("Base", id="init_label")
+            yield Select([("trainer default (out/pretrain_<dim>.pth)", TRAINER_DEFAULT_INIT)],
+                         value=TRAINER_DEFAULT_INIT, allow_blank=False, compact=True, id="init", classes="wide")
+            yield Label("batch")
+            yield Input("32", type="integer", compact=True, id="batch_size")
+            yield Label("seq len")
+            yield Input("512", type="integer", compact=True, id="max_seq_len")
+            yield Label("lr")
+            yield Input(MODE_DEFAULTS["pretrain"]["learning_rate"], type="number", compact=True, id="learning_rate")
+            yield Label("epochs")
+            yield Input("1", type="integer", compact=True, id="epochs")
+            yield Label("accum")
+            yield Input(MODE_DEFAULTS["pretrain"]["accumulation_steps"], type="integer", compact=True,
+                        id="accumulation_steps")
+            yield Label("dtype")
+            yield Select([(d, d) for d in DTYPES], value="bfloat16", allow_blank=False, compact=True, id="dtype")
+            yield Label("device")
+            yield Input("cuda:0", compact=True, id="device")
+            yield Label("GPUs")
+            yield Input("1", type="integer", compact=True, id="gpus")
+        yield Static("", id="command")
+        with Horizontal(id="launch-row"):
+            yield Static("", id="estimate")
+            yield Button("Launch", id="launch", variant="success", compact=True)
+
+    def on_mount(self) -> None:
+        self._apply_mode(self._value("mode"))
+        self._apply_preset(self._value("preset"))
+        self.scan()
+
+    # ---- background work -------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="train-form-scan")
+    def scan(self) -> None:
+        """List ./dataset/*.jsonl, the demo corpus and checkpoints off the UI thread."""
+        datasets = [(str(p.relative_to(self.root)), str(p.relative_to(self.root))) for p in local_datasets(self.root)]
+        demo = demo_dataset("sft" if self.demo else "pretrain", self.root)
+        demo_value = str(demo) if demo else None
+        if demo_value:
+            datasets.insert(0, ("demo (bundled)", demo_value))
+        checkpoints = []
+        for ck in layout.find_checkpoints(self.root):
+            try:
+                value = str(ck.path.relative_to(self.root))
+            except ValueError:
+                value = str(ck.path)
+            checkpoints.append((ck.label, value))
+        self.post_message(self._Scanned(_Choices(datasets, checkpoints, demo_value)))
+
+    @work(thread=True, exclusive=True, group="train-form-describe")
+    def describe(self, path: str) -> None:
+        full = Path(path) if Path(path).is_absolute() else self.root / path
+        self.post_message(self._Described(path, describe_file(full)))
+
+    @on(_Scanned)
+    def _scanned(self, message: _Scanned) -> None:
+        choices = message.choices
+        self._demo_path = choices.demo
+        dataset = self.query_one("#dataset", Select)
+        if choices.datasets:
+            dataset.set_options(choices.datasets)
+            dataset.prompt = "choose a file"
+        else:
+            dataset.set_options([])
+            dataset.prompt = "no .jsonl in ./dataset — type a path below"
+        if self.demo and choices.demo:
+            dataset.value = choices.demo
+        init = self.query_one("#init", Select)
+        init.set_options([("trainer default (out/pretrain_<dim>.pth)", TRAINER_DEFAULT_INIT), *choices.checkpoints])
+        init.value = TRAINER_DEFAULT_INIT
+
+    @on(_Described)
+    def _described(self, message: _Described) -> None:
+        if message.path == self.query_one("#data_path", Input).value.strip():
+            self.query_one("#data_info", Static).update(message.text)
+
+    # ---- reacting to edits ---------------------------------------------------------------------------
+    @on(Select.Changed, "#mode")
+    def _mode_changed(self, event: Select.Changed) -> None:
+        self._apply_mode(str(event.value))
+
+    @on(Select.Changed, "#preset")
+    def _preset_changed(self, event: Select.Changed) -> None:
+        self._apply_preset(str(event.value))
+
+    @on(Select.Changed, "#dataset")
+    def _dataset_changed(self, event: Select.Changed) -> None:
+        if event.value is not Select.NULL:
+            self.query_one("#data_path", Input).value = str(event.value)
+
+    @on(Input.Changed, "#data_path")
+    def _path_changed(self, event: Input.Changed) -> None:
+        path = event.value.strip()
+        self.query_one("#data_info", Static).update("…" if path else "")
+        if path:
+            self.describe(path)
+        self.refresh_preview()
+
+    @on(Input.Changed, "#device")
+    def _device_changed(self, event: Input.Changed) -> None:
+        self._device_touched = self._device_touched or self.is_mounted and self.app.focused is event.input
+        self.refresh_preview()
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    def _any_changed(self) -> None:
+        self.refresh_preview()
+
+    def _apply_mode(self, mode: str) -> None:
+        for field, value in MODE_DEFAULTS[mode].items():
+            self.query_one(f"#{field}", Input).value = value
+        sft = mode == "sft"
+        self.query_one("#init", Select).disabled = not sft
+        self.query_one("#init_label", Label).update("Base" if sft else "Base (SFT)")
+        self.refresh_preview()
+
+    def _apply_preset(self, key: str) -> None:
+        custom = key == CUSTOM
+        for field in ("dim", "n_layers"):
+            self.query_one(f"#{field}", Input).disabled = not custom
+        if not custom:
+            p = PRESETS[key]
+            self.query_one("#dim", Input).value = str(p.dim)
+            self.query_one("#n_layers", Input).value = str(p.n_layers)
+            if p.max_seq_len:
+                seq = self.query_one("#max_seq_len", Input)
+                if not seq.value.isdigit() or int(seq.value) > p.max_seq_len:
+                    seq.value = str(p.max_seq_len)
+        self.refresh_preview()
+
+    def watch_gpu_count(self, count: int | None) -> None:
+        if count is not None and not self._device_touched:
+            self.query_one("#device", Input).value = "cuda:0" if count else "cpu"
+        self.refresh_preview()
+
+    def watch_free_gb(self) -> None:
+        self.refresh_preview()
+
+    # ---- the spec --------------------------------------------------------------------------------------
+    def _value(self, widget_id: str) -> str:
+        widget = self.query_one(f"#{widget_id}")
+        value = widget.value  # type: ignore[attr-defined]
+        return "" if value is Select.NULL else str(value).strip()
+
+    def _int(self, widget_id: str, label: str, minimum: int = 1) -> int:
+        text = self._value(widget_id)
+        try:
+            value = int(text)
+        except ValueError:
+            raise FormError(f"{label}: {text!r} is not a whole number") from None
+        if value < minimum:
+            raise FormError(f"{label}: must be at least {minimum}")
+        return value
+
+    def spec(self) -> TrainSpec:
+        """The form as a TrainSpec; FormError names the field that is wrong."""
+        mode = self._value("mode")
+        data_path = self._value("data_path")
+        if not data_path:
+            raise FormError("dataset: choose a file or type a path")
+        try:
+            lr = float(self._value("learning_rate"))
+        except ValueError:
+            raise FormError(f"lr: {self._value('learning_rate')!r} is not a number") from None
+        if not lr > 0:
+            raise FormError("lr: must be positive")
+        preset = self._value("preset")
+        init = self._value("init") if mode == "sft" else "none"
+        device = self._value("device") or "cpu"
+        return TrainSpec(
+            mode=mode, data_path=data_path, batch_size=self._int("batch_size", "batch"),
+            learning_rate=lr, epochs=self._int("epochs", "epochs"),
+            accumulation_steps=self._int("accumulation_steps", "accum"),
+            dim=self._int("dim", "dim", 8), n_layers=self._int("n_layers", "layers"),
+            max_seq_len=self._int("max_seq_len", "seq len", 2),
+            use_moe=PRESETS[preset].use_moe if preset in PRESETS else False,
+            dtype=self._value("dtype"), device=device,
+            init=None if init == TRAINER_DEFAULT_INIT else init,
+            gpus=self._int("gpus", "GPUs"))
+
+    def refresh_preview(self) -> None:
+        if not self.is_mounted:
+            return
+        command = self.query_one("#command", Static)
+        estimate = self.query_one("#estimate", Static)
+        try:
+            spec = self.spec()
+        except FormError as e:
+            command.update(Text(f"⚠ {e}", style="yellow"))
+            estimate.update("")
+            return
+        command.update(Text("$ " + shell_command(spec.train_args(), gpus=spec.gpus), style="bold"))
+        estimate.update(self._estimate_text(spec))
+
+    def _estimate_text(self, spec: TrainSpec) -> Text:
+        est = estimate_memory(spec.dim, spec.n_layers, spec.batch_size, spec.max_seq_len, spec.dtype, spec.use_moe)
+        params = f"{est.params / 1e6:.1f}M params"
+        if spec.device.startswith("cpu"):
+            return Text(f"{params} · CPU run, ≈{est.total_gb - 0.5:.1f} GB RAM (estimate)", style="dim")
+        if self.free_gb is None:
+            return Text(f"{params} · ≈{est.total_gb:.1f} GB per GPU (estimate); free GPU memory unknown")
+        if est.total_gb > self.free_gb:
+            return Text(f"⚠ {params} · ≈{est.total_gb:.1f} GB per GPU (estimate) > {self.free_gb:.1f} GB free: "
+                        "lower batch or seq len", style="bold red")
+        return Text(f"{params} · ≈{est.total_gb:.1f} GB per GPU (estimate) of {self.free_gb:.1f} GB free",
+                    style="green")
+
+    @on(Button.Pressed, "#launch")
+    def request_launch(self) -> None:
+        try:
+            spec = self.spec()
+        except FormError as e:
+            self.app.notify(str(e), title="Cannot launch", severity="error")
+            return
+        self.post_message(self.LaunchRequested(spec))

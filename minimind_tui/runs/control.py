@@ -1,0 +1,114 @@
+"""Stop a run: SIGINT to the trainer's process group (the trainer finishes its step, saves and writes an
+`end` event), then SIGKILL to the group if it has not exited within the timeout.
+
+The group is the session the launcher created, so torchrun and every rank get the signal. Never signals
+the caller's own process group."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from . import layout
+from .launcher import launcher_pid
+
+DEFAULT_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class StopOutcome:
+    result: str        # "stopped" (exited after SIGINT) | "killed" (needed SIGKILL) | "not_running" | "survived"
+    message: str
+    seconds: float
+
+
+def run_pids(run_dir: Path) -> list[int]:
+    """The trainer's pid (from its lock) and the launcher's, whichever are alive."""
+    pids = [p for p in (layout.lock_pid(run_dir), launcher_pid(run_dir)) if p is not None]
+    return [p for p in dict.fromkeys(pids) if _alive(p)]
+
+
+def stop_run(run_dir: Path, timeout: float = DEFAULT_TIMEOUT_S, poll: float = 0.1,
+             clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+             progress: Callable[[str], None] | None = None) -> StopOutcome:
+    run_dir = Path(run_dir)
+    t0 = clock()
+    pids = run_pids(run_dir)
+    if not pids:
+        return StopOutcome("not_running", f"{run_dir.name}: no running trainer process", 0.0)
+    targets = _targets(pids)
+    _signal(targets, signal.SIGINT)
+    if progress:
+        progress(f"sent SIGINT to {_describe(targets)}; waiting up to {timeout:g}s for it to save and exit")
+    if _wait_gone(targets, t0 + timeout, poll, clock, sleep):
+        return StopOutcome("stopped", f"{run_dir.name} stopped after {clock() - t0:.1f}s", clock() - t0)
+    if progress:
+        progress(f"still running after {timeout:g}s; sending SIGKILL")
+    _signal(targets, signal.SIGKILL)
+    if _wait_gone(targets, clock() + 10.0, poll, clock, sleep):
+        return StopOutcome("killed", f"{run_dir.name} did not stop within {timeout:g}s and was killed",
+                           clock() - t0)
+    return StopOutcome("survived", f"{run_dir.name}: processes {_describe(targets)} survived SIGKILL",
+                       clock() - t0)
+
+
+def _targets(pids: list[int]) -> list[tuple[str, int]]:
+    """("group", pgid) for pids in their own group, ("pid", pid) for any sharing our group."""
+    own = os.getpgid(0)
+    targets: list[tuple[str, int]] = []
+    for pid in pids:
+        try:
+            pgid = os.getpgid(pid)
+        except ProcessLookupError:
+            continue
+        target = ("group", pgid) if pgid != own and pgid > 1 else ("pid", pid)
+        if target not in targets:
+            targets.append(target)
+    return targets
+
+
+def _signal(targets: list[tuple[str, int]], sig: int) -> None:
+    for kind, ident in targets:
+        try:
+            (os.killpg if kind == "group" else os.kill)(ident, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _wait_gone(targets, deadline: float, poll: float, clock, sleep) -> bool:
+    while True:
+        if not any(_target_alive(t) for t in targets):
+            return True
+        if clock() >= deadline:
+            return False
+        sleep(poll)
+
+
+def _target_alive(target: tuple[str, int]) -> bool:
+    kind, ident = target
+    if kind == "pid":
+        return _alive(ident)
+    for p in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(p.pid) == ident and p.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return False
+
+
+def _alive(pid: int) -> bool:
+    """Exists and is not a zombie (a finished child its parent has not reaped yet)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _describe(targets) -> str:
+    return ", ".join(f"process group {i}" if k == "group" else f"pid {i}" for k, i in targets)

@@ -1,0 +1,156 @@
+"""Start a trainer detached from the dashboard.
+
+The trainer runs in its own session (start_new_session=True): closing the app, a dropped SSH connection or
+Ctrl-C in the app never reaches it. stdin is /dev/null; stdout and stderr go to RUN_DIR/launcher.log (the
+trainer writes train.log itself). The dashboard only ever talks to it through the run directory.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from . import layout
+
+LAUNCHER_LOG = "launcher.log"
+LAUNCHER_PID = "launcher.pid"  # pid of the process we started (torchrun or the trainer); a session leader
+
+
+@dataclass
+class TrainSpec:
+    """What the Train form chose; flag names are MiniMind's so the shell command pastes into its recipes."""
+    mode: str                      # "pretrain" | "sft"
+    data_path: str
+    batch_size: int = 32
+    learning_rate: float = 5e-4
+    epochs: int = 1
+    accumulation_steps: int = 8
+    dim: int = 512
+    n_layers: int = 8
+    max_seq_len: int = 512
+    use_moe: bool = False
+    dtype: str = "bfloat16"
+    device: str = "cuda:0"
+    init: str | None = None        # SFT base weights; None lets the trainer use its default
+    out_dir: str = "out"
+    gpus: int = 1
+    extra: list[str] = field(default_factory=list)
+
+    def train_args(self) -> list[str]:
+        args = [self.mode, "--data_path", self.data_path, "--batch_size", str(self.batch_size),
+                "--learning_rate", f"{self.learning_rate:g}", "--epochs", str(self.epochs),
+                "--accumulation_steps", str(self.accumulation_steps), "--dim", str(self.dim),
+                "--n_layers", str(self.n_layers), "--max_seq_len", str(self.max_seq_len),
+                "--use_moe", "1" if self.use_moe else "0", "--dtype", self.dtype]
+        if self.gpus <= 1:  # under torchrun each rank picks its own GPU from LOCAL_RANK
+            args += ["--device", self.device]
+        if self.init:
+            args += ["--init", self.init]
+        return args + ["--out_dir", self.out_dir, *self.extra]
+
+
+def train_argv(train_args: list[str], run_dir: Path | str | None, gpus: int = 1,
+               python: str = sys.executable) -> list[str]:
+    """The exact argv; `torch.distributed.run` is what the `torchrun` script runs, without needing PATH."""
+    tail = ["train", *train_args] + (["--run_dir", str(run_dir)] if run_dir is not None else [])
+    if gpus > 1:
+        return [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(gpus),
+                "-m", "minimind_tui", *tail]
+    return [python, "-m", "minimind_tui", *tail]
+
+
+def shell_command(train_args: list[str], run_dir: str | None = None, gpus: int = 1) -> str:
+    """The same command as a person would type it (what the Train tab shows for copying into a script)."""
+    tail = shlex.join(["train", *train_args] + (["--run_dir", run_dir] if run_dir else []))
+    if gpus > 1:
+        return f"torchrun --standalone --nproc_per_node {gpus} -m minimind_tui {tail}"
+    return f"minimind-tui {tail}"
+
+
+@dataclass
+class Launched:
+    run_dir: Path
+    pid: int
+    argv: list[str]
+
+
+class Launcher(Protocol):
+    def launch(self, root: Path, mode: str, train_args: list[str], gpus: int = 1) -> Launched: ...
+
+    def resume(self, root: Path, run_dir: Path, mode: str, gpus: int = 1) -> Launched: ...
+
+    def exit_code(self, run_dir: Path) -> int | None: ...
+
+
+def create_run_dir(root: Path, mode: str, now: float | None = None) -> Path:
+    runs = Path(root) / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    base = layout.new_run_id(mode, now)
+    for n in range(1, 1000):
+        run_dir = runs / (base if n == 1 else f"{base}-{n}")
+        try:
+            run_dir.mkdir(mode=0o700)  # runs may hold private data: owner only
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a run directory under {runs}")
+
+
+class ProcessLauncher:
+    """Starts real trainer processes. Keeps their Popen objects so they are reaped (no zombies while the
+    app runs) and so the app can tell "killed by signal 9" from "exited with status 1"."""
+
+    def __init__(self, python: str = sys.executable, clock=time.time):
+        self.python = python
+        self.clock = clock
+        self._procs: dict[Path, subprocess.Popen] = {}
+
+    def launch(self, root: Path, mode: str, train_args: list[str], gpus: int = 1) -> Launched:
+        run_dir = create_run_dir(root, mode, self.clock())
+        # Relative to root, the working directory of the trainer: keeps absolute paths out of the command.
+        argv = train_argv(train_args, Path("runs") / run_dir.name, gpus, self.python)
+        return self._start(Path(root), run_dir, argv)
+
+    def resume(self, root: Path, run_dir: Path, mode: str, gpus: int = 1) -> Launched:
+        argv = train_argv([mode, "--resume", _relative(run_dir, root)], None, gpus, self.python)
+        return self._start(Path(root), Path(run_dir), argv)
+
+    def _start(self, root: Path, run_dir: Path, argv: list[str]) -> Launched:
+        log_path = run_dir / LAUNCHER_LOG
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab", buffering=0) as log:
+            log.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {shlex.join(argv)}\n".encode())
+            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            proc = subprocess.Popen(argv, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True, close_fds=True, env=env)
+        (run_dir / LAUNCHER_PID).write_text(f"{proc.pid}\n")
+        self._procs[run_dir.resolve()] = proc
+        return Launched(run_dir, proc.pid, argv)
+
+    def exit_code(self, run_dir: Path) -> int | None:
+        """The exit status of a process this launcher started (reaping it), or None if running/unknown."""
+        proc = self._procs.get(Path(run_dir).resolve())
+        return None if proc is None else proc.poll()
+
+    def reap(self) -> None:
+        for proc in self._procs.values():
+            proc.poll()
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(root).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def launcher_pid(run_dir: Path) -> int | None:
+    try:
+        return int((Path(run_dir) / LAUNCHER_PID).read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None

@@ -1,0 +1,277 @@
+"""Turn a run's events, heartbeat and pids into what a person wants to know: status, loss, progress, reason.
+
+`RunState` folds events in incrementally (the dashboard feeds it from a tail reader in a worker thread);
+`RunState.summary()` decides the status. Statuses:
+  starting  process started, no heartbeat yet          live     heartbeat fresh
+  stalled   alive but no heartbeat / no step for long   done / stopped / failed / oom   from the `end` event
+  killed    no `end`, no live process: SIGKILL, host OOM or power loss (resume from the last checkpoint)
+"""
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import layout
+from .launcher import LAUNCHER_LOG, LAUNCHER_PID, launcher_pid
+from .reader import read_all
+
+FINISHED = ("done", "stopped", "failed", "oom", "killed")
+# With no heartbeat yet, a just-started process is "starting" (torch import, tokenising) rather than stalled.
+STARTUP_GRACE_S = 600.0
+
+
+class Downsampler:
+    """Keeps at most `capacity` points of an unbounded series by averaging neighbours: when full, pairs
+    merge and each new point covers twice as many steps. Memory stays bounded for any run length."""
+
+    def __init__(self, capacity: int = 1024):
+        self.capacity = capacity
+        self.values: list[float] = []
+        self.bucket = 1
+        self._sum = 0.0
+        self._count = 0
+
+    def add(self, value: float) -> None:
+        self._sum += value
+        self._count += 1
+        if self._count == self.bucket:
+            self.values.append(self._sum / self._count)
+            self._sum, self._count = 0.0, 0
+            if len(self.values) >= self.capacity:
+                v = self.values
+                self.values = [(v[i] + v[i + 1]) / 2 for i in range(0, len(v) - 1, 2)]
+                self.bucket *= 2
+
+    def points(self) -> list[float]:
+        return self.values + ([self._sum / self._count] if self._count else [])
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    status: str
+    reason: str = ""
+    mode: str | None = None
+    dataset: str | None = None
+    step: int | None = None
+    total: int | None = None
+    epoch: int | None = None
+    epochs: int | None = None
+    loss: float | None = None
+    lr: float | None = None
+    tokens_per_s: float | None = None
+    eta_s: float | None = None
+    duration_s: float | None = None
+    mem_peak_gb: float | None = None
+    last_ckpt_step: int | None = None
+    last_ckpt_path: str | None = None
+    pid: int | None = None
+    world_size: int = 1
+    heartbeat_age_s: float | None = None
+    loss_points: tuple[float, ...] = ()
+    lr_points: tuple[float, ...] = ()
+    notes: tuple[str, ...] = ()  # log/checkpoint_failed/stall messages, newest last
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in ("starting", "live", "stalled")
+
+    @property
+    def can_resume(self) -> bool:
+        return self.status in ("stopped", "killed", "failed", "oom") and self.last_ckpt_step is not None
+
+
+@dataclass
+class RunState:
+    run_dir: Path
+    start: dict | None = None
+    last_step: dict | None = None
+    last_ckpt: dict | None = None
+    end: dict | None = None
+    last_oom: dict | None = None
+    last_stall: dict | None = None
+    first_time: float | None = None
+    last_time: float | None = None
+    loss: Downsampler = field(default_factory=Downsampler)
+    lr: Downsampler = field(default_factory=Downsampler)
+    notes: list[str] = field(default_factory=list)
+    config: dict | None = None
+
+    def add(self, events: list[dict]) -> None:
+        for e in events:
+            kind = e.get("event")
+            t = e.get("time")
+            if isinstance(t, (int, float)):
+                self.first_time = t if self.first_time is None else self.first_time
+                self.last_time = t
+            if kind == "start":
+                self.start = e
+                self.end = None  # a resumed run appends a new start after the old end
+            elif kind == "step":
+                self.last_step = e
+                if isinstance(e.get("loss"), (int, float)):
+                    self.loss.add(float(e["loss"]))
+                if isinstance(e.get("lr"), (int, float)):
+                    self.lr.add(float(e["lr"]))
+            elif kind == "ckpt":
+                self.last_ckpt = e
+            elif kind == "end":
+                self.end = e
+            elif kind == "oom":
+                self.last_oom = e
+            elif kind == "stall":
+                self.last_stall = e
+                self._note(f"stalled at step {e.get('step')}: no step for {_secs(e.get('seconds_since_step'))}")
+            elif kind == "checkpoint_failed":
+                self._note(f"checkpoint at step {e.get('step')} FAILED: {e.get('reason')}")
+            elif kind == "log" and e.get("message"):
+                self._note(str(e["message"]))
+
+    def _note(self, text: str) -> None:
+        self.notes.append(text)
+        del self.notes[:-20]
+
+    def _config(self) -> dict:
+        if self.config is None:
+            self.config = layout.read_json(self.run_dir / layout.CONFIG) or {}
+        return self.config
+
+    def summary(self, now: float | None = None, exit_code: int | None = None) -> RunSummary:
+        now = time.time() if now is None else now
+        step = self.last_step or {}
+        start = self.start or {}
+        cfg = self._config()
+        args = cfg.get("args") if isinstance(cfg.get("args"), dict) else cfg
+        status, reason, pid, hb_age = self._status(now, exit_code)
+        mode = start.get("mode") or cfg.get("mode") or _mode_from_id(self.run_dir.name)
+        end_time = (self.end or {}).get("time") or (self.last_time if status not in ("live", "stalled", "starting") else now)
+        return RunSummary(
+            run_id=self.run_dir.name, status=status, reason=reason, mode=mode,
+            dataset=_dataset_name(args.get("data_path")),
+            step=step.get("step"), total=step.get("total") or start.get("total"),
+            epoch=step.get("epoch"), epochs=args.get("epochs"),
+            loss=step.get("loss"), lr=step.get("lr"), tokens_per_s=step.get("tokens_per_s"),
+            eta_s=step.get("eta") if status in ("live", "stalled") else None,
+            duration_s=(end_time - self.first_time) if self.first_time is not None and end_time else None,
+            mem_peak_gb=step.get("mem_peak_gb"),
+            last_ckpt_step=(self.last_ckpt or {}).get("step") if self.last_ckpt else _disk_ckpt_step(self.run_dir),
+            last_ckpt_path=(self.last_ckpt or {}).get("path"),
+            pid=pid, world_size=int(start.get("world_size") or 1), heartbeat_age_s=hb_age,
+            loss_points=tuple(self.loss.points()), lr_points=tuple(self.lr.points()), notes=tuple(self.notes),
+        )
+
+    def _status(self, now: float, exit_code: int | None) -> tuple[str, str, int | None, float | None]:
+        run_dir = self.run_dir
+        hb_age = layout.heartbeat_age(run_dir, now)
+        pid = layout.lock_pid(run_dir) or launcher_pid(run_dir)
+        pid_alive = pid is not None and layout.pid_exists(pid) and exit_code is None
+        at = f" at step {self.last_step['step']}" if self.last_step else ""
+        if self.end is not None:
+            status = str(self.end.get("status") or "done")
+            reason = str(self.end.get("reason") or "")
+            if status == "oom":
+                reason = _oom_reason(self.last_oom or self.end) or reason
+            return status, reason, pid, hb_age
+        if pid_alive:
+            if hb_age is None:
+                started = _mtime(run_dir / LAUNCHER_PID) or _mtime(run_dir)
+                if started is not None and now - started > STARTUP_GRACE_S:
+                    return "stalled", f"process {pid} alive but no heartbeat after {_secs(now - started)}", pid, None
+                return "starting", "", pid, None
+            if hb_age > layout.HEARTBEAT_STALE_S:
+                return "stalled", f"no heartbeat for {_secs(hb_age)}{at} (process {pid} still exists)", pid, hb_age
+            stall = self.last_stall
+            if stall and (not self.last_step or stall.get("time", 0) >= self.last_step.get("time", 0)):
+                return "stalled", f"no step for {_secs(stall.get('seconds_since_step'))}{at}", pid, hb_age
+            return "live", "", pid, hb_age
+        if pid is None and hb_age is not None and hb_age <= layout.HEARTBEAT_STALE_S:
+            return "live", "", None, hb_age  # a trainer that wrote no lock (or on another host)
+        if exit_code is not None and exit_code < 0:
+            return "killed", f"killed by {_signal_name(-exit_code)}{at}", pid, hb_age
+        if exit_code is not None and exit_code > 0:
+            return "failed", f"exited with status {exit_code}{at}: {_last_line(run_dir)}", pid, hb_age
+        if self.start is None and self.last_step is None:
+            return "failed", f"trainer exited before starting: {_last_line(run_dir)}", pid, hb_age
+        return "killed", (f"ended without an end event{at} (killed by a signal, host out of memory or power loss)"
+                          ), pid, hb_age
+
+
+def summarize(run_dir: Path, now: float | None = None, exit_code: int | None = None) -> RunSummary:
+    """One-shot summary of a run directory (the `runs list` command and the Runs table)."""
+    state = RunState(Path(run_dir))
+    state.add(read_all(Path(run_dir) / layout.METRICS))
+    return state.summary(now, exit_code)
+
+
+def _oom_reason(e: dict) -> str:
+    text = f"out of GPU memory at step {e.get('step')}"
+    if e.get("suggestion"):
+        text += f" — try batch size {e['suggestion']}"
+    return text
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+def _last_line(run_dir: Path) -> str:
+    """The last non-empty line of what the process printed: usually the error."""
+    for name in (layout.LOG, LAUNCHER_LOG):
+        try:
+            with open(run_dir / name, "rb") as f:
+                f.seek(0, 2)
+                f.seek(max(0, f.tell() - 4096))
+                lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+        except FileNotFoundError:
+            continue
+        if lines and not (name == LAUNCHER_LOG and lines[-1].startswith("[")):
+            return lines[-1][:200]
+    return "see launcher.log"
+
+
+def _disk_ckpt_step(run_dir: Path) -> int | None:
+    done = layout.complete_checkpoints(run_dir)
+    if not done:
+        return None
+    try:
+        return int(done[-1].name.split("_")[-1])
+    except ValueError:
+        return None
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def _mode_from_id(run_id: str) -> str | None:
+    for mode in ("pretrain", "sft"):
+        if mode in run_id:
+            return mode
+    return None
+
+
+def _dataset_name(path) -> str | None:
+    return Path(str(path)).name if path else None
+
+
+def _secs(s) -> str:
+    if not isinstance(s, (int, float)):
+        return "?"
+    s = int(s)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def format_duration(s: float | None) -> str:
+    return "—" if s is None else _secs(s)
