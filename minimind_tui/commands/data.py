@@ -1,0 +1,197 @@
+"""`minimind-tui data inspect|validate FILE`: what a training JSONL file holds, from the command line.
+
+`inspect` prints the statistics the dashboard's Dataset tab shows (or `--json` for scripts); `--line N`
+shows one sample as the trainer sees it. `validate` lists bad lines and exits 2 when there are any.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from minimind_tui.errors import UserError
+
+LISTED = 20  # bad lines / examples printed in the human-readable report
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="inspect or validate a pretraining / SFT JSONL file")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    i = dsub.add_parser("inspect", help="statistics of a JSONL file: bad lines, duplicates, token lengths, "
+                        "truncation, trained tokens, time per epoch",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _common(i)
+    i.add_argument("--max-seq-len", "--max_seq_len", dest="max_seq_len", type=int, default=512,
+                   help="training sequence length: longer samples are truncated to it")
+    i.add_argument("--tokenizer", type=Path, default=None,
+                   help="tokenizer directory (default: <root>/model/minimind_tokenizer, else the bundled demo one)")
+    i.add_argument("--no-tokens", action="store_true",
+                   help="skip tokenization: only lines, bad lines and duplicates (much faster)")
+    i.add_argument("--throughput", type=float, default=None,
+                   help="training speed in real (non-padding) tokens/s, to estimate the time per epoch")
+    i.add_argument("--line", type=int, default=None,
+                   help="instead of statistics, show line N as trained: template-rendered text, tokens, loss mask")
+    i.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    i.set_defaults(func=run_inspect)
+    v = dsub.add_parser("validate", help="list bad lines (FILE:LINE: reason); exit status 2 if there are any",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _common(v)
+    v.set_defaults(func=run_validate)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", type=Path, help="JSONL file: one {\"text\"} or {\"conversations\"} object per line")
+    p.add_argument("--kind", choices=["pretrain", "sft"], default=None,
+                   help="data kind (default: detected from the first good line)")
+
+
+def _open(args):
+    from dataset.jsonl import JsonlFile
+    from dataset.stats import detect_file_kind
+
+    jsonl = JsonlFile(args.file, progress=_progress_printer("indexing"))
+    kind = args.kind or detect_file_kind(jsonl)
+    if kind is None:
+        raise UserError(f"{args.file}: cannot tell pretraining ({{\"text\": ...}}) from SFT "
+                        f"({{\"conversations\": [...]}}) data in its first lines; pass --kind pretrain or --kind sft")
+    return jsonl, kind
+
+
+def _progress_printer(what: str):
+    if not sys.stderr.isatty():
+        return None
+    last = [-1]
+
+    def show(done: int, total: int) -> None:
+        pct = 100 * done // max(total, 1)
+        if pct != last[0]:
+            last[0] = pct
+            print(f"\r{what} {pct:3d}%", end="" if pct < 100 else "\n", file=sys.stderr, flush=True)
+    return show
+
+
+def run_inspect(args) -> int:
+    from dataset.preview import load_tokenizer
+    from dataset.stats import compute_stats
+
+    if args.max_seq_len < 2:
+        raise UserError(f"--max-seq-len must be at least 2, got {args.max_seq_len}")
+    jsonl, kind = _open(args)
+    tok = None if args.no_tokens and args.line is None else load_tokenizer(args.tokenizer, root=args.root)
+    if args.line is not None:
+        return _show_line(args, jsonl, kind, tok)
+    st = compute_stats(jsonl, kind, tok, args.max_seq_len, args.throughput,
+                       progress=_progress_printer("scanning"))
+    if args.json:
+        print(json.dumps(st.to_dict(), ensure_ascii=False))
+    else:
+        print(format_report(st))
+    return 0
+
+
+def _show_line(args, jsonl, kind, tok) -> int:
+    from dataset.preview import sample_from_raw, token_view
+
+    if not 1 <= args.line <= len(jsonl):
+        raise UserError(f"{args.file}: --line {args.line} is out of range (the file has {len(jsonl)} lines)")
+    sample = sample_from_raw(jsonl.line(args.line - 1), args.line - 1, kind)
+    if not sample.ok:
+        raise UserError(f"{args.file}:{args.line}: {sample.error}")
+    tv = token_view(sample, tok, args.max_seq_len)
+    if args.json:
+        out = {"line": args.line, "kind": kind, "messages": sample.messages, **tv.to_dict()}
+        print(json.dumps(out, ensure_ascii=False))
+        return 0
+    print(f"{args.file}:{args.line} ({kind})")
+    print(f"tokens {tv.n_tokens}, kept {tv.n_kept}, truncated {tv.n_truncated}, trained {tv.n_trained}"
+          + (f" (of which {tv.n_pad_trained} padding)" if tv.n_pad_trained else "")
+          + (f", trained tokens lost to truncation {tv.n_trained_lost}" if tv.n_trained_lost else ""))
+    print("[trained] tokens are counted by the loss; text after ✂ is cut at max_seq_len\n")
+    out, trained, cut = [], False, False
+    for p in tv.pieces:
+        if p.cut and not cut:
+            out.append("]✂" if trained else "✂")
+            trained, cut = False, True
+        if not p.cut and p.trained != trained:
+            out.append("[" if p.trained else "]")
+            trained = p.trained
+        out.append("<pad>" if p.pad else p.text)
+    if trained:
+        out.append("]")
+    print("".join(out))
+    return 0
+
+
+def run_validate(args) -> int:
+    from dataset.stats import compute_stats
+
+    jsonl, kind = _open(args)
+    st = compute_stats(jsonl, kind, progress=_progress_printer("checking"))
+    for b in st.bad[:LISTED]:
+        print(f"{args.file}:{b.line_number}: {b.reason}")
+    if st.bad_lines > LISTED:
+        print(f"... and {st.bad_lines - LISTED} more")
+    if st.bad_lines:
+        first = st.bad[0]
+        raise UserError(f"{args.file}:{first.line_number}: {first.reason} ({st.bad_lines} bad of {st.lines} lines). "
+                        f"Fix them, or train with --skip-bad-lines to leave them out.")
+    if not st.samples:
+        raise UserError(f"{args.file}: no {kind} samples in {st.lines} lines")
+    print(f"{args.file}: {st.samples:,} {kind} samples, no bad lines"
+          + (f", {st.duplicates:,} duplicates" if st.duplicates else ""))
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return (f"{d}d " if d else "") + (f"{h}h " if h or d else "") + f"{m}m {s:02d}s"
+
+
+def format_report(st) -> str:
+    """The human-readable report; the Dataset tab shows the same figures."""
+    lines = [f"{st.path}: {st.kind}, {st.lines:,} lines, {st.samples:,} samples, {st.bad_lines:,} bad lines"
+             + (f", {st.blank_lines:,} blank" if st.blank_lines else "")
+             + ("" if st.complete else " (cancelled: partial)")]
+    if st.bad_by_category:
+        lines.append("bad lines by kind: " + ", ".join(f"{k} {v:,}" for k, v in sorted(st.bad_by_category.items())))
+    lines.append(f"role-order problems: {st.role_order_problems:,}")
+    lines.append(f"duplicates: {st.duplicates:,} samples repeat an earlier one ({st.duplicate_groups:,} groups)")
+    for line, first in st.duplicate_examples[:5]:
+        lines.append(f"  line {line} = line {first}")
+    if st.lengths is None:
+        lines.append("token statistics: skipped (no tokenizer)")
+    else:
+        L = st.lengths
+        lines += [f"tokenizer: {st.tokenizer}, max_seq_len {st.max_seq_len}",
+                  f"token lengths: min {L.min}, median {L.median:g}, mean {L.mean:.1f}, p95 {L.p95:g}, max {L.max}",
+                  f"truncated: {st.truncated:,} samples ({100 * st.truncated_share:.1f}%), "
+                  f"{st.truncated_tokens:,} tokens cut",
+                  f"samples with zero trained tokens: {st.zero_trained:,}"
+                  + (f" (lines {', '.join(map(str, st.zero_trained_examples[:5]))}"
+                     + (", ..." if st.zero_trained > 5 else "") + ")" if st.zero_trained else ""),
+                  f"per epoch: {st.tokens_per_epoch:,} tokens ({st.padded_tokens_per_epoch:,} positions padded to "
+                  f"max_seq_len), {st.trained_tokens_per_epoch:,} trained"]
+        if st.seconds_per_epoch is not None:
+            lines.append(f"time per epoch at {st.throughput:,.0f} tokens/s: {_duration(st.seconds_per_epoch)}")
+        lines.append("token-length histogram:")
+        lines += histogram_lines(st.histogram, st.max_seq_len)
+    if st.bad:
+        lines.append("bad lines:")
+        lines += [f"  {st.path}:{b.line_number}: {b.reason}" for b in st.bad[:LISTED]]
+        if st.bad_lines > LISTED:
+            lines.append(f"  ... and {st.bad_lines - LISTED:,} more")
+    return "\n".join(lines)
+
+
+def histogram_lines(histogram: list[dict], max_seq_len: int, width: int = 40) -> list[str]:
+    top = max((b["count"] for b in histogram), default=0) or 1
+    out = []
+    for b in histogram:
+        mark = " ✂" if b["lo"] <= max_seq_len < b["hi"] else ""
+        bar = "█" * max(1 if b["count"] else 0, round(width * b["count"] / top))
+        out.append(f"  {b['lo']:>6}-{b['hi'] - 1:<6} {bar} {b['count']:,}{mark}")
+    return out
