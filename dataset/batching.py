@@ -1,0 +1,103 @@
+"""Which samples form each batch, and turning those samples into tensors padded only as far as needed.
+
+The reference pads every sample to max_seq_len; here a batch is padded to its own longest sample.
+Causal attention means the real positions never see the padding, and padded positions carry loss
+mask 0, so the loss equals the reference's.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator, NamedTuple
+
+import numpy as np
+import torch
+
+
+def epoch_order(n: int, epoch: int, seed: int, shuffle: bool) -> np.ndarray:
+    """Sample order for one epoch: file order, or a permutation seeded by (seed, epoch)."""
+    if not shuffle:
+        return np.arange(n, dtype=np.int64)
+    return np.random.default_rng([seed, epoch]).permutation(n).astype(np.int64)
+
+
+def batches_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
+    """Single process: the last batch may be short (as in the reference's DataLoader). Several
+    processes: only whole global batches, so every rank steps the same number of times."""
+    if world_size == 1:
+        return math.ceil(n / batch_size)
+    return n // (batch_size * world_size)
+
+
+def epoch_batches(n: int, epoch: int, batch_size: int, seed: int, shuffle: bool,
+                  world_size: int = 1, rank: int = 0) -> list[np.ndarray]:
+    """This rank's sample indices for each batch of the epoch. Global batch k is samples
+    order[k*B*W : (k+1)*B*W]; rank r takes the r-th slice of B, so a run on W processes sees the same
+    global batches as one process with batch size B*W."""
+    order = epoch_order(n, epoch, seed, shuffle)
+    global_batch = batch_size * world_size
+    out = []
+    for k in range(batches_per_epoch(n, batch_size, world_size)):
+        start = k * global_batch + rank * batch_size
+        out.append(order[start:start + batch_size])
+    return out
+
+
+class Batch(NamedTuple):
+    X: torch.Tensor          # (B, T) input ids
+    Y: torch.Tensor          # (B, T) next-token targets
+    loss_mask: torch.Tensor  # (B, T) 1 where the loss counts
+    real_tokens: int         # non-padding input positions
+    padded_tokens: int       # B * T positions actually computed
+
+
+class Collator:
+    """Turns a list of sample indices into a Batch, reading token ids from a TokenCache."""
+
+    def __init__(self, cache, pad_id: int = 0, pin_memory: bool = False):
+        self.cache = cache
+        self.pad_id = pad_id
+        self.pin_memory = pin_memory
+
+    def __call__(self, indices) -> Batch:
+        indices = np.asarray(indices, dtype=np.int64)
+        starts = self.cache.offsets[indices]
+        lengths = self.cache.lengths[indices]
+        width = max(int(lengths.max()), 2)  # ids per row; X and Y are one shorter
+        ids = np.full((len(indices), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(indices), width), dtype=np.int64)
+        for row, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist())):  # one slice copy per sample
+            ids[row, :n] = self.cache.tokens[s:s + n]
+            mask[row, :n] = self.cache.mask[s:s + n]
+        ids_t = torch.from_numpy(ids)
+        X = ids_t[:, :-1].contiguous()
+        Y = ids_t[:, 1:].contiguous()
+        M = torch.from_numpy(mask[:, 1:].copy())
+        if self.pin_memory:
+            X, Y, M = X.pin_memory(), Y.pin_memory(), M.pin_memory()
+        real = int(np.maximum(lengths - 1, 0).sum())
+        return Batch(X, Y, M, real, X.numel())
+
+
+class _IndexDataset(torch.utils.data.Dataset):
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+def iterate(batches: list[np.ndarray], collate: Collator, num_workers: int = 0) -> Iterator[Batch]:
+    """Collated batches in order; with workers, a DataLoader prepares the next ones in the background."""
+    if num_workers <= 0:
+        for b in batches:
+            yield collate(b)
+        return
+    # Workers cannot pin (that needs CUDA in the worker); the loader pins in the main process instead.
+    unpinned = Collator(collate.cache, collate.pad_id, pin_memory=False)
+    loader = torch.utils.data.DataLoader(
+        _IndexDataset(len(collate.cache)), batch_sampler=[b.tolist() for b in batches],
+        collate_fn=unpinned, num_workers=num_workers, pin_memory=collate.pin_memory)
+    yield from loader

@@ -1,0 +1,24 @@
+"""The trainer: `minimind-tui train pretrain|sft`. Never imports Textual.
+
+One job per module:
+  args.py          the command line (MiniMind's flag names), per-mode defaults, resume merging
+  schedule.py      the learning-rate schedule
+  distributed.py   torchrun/DDP set-up, rank helpers, cross-rank sums
+  run_dir.py       creating a run directory, config.json, finding what --resume names
+  lock.py          trainer.lock: a single writer per run directory
+  heartbeat.py     the heartbeat file, touched from a side thread
+  logtee.py        copying this process's stdout/stderr into train.log
+  signals.py       SIGINT/SIGTERM -> "stop after this step"
+  checkpointing.py atomic checkpoint folders, keep-last-K, resume with fall-back
+  model_setup.py   tokenizer choice, model construction, --init weights
+  data.py          dataset -> token cache -> per-epoch batches
+  metrics.py       raw counters -> the `step` event
+  trackers.py      optional wandb / SwanLab logging
+  loop.py          the training loop itself
+
+Exit statuses: 0 done or stopped, 1 crashed, 2 a user error (bad flag, data, checkpoint), 3 out of memory.
+"""
+EXIT_DONE = 0
+EXIT_FAILED = 1
+EXIT_USER_ERROR = 2
+EXIT_OOM = 3

@@ -1,0 +1,134 @@
+"""The `train` command line. MiniMind's flag names (underscore or dash spelling) so its recipes paste in.
+
+Every flag defaults to None in the parser; `resolve` fills per-mode defaults afterwards, so we can tell
+which flags the user actually gave (that matters on --resume, where the run's own settings win).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from minimind_tui.errors import UserError
+
+MODES = ("pretrain", "sft")
+
+# Per-mode defaults, as in MiniMind's train_pretrain.py / train_full_sft.py.
+MODE_DEFAULTS = {
+    "pretrain": dict(learning_rate=5e-4, accumulation_steps=8, batch_size=32,
+                     data_path="./dataset/pretrain_hq.jsonl", init="none"),
+    "sft": dict(learning_rate=5e-5, accumulation_steps=1, batch_size=16,
+                data_path="./dataset/sft_mini_512.jsonl", init=None),  # None -> {out_dir}/pretrain_{dim}.pth
+}
+COMMON_DEFAULTS = dict(
+    out_dir="out", epochs=1, dtype="bfloat16", num_workers=0, grad_clip=1.0, warmup_iters=0,
+    log_interval=1, save_interval=100, dim=512, n_layers=8, n_heads=8, n_kv_heads=2, max_seq_len=512,
+    use_moe=False, shuffle=1, seed=1337, keep_last=3, compile=False, skip_bad_lines=False,
+    use_wandb=False, use_swanlab=False, wandb_project="MiniMind", tokenizer=None, device=None,
+    preset=None, run_dir=None, resume=None,
+)
+# Settings that fix the run's arithmetic or data order: a resumed run keeps the saved values.
+FIXED_ON_RESUME = ("learning_rate", "accumulation_steps", "batch_size", "data_path", "dim", "n_layers", "n_heads",
+                   "n_kv_heads", "max_seq_len", "use_moe", "shuffle", "seed", "epochs", "warmup_iters",
+                   "tokenizer", "init", "skip_bad_lines", "preset")
+
+
+def parse_bool(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "y", "on"):
+        return True
+    if value in ("0", "false", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false or 1/0, got {text!r}")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    def flag(name, **kw):
+        p.add_argument(f"--{name}", *([f"--{name.replace('_', '-')}"] if "_" in name else []),
+                       dest=name, default=None, **kw)
+
+    g = p.add_argument_group("data and output")
+    flag("data_path", metavar="JSONL", help="training data (default: MiniMind's dataset/pretrain_hq.jsonl or "
+                                            "dataset/sft_mini_512.jsonl)")
+    flag("out_dir", metavar="DIR", help="where MiniMind-style weights pretrain_{dim}.pth / full_sft_{dim}.pth go "
+                                        "(default: out)")
+    flag("run_dir", metavar="DIR", help="run directory for metrics, logs, checkpoints (default: runs/<run-id>)")
+    flag("resume", metavar="RUN_DIR_OR_CHECKPOINT", help="continue a stopped run from its last good checkpoint")
+    flag("tokenizer", metavar="DIR", help="tokenizer directory (default: the one recorded with --init, else the "
+                                          "bundled demo tokenizer)")
+    flag("init", metavar="PATH|none", help="initial weights: a .pth, checkpoint folder or run folder; 'none' = "
+                                           "random (default: none for pretrain, {out_dir}/pretrain_{dim}.pth for sft)")
+    flag("skip_bad_lines", nargs="?", const=True, type=parse_bool, help="skip malformed JSONL lines (counted) "
+                                                                       "instead of stopping at the first")
+    flag("shuffle", type=int, choices=(0, 1), help="1: seeded shuffle, new order each epoch (default); 0: file "
+                                                    "order, the reference recipe's batches")
+    flag("seed", type=int, help="random seed for initial weights and data order (default 1337)")
+    flag("num_workers", type=int, help="data-loading worker processes (default 0: batches are memory-mapped "
+                                       "copies, cheap in the main process)")
+
+    g = p.add_argument_group("model")
+    flag("preset", choices=("demo", "small", "base", "moe"), help="model size preset; --dim etc. override it")
+    flag("dim", type=int, help="hidden size (default 512)")
+    flag("n_layers", type=int, help="transformer blocks (default 8)")
+    flag("n_heads", type=int, help="attention heads (default 8)")
+    flag("n_kv_heads", type=int, help="key/value heads (default 2)")
+    flag("max_seq_len", type=int, help="longest training sample in tokens (default 512)")
+    flag("use_moe", nargs="?", const=True, type=parse_bool, help="mixture-of-experts feed-forward")
+
+    g = p.add_argument_group("optimisation")
+    flag("epochs", type=int, help="passes over the data (default 1)")
+    flag("batch_size", type=int, help="samples per micro-batch per process (default 32 pretrain, 16 sft)")
+    flag("learning_rate", type=float, help="peak learning rate (default 5e-4 pretrain, 5e-5 sft)")
+    flag("accumulation_steps", type=int, help="micro-batches per optimizer step (default 8 pretrain, 1 sft)")
+    flag("grad_clip", type=float, help="clip the gradient norm to this; 0 = no clipping (default 1.0)")
+    flag("warmup_iters", type=int, help="linear warm-up, in optimizer steps (default 0)")
+    flag("dtype", choices=("bfloat16", "float16", "float32"), help="autocast dtype on CUDA (default bfloat16; "
+                                                                   "CPU always trains in float32)")
+    flag("device", help="cuda:0, cuda, cpu (default: cuda:0 when available)")
+    flag("compile", nargs="?", const=True, type=parse_bool, help="torch.compile the model")
+
+    g = p.add_argument_group("logging and saving")
+    flag("log_interval", type=int, help="write a step event / log line every N optimizer steps (default 1)")
+    flag("save_interval", type=int, help="save a checkpoint every N optimizer steps (default 100)")
+    flag("keep_last", type=int, help="checkpoints kept in the run directory (default 3)")
+    flag("use_wandb", nargs="?", const=True, type=parse_bool, help="also log to Weights & Biases if installed")
+    flag("wandb_project", help="wandb / SwanLab project name (default MiniMind)")
+    flag("use_swanlab", nargs="?", const=True, type=parse_bool, help="also log to SwanLab if installed")
+    # Accepted so MiniMind command lines keep working; torchrun's environment decides instead.
+    p.add_argument("--ddp", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def given(ns: argparse.Namespace) -> dict:
+    """The flags the user actually typed."""
+    keys = set(COMMON_DEFAULTS) | {k for d in MODE_DEFAULTS.values() for k in d}
+    return {k: getattr(ns, k) for k in keys if getattr(ns, k, None) is not None}
+
+
+def resolve(mode: str, explicit: dict, base: dict | None = None) -> dict:
+    """Full settings: explicit flags over `base` (a resumed run's saved settings) over the defaults."""
+    if mode not in MODES:
+        raise UserError(f"unknown training mode {mode!r}; use one of {', '.join(MODES)}")
+    settings = {**COMMON_DEFAULTS, **MODE_DEFAULTS[mode]}
+    if base is None and explicit.get("preset"):
+        from model.config import PRESETS
+        settings.update({k: v for k, v in PRESETS[explicit["preset"]].items() if k in settings})
+    settings.update(base or {})
+    settings.update(explicit)
+    settings["mode"] = mode
+    for name in ("epochs", "batch_size", "accumulation_steps", "dim", "n_layers", "max_seq_len", "log_interval",
+                 "save_interval", "keep_last"):
+        if settings[name] < 1:
+            raise UserError(f"--{name} must be at least 1 (got {settings[name]})")
+    if settings["max_seq_len"] < 2:
+        raise UserError("--max_seq_len must be at least 2")
+    return settings
+
+
+def conflicts_on_resume(explicit: dict, saved: dict) -> list[str]:
+    return [f"--{k} {explicit[k]} (the run has {saved.get(k)})" for k in FIXED_ON_RESUME
+            if k in explicit and k in saved and explicit[k] != saved[k]]
+
+
+def default_init_path(settings: dict) -> Path:
+    suffix = f"{settings['dim']}{'_moe' if settings['use_moe'] else ''}"
+    return Path(settings["out_dir"]) / f"pretrain_{suffix}.pth"

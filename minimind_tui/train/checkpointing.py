@@ -1,0 +1,199 @@
+"""Checkpoint folders: written atomically, verified on load, the last K kept.
+
+A save writes model.pth, state.pt and meta.json (with SHA-256 sums of the other two) into a hidden
+temporary folder, fsyncs each, writes COMPLETE last, then renames the folder into place. A kill at any
+moment leaves either the old set of folders or the new one plus a hidden leftover, which the next start
+removes. Resume walks the complete folders newest first and falls back, with a message, past any that
+fails its checksum or cannot be read.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from model.checkpoint import CheckpointError, load_state_dict, save_atomic
+from minimind_tui.runs import layout
+
+TMP_PREFIX = ".step_"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, write) -> None:
+    with open(path, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """fp32 CPU copy of the weights with MiniMind's keys; tied tensors stay shared (saved once)."""
+    copies: dict[int, torch.Tensor] = {}
+    out = {}
+    for k, v in model.state_dict().items():
+        key = (v.data_ptr(), v.dtype, tuple(v.shape))
+        if key not in copies:  # saving is synchronous, so CPU fp32 tensors need no copy
+            copies[key] = v.detach().to("cpu", torch.float32)
+        out[k] = copies[key]
+    return out
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(run_dir: Path, step: int, weights: dict, train_state: dict, meta: dict) -> Path:
+    """Write checkpoints/step_XXXXXXXX atomically; returns the folder. Raises OSError on a disk problem."""
+    final = layout.checkpoint_dir(run_dir, step)
+    if (final / layout.COMPLETE).is_file():
+        return final  # this exact step is already saved (e.g. stopped right after a resume)
+    root = final.parent
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f"{TMP_PREFIX}{step:08d}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        _write_file(tmp / layout.MODEL_FILE, lambda f: torch.save(weights, f))
+        _write_file(tmp / layout.STATE_FILE, lambda f: torch.save(train_state, f))
+        meta = {**meta, "step": step, "saved_at": time.time(),
+                "sha256": {name: sha256(tmp / name) for name in (layout.MODEL_FILE, layout.STATE_FILE)}}
+        _write_file(tmp / layout.META_FILE, lambda f: f.write(json.dumps(meta, indent=2).encode()))
+        _write_file(tmp / layout.COMPLETE, lambda f: f.write(b"ok\n"))  # last: marks the set as whole
+        _fsync_dir(tmp)
+        if final.exists():
+            shutil.rmtree(final)  # an incomplete folder from an interrupted save of the same step
+        os.rename(tmp, final)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def export_weights(checkpoint: Path, target: Path) -> None:
+    """Publish a checkpoint's model.pth as MiniMind's out/<name>.pth, atomically.
+
+    A hard link costs nothing and is safe because files are only ever replaced, never rewritten; across
+    file systems we copy through a temporary file instead.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source = Path(checkpoint) / layout.MODEL_FILE
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        save_atomic(load_state_dict(source), target)
+
+
+def prune(run_dir: Path, keep_last: int) -> list[Path]:
+    done = layout.complete_checkpoints(run_dir)
+    removed = done[:-keep_last] if keep_last > 0 else []
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def clean_leftovers(run_dir: Path) -> list[Path]:
+    """Remove hidden temporary folders and step folders without COMPLETE (interrupted saves)."""
+    root = Path(run_dir) / layout.CHECKPOINTS
+    if not root.is_dir():
+        return []
+    junk = [p for p in root.iterdir() if p.is_dir() and (p.name.startswith(TMP_PREFIX) or
+                                                         (p.name.startswith("step_") and not (p / layout.COMPLETE).is_file()))]
+    for p in junk:
+        shutil.rmtree(p, ignore_errors=True)
+    return junk
+
+
+@dataclass
+class Loaded:
+    path: Path
+    weights: dict
+    state: dict
+    meta: dict
+
+
+def load_checkpoint(folder: Path) -> Loaded:
+    folder = Path(folder)
+    if not (folder / layout.COMPLETE).is_file():
+        raise CheckpointError(f"{folder}: incomplete checkpoint (no {layout.COMPLETE} marker)")
+    meta = layout.read_json(folder / layout.META_FILE)
+    if meta is None:
+        raise CheckpointError(f"{folder / layout.META_FILE}: missing or not valid JSON")
+    for name, digest in (meta.get("sha256") or {}).items():
+        if not (folder / name).is_file() or sha256(folder / name) != digest:
+            raise CheckpointError(f"{folder / name}: checksum mismatch (truncated or corrupted on disk)")
+    weights = load_state_dict(folder / layout.MODEL_FILE)
+    try:
+        state = torch.load(folder / layout.STATE_FILE, map_location="cpu", weights_only=True)
+    except Exception as e:  # the unpickler raises several types; all mean "not usable"
+        raise CheckpointError(f"{folder / layout.STATE_FILE}: not a loadable training state "
+                              f"({str(e).splitlines()[0][:200]})") from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise CheckpointError(f"{folder / layout.STATE_FILE}: not a training state")
+    return Loaded(folder, weights, state, meta)
+
+
+def load_latest(run_dir: Path, log=print) -> Loaded:
+    """The newest checkpoint that loads, falling back past broken ones with a message."""
+    candidates = list(reversed(layout.complete_checkpoints(run_dir)))
+    if not candidates:
+        raise CheckpointError(f"{run_dir}: no complete checkpoint to resume from")
+    problems = []
+    for folder in candidates:
+        try:
+            loaded = load_checkpoint(folder)
+        except CheckpointError as e:
+            problems.append(str(e))
+            log(f"checkpoint unusable, falling back to the previous one: {e}")
+            continue
+        return loaded
+    raise CheckpointError(f"{run_dir}: no usable checkpoint ({'; '.join(problems)})")
+
+
+def resolve_resume(target: Path) -> tuple[Path, Path | None]:
+    """--resume names a run folder or one checkpoint folder: returns (run_dir, checkpoint folder or None)."""
+    target = Path(target)
+    if (target / layout.COMPLETE).exists() or target.parent.name == layout.CHECKPOINTS:
+        return target.parent.parent, target
+    if target.is_file() and target.parent.parent.name == layout.CHECKPOINTS:
+        return target.parent.parent.parent, target.parent
+    if target.is_dir():
+        return target, None
+    raise CheckpointError(f"{target}: nothing to resume here; pass a run folder (runs/<run-id>) or one of its "
+                          f"checkpoints/step_* folders")

@@ -1,0 +1,91 @@
+"""From --data_path to a memory-mapped token cache (built once, with progress) on every rank."""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from dataset import DataError
+from dataset.jsonl import JsonlFile
+from dataset.token_cache import TokenCache, build, cache_key, default_root, open_cache
+
+from . import distributed
+from .distributed import DistInfo
+
+
+class Progress:
+    """A progress line: redrawn in place on a terminal, a line every ~10% in a log; also reported as
+    `prepare` events so the dashboard can show it."""
+
+    def __init__(self, label: str, emit: Callable | None, check_stop: Callable[[], None]):
+        self.label = label
+        self.emit = emit
+        self.check_stop = check_stop
+        self.t0 = time.time()
+        self.last_print = self.last_emit = 0.0
+        self.last_tenth = -1
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        self.check_stop()
+        now = time.time()
+        frac = done / max(total, 1)
+        text = f"{self.label}: {frac:6.1%} {done}/{total} samples, {now - self.t0:.1f} s"
+        if self.tty and (now - self.last_print > 0.2 or done == total):
+            print("\r" + text, end="\n" if done == total else "", file=sys.stderr, flush=True)
+            self.last_print = now
+        elif not self.tty and (int(frac * 10) > self.last_tenth):
+            self.last_tenth = int(frac * 10)
+            print(text, file=sys.stderr, flush=True)
+        if self.emit and (now - self.last_emit > 1.0 or done == total):
+            self.emit("prepare", stage="tokenise", done=done, total=total)
+            self.last_emit = now
+
+
+def _dataset(mode: str, jsonl: JsonlFile, tokenizer, max_length: int, skip_bad_lines: bool):
+    from dataset.datasets import PretrainDataset, SFTDataset
+    cls = PretrainDataset if mode == "pretrain" else SFTDataset
+    return cls(jsonl.path, tokenizer, max_length, skip_bad_lines=skip_bad_lines, jsonl=jsonl)
+
+
+def prepare(settings: dict, tokenizer, info: DistInfo, emit=None, check_stop=lambda: None,
+            root: Path | None = None) -> TokenCache:
+    """Rank 0 opens or builds the cache; the others wait and open it (or raise rank 0's error)."""
+    root = Path(root) if root else default_root()
+    error, folder = None, None
+    if info.is_main:
+        try:
+            folder = _open_or_build(settings, tokenizer, root, emit, check_stop).folder
+        except DataError as e:
+            error = str(e)
+    error, folder = distributed.broadcast_object((error, folder and str(folder)), info)
+    if error:
+        raise DataError(error)
+    cache = open_cache(Path(folder))
+    if cache is None:
+        raise DataError(f"{folder}: token cache unreadable after building it")
+    return cache
+
+
+def _open_or_build(settings: dict, tokenizer, root: Path, emit, check_stop) -> TokenCache:
+    path = Path(settings["data_path"])
+    jsonl = JsonlFile(path)
+    key = cache_key(jsonl.fingerprint, tokenizer.fingerprint(), settings["max_seq_len"], settings["mode"],
+                    bool(settings["skip_bad_lines"]))
+    folder = root / key
+    cache = open_cache(folder)
+    if cache is not None:
+        print(f"data: {path} ({len(cache)} samples, {cache.n_tokens} tokens; cached tokens {folder})", flush=True)
+        return cache
+    shutil.rmtree(folder, ignore_errors=True)  # a damaged cache: rebuild
+    print(f"data: checking {path} ({jsonl.n_lines} lines)", flush=True)
+    ds = _dataset(settings["mode"], jsonl, tokenizer, settings["max_seq_len"], bool(settings["skip_bad_lines"]))
+    meta = {"data_path": str(path.resolve()), "data_fingerprint": jsonl.fingerprint,
+            "tokenizer_fingerprint": tokenizer.fingerprint(), "max_length": settings["max_seq_len"],
+            "mode": settings["mode"]}
+    cache = build(ds, folder, tokenizer.vocab_size, meta, progress=Progress(f"tokenising {path.name}", emit,
+                                                                              check_stop))
+    print(f"data: {len(cache)} samples, {cache.n_tokens} tokens, cached in {folder}", flush=True)
+    return cache

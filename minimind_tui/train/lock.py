@@ -1,0 +1,84 @@
+"""trainer.lock: one trainer per run directory.
+
+The file holds "PID START_TIME HOST". A lock whose process is gone (or whose pid now belongs to a
+different, later process) is stale and is cleared.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import psutil
+
+from minimind_tui.errors import UserError
+from minimind_tui.runs import layout
+
+
+class RunLocked(UserError):
+    pass
+
+
+def _start_time(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+
+
+def _holder_alive(text: str) -> int | None:
+    """The live pid holding a lock with this content, or None when the lock is stale."""
+    parts = text.split()
+    try:
+        pid = int(parts[0])
+    except (IndexError, ValueError):
+        return None
+    host = parts[2] if len(parts) > 2 else socket.gethostname()
+    if host != socket.gethostname():
+        return pid  # another machine's process: we cannot tell, so respect it
+    started = _start_time(pid)
+    if started is None:
+        return None
+    try:
+        recorded = float(parts[1])
+    except (IndexError, ValueError):
+        return pid
+    return pid if abs(started - recorded) < 1.0 else None  # pid reused by a newer process
+
+
+class TrainerLock:
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / layout.LOCK
+        self.held = False
+
+    def acquire(self) -> "TrainerLock":
+        me = f"{os.getpid()} {_start_time(os.getpid()) or 0:.3f} {socket.gethostname()}\n"
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except FileExistsError:
+                try:
+                    text = self.path.read_text()
+                except FileNotFoundError:
+                    continue
+                pid = _holder_alive(text)
+                if pid is not None and pid != os.getpid():
+                    raise RunLocked(f"{self.path.parent}: another trainer (pid {pid}) is writing to this run; "
+                                    f"stop it first, or start a new run") from None
+                print(f"clearing a stale lock left by a process that is gone: {text.split()[:1]}", flush=True)
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(me)
+            self.held = True
+            return self
+        raise RunLocked(f"{self.path}: could not take the run lock (another trainer is starting?)")
+
+    def release(self) -> None:
+        if self.held:
+            try:
+                if self.path.read_text().split()[:1] == [str(os.getpid())]:
+                    self.path.unlink()
+            except FileNotFoundError:
+                pass
+            self.held = False

@@ -1,0 +1,406 @@
+"""The training loop: set-up, the step, logging, checkpoints, and how a run ends.
+
+Read top to bottom: `train()` resolves settings and the run directory, `Trainer.run()` builds the
+model, data and optimizer, then loops over optimizer steps. The step only computes and counts;
+metrics.py turns counts into events, checkpointing.py writes files.
+
+Test hook: MINIMIND_TUI_FAKE_OOM_AT_STEP=k raises an out-of-memory error at optimizer step k, so the
+OOM path (event, exit status 3) is testable on a CPU.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from dataset.batching import Collator, batches_per_epoch, epoch_batches, iterate
+from minimind_tui.errors import UserError
+from minimind_tui.runs import layout
+from minimind_tui.runs.events import SCHEMA_VERSION, EventWriter
+from model.checkpoint import CheckpointError
+
+from . import EXIT_DONE, EXIT_FAILED, EXIT_OOM, checkpointing, distributed
+from .args import conflicts_on_resume, default_init_path, resolve
+from .data import prepare
+from .heartbeat import Heartbeat
+from .lock import TrainerLock
+from .logtee import LogTee
+from .metrics import StepMeter, format_line
+from .model_setup import (build_model, choose_tokenizer, init_weights_file, load_init, model_config,
+                          recorded_meta, write_sidecar)
+from .run_dir import create, new_run_dir, saved_settings, write_config
+from .schedule import learning_rate
+from .signals import StopRequest, Stopped
+from .trackers import open_trackers
+
+FAKE_OOM_ENV = "MINIMIND_TUI_FAKE_OOM_AT_STEP"
+
+
+def default_device() -> str:
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def train(mode: str, explicit: dict, root: str = ".") -> int:
+    """Entry point of `minimind-tui train MODE`. Returns the exit status (user errors raise)."""
+    device = explicit.get("device") or default_device()
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA GPU is visible to PyTorch here; use --device cpu")
+    info, device = distributed.init(device)
+    stop = StopRequest().install()
+    try:
+        return _train(mode, explicit, root, info, device, stop)
+    finally:
+        stop.uninstall()
+        distributed.shutdown(info)
+
+
+def _train(mode, explicit, root, info, device, stop) -> int:
+    resume_from = None
+    if explicit.get("resume"):
+        run_dir, resume_from = checkpointing.resolve_resume(Path(explicit["resume"]))
+        if explicit.get("run_dir") and Path(explicit["run_dir"]).resolve() != run_dir.resolve():
+            raise UserError("--resume continues in the run's own directory; drop --run_dir")
+        saved = saved_settings(run_dir, mode)
+        clashes = conflicts_on_resume(explicit, saved)
+        if clashes:
+            raise UserError(f"a resumed run keeps its own settings; these differ: {', '.join(clashes)}. "
+                            f"Start a new run (with --init {run_dir}) to change them")
+        settings = resolve(mode, explicit, base=saved)
+        settings["resume"] = str(explicit["resume"])
+    else:
+        settings = resolve(mode, explicit)
+        run_dir = Path(explicit["run_dir"]) if explicit.get("run_dir") else None
+        if run_dir is None and info.is_main:
+            run_dir = new_run_dir(Path(root), mode)
+        run_dir = Path(distributed.broadcast_object(str(run_dir), info))
+        if (Path(run_dir) / layout.METRICS).exists() and layout.complete_checkpoints(run_dir):
+            raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, "
+                            f"or pick a new --run_dir")
+    settings["device"] = device
+    settings["run_dir"] = str(run_dir)
+    trainer = Trainer(settings, Path(run_dir), info, device, stop, resume_from if explicit.get("resume") else None,
+                      resuming=bool(explicit.get("resume")))
+    return trainer.run()
+
+
+class Trainer:
+    def __init__(self, settings: dict, run_dir: Path, info, device: str, stop: StopRequest,
+                 resume_checkpoint: Path | None, resuming: bool):
+        self.s = settings
+        self.run_dir = run_dir
+        self.info = info
+        self.device = device
+        self.stop = stop
+        self.resume_checkpoint = resume_checkpoint
+        self.resuming = resuming
+        self.events: EventWriter | None = None
+        self._lock = self._tee = self._heartbeat = None
+        self.trackers = None
+        self.last_saved_step = -1
+
+    # ----- output: only rank 0 writes to the run directory -----
+    def emit(self, event: str, **fields) -> None:
+        if self.events is not None:
+            try:
+                self.events.emit(event, **fields)
+            except OSError:
+                pass  # a full disk: the heartbeat going stale tells the dashboard
+
+    def log(self, message: str) -> None:
+        if self.info.is_main:
+            print(message, flush=True)
+
+    def _open_run_dir(self) -> None:
+        if not self.info.is_main:
+            return
+        create(self.run_dir)
+        self._lock = TrainerLock(self.run_dir).acquire()
+        self._tee = LogTee(self.run_dir / layout.LOG).start()
+        removed = checkpointing.clean_leftovers(self.run_dir)
+        if removed:
+            print(f"removed {len(removed)} interrupted checkpoint save(s): {', '.join(p.name for p in removed)}")
+        self._heartbeat = Heartbeat(self.run_dir).start()
+        self.events = EventWriter(self.run_dir / layout.METRICS)
+
+    def _close_run_dir(self) -> None:
+        if self.trackers:
+            self.trackers.finish()
+        for closer in (self._heartbeat and self._heartbeat.stop, self.events and self.events.close,
+                       self._tee and self._tee.stop, self._lock and self._lock.release):
+            if closer:
+                try:
+                    closer()
+                except Exception:
+                    pass
+
+    # ----- the whole run, and how it ends -----
+    def run(self) -> int:
+        try:
+            self._open_run_dir()
+            self.log(f"run directory: {self.run_dir}")
+            return self._run()
+        except Stopped:
+            self.emit("end", status="stopped", reason=f"{self.stop.signal_name} before training started", step=0)
+            self.log("stopped before training started")
+            return EXIT_DONE
+        except torch.OutOfMemoryError as e:
+            return self._out_of_memory(e)
+        except Exception as e:
+            if getattr(e, "user_facing", False):
+                self.emit("end", status="failed", reason=str(e), step=getattr(self, "step", 0))
+                raise
+            if self.info.is_main:
+                traceback.print_exc()  # into train.log while the tee is on
+            self.emit("end", status="failed", reason=f"{type(e).__name__}: {e}", step=getattr(self, "step", 0))
+            return EXIT_FAILED
+        finally:
+            self._close_run_dir()
+
+    def _out_of_memory(self, e) -> int:
+        mem = None
+        if self.device.startswith("cuda"):
+            mem = round(torch.cuda.max_memory_allocated(self.device) / 1e9, 3)
+        batch = self.s["batch_size"]
+        suggestion = max(1, batch // 2)
+        self.emit("oom", step=getattr(self, "step", 0), rank=self.info.rank, batch_size=batch, mem_gb=mem,
+                  suggestion=suggestion)
+        self.emit("end", status="oom", reason=f"out of memory at step {getattr(self, 'step', 0)} with batch size "
+                                              f"{batch}; try --batch_size {suggestion}", step=getattr(self, "step", 0))
+        print(f"out of memory at step {getattr(self, 'step', 0)} (batch size {batch}): {str(e).splitlines()[0]}\n"
+              f"try --batch_size {suggestion} (with --accumulation_steps {self.s['accumulation_steps'] * 2} "
+              f"for the same effective batch)", file=sys.stderr, flush=True)
+        return EXIT_OOM
+
+    def _check_stop(self) -> None:
+        if self.stop.requested:
+            raise Stopped()
+
+    # ----- set-up -----
+    def _setup_model(self):
+        s = self.s
+        loaded = None
+        init_meta, init_file = {}, None
+        if self.resuming:
+            loaded = (checkpointing.load_checkpoint(self.resume_checkpoint) if self.resume_checkpoint
+                      else checkpointing.load_latest(self.run_dir, log=self._fallback_message))
+            init_meta = loaded.meta
+        elif s["init"] != "none":
+            init_file = init_weights_file(s["init"] or default_init_path(s))
+            if not init_file.is_file():
+                hint = ("run `minimind-tui train pretrain` first, or pass --init PATH (or --init none for random "
+                        "weights)") if s["init"] is None else "check the path"
+                raise CheckpointError(f"{init_file}: initial weights not found; {hint}")
+            init_meta = recorded_meta(init_file)
+        self.tokenizer = choose_tokenizer(s["tokenizer"], init_meta, log=self.log)
+        s["tokenizer"] = str(self.tokenizer.path.resolve()) if self.tokenizer.path else None
+        self.config = model_config(s, self.tokenizer.vocab_size)
+        model = build_model(self.config, s["seed"])
+        if loaded is not None:
+            model.load_state_dict(loaded.weights)
+            self.log(f"resuming from {loaded.path} (step {loaded.state['step']})")
+        elif init_file is not None:
+            load_init(model, init_file, log=self.log)
+        return model, loaded
+
+    def _fallback_message(self, text: str) -> None:
+        self.log(text)
+        self.emit("log", level="warning", message=text)
+
+    def _autocast(self):
+        if self.device.startswith("cuda") and self.s["dtype"] in ("bfloat16", "float16"):
+            return torch.autocast("cuda", dtype=getattr(torch, self.s["dtype"]))
+        return contextlib.nullcontext()  # CPU: fp32, as the reference effectively does there
+
+    # ----- the run -----
+    def _run(self) -> int:
+        s, info = self.s, self.info
+        t_begin = time.time()
+        model, loaded = self._setup_model()
+        n_params = model.num_parameters()
+        if info.is_main and not self.resuming:
+            write_config(self.run_dir, s, {"model_config": self.config.to_dict(), "world_size": info.world_size,
+                                           "params": n_params})
+        self.emit("prepare", stage="data", done=0, total=None)
+        cache = prepare(s, self.tokenizer, info, emit=self.emit if info.is_main else None,
+                        check_stop=self._check_stop)
+        n = len(cache)
+        accum = s["accumulation_steps"]
+        nb = batches_per_epoch(n, s["batch_size"], info.world_size)
+        if nb == 0:
+            raise UserError(f"{s['data_path']}: {n} samples are fewer than one global batch "
+                            f"({s['batch_size']} x {info.world_size} processes)")
+        groups_per_epoch = math.ceil(nb / accum)
+        self.total = total = s["epochs"] * groups_per_epoch
+
+        model.to(self.device)
+        raw_model = model
+        if info.enabled:
+            # MoE: an expert that got no tokens has no gradient this step, which DDP must be told to expect.
+            model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[torch.device(self.device).index] if self.device.startswith("cuda") else None,
+                find_unused_parameters=self.config.use_moe)
+        if s["compile"]:
+            self.log("compiling the model (torch.compile)...")
+            model = torch.compile(model)
+        cuda = self.device.startswith("cuda")
+        optimizer = torch.optim.AdamW(raw_model.parameters(), lr=s["learning_rate"], fused=cuda or None)
+        scaler = torch.amp.GradScaler("cuda", enabled=cuda and s["dtype"] == "float16")
+
+        self.step, epoch0, group0 = 0, 0, 0
+        if loaded is not None:
+            st = loaded.state
+            optimizer.load_state_dict(st["optimizer"])
+            if st.get("scaler"):
+                scaler.load_state_dict(st["scaler"])
+            self.step, epoch0, group0 = int(st["step"]), int(st["epoch"]), int(st["next_group"])
+            rngs = st.get("rng") or []
+            if rngs:
+                checkpointing.set_rng_state(rngs[info.rank] if info.rank < len(rngs) else rngs[0])
+            if st.get("world_size") != info.world_size:
+                self.log(f"note: the checkpoint was written by {st.get('world_size')} processes, this run has "
+                         f"{info.world_size}: the data order continues by global batch")
+        self.last_saved_step = self.step if loaded is not None else -1
+        self.trackers = open_trackers(s, self.run_dir.name, log=self.log) if info.is_main else None
+
+        self.emit("start", schema=SCHEMA_VERSION, run_id=self.run_dir.name, mode=s["mode"], pid=os.getpid(),
+                  world_size=info.world_size, total=total, config=self.config.to_dict(), params=n_params,
+                  resumed_from=self.step if loaded is not None else None, batch_size=s["batch_size"],
+                  accumulation_steps=accum, device=self.device, dtype=s["dtype"] if cuda else "float32",
+                  samples=n, tokenizer=s["tokenizer"], data_path=s["data_path"],
+                  setup_s=round(time.time() - t_begin, 3))
+        self.log(f"{s['mode']}: {n_params / 1e6:.2f}M parameters, {n} samples, {total} optimizer steps "
+                 f"({s['epochs']} epoch(s) x {groups_per_epoch}), batch {s['batch_size']} x {accum} accumulation"
+                 f"{f' x {info.world_size} processes' if info.enabled else ''}, device {self.device}")
+
+        collate = Collator(cache, pad_id=self.tokenizer.pad_token_id, pin_memory=cuda)
+        meter = StepMeter(total, start_step=self.step)
+        fake_oom = int(os.environ.get(FAKE_OOM_ENV, "0") or 0)
+        ctx = self._autocast()
+        params = [p for p in raw_model.parameters()]
+        loss_value = float("nan")
+
+        for epoch in range(epoch0, s["epochs"]):
+            batches = epoch_batches(n, epoch, s["batch_size"], s["seed"], bool(s["shuffle"]),
+                                    info.world_size, info.rank)
+            first = group0 if epoch == epoch0 else 0
+            stream = iterate(batches[first * accum:], collate, s["num_workers"])
+            for group in range(first, groups_per_epoch):
+                n_micro = min(accum, nb - group * accum)
+                lr = learning_rate(self.step, total, s["learning_rate"], s["warmup_iters"])
+                for pg in optimizer.param_groups:
+                    pg["lr"] = lr
+                if fake_oom and self.step + 1 == fake_oom:
+                    raise torch.OutOfMemoryError(f"simulated out of memory ({FAKE_OOM_ENV}={fake_oom})")
+                # counters: summed loss, real tokens, computed tokens, samples, stop requested
+                counts = torch.zeros(5, dtype=torch.float64)
+                loss_sum = torch.zeros((), device=self.device)
+                for micro in range(n_micro):
+                    batch = next(stream)
+                    X = batch.X.to(self.device, non_blocking=True)
+                    Y = batch.Y.to(self.device, non_blocking=True)
+                    M = batch.loss_mask.to(self.device, non_blocking=True)
+                    sync = model.no_sync() if info.enabled and micro < n_micro - 1 else contextlib.nullcontext()
+                    with sync:
+                        with ctx:
+                            loss = self._micro_loss(model, X, Y, M)
+                        scaler.scale(loss / n_micro).backward()
+                    loss_sum += loss.detach().float()
+                    counts[1] += batch.real_tokens
+                    counts[2] += batch.padded_tokens
+                    counts[3] += len(batch.X)
+                scaler.unscale_(optimizer)
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, s["grad_clip"] if s["grad_clip"] > 0 else math.inf)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+
+                counts[0] = loss_sum.item() / n_micro
+                counts[4] = 1.0 if self.stop.requested else 0.0
+                counts = distributed.sum_across(counts, info)
+                loss_value = counts[0].item() / info.world_size
+                stop_now = counts[4].item() > 0
+                meter.count(int(counts[1]), int(counts[2]), int(counts[3]))
+                last = self.step == total
+                if self.step % s["log_interval"] == 0 or last or stop_now or self.step == 1:
+                    fields = meter.event(self.step, epoch, loss_value, lr, float(grad_norm), self.device)
+                    self.emit("step", **fields)
+                    self.log(format_line(fields))
+                    if self.trackers:
+                        self.trackers.log(fields, self.step)
+                next_pos = (epoch, group + 1) if group + 1 < groups_per_epoch else (epoch + 1, 0)
+                if stop_now and not last:
+                    self._save(raw_model, optimizer, scaler, next_pos, loss_value)
+                    reason = f"{self.stop.signal_name or 'stop requested'} at step {self.step}"
+                    self.emit("end", status="stopped", reason=reason, step=self.step)
+                    self.log(f"stopped: {reason}; resume with: minimind-tui train {s['mode']} --resume {self.run_dir}")
+                    return EXIT_DONE
+                if self.step % s["save_interval"] == 0 and not last:
+                    self._save(raw_model, optimizer, scaler, next_pos, loss_value)
+
+        ok = self._save(raw_model, optimizer, scaler, (s["epochs"], 0), loss_value)
+        if not ok:
+            self.emit("end", status="failed", reason="training finished but the final checkpoint could not be saved",
+                      step=self.step)
+            return EXIT_FAILED
+        self.emit("end", status="done", reason="finished", step=self.step)
+        self.log(f"done: {self.step} steps, final loss {loss_value:.4f}, weights in {self._export_path()}")
+        return EXIT_DONE
+
+    def _micro_loss(self, model, X, Y, M):
+        out = model(X, labels=Y, loss_mask=M, return_logits=False)
+        if not self.info.enabled:
+            return out.loss  # MiniMind's per-batch mean over loss-mask tokens (+ MoE aux loss)
+        # DDP averages gradients over ranks. Weighting each rank's token-mean by its share of the global
+        # mask tokens makes that average equal one process's mean over the whole global batch.
+        n_local = M.sum().float()
+        n_global = distributed.sum_across(n_local.detach().clone(), self.info).clamp(min=1)
+        ce_sum = (out.loss - out.aux_loss) * n_local.clamp(min=1)
+        return ce_sum * (self.info.world_size / n_global) + out.aux_loss
+
+    # ----- checkpoints -----
+    def _export_path(self) -> Path:
+        prefix = "pretrain" if self.s["mode"] == "pretrain" else "full_sft"
+        return Path(self.s["out_dir"]) / f"{prefix}_{self.config.dim}{'_moe' if self.config.use_moe else ''}.pth"
+
+    def _save(self, raw_model, optimizer, scaler, next_pos, loss_value) -> bool:
+        """Save on rank 0 (all ranks take part in gathering RNG states). False when the disk refused."""
+        if self.step == self.last_saved_step:
+            return True
+        rngs = distributed.gather_objects(checkpointing.rng_state(), self.info)
+        ok = True
+        if self.info.is_main:
+            t0 = time.time()
+            state = {"step": self.step, "epoch": next_pos[0], "next_group": next_pos[1], "total": self.total,
+                     "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": rngs,
+                     "world_size": self.info.world_size}
+            meta = {"mode": self.s["mode"], "config": self.config.to_dict(), "tokenizer": self.s["tokenizer"],
+                    "loss": loss_value if loss_value == loss_value else None, "run_id": self.run_dir.name,
+                    "epoch": next_pos[0], "total": self.total}
+            try:
+                folder = checkpointing.save_checkpoint(self.run_dir, self.step, checkpointing.plain_state_dict(raw_model),
+                                                       state, meta)
+                target = self._export_path()
+                checkpointing.export_weights(folder, target)
+                write_sidecar(target, {**meta, "step": self.step, "run_dir": str(self.run_dir.resolve())})
+                checkpointing.prune(self.run_dir, self.s["keep_last"])
+            except OSError as e:
+                ok = False
+                reason = f"{type(e).__name__}: {e}"
+                self.emit("checkpoint_failed", step=self.step, reason=reason)
+                print(f"checkpoint at step {self.step} FAILED ({reason}); the previous checkpoint is untouched, "
+                      f"training continues", file=sys.stderr, flush=True)
+            else:
+                self.emit("ckpt", step=self.step, path=str(folder.relative_to(self.run_dir)),
+                          seconds=round(time.time() - t0, 3), weights=str(target))
+                self.log(f"saved {folder} and {target} ({time.time() - t0:.1f} s)")
+        distributed.barrier(self.info)
+        if ok:
+            self.last_saved_step = self.step
+        return ok

@@ -1,0 +1,56 @@
+"""Turns the loop's raw counters into the `step` event. The loop only counts; this module does the
+arithmetic (rates over the logging window, ETA, memory), in one place."""
+from __future__ import annotations
+
+import time
+
+import psutil
+import torch
+
+
+class StepMeter:
+    def __init__(self, total: int, start_step: int = 0, clock=time.time):
+        self.total = total
+        self.clock = clock
+        self.t_start = clock()
+        self.steps_at_start = start_step
+        self._window_t = self.t_start
+        self._window_steps = 0
+        self._real = 0
+        self._padded = 0
+        self._samples = 0
+
+    def count(self, real_tokens: int, padded_tokens: int, samples: int) -> None:
+        self._window_steps += 1
+        self._real += real_tokens
+        self._padded += padded_tokens
+        self._samples += samples
+
+    def event(self, step: int, epoch: int, loss: float, lr: float, grad_norm: float, device) -> dict:
+        """Fields of the `step` event for optimizer step `step` (1-based); resets the window."""
+        now = self.clock()
+        window = max(now - self._window_t, 1e-9)
+        done_here = step - self.steps_at_start
+        elapsed = now - self.t_start
+        eta = elapsed / done_here * (self.total - step) if done_here > 0 else None
+        fields = dict(step=step, total=self.total, epoch=epoch, loss=round(loss, 6), lr=lr,
+                      grad_norm=round(grad_norm, 6) if grad_norm == grad_norm else None,
+                      tokens_per_s=round(self._real / window, 1), padded_tokens_per_s=round(self._padded / window, 1),
+                      step_s=round(window / max(self._window_steps, 1), 4), samples=self._samples,
+                      elapsed=round(elapsed, 3), eta=round(eta, 1) if eta is not None else None,
+                      mem_peak_gb=peak_gpu_gb(device), rss_gb=round(psutil.Process().memory_info().rss / 1e9, 3))
+        self._window_t, self._window_steps, self._real, self._padded, self._samples = now, 0, 0, 0, 0
+        return fields
+
+
+def peak_gpu_gb(device) -> float | None:
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated(device) / 1e9, 3)
+    return None
+
+
+def format_line(f: dict) -> str:
+    eta = f"{f['eta'] / 60:.1f} min" if f.get("eta") is not None else "?"
+    return (f"epoch {f['epoch'] + 1} step {f['step']}/{f['total']} loss {f['loss']:.4f} lr {f['lr']:.3g} "
+            f"grad_norm {f['grad_norm'] if f['grad_norm'] is not None else 'nan'} "
+            f"{f['tokens_per_s']:.0f} tok/s ({f['padded_tokens_per_s']:.0f} computed) eta {eta}")

@@ -1,0 +1,80 @@
+"""Creating a run directory and its config.json; reading a previous run's settings for --resume."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from minimind_tui.errors import UserError
+from minimind_tui.runs import layout
+
+# Settings that describe this invocation rather than the run; never carried into a resume.
+NOT_INHERITED = ("run_dir", "resume", "mode")
+
+
+def new_run_dir(root: Path, mode: str) -> Path:
+    base = Path(root) / "runs" / layout.new_run_id(mode)
+    path, n = base, 1
+    while path.exists():  # two runs started within the same second
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def create(run_dir: Path) -> None:
+    """Run directories are private to the user (0700), like the checkpoints inside."""
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def git_revision() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def versions() -> dict:
+    import torch
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        ours = version("minimind-tui")
+    except PackageNotFoundError:
+        ours = None
+    return {"python": platform.python_version(), "torch": torch.__version__, "minimind_tui": ours,
+            "cuda": torch.version.cuda, "platform": platform.platform()}
+
+
+def write_config(run_dir: Path, settings: dict, extra: dict) -> None:
+    record = {
+        "schema": 1,
+        "mode": settings["mode"],
+        "settings": settings,
+        "command": shlex.join([sys.executable, "-m", "minimind_tui", *sys.argv[1:]]),
+        "argv": sys.argv,
+        "cwd": os.getcwd(),
+        "versions": versions(),
+        "git_revision": git_revision(),
+        "created": time.time(),
+        **extra,
+    }
+    path = Path(run_dir) / layout.CONFIG
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def saved_settings(run_dir: Path, mode: str) -> dict:
+    config = layout.read_json(Path(run_dir) / layout.CONFIG)
+    if not config or "settings" not in config:
+        raise UserError(f"{Path(run_dir) / layout.CONFIG}: missing or unreadable; cannot resume this run")
+    if config.get("mode") != mode:
+        raise UserError(f"{run_dir} is a {config.get('mode')} run; resume it with `train {config.get('mode')} "
+                        f"--resume {run_dir}`")
+    return {k: v for k, v in config["settings"].items() if k not in NOT_INHERITED}
