@@ -9,7 +9,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "download", help="list or fetch MiniMind's datasets, tokenizer and weights (resumable, verified)",
         description="Fetch files of the MiniMind recipe from ModelScope (Hugging Face as the fallback): datasets "
-                    "into ./dataset, weights into ./out, the tokenizer into ./out/minimind_tokenizer. An "
+                    "into ./dataset, weights into ./out, the tokenizer into ./model/minimind_tokenizer (where `train` looks). An "
                     "interrupted download resumes from its .part file; failures are retried with back-off; "
                     "files are verified before an atomic rename. Without NAMEs, lists what is available.")
     p.add_argument("names", nargs="*", metavar="NAME",

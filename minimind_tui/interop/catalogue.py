@@ -29,7 +29,8 @@ _SOURCES = {
                   HUGGINGFACE: "https://huggingface.co/jingyaogong/MiniMind2/resolve/main/"},
 }
 # Where each kind goes under the project root (`--dest` replaces the first part).
-_FOLDERS = {"dataset": ("dataset", ""), "weights": ("out", ""), "tokenizer": ("out", "minimind_tokenizer")}
+# The tokenizer goes where a MiniMind checkout keeps it, which is where `train` looks by default.
+_FOLDERS = {"dataset": ("dataset", ""), "weights": ("out", ""), "tokenizer": ("model", "minimind_tokenizer")}
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Entry:
         return [bases[s] + self.name for s in order if s in bases]
 
     def destination(self, root: Path | str = ".", dest: Path | str | None = None) -> Path:
-        """The folder the file goes into: root/dataset, root/out, root/out/minimind_tokenizer, or dest."""
+        """The folder the file goes into: root/dataset, root/out, root/model/minimind_tokenizer, or dest."""
         base, sub = _FOLDERS[self.kind]
         folder = Path(dest) if dest is not None else Path(root) / base
         return folder / sub if sub else folder

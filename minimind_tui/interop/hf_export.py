@@ -57,6 +57,7 @@ class ExportResult:
     config: LMConfig
     n_params: int
     dtype: torch.dtype
+    tokenizer_dir: Path
 
 
 def export_hf(checkpoint, out_dir, tokenizer_dir=None, *, n_heads: int | None = None,
@@ -75,8 +76,8 @@ def export_hf(checkpoint, out_dir, tokenizer_dir=None, *, n_heads: int | None = 
 
     tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir else hints.get("tokenizer_dir")
     if tokenizer_dir is None:
-        raise InteropError(f"{checkpoint}: no tokenizer known for this checkpoint; pass --tokenizer DIR (the "
-                           f"directory with tokenizer.json the model was trained with)")
+        raise InteropError(f"{checkpoint}: no tokenizer recorded for this checkpoint and no ./model/minimind_tokenizer; "
+                           f"pass --tokenizer DIR (the directory with tokenizer.json the model was trained with)")
     tokenizer = Tokenizer.from_dir(tokenizer_dir)
     if tokenizer.vocab_size > config.vocab_size:
         raise InteropError(f"{tokenizer_dir}: tokenizer has {tokenizer.vocab_size} tokens but the model's "
@@ -93,7 +94,8 @@ def export_hf(checkpoint, out_dir, tokenizer_dir=None, *, n_heads: int | None = 
                  **GENERATION_DEFAULTS})
     _write_tokenizer(tokenizer, Path(tokenizer_dir), out_dir, config)
     n_params = sum(v.numel() for v in hf_sd.values())
-    return ExportResult(out_dir=out_dir, config=config, n_params=n_params, dtype=target)
+    return ExportResult(out_dir=out_dir, config=config, n_params=n_params, dtype=target,
+                        tokenizer_dir=Path(tokenizer_dir))
 
 
 def _infer(sd, checkpoint: Path, overrides: dict) -> LMConfig:
@@ -122,24 +124,17 @@ def _check_weights(sd, config: LMConfig, checkpoint: Path) -> None:
 
 
 def _run_hints(checkpoint: Path) -> dict:
-    """Model settings and tokenizer saved next to a run's checkpoint (meta.json), when there is one."""
-    meta_path = checkpoint.parent / "meta.json"
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(meta, dict):
-        return {}
-    hints = {}
-    for key in ("model_config", "model", "config"):
-        if isinstance(meta.get(key), dict):
-            hints.update(meta[key])
-            break
-    for key in ("tokenizer_dir", "tokenizer"):
-        value = meta.get(key)
-        if isinstance(value, str) and (Path(value) / "tokenizer.json").is_file():
-            hints["tokenizer_dir"] = Path(value)
-            break
+    """Model settings and tokenizer the trainer recorded with this checkpoint (a run checkpoint's meta.json
+    or the .meta.json sidecar of an out/*.pth); MiniMind's tokenizer folder as the tokenizer fallback."""
+    from minimind_tui.train.model_setup import MINIMIND_TOKENIZER, recorded_meta
+
+    meta = recorded_meta(checkpoint)
+    hints = dict(meta["config"]) if isinstance(meta.get("config"), dict) else {}
+    recorded = meta.get("tokenizer")
+    if isinstance(recorded, str) and (Path(recorded) / "tokenizer.json").is_file():
+        hints["tokenizer_dir"] = Path(recorded)
+    elif (MINIMIND_TOKENIZER / "tokenizer.json").is_file():
+        hints["tokenizer_dir"] = MINIMIND_TOKENIZER
     return hints
 
 

@@ -53,7 +53,7 @@ def test_fetches_into_dataset_and_out_folders(mirror, tmp_path):
     assert result.returncode == 0, result.stderr
     got = project / "dataset" / "lora_identity.jsonl"
     assert got.read_bytes() == (folder / "lora_identity.jsonl").read_bytes()
-    assert (project / "out" / "minimind_tokenizer" / "tokenizer_config.json").read_text() == '{"bos_token": "<s>"}'
+    assert (project / "model" / "minimind_tokenizer" / "tokenizer_config.json").read_text() == '{"bos_token": "<s>"}'
     assert not list(project.rglob("*.part*"))
     # A second run finds the file present and sends nothing new.
     again = cli("download", "lora_identity.jsonl", "--mirror", url, "--dest", str(project / "dataset"),

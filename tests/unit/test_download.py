@@ -253,7 +253,7 @@ def test_catalogue_names_sources_and_destinations(tmp_path):
     assert sft.destination(tmp_path) == tmp_path / "dataset"
     tok = select(["tokenizer"])
     assert [e.name for e in tok] == ["tokenizer.json", "tokenizer_config.json"]
-    assert tok[0].destination(tmp_path) == tmp_path / "out" / "minimind_tokenizer"
+    assert tok[0].destination(tmp_path) == tmp_path / "model" / "minimind_tokenizer"
     assert select(["full_sft_512.pth"])[0].destination(tmp_path) == tmp_path / "out"
     assert {e.name for e in select(["lora"])} == {"lora_identity.jsonl", "lora_medical.jsonl"}
     with pytest.raises(InteropError, match="did you mean.*sft_mini_512.jsonl"):

@@ -221,6 +221,25 @@ def test_cli_export_then_import_gives_a_model_with_the_same_logits(tiny, tokeniz
         assert torch.equal(again(ids).logits, model(ids).logits)
 
 
+def test_settings_recorded_by_the_trainer_are_used(tokenizer_dir, tmp_path):
+    # Four query heads cannot be inferred from shapes; the trainer's sidecar records them and the tokenizer.
+    from minimind_tui.train.model_setup import write_sidecar
+
+    torch.manual_seed(0)
+    config = tiny_config(n_heads=4, n_kv_heads=2)
+    model = MiniMindLM(config).eval()
+    ckpt = tmp_path / "pretrain_64.pth"
+    torch.save(model.state_dict(), ckpt)
+    write_sidecar(ckpt, {"mode": "pretrain", "config": config.to_dict(), "tokenizer": str(tokenizer_dir)})
+    result = export_hf(ckpt, tmp_path / "hf")
+    assert result.tokenizer_dir == tokenizer_dir
+    cfg, weights = read_export(tmp_path / "hf")
+    assert (cfg["num_attention_heads"], cfg["num_key_value_heads"]) == (4, 2)
+    ids = torch.randint(0, VOCAB, (1, 12), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        torch.testing.assert_close(llama_forward(cfg, weights, ids), model(ids).logits, atol=1e-4, rtol=0)
+
+
 def test_existing_export_is_not_overwritten_without_force(tiny, exported, tokenizer_dir):
     with pytest.raises(InteropError, match="--force"):
         export_hf(tiny[1], exported, tokenizer_dir)
@@ -244,7 +263,8 @@ def test_impossible_head_count_is_a_clear_error(tiny, tokenizer_dir, tmp_path):
         export_hf(tiny[1], tmp_path / "out", tokenizer_dir, n_heads=3)
 
 
-def test_missing_tokenizer_is_a_clear_error(tiny, tmp_path):
+def test_missing_tokenizer_is_a_clear_error(tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./model/minimind_tokenizer to fall back on
     with pytest.raises(InteropError, match="--tokenizer"):
         export_hf(tiny[1], tmp_path / "out")
 
