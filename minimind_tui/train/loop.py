@@ -4,8 +4,9 @@ Read top to bottom: `train()` resolves settings and the run directory, `Trainer.
 model, data and optimizer, then loops over optimizer steps. The step only computes and counts;
 metrics.py turns counts into events, checkpointing.py writes files.
 
-Test hook: MINIMIND_TUI_FAKE_OOM_AT_STEP=k raises an out-of-memory error at optimizer step k, so the
-OOM path (event, exit status 3) is testable on a CPU.
+Test hooks (environment variables): MINIMIND_TUI_FAKE_OOM_AT_STEP=k raises an out-of-memory error at
+optimizer step k, so the OOM path (event, exit status 3) is testable on a CPU;
+MINIMIND_TUI_STOP_AT_STEP=k requests a stop after step k, exactly as a SIGINT arriving then would.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from .signals import StopRequest, Stopped
 from .trackers import open_trackers
 
 FAKE_OOM_ENV = "MINIMIND_TUI_FAKE_OOM_AT_STEP"
+STOP_AT_ENV = "MINIMIND_TUI_STOP_AT_STEP"
 
 
 def default_device() -> str:
@@ -281,6 +283,7 @@ class Trainer:
         collate = Collator(cache, pad_id=self.tokenizer.pad_token_id, pin_memory=cuda)
         meter = StepMeter(total, start_step=self.step)
         fake_oom = int(os.environ.get(FAKE_OOM_ENV, "0") or 0)
+        stop_at = int(os.environ.get(STOP_AT_ENV, "0") or 0)
         ctx = self._autocast()
         params = [p for p in raw_model.parameters()]
         loss_value = float("nan")
@@ -320,6 +323,8 @@ class Trainer:
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)
                 self.step += 1
+                if stop_at and self.step == stop_at:
+                    self.stop.request(f"{STOP_AT_ENV}={stop_at}")
 
                 counts[0] = loss_sum.item() / n_micro
                 counts[4] = 1.0 if self.stop.requested else 0.0

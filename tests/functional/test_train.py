@@ -1,0 +1,195 @@
+"""The real trainer on real files, on CPU with a tiny model: what a user (or the dashboard) relies on."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from minimind_tui.cli import main as cli_main
+from minimind_tui.demo import pretrain_lines, sft_lines, write_jsonl
+from minimind_tui.runs import layout
+from minimind_tui.runs.reader import read_all
+
+TINY = ["--dim", "32", "--n_layers", "1", "--n_heads", "4", "--n_kv_heads", "2", "--max_seq_len", "48",
+        "--log_interval", "1"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("data")
+    write_jsonl(d / "pretrain.jsonl", pretrain_lines(96))
+    write_jsonl(d / "sft.jsonl", sft_lines(64))
+    return {"pretrain": d / "pretrain.jsonl", "sft": d / "sft.jsonl"}
+
+
+def train_here(cwd: Path, *args: str, env: dict | None = None, monkeypatch=None) -> int:
+    """Runs the CLI in this process (fast: no second torch import)."""
+    monkeypatch.chdir(cwd)
+    for k, v in (env or {}).items():
+        monkeypatch.setenv(k, v)
+    try:
+        return cli_main(["train", *args])
+    finally:
+        for k in env or {}:
+            monkeypatch.delenv(k)
+
+
+def run_cli(cwd: Path, *args: str, env: dict | None = None, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "minimind_tui", *args], cwd=cwd,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def steps(run_dir: Path) -> list[dict]:
+    return [e for e in read_all(run_dir / layout.METRICS) if e["event"] == "step"]
+
+
+def end_event(run_dir: Path) -> dict:
+    return [e for e in read_all(run_dir / layout.METRICS) if e["event"] == "end"][-1]
+
+
+def test_demo_pretrain_then_sft_from_its_weights(tmp_path, data):
+    """The full CLI path in a subprocess, as the dashboard launches it."""
+    p = run_cli(tmp_path, "train", "pretrain", "--data_path", str(data["pretrain"]), *TINY, "--batch_size", "8",
+                "--accumulation_steps", "1", "--epochs", "2", "--learning_rate", "5e-3", "--save_interval", "10",
+                "--run_dir", "runs/pre")
+    out, _ = p.communicate(timeout=300)
+    assert p.returncode == 0, out
+    pre = tmp_path / "runs" / "pre"
+    events = read_all(pre / layout.METRICS)
+    kinds = [e["event"] for e in events]
+    assert kinds.count("start") == 1 and kinds[-1] == "end" and "ckpt" in kinds
+    assert end_event(pre)["status"] == "done"
+    losses = [e["loss"] for e in steps(pre)]
+    assert len(losses) == 24 and sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.5
+    assert {"tokens_per_s", "padded_tokens_per_s", "grad_norm", "eta", "elapsed", "lr"} <= set(steps(pre)[-1])
+    assert (tmp_path / "out" / "pretrain_32.pth").is_file()
+    assert (pre / layout.CONFIG).is_file() and "pretrain" in (pre / layout.LOG).read_text()
+    assert not (pre / layout.LOCK).exists()
+    ck = layout.complete_checkpoints(pre)
+    assert [c.name for c in ck] == ["step_00000010", "step_00000020", "step_00000024"]  # keep_last 3
+
+    p = run_cli(tmp_path, "train", "sft", "--data_path", str(data["sft"]), *TINY, "--batch_size", "8",
+                "--learning_rate", "1e-3", "--epochs", "3", "--run_dir", "runs/sft")
+    out, _ = p.communicate(timeout=300)
+    assert p.returncode == 0, out
+    assert "init: loaded out/pretrain_32.pth" in out
+    assert "recorded with the initial weights" in out  # same tokenizer as the pretraining run
+    losses = [e["loss"] for e in steps(tmp_path / "runs" / "sft")]
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5
+    from model.checkpoint import load_model
+    model = load_model(tmp_path / "out" / "full_sft_32.pth", n_heads=4)  # MiniMind-style plain state dict
+    assert model.config.dim == 32 and model.config.n_layers == 1
+
+
+def test_resume_continues_exactly(tmp_path, data, monkeypatch):
+    """Stop at step k (shuffle on, accumulation, across an epoch boundary), resume: steps k+1..N have the
+    same losses and learning rates as the uninterrupted run."""
+    common = ["--data_path", str(data["pretrain"]), *TINY, "--batch_size", "8", "--accumulation_steps", "2",
+              "--epochs", "2", "--shuffle", "1", "--seed", "7", "--save_interval", "100"]
+    assert train_here(tmp_path, "pretrain", *common, "--run_dir", "runs/full", monkeypatch=monkeypatch) == 0
+    assert train_here(tmp_path, "pretrain", *common, "--run_dir", "runs/cut",
+                      env={"MINIMIND_TUI_STOP_AT_STEP": "8"}, monkeypatch=monkeypatch) == 0
+    cut = tmp_path / "runs" / "cut"
+    assert end_event(cut)["status"] == "stopped"
+    assert layout.complete_checkpoints(cut)[-1].name == "step_00000008"
+    assert train_here(tmp_path, "pretrain", "--resume", "runs/cut", monkeypatch=monkeypatch) == 0
+    full = {e["step"]: (e["loss"], e["lr"]) for e in steps(tmp_path / "runs" / "full")}
+    resumed = {e["step"]: (e["loss"], e["lr"]) for e in steps(cut) if e["step"] > 8}
+    assert sorted(resumed) == list(range(9, 13)) == sorted(full)[8:]
+    assert all(resumed[s] == full[s] for s in resumed), (resumed, full)
+    assert end_event(cut)["status"] == "done"
+
+
+def test_resume_refuses_changed_settings(tmp_path, data, monkeypatch, capsys):
+    args = ["--data_path", str(data["pretrain"]), *TINY, "--batch_size", "32", "--accumulation_steps", "1"]
+    assert train_here(tmp_path, "pretrain", *args, "--run_dir", "r",
+                      env={"MINIMIND_TUI_STOP_AT_STEP": "1"}, monkeypatch=monkeypatch) == 0
+    assert train_here(tmp_path, "pretrain", "--resume", "r", "--batch_size", "4", monkeypatch=monkeypatch) == 2
+    assert "--batch_size 4 (the run has 32)" in capsys.readouterr().err
+
+
+def test_sigint_stops_after_the_step_with_a_checkpoint(tmp_path, data):
+    p = run_cli(tmp_path, "train", "pretrain", "--data_path", str(data["pretrain"]), *TINY, "--batch_size", "4",
+                "--accumulation_steps", "1", "--epochs", "50", "--save_interval", "100000", "--run_dir", "r",
+                start_new_session=True)
+    run_dir = tmp_path / "r"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run_dir / layout.METRICS).exists() or not steps(run_dir):
+        assert p.poll() is None and time.time() < deadline, p.stdout.read() if p.poll() is not None else "timeout"
+        time.sleep(0.05)
+    assert layout.is_alive(run_dir)  # fresh heartbeat, lock names a live pid
+    os.killpg(p.pid, signal.SIGINT)
+    os.killpg(p.pid, signal.SIGINT)  # a second signal must not break the save
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, out
+    end = end_event(run_dir)
+    assert end["status"] == "stopped" and "SIGINT" in end["reason"]
+    last = layout.complete_checkpoints(run_dir)[-1]
+    assert last.name == f"step_{end['step']:08d}" and (last / layout.STATE_FILE).is_file()
+    assert not (run_dir / layout.LOCK).exists()
+
+
+def test_bad_input_is_one_clear_message(tmp_path, data, monkeypatch, capsys):
+    assert train_here(tmp_path, "pretrain", "--data_path", "nope.jsonl", *TINY, monkeypatch=monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "nope.jsonl: no such file" in err and "Traceback" not in err
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{"text": "fine"}\n{"text": broken\n')
+    assert train_here(tmp_path, "pretrain", "--data_path", str(bad), *TINY, "--run_dir", "rb",
+                      monkeypatch=monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:3: invalid JSON" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert end_event(tmp_path / "rb")["status"] == "failed"  # the dashboard sees why
+
+
+def test_init_shape_mismatch_names_key_and_shapes(tmp_path, data, monkeypatch, capsys):
+    from model import LMConfig, MiniMindLM
+    from minimind_tui.demo import demo_tokenizer_dir
+    from model import Tokenizer
+    vocab = Tokenizer.from_dir(demo_tokenizer_dir()).vocab_size
+    torch.save(MiniMindLM(LMConfig(dim=32, n_layers=1, n_heads=4, vocab_size=vocab, hidden_dim=64)).state_dict(),
+               tmp_path / "other.pth")
+    code = train_here(tmp_path, "sft", "--data_path", str(data["sft"]), *TINY, "--init", "other.pth",
+                      monkeypatch=monkeypatch)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "layers.0.feed_forward.w1.weight has shape (64, 32) in the file but the model expects (128, 32)" in err
+
+
+def test_simulated_oom_is_reported_with_its_own_status(tmp_path, data, monkeypatch):
+    code = train_here(tmp_path, "pretrain", "--data_path", str(data["pretrain"]), *TINY, "--batch_size", "8",
+                      "--accumulation_steps", "1", "--run_dir", "r", env={"MINIMIND_TUI_FAKE_OOM_AT_STEP": "3"},
+                      monkeypatch=monkeypatch)
+    assert code == 3
+    events = read_all(tmp_path / "r" / layout.METRICS)
+    oom = next(e for e in events if e["event"] == "oom")
+    assert oom["step"] == 2 and oom["batch_size"] == 8 and oom["suggestion"] == 4 and oom["rank"] == 0
+    assert events[-1]["event"] == "end" and events[-1]["status"] == "oom"
+
+
+def test_second_trainer_on_a_live_run_is_refused(tmp_path, data, monkeypatch, capsys):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        import psutil
+        (run_dir / layout.LOCK).write_text(f"{holder.pid} {psutil.Process(holder.pid).create_time():.3f} "
+                                           f"{os.uname().nodename}\n")
+        code = train_here(tmp_path, "pretrain", "--data_path", str(data["pretrain"]), *TINY, "--run_dir", "r",
+                          monkeypatch=monkeypatch)
+        assert code == 2 and f"another trainer (pid {holder.pid})" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    # The holder is gone: its lock is stale and the next trainer clears it.
+    code = train_here(tmp_path, "pretrain", "--data_path", str(data["pretrain"]), *TINY, "--batch_size", "32",
+                      "--accumulation_steps", "1", "--run_dir", "r", monkeypatch=monkeypatch)
+    assert code == 0 and "clearing a stale lock" in capsys.readouterr().out
