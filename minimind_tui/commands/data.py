@@ -151,8 +151,8 @@ def _duration(seconds: float) -> str:
     return (f"{d}d " if d else "") + (f"{h}h " if h or d else "") + f"{m}m {s:02d}s"
 
 
-def format_report(st) -> str:
-    """The human-readable report; the Dataset tab shows the same figures."""
+def format_report(st, list_bad: bool = True) -> str:
+    """The human-readable report; the Dataset tab shows the same figures (its table lists the bad lines)."""
     lines = [f"{st.path}: {st.kind}, {st.lines:,} lines, {st.samples:,} samples, {st.bad_lines:,} bad lines"
              + (f", {st.blank_lines:,} blank" if st.blank_lines else "")
              + ("" if st.complete else " (cancelled: partial)")]
@@ -179,7 +179,7 @@ def format_report(st) -> str:
             lines.append(f"time per epoch at {st.throughput:,.0f} tokens/s: {_duration(st.seconds_per_epoch)}")
         lines.append("token-length histogram:")
         lines += histogram_lines(st.histogram, st.max_seq_len)
-    if st.bad:
+    if st.bad and list_bad:
         lines.append("bad lines:")
         lines += [f"  {st.path}:{b.line_number}: {b.reason}" for b in st.bad[:LISTED]]
         if st.bad_lines > LISTED:

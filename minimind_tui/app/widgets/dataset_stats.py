@@ -1,0 +1,96 @@
+"""The statistics view: run/cancel, a progress bar, the summary with its histogram, and a table of problem
+lines (bad, zero trained tokens, duplicates) that jumps to the line when a row is chosen."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Static
+
+from dataset.stats import DatasetStats, bad_category
+from minimind_tui.commands.data import format_report
+
+ROWS_PER_KIND = 1000
+
+
+class StatsPane(VerticalScroll):
+    DEFAULT_CSS = """
+    StatsPane { height: 1fr; padding: 0 1; }
+    StatsPane > #ds-stats-bar { height: 3; }
+    StatsPane > #ds-stats-bar > Button { margin-right: 1; min-width: 10; }
+    StatsPane > #ds-stats-bar > Input { width: 24; }
+    StatsPane > #ds-stats-bar > ProgressBar { width: 1fr; height: 3; padding: 1 1 0 1; }
+    StatsPane > #ds-stats-summary { height: auto; margin: 1 0; }
+    StatsPane > #ds-problems { height: auto; max-height: 20; }
+    StatsPane > Label { color: $text-muted; }
+    """
+
+    class JumpTo(Message):
+        """A problem row was chosen: show this 1-based line in the samples view."""
+
+        def __init__(self, line_number: int):
+            super().__init__()
+            self.line_number = line_number
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.stats: DatasetStats | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="ds-stats-bar"):
+            yield Button("Compute", id="ds-stats-run", variant="primary")
+            yield Button("Cancel", id="ds-stats-cancel", disabled=True)
+            yield Input(placeholder="throughput tok/s", id="ds-throughput", type="number")
+            yield ProgressBar(total=100, show_eta=False, id="ds-stats-progress")
+        yield Static("Statistics are computed in the background when this view opens (c: cancel).",
+                     id="ds-stats-summary")
+        yield Label("Problem lines (Enter jumps to the line):")
+        table = DataTable(id="ds-problems", cursor_type="row", zebra_stripes=True)
+        table.add_columns("line", "problem", "detail")
+        yield table
+
+    @property
+    def throughput(self) -> float | None:
+        try:
+            value = float(self.query_one("#ds-throughput", Input).value)
+        except ValueError:
+            return None
+        return value if value > 0 else None
+
+    def running(self, on_: bool) -> None:
+        self.query_one("#ds-stats-run", Button).disabled = on_
+        self.query_one("#ds-stats-cancel", Button).disabled = not on_
+
+    def progress(self, done: int, total: int) -> None:
+        self.query_one("#ds-stats-progress", ProgressBar).update(total=max(total, 1), progress=done)
+
+    def reset(self, note: str) -> None:
+        self.stats = None
+        self.running(False)
+        self.query_one("#ds-stats-progress", ProgressBar).update(total=100, progress=0)
+        self.query_one("#ds-stats-summary", Static).update(Text(note))
+        self.query_one("#ds-problems", DataTable).clear()
+
+    def show(self, st: DatasetStats) -> None:
+        self.stats = st
+        self.running(False)
+        report = format_report(st, list_bad=False)
+        if not st.complete:
+            report = f"Cancelled after {st.processed_lines:,} lines: figures cover those lines only.\n" + report
+        self.query_one("#ds-stats-summary", Static).update(Text(report))
+        table = self.query_one("#ds-problems", DataTable)
+        table.clear()
+        for b in st.bad[:ROWS_PER_KIND]:
+            table.add_row(str(b.line_number), bad_category(b.reason), b.reason, key=f"bad-{b.line_number}")
+        for line in st.zero_trained_examples[:ROWS_PER_KIND]:
+            table.add_row(str(line), "zero trained tokens", f"nothing counts toward the loss at max_seq_len "
+                          f"{st.max_seq_len}", key=f"zero-{line}")
+        for line, first in st.duplicate_examples[:ROWS_PER_KIND]:
+            table.add_row(str(line), "duplicate", f"same as line {first}", key=f"dup-{line}")
+
+    @on(DataTable.RowSelected, "#ds-problems")
+    def _row_chosen(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.post_message(self.JumpTo(int(event.row_key.value.split("-")[1])))
