@@ -123,7 +123,11 @@ def _fetch_with_retries(url, part, entry, progress, stop, retries, backoff_s, ma
             if failures_in_a_row > retries:
                 raise _Transient(f"{e} (gave up after {retries + 1} attempts)") from None
             if failures_in_a_row:  # a resumable drop with progress is retried at once
-                sleep(min(backoff_s * 2 ** (failures_in_a_row - 1), max_backoff_s))
+                delay = min(backoff_s * 2 ** (failures_in_a_row - 1), max_backoff_s)
+                if stop is not None and sleep is time.sleep:
+                    stop.wait(delay)  # a stop request ends the wait early
+                else:
+                    sleep(delay)
     raise _Transient(f"still incomplete after {max_requests} requests")
 
 
