@@ -193,3 +193,25 @@ def test_second_trainer_on_a_live_run_is_refused(tmp_path, data, monkeypatch, ca
     code = train_here(tmp_path, "pretrain", "--data_path", str(data["pretrain"]), *TINY, "--batch_size", "32",
                       "--accumulation_steps", "1", "--run_dir", "r", monkeypatch=monkeypatch)
     assert code == 0 and "clearing a stale lock" in capsys.readouterr().out
+
+
+def test_disk_failure_while_saving_is_reported_and_not_called_success(tmp_path, data, monkeypatch):
+    from minimind_tui.train import checkpointing
+
+    real = checkpointing.save_checkpoint
+
+    def failing(run_dir, step, *a, **kw):
+        if step > 2:
+            raise OSError(28, "No space left on device")
+        return real(run_dir, step, *a, **kw)
+
+    monkeypatch.setattr(checkpointing, "save_checkpoint", failing)
+    code = train_here(tmp_path, "pretrain", "--data_path", str(data["pretrain"]), *TINY, "--batch_size", "16",
+                      "--accumulation_steps", "1", "--save_interval", "2", "--run_dir", "r", monkeypatch=monkeypatch)
+    assert code == 1
+    events = read_all(tmp_path / "r" / layout.METRICS)
+    failed = [e for e in events if e["event"] == "checkpoint_failed"]
+    assert [e["step"] for e in failed] == [4, 6] and "No space left" in failed[0]["reason"]
+    assert [e["step"] for e in events if e["event"] == "step"][-1] == 6  # training went on after a failed save
+    assert events[-1]["event"] == "end" and events[-1]["status"] == "failed"
+    assert [p.name for p in layout.complete_checkpoints(tmp_path / "r")] == ["step_00000002"]

@@ -1,0 +1,114 @@
+"""Checkpoint folders: atomic, verified, pruned, and resumable past a broken newest one."""
+from __future__ import annotations
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from minimind_tui.runs import layout
+from minimind_tui.train import checkpointing
+from model.checkpoint import CheckpointError
+
+
+def _save(run_dir, step, value=1.0):
+    weights = {"w": torch.full((4, 4), value)}
+    state = {"step": step, "optimizer": {"state": {}, "param_groups": []}, "rng": [checkpointing.rng_state()]}
+    return checkpointing.save_checkpoint(run_dir, step, weights, state, {"mode": "pretrain"})
+
+
+def test_save_is_complete_and_loadable(tmp_path):
+    folder = _save(tmp_path, 5)
+    assert folder == layout.checkpoint_dir(tmp_path, 5)
+    assert sorted(p.name for p in folder.iterdir()) == ["COMPLETE", "meta.json", "model.pth", "state.pt"]
+    loaded = checkpointing.load_checkpoint(folder)
+    assert loaded.state["step"] == 5 and torch.equal(loaded.weights["w"], torch.ones(4, 4))
+    assert loaded.meta["step"] == 5 and set(loaded.meta["sha256"]) == {"model.pth", "state.pt"}
+    assert not list((tmp_path / "checkpoints").glob(".*"))  # no temporary left behind
+
+
+def test_interrupted_saves_are_never_picked_and_are_cleaned(tmp_path):
+    _save(tmp_path, 1)
+    # What a kill mid-save can leave: a hidden temporary folder, or (older layouts) a folder without COMPLETE.
+    (tmp_path / "checkpoints" / ".step_00000002.tmp-123").mkdir()
+    (tmp_path / "checkpoints" / ".step_00000002.tmp-123" / "model.pth").write_bytes(b"partial")
+    half = layout.checkpoint_dir(tmp_path, 3)
+    half.mkdir()
+    (half / "model.pth").write_bytes(b"partial")
+    assert [p.name for p in layout.complete_checkpoints(tmp_path)] == ["step_00000001"]
+    assert checkpointing.load_latest(tmp_path).state["step"] == 1
+    removed = checkpointing.clean_leftovers(tmp_path)
+    assert len(removed) == 2 and sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_00000001"]
+
+
+def test_keep_last(tmp_path):
+    for step in (1, 2, 3, 4, 5):
+        _save(tmp_path, step)
+    checkpointing.prune(tmp_path, keep_last=2)
+    assert [p.name for p in layout.complete_checkpoints(tmp_path)] == ["step_00000004", "step_00000005"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "bitflip"])
+def test_corrupt_newest_falls_back_with_a_message(tmp_path, damage):
+    _save(tmp_path, 1, value=1.0)
+    newest = _save(tmp_path, 2, value=2.0)
+    path = newest / "model.pth"
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) - 200] ^= 0x01  # inside the tensor bytes: torch.load alone would not notice
+    path.write_bytes(bytes(data))
+    messages = []
+    loaded = checkpointing.load_latest(tmp_path, log=messages.append)
+    assert loaded.state["step"] == 1 and torch.equal(loaded.weights["w"], torch.ones(4, 4))
+    assert len(messages) == 1 and "step_00000002" in messages[0] and "model.pth" in messages[0]
+
+
+class _Boom:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_state_needing_code_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = _save(tmp_path, 1)
+    with open(folder / "state.pt", "wb") as f:
+        pickle.dump({"step": 1, "x": _Boom()}, f)
+    meta = layout.read_json(folder / "meta.json")
+    meta.pop("sha256")  # even without a checksum to catch it, loading must not run code
+    (folder / "meta.json").write_text(__import__("json").dumps(meta))
+    with pytest.raises(CheckpointError, match="state.pt"):
+        checkpointing.load_checkpoint(folder)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_save_into_a_read_only_folder_raises_and_keeps_the_previous(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root ignores directory permissions")
+    first = _save(tmp_path, 1)
+    before = (first / "model.pth").read_bytes()
+    os.chmod(tmp_path / "checkpoints", 0o500)
+    try:
+        with pytest.raises(OSError):
+            _save(tmp_path, 2)
+    finally:
+        os.chmod(tmp_path / "checkpoints", 0o700)
+    assert (first / "model.pth").read_bytes() == before
+
+
+def test_resume_target_resolution(tmp_path):
+    folder = _save(tmp_path, 3)
+    assert checkpointing.resolve_resume(tmp_path) == (tmp_path, None)
+    assert checkpointing.resolve_resume(folder) == (tmp_path, folder)
+    assert checkpointing.resolve_resume(folder / "model.pth") == (tmp_path, folder)
+    with pytest.raises(CheckpointError):
+        checkpointing.resolve_resume(tmp_path / "nothing")
+
+
+def test_export_weights_is_a_plain_state_dict(tmp_path):
+    folder = _save(tmp_path, 1)
+    checkpointing.export_weights(folder, tmp_path / "out" / "pretrain_4.pth")
+    sd = torch.load(tmp_path / "out" / "pretrain_4.pth", weights_only=True)
+    assert list(sd) == ["w"]
