@@ -295,6 +295,9 @@ class DatasetTab(Widget):
 
     def action_view(self, pane: str) -> None:
         self.query_one("#ds-views", TabbedContent).active = pane
+        # Keep focus inside the view so its keys (d, c, n, ...) reach this tab rather than an input.
+        focus = {"ds-samples": SampleView, "ds-tokens": TokenPane, "ds-stats": StatsPane}[pane]
+        self.query_one(focus).focus()
 
     def action_ids(self) -> None:
         self.query_one(TokenPane).toggle_ids()
