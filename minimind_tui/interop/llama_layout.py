@@ -69,9 +69,10 @@ def half_to_interleaved(w: torch.Tensor, n_heads: int) -> torch.Tensor:
 def to_hf_state_dict(sd: dict[str, torch.Tensor], config: LMConfig) -> dict[str, torch.Tensor]:
     if config.use_moe:
         raise InteropError(
-            "MoE checkpoints cannot be exported to the Llama format: Llama has one dense FFN per layer, while "
-            "this model routes each token to 2 of its experts plus a shared expert, so no Llama config "
-            "computes the same function. Export a dense model, or use the .pth file with minimind-tui itself.")
+            f"MoE checkpoints cannot be exported to the Llama format: Llama has one dense FFN per layer, while "
+            f"this model routes each token to {config.num_experts_per_tok} of its {config.n_routed_experts} experts"
+            f"{' plus a shared expert' if config.n_shared_experts else ''}, so no Llama config computes the same "
+            f"function. Export a dense model, or use the .pth file with minimind-tui itself.")
     out = {}
     for name, tensor in sd.items():
         if name == "output.weight":
