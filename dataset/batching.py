@@ -1,8 +1,10 @@
 """Which samples form each batch, and turning those samples into tensors padded only as far as needed.
 
-The reference pads every sample to max_seq_len; here a batch is padded to its own longest sample.
-Causal attention means the real positions never see the padding, and padded positions carry loss
-mask 0, so the loss equals the reference's.
+The reference pads every sample to max_seq_len. Here a batch is padded to its own longest sample, and
+can further be split into length-sorted passes ("chunks"), each padded to its own longest member, so
+that almost no padding is computed. Causal attention means real positions never see the padding and
+padded positions carry loss mask 0; the trainer sums each chunk's cross-entropy and divides by the
+whole batch's mask count, so loss and gradient equal the reference's single padded pass.
 """
 from __future__ import annotations
 
@@ -78,6 +80,37 @@ class Collator:
         return Batch(X, Y, M, real, X.numel())
 
 
+def plan_chunks(lengths: np.ndarray, token_budget: int) -> list[np.ndarray]:
+    """Positions within a batch grouped into forward passes: longest first, each pass padded to its own
+    longest sample and holding at most `token_budget` padded tokens (always at least one sample).
+    A budget of 0 gives one sample per pass (no padding at all); a huge one gives a single pass."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    chunks: list[list[int]] = []
+    width = 0
+    for pos in order.tolist():
+        if chunks and (len(chunks[-1]) + 1) * width <= token_budget:
+            chunks[-1].append(pos)
+        else:
+            chunks.append([pos])
+            width = int(lengths[pos])
+    return [np.asarray(c, dtype=np.int64) for c in chunks]
+
+
+class ChunkedCollator:
+    """A batch as a list of Batch passes planned by `plan_chunks` (token_budget=None: one pass)."""
+
+    def __init__(self, collate: Collator, token_budget: int | None):
+        self.collate = collate
+        self.cache = collate.cache
+        self.token_budget = token_budget
+
+    def __call__(self, indices) -> list[Batch]:
+        indices = np.asarray(indices, dtype=np.int64)
+        if self.token_budget is None:
+            return [self.collate(indices)]
+        return [self.collate(indices[c]) for c in plan_chunks(self.cache.lengths[indices], self.token_budget)]
+
+
 class _IndexDataset(torch.utils.data.Dataset):
     def __init__(self, n: int):
         self.n = n
@@ -89,15 +122,19 @@ class _IndexDataset(torch.utils.data.Dataset):
         return i
 
 
-def iterate(batches: list[np.ndarray], collate: Collator, num_workers: int = 0) -> Iterator[Batch]:
+def iterate(batches: list[np.ndarray], collate, num_workers: int = 0) -> Iterator:
     """Collated batches in order; with workers, a DataLoader prepares the next ones in the background."""
     if num_workers <= 0:
         for b in batches:
             yield collate(b)
         return
     # Workers cannot pin (that needs CUDA in the worker); the loader pins in the main process instead.
-    unpinned = Collator(collate.cache, collate.pad_id, pin_memory=False)
+    inner = collate.collate if isinstance(collate, ChunkedCollator) else collate
+    pin = inner.pin_memory
+    unpinned = Collator(inner.cache, inner.pad_id, pin_memory=False)
+    if isinstance(collate, ChunkedCollator):
+        unpinned = ChunkedCollator(unpinned, collate.token_budget)
     loader = torch.utils.data.DataLoader(
         _IndexDataset(len(collate.cache)), batch_sampler=[b.tolist() for b in batches],
-        collate_fn=unpinned, num_workers=num_workers, pin_memory=collate.pin_memory)
+        collate_fn=unpinned, num_workers=num_workers, pin_memory=pin)
     yield from loader

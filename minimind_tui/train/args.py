@@ -24,7 +24,7 @@ COMMON_DEFAULTS = dict(
     log_interval=1, save_interval=100, dim=512, n_layers=8, n_heads=8, n_kv_heads=2, max_seq_len=512,
     use_moe=False, shuffle=1, seed=1337, keep_last=3, compile=False, skip_bad_lines=False,
     use_wandb=False, use_swanlab=False, wandb_project="MiniMind", tokenizer=None, device=None,
-    preset=None, run_dir=None, resume=None,
+    preset=None, run_dir=None, resume=None, chunk_tokens=None,
 )
 # Settings that fix the run's arithmetic or data order: a resumed run keeps the saved values.
 FIXED_ON_RESUME = ("learning_rate", "accumulation_steps", "batch_size", "data_path", "dim", "n_layers", "n_heads",
@@ -85,6 +85,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                                    "CPU always trains in float32)")
     flag("device", help="cuda:0, cuda, cpu (default: cuda:0 when available)")
     flag("compile", nargs="?", const=True, type=parse_bool, help="torch.compile the model")
+    flag("chunk_tokens", type=int, help="split each batch into length-sorted forward passes of at most this many "
+                                        "padded tokens, so little padding is computed; loss and gradients equal one "
+                                        "padded pass. 0 = one sample per pass; -1 = whole batch in one pass "
+                                        "(default: 0 on CPU, 8192 on CUDA)")
 
     g = p.add_argument_group("logging and saving")
     flag("log_interval", type=int, help="write a step event / log line every N optimizer steps (default 1)")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from dataset.batching import Collator, batches_per_epoch, epoch_batches, iterate
+from dataset.batching import ChunkedCollator, Collator, batches_per_epoch, epoch_batches, iterate
 from minimind_tui.errors import UserError
 from minimind_tui.runs import layout
 from minimind_tui.runs.events import SCHEMA_VERSION, EventWriter
@@ -280,7 +280,9 @@ class Trainer:
                  f"({s['epochs']} epoch(s) x {groups_per_epoch}), batch {s['batch_size']} x {accum} accumulation"
                  f"{f' x {info.world_size} processes' if info.enabled else ''}, device {self.device}")
 
-        collate = Collator(cache, pad_id=self.tokenizer.pad_token_id, pin_memory=cuda)
+        budget = s["chunk_tokens"] if s["chunk_tokens"] is not None else (8192 if cuda else 0)
+        collate = ChunkedCollator(Collator(cache, pad_id=self.tokenizer.pad_token_id, pin_memory=cuda),
+                                  None if budget < 0 else budget)
         meter = StepMeter(total, start_step=self.step)
         fake_oom = int(os.environ.get(FAKE_OOM_ENV, "0") or 0)
         stop_at = int(os.environ.get(STOP_AT_ENV, "0") or 0)
@@ -304,19 +306,22 @@ class Trainer:
                 counts = torch.zeros(5, dtype=torch.float64)
                 loss_sum = torch.zeros((), device=self.device)
                 for micro in range(n_micro):
-                    batch = next(stream)
-                    X = batch.X.to(self.device, non_blocking=True)
-                    Y = batch.Y.to(self.device, non_blocking=True)
-                    M = batch.loss_mask.to(self.device, non_blocking=True)
-                    sync = model.no_sync() if info.enabled and micro < n_micro - 1 else contextlib.nullcontext()
-                    with sync:
-                        with ctx:
-                            loss = self._micro_loss(model, X, Y, M)
-                        scaler.scale(loss / n_micro).backward()
-                    loss_sum += loss.detach().float()
-                    counts[1] += batch.real_tokens
-                    counts[2] += batch.padded_tokens
-                    counts[3] += len(batch.X)
+                    passes = next(stream)  # one batch as length-sorted forward passes
+                    n_mask = float(sum(int(p.loss_mask.sum()) for p in passes))
+                    rows = sum(len(p.X) for p in passes)
+                    if info.enabled:  # normalise by the global batch's mask count (see _pass_loss)
+                        n_mask = distributed.sum_across(torch.tensor([n_mask], device=self.device), info).item()
+                    for k, batch in enumerate(passes):
+                        final_pass = micro == n_micro - 1 and k == len(passes) - 1
+                        sync = model.no_sync() if info.enabled and not final_pass else contextlib.nullcontext()
+                        with sync:
+                            with ctx:
+                                loss = self._pass_loss(model, batch, n_mask, len(batch.X) / rows)
+                            scaler.scale(loss / n_micro).backward()
+                        loss_sum += loss.detach().float()
+                        counts[1] += batch.real_tokens
+                        counts[2] += batch.padded_tokens
+                        counts[3] += len(batch.X)
                 scaler.unscale_(optimizer)
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, s["grad_clip"] if s["grad_clip"] > 0 else math.inf)
                 scaler.step(optimizer)
@@ -358,16 +363,20 @@ class Trainer:
         self.log(f"done: {self.step} steps, final loss {loss_value:.4f}, weights in {self._export_path()}")
         return EXIT_DONE
 
-    def _micro_loss(self, model, X, Y, M):
+    def _pass_loss(self, model, batch, n_mask: float, row_share: float):
+        """This pass's share of the batch loss: its summed cross-entropy over the batch's mask count.
+
+        Summed over the passes of a batch this is MiniMind's (CE * mask).sum() / mask.sum() over the whole
+        batch. Under DDP, n_mask is the global batch's count and the world size undoes DDP's gradient
+        averaging, so the gradient equals one process's over the whole global batch.
+        """
+        X = batch.X.to(self.device, non_blocking=True)
+        Y = batch.Y.to(self.device, non_blocking=True)
+        M = batch.loss_mask.to(self.device, non_blocking=True)
         out = model(X, labels=Y, loss_mask=M, return_logits=False)
-        if not self.info.enabled:
-            return out.loss  # MiniMind's per-batch mean over loss-mask tokens (+ MoE aux loss)
-        # DDP averages gradients over ranks. Weighting each rank's token-mean by its share of the global
-        # mask tokens makes that average equal one process's mean over the whole global batch.
-        n_local = M.sum().float()
-        n_global = distributed.sum_across(n_local.detach().clone(), self.info).clamp(min=1)
-        ce_sum = (out.loss - out.aux_loss) * n_local.clamp(min=1)
-        return ce_sum * (self.info.world_size / n_global) + out.aux_loss
+        n_here = max(int(batch.loss_mask.sum()), 1)
+        ce_sum = (out.loss - out.aux_loss) * n_here
+        return ce_sum * (self.info.world_size / max(n_mask, 1.0)) + out.aux_loss * row_share
 
     # ----- checkpoints -----
     def _export_path(self) -> Path:

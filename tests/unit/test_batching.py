@@ -73,3 +73,44 @@ def test_padding_only_to_the_longest_sample_keeps_the_loss():
     with torch.no_grad():
         ours = model(batch.X, labels=batch.Y, loss_mask=batch.loss_mask, return_logits=False).loss
     assert float(ours) == pytest.approx(float(ref), abs=1e-5)
+
+
+def test_plan_chunks():
+    from dataset.batching import plan_chunks
+
+    lengths = np.array([5, 50, 7, 48, 6])
+    assert [c.tolist() for c in plan_chunks(lengths, 0)] == [[1], [3], [2], [4], [0]]
+    assert [c.tolist() for c in plan_chunks(lengths, 100)] == [[1], [3], [2, 4, 0]]  # 2x50 fits, 3x50 does not
+    assert [sorted(c.tolist()) for c in plan_chunks(lengths, 10 ** 9)] == [[0, 1, 2, 3, 4]]
+
+
+def test_chunked_passes_give_the_single_pass_loss_and_gradient():
+    """What the trainer does: per-pass CE sums over the batch's mask count, backward per pass."""
+    from dataset.batching import ChunkedCollator
+    from model import LMConfig, MiniMindLM
+
+    rng = np.random.default_rng(1)
+    samples = [(rng.integers(3, 200, n), (rng.random(n) < 0.7).astype(np.uint8)) for n in (9, 33, 17, 4, 25)]
+    cache = _FakeCache(samples)
+    torch.manual_seed(0)
+    model = MiniMindLM(LMConfig(dim=32, n_layers=2, n_heads=4, vocab_size=256, max_seq_len=64))
+
+    whole = ChunkedCollator(Collator(cache), None)(range(5))[0]
+    model(whole.X, labels=whole.Y, loss_mask=whole.loss_mask, return_logits=False).loss.backward()
+    ref_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+
+    passes = ChunkedCollator(Collator(cache), 0)(range(5))
+    assert len(passes) == 5 and sum(p.padded_tokens for p in passes) == whole.real_tokens
+    n = sum(int(p.loss_mask.sum()) for p in passes)
+    total = 0.0
+    for p in passes:
+        loss = model(p.X, labels=p.Y, loss_mask=p.loss_mask, return_logits=False).loss
+        part = loss * max(int(p.loss_mask.sum()), 1) / n
+        part.backward()
+        total += float(part)
+    with torch.no_grad():
+        ref = model(whole.X, labels=whole.Y, loss_mask=whole.loss_mask, return_logits=False).loss
+    assert total == pytest.approx(float(ref), abs=1e-5)
+    for g, r in zip((p.grad for p in model.parameters()), ref_grads):
+        torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-4)
