@@ -80,7 +80,7 @@ def test_plan_chunks():
 
     lengths = np.array([5, 50, 7, 48, 6])
     assert [c.tolist() for c in plan_chunks(lengths, 0)] == [[1], [3], [2], [4], [0]]
-    assert [c.tolist() for c in plan_chunks(lengths, 100)] == [[1], [3], [2, 4, 0]]  # 2x50 fits, 3x50 does not
+    assert [c.tolist() for c in plan_chunks(lengths, 100)] == [[1, 3], [2, 4, 0]]  # 2x50 fits, 3x50 would not
     assert [sorted(c.tolist()) for c in plan_chunks(lengths, 10 ** 9)] == [[0, 1, 2, 3, 4]]
 
 
