@@ -2,7 +2,7 @@
 tokenized, how much is lost to truncation and how much of it the loss actually sees.
 
 Torch-free and Textual-free: the dashboard runs `compute_stats` in a thread worker and the CLI runs it
-directly. One pass over the file; memory grows by about 12 bytes per line (a length and a hash), never
+directly. One pass over the file; memory grows by about 16 bytes per line (line, length, hash), never
 by the text itself. `should_stop` is polled between batches, so a cancel takes effect within one batch.
 """
 from __future__ import annotations
@@ -147,7 +147,7 @@ def compute_stats(jsonl: JsonlFile, kind: str, tokenizer=None, max_seq_len: int 
     st = DatasetStats(path=str(jsonl.path), kind=kind, max_seq_len=max_seq_len, throughput=throughput,
                       tokenizer=str(getattr(tokenizer, "path", None) or "given") if tokenizer else None)
     hashes = np.zeros(n, dtype=np.uint64)
-    sample_lines = np.zeros(n, dtype=np.int64)    # 0-based line of each good sample
+    sample_lines = np.zeros(n, dtype=np.uint32)   # 0-based line of each good sample
     lengths = np.zeros(n if tokenizer else 0, dtype=np.uint32)
     markers = sft_markers(tokenizer) if tokenizer is not None and kind == "sft" else None
     i = 0
@@ -202,17 +202,19 @@ def _count_bad(st: DatasetStats, bad: BadLine) -> None:
 
 
 def _duplicates(st: DatasetStats, hashes: np.ndarray, lines: np.ndarray) -> None:
+    """Equal hashes after a stable sort: the first in file order is the original. Only arrays of one value
+    per line are allocated (the order and the sorted hashes), so a 2 GB file stays in tens of MB."""
     if len(hashes) < 2:
         return
-    order = np.argsort(hashes, kind="stable")  # equal hashes keep file order: the first is the original
+    order = np.argsort(hashes, kind="stable")
     sh = hashes[order]
     repeat = np.flatnonzero(sh[1:] == sh[:-1]) + 1
     st.duplicates = len(repeat)
-    starts = np.flatnonzero(np.r_[True, sh[1:] != sh[:-1]])
-    sizes = np.diff(np.r_[starts, len(sh)])
-    st.duplicate_groups = int((sizes > 1).sum())
-    first_of = np.maximum.accumulate(np.where(np.r_[True, sh[1:] != sh[:-1]], np.arange(len(sh)), 0))
-    dup_lines, first_lines = lines[order[repeat]], lines[order[first_of[repeat]]]
+    if not len(repeat):
+        return
+    st.duplicate_groups = len(np.unique(sh[repeat]))
+    first = np.searchsorted(sh, sh[repeat], side="left")  # start of each repeat's group of equal hashes
+    dup_lines, first_lines = lines[order[repeat]], lines[order[first]]
     shown = np.argsort(dup_lines, kind="stable")[:MAX_LISTED]
     st.duplicate_examples = [(int(dup_lines[k]) + 1, int(first_lines[k]) + 1) for k in shown]
 
