@@ -1,0 +1,100 @@
+"""Everything needed before the first token: which weights, which tokenizer, which device.
+
+Imports torch (through `model`): use it from the CLI or inside a worker thread, never at app start-up.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from minimind_tui.errors import UserError
+from minimind_tui.runs import layout
+
+from .settings import GenerationSettings, mode_for_training_mode
+
+# Config fields a checkpoint's shapes cannot tell; taken from its meta.json when recorded.
+_UNINFERABLE = ("n_heads", "n_kv_heads", "max_seq_len", "rope_theta", "norm_eps", "num_experts_per_tok",
+                "norm_topk_prob", "scoring_func")
+
+
+def weights_for_mode(out_dir: Path, model_mode: int, dim: int, use_moe: bool) -> Path:
+    """MiniMind's eval_model.py naming: 0 -> pretrain_{dim}[_moe].pth, 1 -> full_sft_{dim}[_moe].pth."""
+    prefixes = {0: "pretrain", 1: "full_sft"}
+    if model_mode not in prefixes:
+        raise UserError(f"--model_mode {model_mode}: use 0 (pretrained, continuation) or 1 (SFT, chat), "
+                        f"or name a file with --ckpt PATH")
+    return Path(out_dir) / f"{prefixes[model_mode]}_{dim}{'_moe' if use_moe else ''}.pth"
+
+
+def checkpoint_meta(weights: Path) -> dict:
+    """What our trainer recorded about these weights (mode, config, tokenizer); {} for foreign files."""
+    from minimind_tui.train.model_setup import recorded_meta
+
+    return recorded_meta(Path(weights))
+
+
+def run_settings(weights: Path) -> dict:
+    """The settings in runs/<id>/config.json when the weights are runs/<id>/checkpoints/step_N/model.pth."""
+    weights = Path(weights)
+    if weights.name != layout.MODEL_FILE or weights.parent.parent.name != layout.CHECKPOINTS:
+        return {}
+    config = layout.read_json(weights.parent.parent.parent / layout.CONFIG) or {}
+    return config.get("settings") or {}
+
+
+def resolve_tokenizer_dir(weights: Path, root: Path, explicit: str | Path | None = None,
+                          meta: dict | None = None) -> tuple[Path, str]:
+    """(directory, why it was chosen): --tokenizer, then the one recorded with the weights, then a MiniMind
+    checkout's model/minimind_tokenizer under root, then the bundled demo tokenizer."""
+    if explicit:
+        return Path(explicit), "--tokenizer"
+    meta = checkpoint_meta(weights) if meta is None else meta
+    for recorded, why in ((meta.get("tokenizer"), "recorded with the checkpoint"),
+                          (run_settings(weights).get("tokenizer"), "recorded in the run's config.json")):
+        if recorded and (Path(recorded) / "tokenizer.json").is_file():
+            return Path(recorded), why
+    minimind = Path(root) / "model" / "minimind_tokenizer"
+    if (minimind / "tokenizer.json").is_file():
+        return minimind, "MiniMind's model/minimind_tokenizer"
+    from minimind_tui.demo import demo_tokenizer_dir
+
+    return demo_tokenizer_dir(), "the bundled demo tokenizer"
+
+
+def pick_device(requested: str | None = None) -> str:
+    """The requested device, else CUDA when present (a small model fits next to a training run), else CPU."""
+    import torch
+
+    if requested:
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError(f"--device {requested}: CUDA is not available here; use --device cpu")
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_session(weights: Path, root: Path = Path("."), tokenizer_dir: str | Path | None = None,
+                 device: str | None = None, mode: str | None = None,
+                 settings: GenerationSettings | None = None):
+    """A ready ChatSession for a weights file. Refuses a tokenizer whose vocabulary does not fit the model."""
+    from model import Tokenizer
+    from model.checkpoint import load_model
+
+    from .session import ChatSession
+
+    weights = Path(weights)
+    if not weights.is_file():
+        raise UserError(f"{weights}: no such weights file; train one first, or pick another with --ckpt PATH "
+                        f"(found under out/ and runs/: `minimind-tui runs`)")
+    meta = checkpoint_meta(weights)
+    tok_dir, why = resolve_tokenizer_dir(weights, root, tokenizer_dir, meta)
+    tokenizer = Tokenizer.from_dir(tok_dir)
+    recorded = meta.get("config") or {}
+    overrides = {k: recorded[k] for k in _UNINFERABLE if k in recorded}
+    device = pick_device(device)
+    model = load_model(weights, device=device, **overrides)
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise UserError(f"{tok_dir}: this tokenizer has {tokenizer.vocab_size} tokens but {weights.name} was "
+                        f"trained with {model.config.vocab_size}; pass --tokenizer DIR naming the tokenizer "
+                        f"the model was trained with")
+    mode = mode or mode_for_training_mode(meta.get("mode"), weights.name)
+    return ChatSession(model, tokenizer, device=device, mode=mode, settings=settings or GenerationSettings(),
+                       weights=weights, tokenizer_note=f"{tok_dir} ({why})")
