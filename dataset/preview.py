@@ -113,7 +113,8 @@ def _piece_texts(tokenizer, ids) -> list[str]:
     return out
 
 
-def token_view(sample: Sample, tokenizer, max_seq_len: int) -> TokenView:
+def token_view(sample: Sample, tokenizer, max_seq_len: int, max_pieces: int | None = None) -> TokenView:
+    """`max_pieces` limits the per-token pieces built (a multi-MB line has millions); counts cover everything."""
     if not sample.ok:
         raise ValueError(f"line {sample.line_number} is not a sample: {sample.error}")
     pad = tokenizer.pad_token_id
@@ -134,12 +135,16 @@ def token_view(sample: Sample, tokenizer, max_seq_len: int) -> TokenView:
         mask[0] = 0  # position 0 is never a target: Y = ids[1:], loss_mask = mask[1:]
     special = getattr(tokenizer, "special_ids", set())
     kept = min(len(full), max_seq_len)
-    texts = _piece_texts(tokenizer, list(full) + [int(x) for x in ids[kept:]])
-    pieces = [TokenPiece(int(t), texts[p], bool(mask[p]), int(t) in special) for p, t in enumerate(full[:kept])]
-    pieces += [TokenPiece(int(t), texts[len(full) + k], bool(mask[kept + k]), int(t) in special, pad=True)
-               for k, t in enumerate(ids[kept:])]  # padding the reference's mask reaches into
-    pieces += [TokenPiece(int(full[p]), texts[p], False, int(full[p]) in special, cut=True,
-                          would_train=bool(full_mask[p])) for p in range(kept, len(full))]
+    limit = len(full) + len(ids) if max_pieces is None else max_pieces
+    # Order shown: kept tokens, padding the reference's mask reaches into, then the tokens cut off.
+    order = [(p, int(full[p]), bool(mask[p]), False, False) for p in range(min(kept, limit))]
+    order += [(kept + k, int(ids[kept + k]), bool(mask[kept + k]), True, False)
+              for k in range(min(len(ids) - kept, max(0, limit - len(order))))]
+    order += [(p, int(full[p]), bool(full_mask[p]), False, True)
+              for p in range(kept, min(len(full), kept + max(0, limit - len(order))))]
+    texts = _piece_texts(tokenizer, [t for _, t, _, _, _ in order])
+    pieces = [TokenPiece(t, text, flag and not cut, t in special, pad=pad, cut=cut, would_train=flag and cut)
+              for (_, t, flag, pad, cut), text in zip(order, texts)]
     n_trained = int(mask.sum())
     return TokenView(prompt=prompt, pieces=pieces, max_seq_len=max_seq_len, n_tokens=len(full), n_kept=kept,
                      n_truncated=len(full) - kept, n_trained=n_trained,

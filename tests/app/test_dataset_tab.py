@@ -240,3 +240,18 @@ def test_importing_the_tab_does_not_import_torch():
     code = "import sys, minimind_tui.app.widgets.dataset_tab; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+async def test_a_first_line_longer_than_the_head_read_waits_for_the_index(tmp_path, tiny_tokenizer):
+    path = tmp_path / "long.jsonl"
+    path.write_text(json.dumps({"text": "长" * (2 << 20)}, ensure_ascii=False) + "\n" + '{"text": "short"}\n',
+                    encoding="utf-8")  # 6 MB first line: more than head_lines reads
+    app = Host(tmp_path, tiny_tokenizer.path)
+    async with app.run_test(size=(110, 40)) as pilot:
+        tab = app.query_one(DatasetTab)
+        tab.open_file(path)
+        await wait_for(pilot, lambda: tab.sample is not None)
+        assert tab.jsonl is not None and tab.kind == "pretrain" and tab.index == 0
+        await pilot.pause()
+        shown = texts(app.query(Bubble))[0]
+        assert shown.startswith("长长长") and "more characters" in shown  # clipped, not millions of cells

@@ -119,3 +119,13 @@ def test_default_tokenizer_prefers_the_project_tokenizer(tmp_path):
     local.mkdir(parents=True)
     (local / "tokenizer.json").write_text("{}")
     assert default_tokenizer_dir(tmp_path) == local
+
+
+def test_max_pieces_limits_the_pieces_not_the_counts(tiny_tokenizer):
+    sample = sample_from_raw(conv("问", "很长的回答" * 50).encode(), 0, "sft")
+    full = token_view(sample, tiny_tokenizer, 96)
+    part = token_view(sample, tiny_tokenizer, 96, max_pieces=120)
+    assert len(part.pieces) == 120 < len(full.pieces)
+    assert part.pieces == full.pieces[:120]
+    assert (part.n_tokens, part.n_trained, part.n_truncated, part.n_trained_lost) == \
+        (full.n_tokens, full.n_trained, full.n_truncated, full.n_trained_lost)

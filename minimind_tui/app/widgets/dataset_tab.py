@@ -26,7 +26,7 @@ from dataset.stats import detect_kind
 
 from .dataset_samples import SampleView
 from .dataset_stats import StatsPane
-from .dataset_tokens import TokenPane
+from .dataset_tokens import MAX_PIECES, TokenPane
 
 KINDS = [("kind: auto", "auto"), ("pretrain", "pretrain"), ("sft", "sft")]
 
@@ -201,6 +201,9 @@ class DatasetTab(Widget):
             return
         self.head, self.head_whole = m.lines, m.whole
         self.kind = self.kind_choice if self.kind_choice != "auto" else detect_kind(m.lines)
+        if not m.lines:  # the first line alone is longer than the head read: wait for the index
+            self._status("the first line is very long; showing it once the index is built …")
+            return
         self._show(0)
         self.query_one(SampleView).focus()
         self.post_message(self.FileOpened(m.path, self.kind))
@@ -215,9 +218,12 @@ class DatasetTab(Widget):
         if m.gen != self._gen:
             return
         self.jsonl = m.jsonl
+        detected = False
         if self.kind is None and self.kind_choice == "auto":
             from dataset.stats import detect_file_kind
             self.kind = detect_file_kind(m.jsonl)
+            detected = self.kind is not None
+        if detected or self.sample is None:
             self._show(self.index)
         self._update_status()
         if self.query_one("#ds-views", TabbedContent).active == "ds-stats":
@@ -310,8 +316,9 @@ class DatasetTab(Widget):
         if self.path is None:
             return
         total = self.n_lines
-        lines = f"{total:,} lines" if total is not None else f"{len(self.head):,}+ lines (indexing)"
-        self._status(f"{self.path.name} · {self.kind or 'kind unknown'} · {lines} · {self.path.stat().st_size:,} bytes")
+        lines = f"{total:,} lines" if total is not None else f"{len(self.head):,}+ lines"
+        size = f"{self.jsonl.size:,} bytes" if self.jsonl is not None else "indexing"
+        self._status(f"{self.path.name} · {self.kind or 'kind unknown'} · {lines} · {size}")
         of = f"{total:,}" if total is not None else "?"
         self.query_one("#ds-pos", Label).update(f"line {self.index + 1:,} of {of}")
 
@@ -396,14 +403,17 @@ class DatasetTab(Widget):
             pane.show(None, f"line {self.sample.line_number} is not a sample: {self.sample.error}")
         elif self.tokenizer is None:
             pane.show(None, self._tokenizer_error or "loading the tokenizer …")
-        else:
+        elif self.query_one("#ds-views", TabbedContent).active == "ds-tokens":  # only tokenize what is seen
             self._tokens_worker((self._gen, self.index, self.max_seq_len), self.sample, self.max_seq_len)
+        else:
+            pane.show(None, "")
 
     @work(thread=True, exclusive=True, group="ds-tokens", exit_on_error=False)
     def _tokens_worker(self, key: tuple, sample: Sample, max_seq_len: int) -> None:
         from dataset.preview import token_view
         try:
-            self.post_message(_TokensReady(key=key, view=token_view(sample, self.tokenizer, max_seq_len), error=None))
+            view = token_view(sample, self.tokenizer, max_seq_len, max_pieces=MAX_PIECES)
+            self.post_message(_TokensReady(key=key, view=view, error=None))
         except Exception as e:
             self.post_message(_TokensReady(key=key, view=None, error=str(e)))
 
