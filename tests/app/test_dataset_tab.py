@@ -255,3 +255,41 @@ async def test_a_first_line_longer_than_the_head_read_waits_for_the_index(tmp_pa
         await pilot.pause()
         shown = texts(app.query(Bubble))[0]
         assert shown.startswith("长长长") and "more characters" in shown  # clipped, not millions of cells
+
+
+async def test_throughput_comes_from_the_newest_run_and_updates_the_estimate(tmp_path, sft_file, tiny_tokenizer):
+    run = tmp_path / "runs" / "sft-20260101-000000"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text(
+        '{"event": "start", "time": 1}\n{"event": "step", "time": 2, "step": 1, "tokens_per_s": 1000.0}\n'
+        '{"event": "step", "time": 3, "step": 2, "tokens_per_s": 2000.0}\n{"event": "end", "time": 4}\n{"eve',
+        encoding="utf-8")
+    app = Host(tmp_path, tiny_tokenizer.path)
+    async with app.run_test(size=(110, 50)) as pilot:
+        tab = app.query_one(DatasetTab)
+        field = app.query_one("#ds-throughput", Input)
+        await wait_for(pilot, lambda: field.value == "2000")
+        await open_and_wait(pilot, tab, sft_file)
+        await pilot.press("i")
+        await wait_for(pilot, lambda: app.messages)
+        st = app.messages[-1].stats
+        assert st.seconds_per_epoch == pytest.approx(st.tokens_per_epoch / 2000)
+        field.value = "10"  # a new throughput re-estimates without a rescan
+        await pilot.pause()
+        pane = app.query_one(StatsPane)
+        assert pane.stats is st and st.seconds_per_epoch == pytest.approx(st.tokens_per_epoch / 10)
+        assert "time per epoch at 10 tokens/s" in str(app.query_one("#ds-stats-summary", Static).render())
+        assert len(app.messages) == 1
+
+
+async def test_open_file_before_the_tab_is_mounted(tmp_path, sft_file, tiny_tokenizer):
+    class Late(App):
+        def compose(self):
+            tab = DatasetTab(tmp_path, tokenizer_dir=tiny_tokenizer.path)
+            tab.open_file(sft_file)  # e.g. the Train tab's picker before this tab was shown
+            yield tab
+    app = Late()
+    async with app.run_test(size=(110, 40)) as pilot:
+        tab = app.query_one(DatasetTab)
+        await wait_for(pilot, lambda: tab.jsonl is not None and tab.sample is not None)
+        assert tab.path == sft_file and tab.kind == "sft"

@@ -2,6 +2,9 @@
 lines (bad, zero trained tokens, duplicates) that jumps to the line when a row is chosen."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import orjson
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -13,6 +16,29 @@ from dataset.stats import DatasetStats, bad_category
 from minimind_tui.commands.data import format_report
 
 ROWS_PER_KIND = 1000
+TAIL_BYTES = 1 << 16
+
+
+def measured_throughput(root: Path) -> tuple[float, str] | None:
+    """Real tokens/s of the newest run that logged a step (its last step event), and that run's id."""
+    from minimind_tui.runs.layout import METRICS, list_runs
+
+    for run in list_runs(root):
+        path = run / METRICS
+        try:
+            with open(path, "rb") as f:
+                f.seek(max(0, path.stat().st_size - TAIL_BYTES))
+                tail = f.read().splitlines()
+        except OSError:
+            continue
+        for raw in reversed(tail):
+            try:
+                e = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue  # a cut first line or a line being written
+            if isinstance(e, dict) and e.get("event") == "step" and (e.get("tokens_per_s") or 0) > 0:
+                return float(e["tokens_per_s"]), run.name
+    return None
 
 
 class StatsPane(VerticalScroll):
@@ -89,6 +115,16 @@ class StatsPane(VerticalScroll):
                           f"{st.max_seq_len}", key=f"zero-{line}")
         for line, first in st.duplicate_examples[:ROWS_PER_KIND]:
             table.add_row(str(line), "duplicate", f"same as line {first}", key=f"dup-{line}")
+
+    @on(Input.Changed, "#ds-throughput")
+    def _throughput_changed(self, event: Input.Changed) -> None:
+        """A new throughput only changes the time estimate: no rescan."""
+        event.stop()
+        st = self.stats
+        if st is not None and st.lengths is not None:
+            st.throughput = self.throughput
+            st.seconds_per_epoch = st.tokens_per_epoch / st.throughput if st.throughput else None
+            self.show(st)
 
     @on(DataTable.RowSelected, "#ds-problems")
     def _row_chosen(self, event: DataTable.RowSelected) -> None:

@@ -72,6 +72,10 @@ class _StatsProgress(_Msg):
         return isinstance(message, _StatsProgress)
 
 
+class _Throughput(_Msg):
+    """value (real tokens/s measured by a run), run (its id)."""
+
+
 class _StatsDone(_Msg):
     """gen, stats (None on failure), error."""
 
@@ -134,7 +138,9 @@ class DatasetTab(Widget):
         self.tokenizer = None
         self._tokenizer_error: str | None = None
         self._gen = 0                 # bumps on every open; workers' messages carry it
-        self._stats_key: tuple | None = None  # (gen, kind, max_seq_len, throughput) of shown/running stats
+        self._stats_key: tuple | None = None  # (gen, kind, max_seq_len, tokenizer?) of shown/running stats
+        self._pending_open: tuple | None = None
+        self._ready = False           # set on mount; open_file before that is deferred
         self._stats_worker = None
 
     def compose(self) -> ComposeResult:
@@ -158,9 +164,32 @@ class DatasetTab(Widget):
             with TabPane("Statistics", id="ds-stats"):
                 yield StatsPane(id="ds-stats-pane")
 
+    def on_mount(self) -> None:
+        self._ready = True
+        self._find_throughput()
+        if self._pending_open is not None:
+            self.open_file(*self._pending_open)
+
+    @work(thread=True, group="ds-throughput", exit_on_error=False)
+    def _find_throughput(self) -> None:
+        from .dataset_stats import measured_throughput
+        found = measured_throughput(self.root)
+        if found is not None:
+            self.post_message(_Throughput(value=found[0], run=found[1]))
+
+    @on(_Throughput)
+    def _throughput_found(self, m: _Throughput) -> None:
+        field = self.query_one("#ds-throughput", Input)
+        if not field.value:
+            field.value = f"{m.value:.0f}"
+            field.tooltip = f"measured by run {m.run} (real tokens/s); edit to estimate for another setup"
+
     # ---- opening -------------------------------------------------------------------------------------------
     def open_file(self, path, kind: str | None = None) -> None:
         """Show `path` (relative paths are under the project root); kind None or "auto" detects it."""
+        if not self._ready:  # called by another tab before this one is on screen
+            self._pending_open = (path, kind)
+            return
         path = Path(path).expanduser()
         if not path.is_absolute():
             path = self.root / path
@@ -437,7 +466,7 @@ class DatasetTab(Widget):
         if self.tokenizer is None and self._tokenizer_error is None:
             pane.reset("Loading the tokenizer …")
             return
-        key = (self._gen, self.kind, self.max_seq_len, pane.throughput, self.tokenizer is not None)
+        key = (self._gen, self.kind, self.max_seq_len, self.tokenizer is not None)
         if key == self._stats_key and not force:
             return
         self._cancel_stats()
