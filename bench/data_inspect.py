@@ -5,9 +5,9 @@ speed and peak memory.
     .venv/bin/python bench/data_inspect.py --size-gb 0.5 --keep
 
 The file repeats ../shared/data/sft_bench.jsonl (or, without ../shared, synthetic conversations) with a
-running id so no two lines are equal. Each measurement runs in a fresh subprocess so peak RSS
-(ru_maxrss) belongs to that measurement alone; the baseline is the same process doing everything but
-touching the file. Peak RSS is VmHWM. The file was just written, so it is in the page cache: the figures are warm-cache ones.
+running id so no two lines are equal. Each measurement runs in a fresh subprocess so its peak RSS
+(VmHWM) belongs to that measurement alone; the baselines are the same imports without touching the
+file. The file was just written, so it is in the page cache: the figures are warm-cache ones.
 """
 from __future__ import annotations
 
