@@ -19,11 +19,10 @@ def register(sub) -> None:
     p = sub.add_parser("data", help="inspect or validate a pretraining / SFT JSONL file")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     i = dsub.add_parser("inspect", help="statistics of a JSONL file: bad lines, duplicates, token lengths, "
-                        "truncation, trained tokens, time per epoch",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                        "truncation, trained tokens, time per epoch")
     _common(i)
     i.add_argument("--max-seq-len", "--max_seq_len", dest="max_seq_len", type=int, default=512,
-                   help="training sequence length: longer samples are truncated to it")
+                   help="training sequence length: longer samples are truncated to it (default: 512)")
     i.add_argument("--tokenizer", type=Path, default=None,
                    help="tokenizer directory (default: <root>/model/minimind_tokenizer, else the bundled demo one)")
     i.add_argument("--no-tokens", action="store_true",
@@ -34,8 +33,7 @@ def register(sub) -> None:
                    help="instead of statistics, show line N as trained: template-rendered text, tokens, loss mask")
     i.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     i.set_defaults(func=run_inspect)
-    v = dsub.add_parser("validate", help="list bad lines (FILE:LINE: reason); exit status 2 if there are any",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    v = dsub.add_parser("validate", help="list bad lines (FILE:LINE: reason); exit status 2 if there are any")
     _common(v)
     v.set_defaults(func=run_validate)
 
