@@ -11,6 +11,15 @@ Every event has "event" and "time" (unix seconds). Events:
   stall    step, seconds_since_step
   log      level, message (notable things a person should see)
   end      status ("done" | "stopped" | "failed" | "oom"), reason, step
+Added by the trainer (readers may ignore them):
+  prepare  stage ("data" | "tokenise"), done, total: progress before the first step (tokenising the data)
+  start    also resumed_from (step or null), batch_size, accumulation_steps, device, dtype, samples,
+           tokenizer, data_path, setup_s
+  step     also step_s (seconds per optimizer step over the window), rss_gb; epoch is 0-based; loss,
+           rates and samples cover all ranks
+  ckpt     also weights (the MiniMind-style file refreshed with it, e.g. out/pretrain_512.pth)
+  log      level "warning": e.g. a corrupt checkpoint skipped on resume
+Trainer exit statuses: 0 done or stopped, 1 crashed (end failed), 2 bad input, 3 out of memory (end oom).
 Readers ignore unknown fields and unknown events, so adding either does not bump the version.
 """
 from __future__ import annotations

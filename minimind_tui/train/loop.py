@@ -44,6 +44,23 @@ FAKE_OOM_ENV = "MINIMIND_TUI_FAKE_OOM_AT_STEP"
 STOP_AT_ENV = "MINIMIND_TUI_STOP_AT_STEP"
 
 
+def pass_loss(model, batch, n_mask: float, row_share: float, world_size: int = 1, device="cpu"):
+    """One forward pass's share of the batch loss: its summed cross-entropy over the batch's mask count.
+
+    Summed over the passes of a batch this is MiniMind's (CE * mask).sum() / mask.sum() over the whole
+    batch (plus the MoE aux loss, weighted by each pass's share of rows). Under DDP, n_mask is the
+    global batch's count and the world size undoes DDP's gradient averaging, so the gradient equals one
+    process's over the whole global batch.
+    """
+    X = batch.X.to(device, non_blocking=True)
+    Y = batch.Y.to(device, non_blocking=True)
+    M = batch.loss_mask.to(device, non_blocking=True)
+    out = model(X, labels=Y, loss_mask=M, return_logits=False)  # vocab projection on mask rows only
+    n_here = max(int(batch.loss_mask.sum()), 1)
+    ce_sum = (out.loss - out.aux_loss) * n_here
+    return ce_sum * (world_size / max(n_mask, 1.0)) + out.aux_loss * row_share
+
+
 def default_device() -> str:
     return "cuda:0" if torch.cuda.is_available() else "cpu"
 
@@ -53,11 +70,13 @@ def train(mode: str, explicit: dict, root: str = ".") -> int:
     device = explicit.get("device") or default_device()
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {device}: no CUDA GPU is visible to PyTorch here; use --device cpu")
+    old_umask = os.umask(0o077)  # run folders, checkpoints and weights are private to the user
     info, device = distributed.init(device)
     stop = StopRequest().install()
     try:
         return _train(mode, explicit, root, info, device, stop)
     finally:
+        os.umask(old_umask)
         stop.uninstall()
         distributed.shutdown(info)
 
@@ -127,8 +146,17 @@ class Trainer:
         removed = checkpointing.clean_leftovers(self.run_dir)
         if removed:
             print(f"removed {len(removed)} interrupted checkpoint save(s): {', '.join(p.name for p in removed)}")
+        self._remove_stale_exports()
         self._heartbeat = Heartbeat(self.run_dir).start()
         self.events = EventWriter(self.run_dir / layout.METRICS)
+
+    def _remove_stale_exports(self) -> None:
+        """Temporary files of an export into --out_dir interrupted by a kill (named .NAME.tmpPID)."""
+        out = Path(self.s["out_dir"])
+        for tmp in out.glob(".*.pth.tmp*") if out.is_dir() else []:
+            pid = tmp.name.rsplit(".tmp", 1)[-1]
+            if pid.isdigit() and not layout.pid_exists(int(pid)):
+                tmp.unlink(missing_ok=True)
 
     def _close_run_dir(self) -> None:
         if self.trackers:
@@ -249,7 +277,7 @@ class Trainer:
                 find_unused_parameters=self.config.use_moe)
         if s["compile"]:
             self.log("compiling the model (torch.compile)...")
-            model = torch.compile(model)
+            model = torch.compile(model, dynamic=True)  # every pass has its own length
         cuda = self.device.startswith("cuda")
         optimizer = torch.optim.AdamW(raw_model.parameters(), lr=s["learning_rate"], fused=cuda or None)
         scaler = torch.amp.GradScaler("cuda", enabled=cuda and s["dtype"] == "float16")
@@ -364,19 +392,7 @@ class Trainer:
         return EXIT_DONE
 
     def _pass_loss(self, model, batch, n_mask: float, row_share: float):
-        """This pass's share of the batch loss: its summed cross-entropy over the batch's mask count.
-
-        Summed over the passes of a batch this is MiniMind's (CE * mask).sum() / mask.sum() over the whole
-        batch. Under DDP, n_mask is the global batch's count and the world size undoes DDP's gradient
-        averaging, so the gradient equals one process's over the whole global batch.
-        """
-        X = batch.X.to(self.device, non_blocking=True)
-        Y = batch.Y.to(self.device, non_blocking=True)
-        M = batch.loss_mask.to(self.device, non_blocking=True)
-        out = model(X, labels=Y, loss_mask=M, return_logits=False)
-        n_here = max(int(batch.loss_mask.sum()), 1)
-        ce_sum = (out.loss - out.aux_loss) * n_here
-        return ce_sum * (self.info.world_size / max(n_mask, 1.0)) + out.aux_loss * row_share
+        return pass_loss(model, batch, n_mask, row_share, self.info.world_size, self.device)
 
     # ----- checkpoints -----
     def _export_path(self) -> Path:
