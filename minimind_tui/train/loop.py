@@ -235,7 +235,7 @@ class Trainer:
             model.load_state_dict(loaded.weights)
             self.log(f"resuming from {loaded.path} (step {loaded.state['step']})")
         elif init_file is not None:
-            load_init(model, init_file, log=self.log)
+            load_init(model, init_file, log=self.log, tokenizer_dir=s["tokenizer"])
         return model, loaded
 
     def _fallback_message(self, text: str) -> None:

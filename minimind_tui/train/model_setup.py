@@ -78,9 +78,15 @@ def build_model(config: LMConfig, seed: int) -> MiniMindLM:
     return MiniMindLM(config)
 
 
-def load_init(model: MiniMindLM, weights: Path, log=print) -> None:
+def load_init(model: MiniMindLM, weights: Path, log=print, tokenizer_dir=None) -> None:
     """Load initial weights; a shape mismatch is an error naming the key and both shapes."""
     state = load_state_dict(weights)
+    emb = state.get("tok_embeddings.weight")
+    if emb is not None and emb.shape[0] != model.config.vocab_size:
+        raise CheckpointError(f"{weights}: tok_embeddings.weight has shape {tuple(emb.shape)}: a {emb.shape[0]}-token "
+                              f"vocabulary, but the tokenizer {tokenizer_dir or ''} has {model.config.vocab_size}; "
+                              f"pass --tokenizer DIR with the tokenizer these weights were trained with "
+                              f"(MiniMind's is ./model/minimind_tokenizer)")
     missing, unexpected = check_compatible(model, state, weights)
     if missing:
         log(f"init {weights}: {len(missing)} weights not in the file, left at their random init: "

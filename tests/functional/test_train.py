@@ -215,3 +215,13 @@ def test_disk_failure_while_saving_is_reported_and_not_called_success(tmp_path, 
     assert [e["step"] for e in events if e["event"] == "step"][-1] == 6  # training went on after a failed save
     assert events[-1]["event"] == "end" and events[-1]["status"] == "failed"
     assert [p.name for p in layout.complete_checkpoints(tmp_path / "r")] == ["step_00000002"]
+
+
+def test_init_with_another_vocabulary_points_at_the_tokenizer(tmp_path, data, monkeypatch, capsys):
+    from model import LMConfig, MiniMindLM
+    torch.save(MiniMindLM(LMConfig(dim=32, n_layers=1, n_heads=4, vocab_size=6400)).state_dict(),
+               tmp_path / "minimind.pth")
+    code = train_here(tmp_path, "sft", "--data_path", str(data["sft"]), *TINY, "--init", "minimind.pth",
+                      monkeypatch=monkeypatch)
+    err = capsys.readouterr().err
+    assert code == 2 and "6400-token vocabulary" in err and "--tokenizer DIR" in err

@@ -108,7 +108,7 @@ def test_chunked_passes_give_the_single_pass_loss_and_gradient():
         loss = model(p.X, labels=p.Y, loss_mask=p.loss_mask, return_logits=False).loss
         part = loss * max(int(p.loss_mask.sum()), 1) / n
         part.backward()
-        total += float(part)
+        total += float(part.detach())
     with torch.no_grad():
         ref = model(whole.X, labels=whole.Y, loss_mask=whole.loss_mask, return_logits=False).loss
     assert total == pytest.approx(float(ref), abs=1e-5)
