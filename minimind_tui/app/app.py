@@ -98,6 +98,7 @@ class MiniMindApp(App):
         self.run_pids: set[int] = set()          # roots of live trainers, for the GPU/host strip
         self._wake_runs = threading.Event()      # poke the runs poller (selection changed, launched, tests)
         self._wake_gpu = threading.Event()
+        self._pollers_stop = threading.Event()
         self._first_runs_poll = True
 
     # ---- layout ------------------------------------------------------------------------------------------
@@ -119,28 +120,24 @@ class MiniMindApp(App):
         self.poll_runs()
 
     def on_unmount(self) -> None:
-        self._wake_runs.set()
-        self._wake_gpu.set()
+        self._pollers_stop.set()
 
     # ---- pollers (thread workers; post one message per round) -----------------------------------------------
     @work(thread=True, exclusive=True, group="gpu", exit_on_error=False)
     def poll_gpu(self) -> None:
         worker = get_current_worker()
-        while not worker.is_cancelled:
+        while True:
             system = self.services.system_monitor.read(self.run_pids) if self.services.system_monitor else None
             pids = system.trainer_pids if system else tuple(self.run_pids)
             self.post_message(GpuUpdated(self.services.gpu_monitor.read(pids), system))
-            if self.services.gpu_interval is None and not self._wake_gpu.is_set():
-                self._wake_gpu.wait()
-            else:
-                self._wake_gpu.wait(self.services.gpu_interval or 0)
-            self._wake_gpu.clear()
+            if not self._idle_until_woken(self._wake_gpu, self.services.gpu_interval, worker):
+                return
 
     @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
     def poll_runs(self) -> None:
         worker = get_current_worker()
         index = RunsIndex(self.root, exit_code=self.services.launcher.exit_code, clock=self.services.clock)
-        while not worker.is_cancelled:
+        while True:
             summaries = index.summaries()
             selected = self.selected_run
             if selected is None and self._first_runs_poll:
@@ -149,8 +146,20 @@ class MiniMindApp(App):
                     selected = self.root / "runs" / live.run_id
             view = index.view(selected) if selected is not None else None
             self.post_message(RunsUpdated(summaries, view))
-            self._wake_runs.wait(self.services.poll_interval) if self.services.poll_interval else self._wake_runs.wait()
-            self._wake_runs.clear()
+            if not self._idle_until_woken(self._wake_runs, self.services.poll_interval, worker):
+                return
+
+    def _idle_until_woken(self, wake: threading.Event, interval: float | None, worker) -> bool:
+        """Wait for the interval (forever if None) or a wake-up; False when the app is closing. Waits in short
+        slices so a closing app never waits on a poller thread."""
+        deadline = None if interval is None else time.monotonic() + interval
+        while not wake.wait(0.1):
+            if worker.is_cancelled or self._pollers_stop.is_set():
+                return False
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        wake.clear()
+        return not (worker.is_cancelled or self._pollers_stop.is_set())
 
     def refresh_runs(self) -> None:
         self._wake_runs.set()

@@ -123,3 +123,16 @@ class FakeGpuMonitor:
 def one_gpu(used_gb: float = 14.0, total_gb: float = 20.0, trainer_gb: float | None = 12.5) -> GpuReading:
     return GpuReading(gpus=(GpuInfo(0, "NVIDIA RTX 4000 Ada", used_gb, total_gb, 97.0, 61.0, 120.0, 130.0,
                                     trainer_gb),), driver="550.54.15")
+
+
+class FakeSystemMonitor:
+    """Fixed host readings, so snapshots do not depend on this machine's load."""
+
+    def __init__(self, reading=None):
+        from .system import SystemReading
+        self.reading = reading or SystemReading(cpu_pct=12.0, cpu_count=16, ram_used_gb=21.5, ram_total_gb=125.8)
+        self.asked_pids: list[set[int]] = []
+
+    def read(self, root_pids: Collection[int] = ()):
+        self.asked_pids.append(set(root_pids))
+        return self.reading

@@ -10,24 +10,27 @@ HELP = """\
 [b]minimind-tui[/b] — train, watch and chat with MiniMind models
 
 [b]Anywhere[/b]
-  1 2 3 4        Train / Runs / Dataset / Chat tab
-  ?  or  F1      this help
-  ctrl+q         quit (running trainers keep going; reopen to reattach)
+  1 2 3 4     Train / Runs / Dataset / Chat tab
+  ? or F1     this help
+  ctrl+q      quit; running trainers keep going, reopen to reattach
 
 [b]Train[/b]
-  tab / shift+tab  next / previous field
-  ctrl+l           launch with the settings shown (same as the printed command)
+  tab         next field (shift+tab: previous)
+  ctrl+l      launch; the command shown is exactly what runs
 
 [b]Runs[/b]
-  ↑ ↓             pick a run (its metrics replay; a live one keeps streaming)
-  s               stop the run (asks first; the trainer saves, then exits; killed after a timeout)
-  r               resume a stopped, killed or failed run from its last checkpoint
+  ↑ ↓         pick a run: its metrics replay, a live one keeps streaming
+  s           stop (asks first): the trainer saves and exits,
+              and is killed if it has not exited after a timeout
+  r           resume a stopped, killed or failed run from its last
+              checkpoint
 
-Training runs in its own session: closing this app or losing the SSH connection never stops it.
-The GPU strip reads NVML in the background; N/A marks a value the driver would not give.
-Memory figures in the Train tab are estimates.
+Training runs in its own session: closing this app or losing the SSH
+connection never stops it. The GPU strip reads NVML in the background;
+N/A marks a value the driver would not give. Memory figures in the
+Train tab are estimates.
 
-Press escape or q to close."""
+escape closes this help."""
 
 
 class HelpScreen(ModalScreen[None]):

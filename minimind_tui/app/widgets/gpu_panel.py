@@ -38,6 +38,12 @@ def gpu_line(g: GpuInfo, width: int = 80) -> Text:
     return line
 
 
+def _size(gb: float | None) -> str:
+    if gb is None:
+        return NA
+    return f"{gb * 1024:.0f} MB" if gb < 1 else f"{gb:.1f} GB"
+
+
 def host_line(s: SystemReading | None) -> Text:
     line = Text()
     if s is None:
@@ -45,7 +51,7 @@ def host_line(s: SystemReading | None) -> Text:
     line.append("host ", style="bold")
     line.append(f"CPU {s.cpu_pct:.0f}% of {s.cpu_count}  RAM {s.ram_used_gb:.1f}/{s.ram_total_gb:.1f} GB")
     if s.trainer_cpu_pct is not None:
-        line.append(f"  trainer CPU {s.trainer_cpu_pct:.0f}% RSS {s.trainer_rss_gb:.1f} GB", style="magenta")
+        line.append(f"  trainer CPU {s.trainer_cpu_pct:.0f}% RSS {_size(s.trainer_rss_gb)}", style="magenta")
     return line
 
 

@@ -13,6 +13,9 @@ from minimind_tui.runs.summary import RunSummary, format_duration
 from .run_monitor import STATUS_STYLE, RunMonitor
 
 COLUMNS = ("run", "status", "mode", "dataset", "loss", "steps", "time")
+# Below this width the dataset column is dropped so the rest still fits in 80 columns.
+NARROW_WIDTH = 100
+NARROW_COLUMNS = ("run", "status", "mode", "loss", "steps", "time")
 
 
 class RunsTab(Vertical):
@@ -25,22 +28,36 @@ class RunsTab(Vertical):
         super().__init__(**kwargs)
         self.summaries: list[RunSummary] = []
         self.selected: str | None = None
+        self.columns: tuple[str, ...] = COLUMNS
 
     def compose(self) -> ComposeResult:
         table = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
-        table.add_columns(*COLUMNS)
+        table.add_columns(*self.columns)
         yield table
         yield RunMonitor(id="run-monitor")
+
+    def on_resize(self) -> None:
+        columns = NARROW_COLUMNS if self.size.width < NARROW_WIDTH else COLUMNS
+        if columns != self.columns:
+            self.columns = columns
+            table = self.query_one(DataTable)
+            table.clear(columns=True)
+            table.add_columns(*columns)
+            self._fill(self.summaries)
 
     def update_runs(self, summaries: list[RunSummary]) -> None:
         """Replace the rows (attributes down from the app's polling worker), keeping the selection."""
         if [_row(s) for s in summaries] == [_row(s) for s in self.summaries]:
             return
         self.summaries = summaries
+        self._fill(summaries)
+
+    def _fill(self, summaries: list[RunSummary]) -> None:
         table = self.query_one(DataTable)
         table.clear()
         for s in summaries:
-            table.add_row(*_row(s), key=s.run_id)
+            row = _row(s)
+            table.add_row(*(row[COLUMNS.index(c)] for c in self.columns), key=s.run_id)
         if self.selected is not None:
             self._move_cursor(self.selected)
 

@@ -1,0 +1,255 @@
+"""Pilot tests, one per dashboard flow: launch, replay, live streaming, reattach, stop, resume, killed runs."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from canned import T0, make_run
+from conftest import wait_for
+from textual.widgets import DataTable, Input, Log, TabbedContent
+
+from minimind_tui.app.screens.confirm import ConfirmScreen
+from minimind_tui.app.screens.help import HelpScreen
+from minimind_tui.app.widgets.run_monitor import RunMonitor
+from minimind_tui.app.widgets.train_form import TrainForm
+from minimind_tui.runs import events, layout
+
+
+def monitor_summary(app):
+    view = app.query_one(RunMonitor).view
+    return view.summary if view else None
+
+
+async def test_launch_builds_the_trainer_command_and_switches_to_the_new_run(make_app, fake_launcher):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.query_one(TrainForm)
+        await wait_for(pilot, lambda: form.query_one("#dataset").value is not None
+                       and form.query_one("#dataset")._options, "dataset scan")
+        form.query_one("#mode").value = "sft"
+        await pilot.pause()
+        form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
+        form.query_one("#batch_size", Input).value = "16"
+        await wait_for(pilot, lambda: "3 lines" in str(form.query_one("#data_info").render()), "line count")
+        command = str(form.query_one("#command").render())
+        assert command.startswith("$ minimind-tui train sft --data_path dataset/sft_mini_512.jsonl --batch_size 16")
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: fake_launcher.launched, "launch")
+        mode, args, gpus = fake_launcher.launched[0]
+        assert mode == "sft" and gpus == 1
+        flags = dict(zip(args[1::2], args[2::2]))
+        # SFT defaults from the recipe, and what was typed.
+        assert flags["--learning_rate"] == "5e-05" and flags["--accumulation_steps"] == "1"
+        assert flags["--batch_size"] == "16" and flags["--data_path"] == "dataset/sft_mini_512.jsonl"
+        # The command shown is the one launched.
+        assert command.removeprefix("$ minimind-tui train ").split() == args
+        await wait_for(pilot, lambda: app.query_one(TabbedContent).active == "runs", "switch to Runs")
+        await wait_for(pilot, lambda: monitor_summary(app) is not None, "monitor")
+        assert monitor_summary(app).status == "starting"
+
+
+async def test_launch_refuses_a_bad_field_with_its_name(make_app, fake_launcher):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.query_one(TrainForm)
+        form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
+        form.query_one("#batch_size", Input).value = "0"
+        await pilot.pause()
+        assert "batch: must be at least 1" in str(form.query_one("#command").render())
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        assert not fake_launcher.launched
+        assert any("batch" in n.message for n in app._notifications)
+
+
+async def test_mode_switch_applies_recipe_defaults(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.query_one(TrainForm)
+        assert form.query_one("#learning_rate", Input).value == "5e-4"
+        assert form.query_one("#accumulation_steps", Input).value == "8"
+        form.query_one("#mode").value = "sft"
+        await pilot.pause()
+        assert form.query_one("#learning_rate", Input).value == "5e-5"
+        assert form.query_one("#accumulation_steps", Input).value == "1"
+
+
+async def test_multi_gpu_launch_goes_through_torchrun(make_app, fake_launcher):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.query_one(TrainForm)
+        form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
+        form.query_one("#gpus", Input).value = "4"
+        await pilot.pause()
+        assert str(form.query_one("#command").render()).startswith(
+            "$ torchrun --standalone --nproc_per_node 4 -m minimind_tui train pretrain")
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: fake_launcher.launched, "launch")
+        assert fake_launcher.launched[0][2] == 4
+
+
+async def test_memory_estimate_warns_when_it_will_not_fit(make_app):
+    from minimind_tui.gpu.fake import FakeGpuMonitor, one_gpu
+
+    app = make_app(gpu=FakeGpuMonitor(one_gpu(used_gb=14.0, total_gb=20.0)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.query_one(TrainForm)
+        await wait_for(pilot, lambda: form.free_gb is not None, "GPU reading")
+        form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
+        form.query_one("#batch_size", Input).value = "2"
+        await pilot.pause()
+        assert "6.0 GB free" in str(form.query_one("#estimate").render())
+        assert "⚠" not in str(form.query_one("#estimate").render())
+        form.query_one("#batch_size", Input).value = "64"
+        await pilot.pause()
+        assert "⚠" in str(form.query_one("#estimate").render())
+
+
+async def test_replay_of_a_finished_run(make_app, project):
+    make_run(project, "20251101-100000-pretrain", mode="pretrain", steps=100, total=100, end="done")
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1, "runs listed")
+        assert app.query_one(TabbedContent).active == "train"  # nothing live: no reattach jump
+        await pilot.press("2")
+        await wait_for(pilot, lambda: monitor_summary(app) is not None, "replay")
+        s = monitor_summary(app)
+        assert s.status == "done" and s.step == 100 and len(s.loss_points) == 100
+        assert s.loss_points[0] > s.loss_points[-1]
+        assert "step 100: loss" in "\n".join(app.query_one(Log).lines)
+
+
+async def test_reattach_selects_the_live_run_and_streams_new_events(make_app, project):
+    make_run(project, "20251101-090000-sft", steps=10, end="stopped", reason="stopped by user")
+    run = make_run(project, "20251101-100000-sft", steps=30, heartbeat_age=1.0, pid=os.getpid())
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: monitor_summary(app) is not None, "reattach")
+        assert app.query_one(TabbedContent).active == "runs"
+        s = monitor_summary(app)
+        assert (s.run_id, s.status, s.step) == ("20251101-100000-sft", "live", 30)
+        # The trainer writes more; the next poll shows it (and only complete lines).
+        with open(run / layout.METRICS, "ab") as f:
+            f.write(events.encode("step", now=T0, step=31, total=100, epoch=0, loss=1.5, lr=1e-5))
+            f.write(b'{"event": "step", "step": 32')  # half a line: held back
+        with open(run / layout.LOG, "a", encoding="utf-8") as f:
+            f.write("step 31: 新的一行\n")
+        app.refresh_runs()
+        await wait_for(pilot, lambda: monitor_summary(app).step == 31, "new step")
+        assert monitor_summary(app).loss == 1.5
+        assert "step 31: 新的一行" in app.query_one(Log).lines
+
+
+async def test_a_run_without_end_and_without_process_is_reported_killed(make_app, project):
+    make_run(project, "20251101-100000-sft", steps=25, heartbeat_age=600.0, pid=_dead_pid(), ckpt_at=(20,))
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: monitor_summary(app) is not None, "monitor")
+        s = monitor_summary(app)
+        assert s.status == "killed" and "at step 25" in s.reason and s.can_resume
+        notes = str(app.query_one("#monitor-notes").render())
+        assert "killed by a signal" in notes and "press r to resume" in notes
+
+
+async def test_resume_launches_train_resume_for_the_run(make_app, project, fake_launcher):
+    run = make_run(project, "20251101-100000-sft", steps=25, end="stopped", reason="stopped by SIGINT",
+                   ckpt_at=(25,))
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: monitor_summary(app) is not None, "monitor")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: fake_launcher.resumed, "resume")
+        assert fake_launcher.resumed[0] == (run, "sft", 1)
+
+
+async def test_resume_is_refused_without_a_checkpoint(make_app, project, fake_launcher):
+    make_run(project, "20251101-100000-sft", steps=5, end="failed", reason="boom", ckpt_at=())
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: monitor_summary(app) is not None, "monitor")
+        await pilot.press("r")
+        await pilot.pause()
+        assert not fake_launcher.resumed
+
+
+STUB_TRAINER = textwrap.dedent("""
+    import os, signal, sys, time
+    sys.path.insert(0, {repo!r})
+    from minimind_tui.runs.events import EventWriter
+    run = sys.argv[1]
+    open(os.path.join(run, "trainer.lock"), "w").write(str(os.getpid()))
+    w = EventWriter(os.path.join(run, "metrics.jsonl"))
+    stop = []
+    signal.signal(signal.SIGINT, lambda *a: stop.append(1))
+    open(os.path.join(run, "ready"), "w").close()
+    step = 0
+    while not stop and step < 6000:   # at most ~60 s if the test never signals
+        step += 1
+        time.sleep(0.01)
+    w.emit("end", status="stopped", reason="stopped by SIGINT at step %d" % step, step=step)
+""")
+
+
+async def test_stop_asks_then_sends_sigint_and_the_run_ends_stopped(make_app, project, tmp_path):
+    run = make_run(project, "20251101-100000-sft", steps=5, heartbeat_age=1.0, pid=os.getpid())
+    script = tmp_path / "stub.py"
+    from pathlib import Path
+    script.write_text(STUB_TRAINER.format(repo=str(Path(__file__).resolve().parents[2])))
+    proc = subprocess.Popen([sys.executable, str(script), str(run)], start_new_session=True,
+                            stdin=subprocess.DEVNULL)
+    try:
+        app = make_app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: (run / "ready").exists(), "stub trainer", rounds=1000)
+            await wait_for(pilot, lambda: monitor_summary(app) is not None, "reattach")
+            await pilot.press("s")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "confirmation")
+            await pilot.press("n")  # cancel: nothing sent
+            await pilot.pause()
+            assert proc.poll() is None
+            await pilot.press("s")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "confirmation")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: proc.poll() is not None, "trainer exit", rounds=1000)
+            assert proc.returncode == 0  # handled SIGINT: a graceful stop, not a kill
+            app.refresh_runs()
+            await wait_for(pilot, lambda: monitor_summary(app).status == "stopped", "stopped status")
+            await wait_for(pilot, lambda: any("stopped after" in n.message for n in app._notifications), "notice")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+async def test_help_screen_opens_and_closes(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("?")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_tab_keys_do_not_steal_typing_in_inputs(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.query_one(TrainForm)
+        form.query_one("#batch_size", Input).focus()
+        form.query_one("#batch_size", Input).value = ""
+        await pilot.press("2", "4")
+        assert form.query_one("#batch_size", Input).value == "24"
+        assert app.query_one(TabbedContent).active == "train"
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
