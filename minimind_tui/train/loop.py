@@ -361,7 +361,8 @@ class Trainer:
 
                 counts[0] = loss_sum.item() / n_micro
                 counts[4] = 1.0 if self.stop.requested else 0.0
-                counts = distributed.sum_across(counts, info)
+                if info.enabled:  # NCCL reduces only GPU tensors
+                    counts = distributed.sum_across(counts.to(self.device), info).cpu()
                 loss_value = counts[0].item() / info.world_size
                 stop_now = counts[4].item() > 0
                 meter.count(int(counts[1]), int(counts[2]), int(counts[3]))
