@@ -22,7 +22,6 @@ import numpy as np
 from .jsonl import cache_dir
 
 FORMAT_VERSION = 1
-FLUSH_TOKENS = 1 << 20   # write to disk every ~1M tokens: the build's memory stays flat
 ENCODE_CHUNK = 512       # samples tokenised together (the Rust tokenizer batches them across cores)
 
 
@@ -71,10 +70,62 @@ def _encode_chunk(dataset, start: int, stop: int) -> list[tuple[np.ndarray, np.n
     return [dataset.encode(i) for i in range(start, stop)]
 
 
+SPAN = 4096              # samples per task when several processes tokenise
+_worker_dataset = None   # the dataset, inherited by forked tokenising processes
+
+
+def default_workers() -> int:
+    """Processes for tokenising: all but one core on a big machine, none extra on a small one.
+    MINIMIND_TUI_TOKENISE_WORKERS overrides."""
+    env = os.environ.get("MINIMIND_TUI_TOKENISE_WORKERS")
+    if env:
+        return max(1, int(env))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 1 if cores < 4 else min(cores - 1, 16)
+
+
+def _worker_init() -> None:
+    import signal
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # processes are the parallelism here
+    # Forked from a trainer whose handlers turn signals into "stop after this step": here a Ctrl-C is
+    # the parent's business, and the pool's SIGTERM must end the worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _encode_span(span: tuple[int, int]) -> tuple[bytes, bytes, np.ndarray]:
+    items = _encode_chunk(_worker_dataset, *span)
+    lengths = np.fromiter((len(ids) for ids, _ in items), dtype=np.int64, count=len(items))
+    ids = np.concatenate([np.asarray(i) for i, _ in items]) if items else np.zeros(0, np.int64)
+    mask = np.concatenate([np.asarray(m) for _, m in items]) if items else np.zeros(0, np.uint8)
+    return ids.astype(np.int32).tobytes(), mask.astype(np.uint8).tobytes(), lengths
+
+
+def _spans_in_processes(dataset, n: int, workers: int):
+    """(ids, mask, lengths) per span of samples, in order, tokenised by `workers` forked processes."""
+    import multiprocessing
+
+    global _worker_dataset
+    _worker_dataset = dataset
+    spans = [(a, min(a + SPAN, n)) for a in range(0, n, SPAN)]
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init) as pool:
+        for ids, mask, lengths in pool.imap(_encode_span, spans):
+            yield np.frombuffer(ids, dtype=np.int32), np.frombuffer(mask, dtype=np.uint8), lengths
+
+
+def _spans_here(dataset, n: int):
+    for start in range(0, n, ENCODE_CHUNK):
+        items = _encode_chunk(dataset, start, min(start + ENCODE_CHUNK, n))
+        lengths = np.fromiter((len(ids) for ids, _ in items), dtype=np.int64, count=len(items))
+        yield (np.concatenate([np.asarray(i) for i, _ in items]), np.concatenate([np.asarray(m) for _, m in items]),
+               lengths)
+
+
 def build(dataset, folder: Path, vocab_size: int, meta: dict,
-          progress: Callable[[int, int], None] | None = None) -> TokenCache:
+          progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> TokenCache:
     """Tokenise every sample of `dataset` into `folder` (atomically). `progress(done, total)` may raise
-    to abandon the build (a stop request)."""
+    to abandon the build (a stop request). With workers > 1, forked processes tokenise spans of
+    samples in parallel and this process writes them in order."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
@@ -84,25 +135,21 @@ def build(dataset, folder: Path, vocab_size: int, meta: dict,
     n = len(dataset)
     offsets = np.zeros(n + 1, dtype=np.int64)
     try:
+        workers = default_workers() if workers is None else workers
+        spans = _spans_in_processes(dataset, n, workers) if workers > 1 and n > SPAN else _spans_here(dataset, n)
         with open(tmp / "tokens.bin", "wb") as ftok, open(tmp / "mask.bin", "wb") as fmask:
-            pend_ids: list[np.ndarray] = []
-            pend_mask: list[np.ndarray] = []
-            pending = total = 0
-            for start in range(0, n, ENCODE_CHUNK):
-                stop = min(start + ENCODE_CHUNK, n)
-                for k, (ids, mask) in enumerate(_encode_chunk(dataset, start, stop)):
-                    pend_ids.append(np.asarray(ids))
-                    pend_mask.append(np.asarray(mask))
-                    total += len(ids)
-                    pending += len(ids)
-                    offsets[start + k + 1] = total
-                if pending >= FLUSH_TOKENS or stop == n:
-                    if pend_ids:
-                        ftok.write(np.concatenate(pend_ids).astype(dtype).tobytes())
-                        fmask.write(np.concatenate(pend_mask).astype(np.uint8).tobytes())
-                    pend_ids, pend_mask, pending = [], [], 0
-                if progress:
-                    progress(stop, n)
+            done = total = 0
+            try:
+                for ids, mask, lengths in spans:
+                    ftok.write(ids.astype(dtype).tobytes())
+                    fmask.write(mask.astype(np.uint8).tobytes())
+                    offsets[done + 1:done + 1 + len(lengths)] = total + np.cumsum(lengths)
+                    done += len(lengths)
+                    total += int(lengths.sum())
+                    if progress:
+                        progress(done, n)
+            finally:
+                spans.close()  # also when progress() raised: ends the worker processes
         np.save(tmp / "offsets.npy", offsets)
         meta = {**meta, "format": FORMAT_VERSION, "dtype": np.dtype(dtype).name, "samples": n,
                 "tokens": int(total), "built_at": time.time()}

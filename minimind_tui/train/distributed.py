@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+
+# Ranks wait in a collective while rank 0 tokenises a large dataset once; allow for that.
+COLLECTIVE_TIMEOUT = timedelta(minutes=90)
 
 
 @dataclass
@@ -39,9 +44,9 @@ def init(device: str) -> tuple[DistInfo, str]:
     if device.startswith("cuda"):
         device = f"cuda:{info.local_rank}"
         torch.cuda.set_device(device)
-        dist.init_process_group("nccl")
+        dist.init_process_group("nccl", timeout=COLLECTIVE_TIMEOUT)
     else:
-        dist.init_process_group("gloo")
+        dist.init_process_group("gloo", timeout=COLLECTIVE_TIMEOUT)
     return info, device
 
 

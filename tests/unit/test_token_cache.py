@@ -61,7 +61,10 @@ def test_key_changes_with_every_input():
                 cache_key("data", "tok", 512, "sft", skip_bad_lines=True)}) == 6
 
 
-def test_interrupted_build_leaves_nothing(tmp_path, tok):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_interrupted_build_leaves_nothing(tmp_path, tok, workers, monkeypatch):
+    import dataset.token_cache as tc
+    monkeypatch.setattr(tc, "SPAN", 256)
     write_jsonl(tmp_path / "d.jsonl", pretrain_lines(2000))
     ds = PretrainDataset(tmp_path / "d.jsonl", tok, max_length=32)
 
@@ -70,7 +73,7 @@ def test_interrupted_build_leaves_nothing(tmp_path, tok):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        build(ds, tmp_path / "cache" / "k", tok.vocab_size, {}, progress=stop)
+        build(ds, tmp_path / "cache" / "k", tok.vocab_size, {}, progress=stop, workers=workers)
     assert list((tmp_path / "cache").iterdir()) == []
     assert open_cache(tmp_path / "cache" / "k") is None
 
@@ -81,3 +84,17 @@ def test_damaged_cache_is_not_opened(tmp_path, tok):
     data = (tmp_path / "c" / "tokens.bin").read_bytes()
     (tmp_path / "c" / "tokens.bin").write_bytes(data[: len(data) // 2])
     assert open_cache(tmp_path / "c") is None
+
+
+def test_parallel_build_equals_the_serial_one(tmp_path, tok, monkeypatch):
+    import dataset.token_cache as tc
+    monkeypatch.setattr(tc, "SPAN", 64)  # several spans from a small file
+    write_jsonl(tmp_path / "d.jsonl", sft_lines(300))
+    ds = SFTDataset(tmp_path / "d.jsonl", tok, max_length=48)
+    serial = build(ds, tmp_path / "a", tok.vocab_size, {}, workers=1)
+    seen = []
+    parallel = build(ds, tmp_path / "b", tok.vocab_size, {}, workers=2, progress=lambda d, n: seen.append(d))
+    assert seen == [64, 128, 192, 256, 300]
+    np.testing.assert_array_equal(parallel.offsets, serial.offsets)
+    np.testing.assert_array_equal(parallel.tokens, serial.tokens)
+    np.testing.assert_array_equal(parallel.mask, serial.mask)
