@@ -1,0 +1,97 @@
+"""Graceful stop with escalation, on real processes in their own session (like launched trainers)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+
+from minimind_tui.runs.control import stop_run
+
+# A trainer stand-in: writes its lock, starts a child (like a torchrun worker or dataloader), then waits.
+STUB = textwrap.dedent("""
+    import os, signal, subprocess, sys, time
+    run, behaviour = sys.argv[1], sys.argv[2]
+    child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"])
+    if behaviour == "graceful":
+        def on_int(*_):
+            child.kill(); child.wait()
+            open(os.path.join(run, "saved"), "w").close()
+            sys.exit(0)
+        signal.signal(signal.SIGINT, on_int)
+    else:  # a save that hangs: SIGINT is ignored
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    open(os.path.join(run, "trainer.lock"), "w").write(f"{os.getpid()} {child.pid}")
+    time.sleep(60)
+""")
+
+
+def start(tmp_path, behaviour):
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, "-c", STUB, str(run), behaviour], start_new_session=True,
+                            stdin=subprocess.DEVNULL)
+    for _ in range(500):
+        if (run / "trainer.lock").exists() and (run / "trainer.lock").read_text().strip():
+            break
+        time.sleep(0.02)
+    child = int((run / "trainer.lock").read_text().split()[1])
+    return run, proc, child
+
+
+def gone(pid):
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_graceful_stop(tmp_path):
+    run, proc, child = start(tmp_path, "graceful")
+    try:
+        notes = []
+        outcome = stop_run(run, timeout=30, progress=notes.append)
+        assert outcome.result == "stopped" and (run / "saved").exists()
+        assert proc.wait(5) == 0 and gone(child)
+        assert notes[0].startswith(f"sent SIGINT to process group {proc.pid}")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_hanging_save_is_killed_after_the_timeout_with_its_whole_group(tmp_path):
+    run, proc, child = start(tmp_path, "hang")
+    try:
+        notes = []
+        outcome = stop_run(run, timeout=0.5, progress=notes.append)
+        assert outcome.result == "killed" and "did not stop within 0.5s" in outcome.message
+        assert proc.wait(5) == -9
+        assert gone(child)  # the child that ignores SIGINT went with the group: nothing left behind
+        assert "sending SIGKILL" in notes[-1]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_nothing_running(tmp_path):
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    assert stop_run(run).result == "not_running"
+
+
+def test_never_signals_our_own_process_group(tmp_path):
+    """A trainer sharing our group (started from this shell without a new session) gets a pid signal only."""
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # same group as pytest
+    try:
+        (run / "trainer.lock").write_text(str(proc.pid))
+        outcome = stop_run(run, timeout=10)
+        assert outcome.result == "stopped"  # SIGINT's default kills it; we are still here
+        assert proc.wait(5) != 0 and os.getpgid(0) == os.getpgrp()
+    finally:
+        proc.kill()
+        proc.wait()

@@ -1,0 +1,117 @@
+"""What the dashboard and `runs list` say about a run, from its files alone."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
+from canned import T0, make_run  # noqa: E402
+
+from minimind_tui.runs import events, layout  # noqa: E402
+from minimind_tui.runs.summary import Downsampler, RunState, summarize  # noqa: E402
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_done_run(tmp_path):
+    s = summarize(make_run(tmp_path, "r1", steps=100, total=100, end="done"), now=T0)
+    assert (s.status, s.step, s.total, s.mode, s.dataset) == ("done", 100, 100, "sft", "sft_mini_512.jsonl")
+    assert s.loss == round(2.0 + 6.8 * 2.718281828 ** (-100 / 12), 4)
+    assert s.duration_s == 1001.0  # start .. end event
+    assert s.eta_s is None and not s.is_live and not s.can_resume
+
+
+def test_stopped_run_offers_resume(tmp_path):
+    s = summarize(make_run(tmp_path, "r1", steps=30, end="stopped", reason="stopped by SIGINT at step 30",
+                           ckpt_at=(30,)), now=T0)
+    assert (s.status, s.reason, s.last_ckpt_step, s.can_resume) == ("stopped", "stopped by SIGINT at step 30", 30,
+                                                                     True)
+
+
+def test_oom_reason_names_step_and_suggestion(tmp_path):
+    run = make_run(tmp_path, "r1", steps=12, end="oom", reason="CUDA out of memory",
+                   oom=dict(step=12, rank=0, batch_size=64, mem_gb=79.1, suggestion=32))
+    s = summarize(run, now=T0)
+    assert s.status == "oom" and s.reason == "out of GPU memory at step 12 — try batch size 32"
+
+
+def test_live_run(tmp_path):
+    s = summarize(make_run(tmp_path, "r1", steps=10, heartbeat_age=1.0, pid=os.getpid()), now=T0)
+    assert s.status == "live" and s.is_live and s.eta_s == 900.0 and s.pid == os.getpid()
+
+
+def test_stale_heartbeat_with_process_alive_is_stalled(tmp_path):
+    s = summarize(make_run(tmp_path, "r1", steps=10, heartbeat_age=120.0, pid=os.getpid()), now=T0)
+    assert s.status == "stalled" and "no heartbeat for 2m00s at step 10" in s.reason
+
+
+def test_stall_event_after_last_step_is_stalled(tmp_path):
+    run = make_run(tmp_path, "r1", steps=10, heartbeat_age=1.0, pid=os.getpid())
+    with open(run / layout.METRICS, "ab") as f:
+        f.write(events.encode("stall", now=T0, step=10, seconds_since_step=300))
+    s = summarize(run, now=T0)
+    assert s.status == "stalled" and "no step for 5m00s" in s.reason and "stalled at step 10" in s.notes[-1]
+
+
+def test_no_end_and_dead_process_is_killed_distinct_from_stop_and_crash(tmp_path):
+    s = summarize(make_run(tmp_path, "r1", steps=25, heartbeat_age=600.0, pid=dead_pid(), ckpt_at=(20,)), now=T0)
+    assert s.status == "killed" and "at step 25" in s.reason and "killed by a signal" in s.reason
+    assert s.can_resume and s.last_ckpt_step == 20
+
+
+def test_exit_status_known_to_the_launcher_is_reported(tmp_path):
+    run = make_run(tmp_path, "r1", steps=5, heartbeat_age=600.0, pid=dead_pid())
+    assert summarize(run, now=T0, exit_code=-9).reason == "killed by SIGKILL at step 5"
+    failed = summarize(run, now=T0, exit_code=1)
+    assert failed.status == "failed" and failed.reason.startswith("exited with status 1 at step 5: step 5: loss")
+
+
+def test_trainer_that_died_before_starting_shows_its_last_words(tmp_path):
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "launcher.pid").write_text(f"{dead_pid()}\n")
+    (run / "launcher.log").write_text("[2025-11-24 10:00:00] python -m minimind_tui train sft\n"
+                                      "minimind-tui: dataset/x.jsonl: no such file\n")
+    s = summarize(run, now=T0)
+    assert s.status == "failed" and s.reason == "trainer exited before starting: minimind-tui: dataset/x.jsonl: " \
+                                                "no such file"
+
+
+def test_just_launched_is_starting(tmp_path):
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "launcher.pid").write_text(f"{os.getpid()}\n")
+    assert summarize(run).status == "starting"
+
+
+def test_resumed_run_clears_the_old_end(tmp_path):
+    run = make_run(tmp_path, "r1", steps=10, end="stopped", heartbeat_age=1.0, pid=os.getpid())
+    with open(run / layout.METRICS, "ab") as f:
+        f.write(events.encode("start", now=T0, mode="sft", total=100, world_size=2))
+        f.write(events.encode("step", now=T0, step=11, total=100, loss=1.0, lr=1e-5))
+    s = summarize(run, now=T0)
+    assert (s.status, s.step, s.world_size) == ("live", 11, 2)
+
+
+def test_checkpoint_failures_and_log_events_become_notes(tmp_path):
+    state = RunState(tmp_path)
+    state.add([{"event": "checkpoint_failed", "time": 1, "step": 7, "reason": "No space left on device"},
+               {"event": "log", "time": 2, "message": "tokenising 1,234 lines"},
+               {"event": "unknown_future_event", "time": 3}])
+    assert state.notes == ["checkpoint at step 7 FAILED: No space left on device", "tokenising 1,234 lines"]
+
+
+def test_downsampler_keeps_memory_bounded_and_the_shape():
+    d = Downsampler(capacity=64)
+    for i in range(100_000):
+        d.add(float(i))
+    pts = d.points()
+    assert len(pts) <= 65
+    assert pts == sorted(pts)  # a rising series stays rising
+    assert abs(sum(pts[:-1]) / len(pts[:-1]) - 100_000 / 2) < 100_000 * 0.05
