@@ -3,31 +3,40 @@ Plain functions; the form calls them from worker threads."""
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
 
-# The lead's demo module (minimind_tui.demo) generates the bundled demo corpus. Its API may not exist yet
-# in a given checkout, so it is looked up lazily by these names and its absence is tolerated.
+# The demo corpus comes from minimind_tui.demo (generated on first use under <root>/dataset/). Looked up
+# lazily and tolerated when absent, so the app still starts in a checkout without it.
 DEMO_MODULE = "minimind_tui.demo"
-DEMO_PATH_FUNCTIONS = ("demo_dataset_path", "dataset_path", "demo_data_path")
 
 
-def demo_dataset(mode: str, root: Path | None = None) -> Path | None:
+@dataclass(frozen=True)
+class DemoData:
+    pretrain: Path
+    sft: Path
+    pretrain_flags: tuple[str, ...]   # the demo recipe, as train flags
+    sft_flags: tuple[str, ...]
+
+
+def demo_data(root: Path) -> DemoData | None:
+    """Write (once) and return the demo corpus; None when the demo module is unavailable or fails."""
     try:
         demo = importlib.import_module(DEMO_MODULE)
-    except ImportError:
+        pre, sft = demo.ensure_demo_data(root)
+        return DemoData(Path(pre), Path(sft), tuple(getattr(demo, "PRETRAIN_FLAGS", ())),
+                        tuple(getattr(demo, "SFT_FLAGS", ())))
+    except Exception:
         return None
-    for name in DEMO_PATH_FUNCTIONS:
-        fn = getattr(demo, name, None)
-        if callable(fn):
-            for call in (lambda: fn(mode, root=root), lambda: fn(mode), lambda: fn()):
-                try:
-                    path = call()
-                except TypeError:
-                    continue
-                except Exception:
-                    return None
-                return Path(path) if path else None
-    return None
+
+
+def flag_values(flags: tuple[str, ...]) -> dict[str, str]:
+    """["--batch_size", "32", ...] -> {"batch_size": "32"} (flags without a value are skipped)."""
+    out = {}
+    for i, flag in enumerate(flags):
+        if flag.startswith("--") and i + 1 < len(flags) and not flags[i + 1].startswith("--"):
+            out[flag[2:].replace("-", "_")] = flags[i + 1]
+    return out
 
 
 def local_datasets(root: Path) -> list[Path]:

@@ -143,7 +143,8 @@ class RunState:
         step = self.last_step or {}
         start = self.start or {}
         cfg = self._config()
-        args = cfg.get("args") if isinstance(cfg.get("args"), dict) else cfg
+        # The trainer records its resolved flags under "settings" (older layouts: "args" or top level).
+        args = next((cfg[k] for k in ("settings", "args") if isinstance(cfg.get(k), dict)), cfg)
         status, reason, pid, hb_age = self._status(now, exit_code)
         mode = start.get("mode") or cfg.get("mode") or _mode_from_id(self.run_dir.name)
         end_time = (self.end or {}).get("time") or (self.last_time if status not in ("live", "stalled", "starting") else now)

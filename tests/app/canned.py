@@ -19,7 +19,7 @@ def make_run(root: Path, run_id: str, mode: str = "sft", steps: int = 40, total:
     train.log, heartbeat (mtime set to now - heartbeat_age) and trainer.lock."""
     run_dir = Path(root) / "runs" / run_id
     (run_dir / layout.CHECKPOINTS).mkdir(parents=True, exist_ok=True)
-    (run_dir / layout.CONFIG).write_text(json.dumps({"mode": mode, "args": {"data_path": dataset, "epochs": 2}}))
+    (run_dir / layout.CONFIG).write_text(json.dumps({"mode": mode, "settings": {"data_path": dataset, "epochs": 2}}))
     t = now - 10 * steps - 5
     lines = [events.encode("start", now=t, schema=1, run_id=run_id, mode=mode, pid=pid or 0, world_size=1,
                            total=total, config={"dim": 128, "n_layers": 4}, params=1_574_016)]

@@ -35,8 +35,9 @@ async def test_launch_builds_the_trainer_command_and_switches_to_the_new_run(mak
         form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
         form.query_one("#batch_size", Input).value = "16"
         await wait_for(pilot, lambda: "3 lines" in str(form.query_one("#data_info").render()), "line count")
-        command = str(form.query_one("#command").render())
+        command, warning = str(form.query_one("#command").render()).split("\n")
         assert command.startswith("$ minimind-tui train sft --data_path dataset/sft_mini_512.jsonl --batch_size 16")
+        assert "out/pretrain_512.pth not found" in warning  # the trainer's default SFT init is missing
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: fake_launcher.launched, "launch")
         mode, args, gpus = fake_launcher.launched[0]
@@ -50,6 +51,27 @@ async def test_launch_builds_the_trainer_command_and_switches_to_the_new_run(mak
         await wait_for(pilot, lambda: app.query_one(TabbedContent).active == "runs", "switch to Runs")
         await wait_for(pilot, lambda: monitor_summary(app) is not None, "monitor")
         assert monitor_summary(app).status == "starting"
+
+
+@pytest.mark.parametrize("pretrained, mode, data, lr", [
+    (False, "pretrain", "dataset/demo_pretrain.jsonl", "2e-3"),
+    (True, "sft", "dataset/demo_sft.jsonl", "1e-3"),
+])
+async def test_demo_preselects_the_bundled_corpus_and_recipe(make_app, project, pretrained, mode, data, lr):
+    pytest.importorskip("minimind_tui.demo")
+    if pretrained:
+        (project / "out").mkdir()
+        (project / "out" / "pretrain_128.pth").write_bytes(b"")
+    app = make_app(demo=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.query_one(TrainForm)
+        await wait_for(pilot, lambda: form.query_one("#data_path", Input).value == data, "demo data", rounds=1000)
+        await pilot.pause()
+        assert (project / data).is_file()
+        spec = form.spec()
+        assert (spec.mode, spec.dim, spec.n_layers, spec.max_seq_len) == (mode, 128, 4, 128)
+        assert form.query_one("#learning_rate", Input).value == lr
+        assert "not found" not in str(form.query_one("#command").render())
 
 
 async def test_launch_refuses_a_bad_field_with_its_name(make_app, fake_launcher):

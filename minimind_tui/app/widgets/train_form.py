@@ -16,7 +16,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from minimind_tui.runs import layout
 from minimind_tui.runs.launcher import TrainSpec, shell_command
 
-from ..datasets import demo_dataset, describe_file, local_datasets
+from ..datasets import DemoData, demo_data, describe_file, flag_values, local_datasets
 from ..presets import CUSTOM, PRESETS, estimate_memory
 
 MODE_DEFAULTS = {  # MiniMind's recipe
@@ -25,6 +25,9 @@ MODE_DEFAULTS = {  # MiniMind's recipe
 }
 DTYPES = ("bfloat16", "float16", "float32")
 TRAINER_DEFAULT_INIT = "default"
+DEMO_CHOICES = {"demo:pretrain": "demo pretrain corpus (bundled)", "demo:sft": "demo SFT corpus (bundled)"}
+# Form fields a recipe (the demo's train flags) may set.
+RECIPE_FIELDS = ("batch_size", "max_seq_len", "learning_rate", "epochs", "accumulation_steps")
 
 
 class FormError(ValueError):
@@ -35,7 +38,8 @@ class FormError(ValueError):
 class _Choices:
     datasets: list[tuple[str, str]]
     checkpoints: list[tuple[str, str]]
-    demo: str | None
+    out_weights: set[str]          # names of out/*.pth: the trainer's default SFT init is looked up there
+    demo: DemoData | None          # only when the app was opened with --demo
 
 
 class TrainForm(VerticalScroll):
@@ -48,6 +52,11 @@ class TrainForm(VerticalScroll):
         def __init__(self, choices: _Choices):
             super().__init__()
             self.choices = choices
+
+    class _DemoReady(Message):
+        def __init__(self, mode: str, demo: DemoData | None):
+            super().__init__()
+            self.mode, self.demo = mode, demo
 
     class _Described(Message):
         def __init__(self, path: str, text: str):
@@ -63,7 +72,8 @@ class TrainForm(VerticalScroll):
         self.root = Path(root)
         self.demo = demo
         self._device_touched = False
-        self._demo_path: str | None = None
+        self._out_weights: set[str] | None = None
+        self._recipe_after_mode: tuple[str, ...] | None = None
 
     def compose(self) -> ComposeResult:
         with Grid(id="form-grid"):
@@ -117,12 +127,12 @@ class TrainForm(VerticalScroll):
     # ---- background work -------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="train-form-scan")
     def scan(self) -> None:
-        """List ./dataset/*.jsonl, the demo corpus and checkpoints off the UI thread."""
+        """List ./dataset/*.jsonl, checkpoints and out/*.pth off the UI thread; with --demo, write the demo
+        corpus first (once)."""
+        demo = demo_data(self.root) if self.demo else None
         datasets = [(str(p.relative_to(self.root)), str(p.relative_to(self.root))) for p in local_datasets(self.root)]
-        demo = demo_dataset("sft" if self.demo else "pretrain", self.root)
-        demo_value = str(demo) if demo else None
-        if demo_value:
-            datasets.insert(0, ("demo (bundled)", demo_value))
+        if demo is None:
+            datasets += [(label, value) for value, label in DEMO_CHOICES.items()]
         checkpoints = []
         for ck in layout.find_checkpoints(self.root):
             try:
@@ -130,7 +140,13 @@ class TrainForm(VerticalScroll):
             except ValueError:
                 value = str(ck.path)
             checkpoints.append((ck.label, value))
-        self.post_message(self._Scanned(_Choices(datasets, checkpoints, demo_value)))
+        out = self.root / "out"
+        out_weights = {p.name for p in out.glob("*.pth")} if out.is_dir() else set()
+        self.post_message(self._Scanned(_Choices(datasets, checkpoints, out_weights, demo)))
+
+    @work(thread=True, exclusive=True, group="train-form-demo")
+    def fetch_demo(self, mode: str) -> None:
+        self.post_message(self._DemoReady(mode, demo_data(self.root)))
 
     @work(thread=True, exclusive=True, group="train-form-describe")
     def describe(self, path: str) -> None:
@@ -140,19 +156,53 @@ class TrainForm(VerticalScroll):
     @on(_Scanned)
     def _scanned(self, message: _Scanned) -> None:
         choices = message.choices
-        self._demo_path = choices.demo
+        self._out_weights = choices.out_weights
         dataset = self.query_one("#dataset", Select)
-        if choices.datasets:
-            dataset.set_options(choices.datasets)
-            dataset.prompt = "choose a file"
-        else:
-            dataset.set_options([])
-            dataset.prompt = "no .jsonl in ./dataset — type a path below"
-        if self.demo and choices.demo:
-            dataset.value = choices.demo
+        dataset.set_options(choices.datasets)
+        dataset.prompt = "choose a file, or type a path below" if choices.datasets else "no .jsonl in ./dataset"
         init = self.query_one("#init", Select)
         init.set_options([("trainer default (out/pretrain_<dim>.pth)", TRAINER_DEFAULT_INIT), *choices.checkpoints])
         init.value = TRAINER_DEFAULT_INIT
+        if choices.demo is not None:
+            # Demo: SFT when the demo pretrain weights exist, else pretrain first (SFT starts from its weights).
+            dim = PRESETS["demo"].dim
+            mode = "sft" if f"pretrain_{dim}.pth" in choices.out_weights else "pretrain"
+            self._use_demo(mode, choices.demo)
+        self.refresh_preview()
+
+    @on(_DemoReady)
+    def _demo_ready(self, message: _DemoReady) -> None:
+        if message.demo is None:
+            self.app.notify("the bundled demo corpus is not available in this build", severity="warning")
+            return
+        self._use_demo(message.mode, message.demo)
+
+    def _use_demo(self, mode: str, demo: DemoData) -> None:
+        """Select the demo corpus for `mode` with the demo recipe (preset, lengths, lr, epochs)."""
+        path = demo.sft if mode == "sft" else demo.pretrain
+        try:
+            value = str(path.relative_to(self.root))
+        except ValueError:
+            value = str(path)
+        recipe = demo.sft_flags if mode == "sft" else demo.pretrain_flags
+        self.query_one("#preset", Select).value = flag_values(recipe).get("preset", "demo")
+        self._apply_preset(self.query_one("#preset", Select).value)
+        mode_select = self.query_one("#mode", Select)
+        if mode_select.value != mode:
+            self._recipe_after_mode = recipe  # applied once the mode's own defaults are in
+            mode_select.value = mode
+        else:
+            self._apply_recipe(recipe)
+        self.query_one("#data_path", Input).value = value
+        dataset = self.query_one("#dataset", Select)
+        if any(v == value for _, v in dataset._options):
+            dataset.value = value
+
+    def _apply_recipe(self, flags: tuple[str, ...]) -> None:
+        values = flag_values(flags)
+        for field in RECIPE_FIELDS:
+            if field in values:
+                self.query_one(f"#{field}", Input).value = values[field]
 
     @on(_Described)
     def _described(self, message: _Described) -> None:
@@ -163,6 +213,9 @@ class TrainForm(VerticalScroll):
     @on(Select.Changed, "#mode")
     def _mode_changed(self, event: Select.Changed) -> None:
         self._apply_mode(str(event.value))
+        if self._recipe_after_mode is not None:
+            self._apply_recipe(self._recipe_after_mode)
+            self._recipe_after_mode = None
 
     @on(Select.Changed, "#preset")
     def _preset_changed(self, event: Select.Changed) -> None:
@@ -170,7 +223,12 @@ class TrainForm(VerticalScroll):
 
     @on(Select.Changed, "#dataset")
     def _dataset_changed(self, event: Select.Changed) -> None:
-        if event.value is not Select.NULL:
+        if event.value is Select.NULL:
+            return
+        if str(event.value) in DEMO_CHOICES:
+            self.query_one("#data_info", Static).update("writing the demo corpus under dataset/ …")
+            self.fetch_demo(str(event.value).split(":")[1])
+        else:
             self.query_one("#data_path", Input).value = str(event.value)
 
     @on(Input.Changed, "#data_path")
@@ -250,7 +308,7 @@ class TrainForm(VerticalScroll):
         if not lr > 0:
             raise FormError("lr: must be positive")
         preset = self._value("preset")
-        init = self._value("init") if mode == "sft" else "none"
+        init = self._value("init") if mode == "sft" else TRAINER_DEFAULT_INIT
         device = self._value("device") or "cpu"
         return TrainSpec(
             mode=mode, data_path=data_path, batch_size=self._int("batch_size", "batch"),
@@ -274,8 +332,19 @@ class TrainForm(VerticalScroll):
             command.update(Text(f"⚠ {e}", style="yellow"))
             estimate.update("")
             return
-        command.update(Text("$ " + shell_command(spec.train_args(), gpus=spec.gpus), style="bold"))
+        text = Text("$ " + shell_command(spec.train_args(), gpus=spec.gpus), style="bold")
+        missing = self._missing_init(spec)
+        if missing:
+            text.append(f"\n⚠ {missing} not found: run a pretrain first, or choose a Base checkpoint", style="yellow")
+        command.update(text)
         estimate.update(self._estimate_text(spec))
+
+    def _missing_init(self, spec: TrainSpec) -> str | None:
+        """The trainer's default SFT init ({out_dir}/pretrain_{dim}[_moe].pth), when the scan did not find it."""
+        if spec.mode != "sft" or spec.init or self._out_weights is None or spec.out_dir != "out":
+            return None
+        name = f"pretrain_{spec.dim}{'_moe' if spec.use_moe else ''}.pth"
+        return None if name in self._out_weights else f"out/{name}"
 
     def _estimate_text(self, spec: TrainSpec) -> Text:
         est = estimate_memory(spec.dim, spec.n_layers, spec.batch_size, spec.max_seq_len, spec.dtype, spec.use_moe)
