@@ -124,7 +124,13 @@ def prune(run_dir: Path, keep_last: int) -> list[Path]:
     done = layout.complete_checkpoints(run_dir)
     removed = done[:-keep_last] if keep_last > 0 else []
     for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
+        # Renamed out of sight first, so a kill mid-delete never leaves a listed folder with files missing.
+        hidden = path.with_name(f"{TMP_PREFIX}{path.name[len('step_'):]}.del-{os.getpid()}")
+        try:
+            os.rename(path, hidden)
+        except OSError:
+            continue
+        shutil.rmtree(hidden, ignore_errors=True)
     return removed
 
 
