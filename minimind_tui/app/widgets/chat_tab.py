@@ -1,0 +1,353 @@
+"""The Chat tab: pick a checkpoint, talk to it, probe it.
+
+Loading and generation run in thread workers; torch is imported there, never when the app starts.
+Replies stream into the transcript through `call_from_thread`, batched so a fast model cannot flood
+the event loop. Esc sets a stop flag the generator checks between tokens.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
+from textual.widgets import Button, Input, Label, LoadingIndicator, Select, Static
+
+from minimind_tui.chat.settings import CHAT, CONTINUE, GenerationSettings, mode_for_training_mode
+from minimind_tui.runs.layout import CheckpointInfo, find_checkpoints
+
+FLUSH_EVERY_S = 0.05  # how often streamed text reaches the screen
+
+
+class ChatMessage(Static):
+    """One message in the transcript; an assistant message grows while its reply streams."""
+
+    def __init__(self, role: str, text: str = "", **kwargs):
+        super().__init__(markup=False, classes=f"chat-msg chat-{role}", **kwargs)
+        self.role = role
+        self.text = text
+        self.note = ""
+
+    def on_mount(self) -> None:
+        self._render_text()
+
+    def append(self, piece: str) -> None:
+        self.text += piece
+        self._render_text()
+
+    def set_note(self, note: str) -> None:
+        self.note = note
+        self._render_text()
+
+    def _render_text(self) -> None:
+        prefix = {"user": "you: ", "assistant": "model: ", "probe": "", "info": ""}.get(self.role, "")
+        body = Text(prefix, style="bold") + Text(self.text)
+        if self.note:
+            body += Text(f"\n{self.note}", style="dim")
+        self.update(body)
+
+
+class ChatTab(Widget):
+    DEFAULT_CSS = """
+    ChatTab { layout: vertical; height: 1fr; }
+    ChatTab #chat-top, ChatTab #chat-settings { height: auto; }
+    ChatTab #chat-ckpt { width: 1fr; }
+    ChatTab #chat-mode { width: 18; }
+    ChatTab Button { min-width: 8; }
+    ChatTab #chat-settings Label { padding: 1 0 0 1; }
+    ChatTab #chat-settings Input { width: 10; }
+    ChatTab #chat-system { width: 1fr; }
+    ChatTab #chat-loading { height: 1; width: 6; display: none; }
+    ChatTab.-loading #chat-loading { display: block; }
+    ChatTab #chat-log { height: 1fr; border: round $primary-background; }
+    ChatTab .chat-msg { margin: 0 0 1 0; }
+    ChatTab .chat-user { color: $text-accent; }
+    ChatTab .chat-probe { color: $text-muted; text-style: italic; }
+    ChatTab .chat-info { color: $text-muted; }
+    ChatTab #chat-status { height: 1; color: $text-muted; }
+    """
+
+    BINDINGS = [
+        Binding("escape", "stop", "Stop reply"),
+        Binding("ctrl+n", "new_chat", "New chat"),
+        Binding("ctrl+y", "copy_reply", "Copy reply"),
+        Binding("ctrl+o", "probe", "Probe"),
+    ]
+
+    def __init__(self, root: Path, **kwargs):
+        super().__init__(**kwargs)
+        self.root = Path(root)
+        self.checkpoints: list[CheckpointInfo] = []
+        self.session = None  # minimind_tui.chat.session.ChatSession once loaded
+        self.loaded_path: Path | None = None
+        self.generating = False
+        self.last_reply = ""
+        self._stop = threading.Event()
+
+    # ---- layout -------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="chat-top"):
+            yield Select([], prompt="checkpoint (newest first)", id="chat-ckpt")
+            yield Select([("chat", CHAT), ("continuation", CONTINUE)], value=CHAT, allow_blank=False,
+                         id="chat-mode")
+            yield Button("Load", id="chat-load", variant="primary")
+            yield Button("↻", id="chat-refresh", tooltip="look for new checkpoints")
+            yield LoadingIndicator(id="chat-loading")
+        defaults = GenerationSettings()
+        with Horizontal(id="chat-settings"):
+            for name, label, value in (("temperature", "temp", defaults.temperature),
+                                       ("top_p", "top-p", defaults.top_p),
+                                       ("max_new_tokens", "max tokens", defaults.max_new_tokens),
+                                       ("repetition_penalty", "rep. pen.", defaults.repetition_penalty),
+                                       ("history_turns", "history", defaults.history_turns)):
+                yield Label(label)
+                yield Input(str(value), id=f"chat-{name}")
+            yield Input(placeholder="system prompt (empty: MiniMind's default)", id="chat-system")
+        yield VerticalScroll(id="chat-log")
+        with Horizontal(id="chat-actions", classes="chat-actions"):
+            yield Input(placeholder="message (Enter sends · Esc stops · Ctrl+N new chat · Ctrl+O probe)",
+                        id="chat-input")
+        yield Static("no model loaded: pick a checkpoint and press Load", id="chat-status")
+
+    def on_mount(self) -> None:
+        self.refresh_checkpoints()
+
+    def on_unmount(self) -> None:
+        self._stop.set()  # a reply still streaming ends at its next token
+
+    # ---- checkpoints and loading --------------------------------------------------------------------
+    def refresh_checkpoints(self) -> None:
+        self.checkpoints = find_checkpoints(self.root)
+        select = self.query_one("#chat-ckpt", Select)
+        current = select.value
+        select.set_options((self._option_label(c), str(c.path)) for c in self.checkpoints)
+        paths = [str(c.path) for c in self.checkpoints]
+        if current in paths:
+            select.value = current
+        elif paths:
+            select.value = paths[0]
+
+    @staticmethod
+    def _option_label(c: CheckpointInfo) -> str:
+        if c.step is not None:
+            return c.label  # "<run id> step N (mode)"
+        return f"{c.label} ({c.mode or 'unknown mode'})"
+
+    @on(Select.Changed, "#chat-ckpt")
+    def _checkpoint_picked(self, event: Select.Changed) -> None:
+        info = self._selected_checkpoint()
+        if info is not None:
+            self.query_one("#chat-mode", Select).value = mode_for_training_mode(info.mode, info.path.name)
+
+    @on(Select.Changed, "#chat-mode")
+    def _mode_changed(self, event: Select.Changed) -> None:
+        if self.session is not None and event.value in (CHAT, CONTINUE):
+            self.session.mode = event.value
+            self.session.new_chat()
+            self._set_status()
+
+    def _selected_checkpoint(self) -> CheckpointInfo | None:
+        value = self.query_one("#chat-ckpt", Select).value
+        return next((c for c in self.checkpoints if str(c.path) == value), None)
+
+    @on(Button.Pressed, "#chat-refresh")
+    def _refresh_pressed(self) -> None:
+        self.refresh_checkpoints()
+
+    @on(Button.Pressed, "#chat-load")
+    def action_load(self) -> None:
+        info = self._selected_checkpoint()
+        if info is None:
+            self.notify("No checkpoint found under out/ or runs/. Train one first.", severity="warning")
+            return
+        if self.generating:
+            self.notify("A reply is streaming; press Esc first.", severity="warning")
+            return
+        self.add_class("-loading")
+        self.query_one("#chat-load", Button).disabled = True
+        self._status(f"loading {info.label} …")
+        self._load(info.path, self.query_one("#chat-mode", Select).value)
+
+    @work(thread=True, exclusive=True, group="chat-load")
+    def _load(self, path: Path, mode: str) -> None:
+        try:
+            from minimind_tui.chat.loading import load_session  # torch arrives here, in the worker
+
+            session = load_session(path, root=self.root, mode=mode)
+        except Exception as e:  # shown in the tab; a bad file must not take the app down
+            message = str(e) if getattr(e, "user_facing", False) else f"{type(e).__name__}: {e}"
+            self.app.call_from_thread(self._load_failed, message)
+            return
+        self.app.call_from_thread(self._loaded, session, path)
+
+    def _loaded(self, session, path: Path) -> None:
+        self.session, self.loaded_path = session, path
+        self.remove_class("-loading")
+        self.query_one("#chat-load", Button).disabled = False
+        self._clear_log()
+        self._set_status()
+        self.query_one("#chat-input", Input).focus()
+
+    def _load_failed(self, message: str) -> None:
+        self.remove_class("-loading")
+        self.query_one("#chat-load", Button).disabled = False
+        self._status(f"load failed: {message}")
+        self.notify(message, title="Could not load the checkpoint", severity="error", timeout=10)
+
+    # ---- conversation -------------------------------------------------------------------------------
+    @on(Input.Submitted, "#chat-input")
+    def _submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text or not self._ready():
+            return
+        event.input.value = ""
+        self._add_message("user", text)
+        reply = self._add_message("assistant", text if self.session.mode == CONTINUE else "")
+        self._start([(text, reply, True)])
+
+    def action_probe(self) -> None:
+        if not self._ready():
+            return
+        from minimind_tui.chat.probes import probes
+
+        jobs = []
+        found = probes(self.session.mode, demo=self._is_demo_model())
+        self._add_message("info", f"probe: {len(found)} fixed prompts, each answered on its own")
+        for i, probe in enumerate(found, start=1):
+            self._add_message("probe", f"[{i}/{len(found)}] {probe.prompt}")
+            reply = self._add_message("assistant", probe.prompt if self.session.mode == CONTINUE else "")
+            jobs.append((probe.prompt, reply, False, probe))
+        self._start(jobs)
+
+    def _ready(self) -> bool:
+        if self.session is None:
+            self.notify("Load a checkpoint first.", severity="warning")
+            return False
+        if self.generating:
+            self.notify("Still answering; Esc stops the reply.", severity="warning")
+            return False
+        try:
+            self._apply_settings()
+        except ValueError as e:
+            self.notify(str(e), title="Check the settings", severity="error")
+            return False
+        return True
+
+    def _apply_settings(self) -> None:
+        def value(name: str, kind):
+            raw = self.query_one(f"#chat-{name}", Input).value.strip()
+            try:
+                return kind(raw)
+            except ValueError:
+                raise ValueError(f"{name.replace('_', ' ')}: {raw!r} is not a number") from None
+
+        settings = GenerationSettings(
+            temperature=value("temperature", float), top_p=value("top_p", float),
+            max_new_tokens=value("max_new_tokens", int), repetition_penalty=value("repetition_penalty", float),
+            history_turns=value("history_turns", int),
+            system_prompt=self.query_one("#chat-system", Input).value.strip(),
+            seed=self.session.settings.seed).validate()
+        self.session.settings = settings
+
+    def _start(self, jobs: list) -> None:
+        self.generating = True
+        self._stop.clear()
+        self._status("answering … (Esc stops)")
+        self._generate(jobs)
+
+    @work(thread=True, exclusive=True, group="chat-generate")
+    def _generate(self, jobs: list) -> None:
+        session, scored = self.session, []
+        try:
+            for job in jobs:
+                prompt, message, remember = job[:3]
+                if self._stop.is_set():
+                    self.app.call_from_thread(message.set_note, "(skipped)")
+                    continue
+                pending, last_flush = [], time.monotonic()
+                for piece in session.reply(prompt, stop=self._stop, remember=remember):
+                    pending.append(piece)
+                    if time.monotonic() - last_flush >= FLUSH_EVERY_S:
+                        self.app.call_from_thread(message.append, "".join(pending))
+                        pending, last_flush = [], time.monotonic()
+                if pending:
+                    self.app.call_from_thread(message.append, "".join(pending))
+                stats = session.last_stats
+                note = stats.summary() if stats is not None else ""
+                if self._stop.is_set() and "stopped" not in note:
+                    note = f"{note} (stopped)".strip()
+                if len(job) > 3 and job[3].expected is not None:
+                    ok = job[3].check(message.text[len(prompt):] if session.mode == CONTINUE else message.text)
+                    scored.append(bool(ok))
+                    note += "  ✓ correct" if ok else f"  ✗ expected {job[3].expected}"
+                self.app.call_from_thread(self._reply_done, message, note)
+        except Exception as e:
+            message = str(e) if getattr(e, "user_facing", False) else f"{type(e).__name__}: {e}"
+            self.app.call_from_thread(self.notify, message, title="Generation failed", severity="error")
+        finally:
+            summary = f"held-out questions correct: {sum(scored)}/{len(scored)}" if scored else None
+            self.app.call_from_thread(self._all_done, summary)
+
+    def _reply_done(self, message: ChatMessage, note: str) -> None:
+        message.set_note(note)
+        self.last_reply = message.text
+        self._status(note)
+        self.query_one("#chat-log", VerticalScroll).scroll_end(animate=False)
+
+    def _all_done(self, summary: str | None) -> None:
+        self.generating = False
+        if summary:
+            self._add_message("info", summary)
+            self._status(summary)
+
+    def action_stop(self) -> None:
+        if self.generating:
+            self._stop.set()
+
+    def action_new_chat(self) -> None:
+        if self.generating:
+            self.notify("Still answering; Esc stops the reply.", severity="warning")
+            return
+        if self.session is not None:
+            self.session.new_chat()
+        self._clear_log()
+        self.last_reply = ""
+        self._set_status()
+
+    def action_copy_reply(self) -> None:
+        if not self.last_reply:
+            self.notify("No reply to copy yet.", severity="warning")
+            return
+        self.app.copy_to_clipboard(self.last_reply)  # OSC 52: works over SSH and inside tmux
+        self.notify(f"Copied {len(self.last_reply)} characters.")
+
+    # ---- helpers ------------------------------------------------------------------------------------
+    def _is_demo_model(self) -> bool:
+        from minimind_tui.demo import demo_tokenizer_dir
+
+        path = getattr(self.session.tokenizer, "path", None)
+        return path is not None and Path(path).resolve() == demo_tokenizer_dir().resolve()
+
+    def _add_message(self, role: str, text: str) -> ChatMessage:
+        message = ChatMessage(role, text)
+        log = self.query_one("#chat-log", VerticalScroll)
+        log.mount(message)
+        log.scroll_end(animate=False)
+        return message
+
+    def _clear_log(self) -> None:
+        self.query_one("#chat-log", VerticalScroll).remove_children()
+
+    def _set_status(self) -> None:
+        if self.session is None:
+            self._status("no model loaded: pick a checkpoint and press Load")
+        else:
+            self._status(self.session.describe())
+
+    def _status(self, text: str) -> None:
+        self.query_one("#chat-status", Static).update(Text(text))

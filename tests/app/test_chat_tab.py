@@ -1,0 +1,226 @@
+"""The Chat tab driven with Pilot on a tiny random model: load, talk, stop, new chat, probe, copy, errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from textual.app import App, ComposeResult
+from textual.widgets import Input, Select, Static
+
+from minimind_tui.app.widgets.chat_tab import ChatMessage, ChatTab
+from model import LMConfig, MiniMindLM, Tokenizer
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_TOKENIZER = REPO / "minimind_tui" / "assets" / "demo_tokenizer"
+
+
+class Host(App):
+    def __init__(self, root: Path):
+        super().__init__()
+        self.root = root
+        self.copied: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield ChatTab(root=self.root)
+
+    def copy_to_clipboard(self, text: str) -> None:  # record instead of writing OSC 52 to the test terminal
+        self.copied.append(text)
+
+
+def save_tiny(path: Path, vocab: int) -> None:
+    torch.manual_seed(0)
+    model = MiniMindLM(LMConfig(dim=64, n_layers=2, vocab_size=vocab, max_seq_len=256))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+
+
+@pytest.fixture(scope="module")
+def vocab() -> int:
+    if not (DEMO_TOKENIZER / "tokenizer.json").is_file():
+        pytest.skip("bundled demo tokenizer not built yet")
+    return Tokenizer.from_dir(DEMO_TOKENIZER).vocab_size
+
+
+@pytest.fixture
+def root(tmp_path, vocab) -> Path:
+    """out/full_sft_64.pth, then (newer) a pretrain run checkpoint with meta.json."""
+    save_tiny(tmp_path / "out" / "full_sft_64.pth", vocab)
+    ck = tmp_path / "runs" / "20260101-000000-pretrain" / "checkpoints" / "step_00000040"
+    save_tiny(ck / "model.pth", vocab)
+    (ck.parents[1] / "config.json").write_text(json.dumps({"mode": "pretrain", "settings": {}}))
+    (ck / "meta.json").write_text(json.dumps({"mode": "pretrain", "step": 40, "tokenizer": None}))
+    (ck / "COMPLETE").write_text("")
+    return tmp_path
+
+
+async def wait_for(pilot, condition, what: str, rounds: int = 500):
+    for _ in range(rounds):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def status(app) -> str:
+    return str(app.query_one("#chat-status", Static).render())
+
+
+async def load(pilot, app, index: int = 0):
+    tab = app.query_one(ChatTab)
+    select = app.query_one("#chat-ckpt", Select)
+    select.value = tab.checkpoints[index].path.as_posix()
+    await pilot.pause()
+    await pilot.click("#chat-load")
+    await wait_for(pilot, lambda: tab.session is not None and not tab.has_class("-loading"), "model loaded")
+    return tab
+
+
+async def send(pilot, app, text: str):
+    tab = app.query_one(ChatTab)
+    box = app.query_one("#chat-input", Input)
+    box.focus()
+    box.value = text
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: not tab.generating, "reply finished")
+    await pilot.pause()
+
+
+def messages(app, role=None) -> list[ChatMessage]:
+    return [m for m in app.query(ChatMessage) if role is None or m.role == role]
+
+
+async def test_picker_lists_checkpoints_newest_first_and_loads_in_a_worker(root):
+    app = Host(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tab = app.query_one(ChatTab)
+        labels = [tab._option_label(c) for c in tab.checkpoints]
+        assert labels == ["20260101-000000-pretrain step 40 (pretrain)", "out/full_sft_64.pth (sft)"]
+        assert app.query_one("#chat-mode", Select).value == "continue"  # follows the newest (pretrain)
+        assert "no model loaded" in status(app)
+        await load(pilot, app, index=1)
+        assert app.query_one("#chat-mode", Select).value == "chat"
+        assert tab.session.mode == "chat"
+        assert "full_sft_64.pth" in status(app) and "on cpu" in status(app)
+
+
+async def test_chat_streams_a_reply_with_stats_and_new_chat_clears(root):
+    app = Host(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tab = await load(pilot, app, index=1)
+        app.query_one("#chat-temperature", Input).value = "0"
+        app.query_one("#chat-max_new_tokens", Input).value = "8"
+        app.query_one("#chat-history_turns", Input).value = "1"
+        await send(pilot, app, "你好")
+        assert [m.text for m in messages(app, "user")] == ["你好"]
+        reply = messages(app, "assistant")[0]
+        assert reply.text and "tok/s" in reply.note
+        assert tab.session.settings.max_new_tokens == 8 and tab.session.settings.temperature == 0
+        assert [m["role"] for m in tab.session.history] == ["user", "assistant"]
+        assert "tok/s" in status(app)
+        # Greedy: the streamed text is exactly what the session produces for the same prompt.
+        expected = tab.session.answer("你好", remember=False)
+        assert reply.text == expected
+
+        await pilot.press("ctrl+y")
+        assert app.copied == [reply.text]
+
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert messages(app) == [] and tab.session.history == []
+
+
+async def test_escape_stops_a_streaming_reply(root):
+    app = Host(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tab = await load(pilot, app, index=1)
+        started = threading.Event()
+
+        def endless(prompt, stop=None, remember=True):  # a model that never ends by itself
+            for _ in range(100_000):
+                if stop.is_set():
+                    return
+                started.set()
+                stop.wait(0.001)
+                yield "字"
+
+        tab.session.reply = endless
+        box = app.query_one("#chat-input", Input)
+        box.focus()
+        box.value = "write forever"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: started.is_set() and messages(app, "assistant")[0].text, "streaming")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not tab.generating, "stopped")
+        reply = messages(app, "assistant")[0]
+        assert 0 < len(reply.text) < 100_000 and set(reply.text) == {"字"}
+        assert "stopped" in reply.note
+
+
+async def test_bad_settings_are_reported_and_nothing_is_sent(root):
+    app = Host(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await load(pilot, app, index=1)
+        app.query_one("#chat-top_p", Input).value = "lots"
+        box = app.query_one("#chat-input", Input)
+        box.focus()
+        box.value = "hello"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert messages(app) == []
+        assert any("top p: 'lots' is not a number" in str(n.message) for n in app._notifications)
+
+
+async def test_probe_answers_every_prompt_and_scores_demo_questions(root):
+    from minimind_tui.chat.probes import probes
+
+    app = Host(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tab = await load(pilot, app, index=0)  # the pretrain checkpoint: continuation probes
+        assert tab.session.mode == "continue"
+        app.query_one("#chat-max_new_tokens", Input).value = "2"
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: not tab.generating, "probes finished")
+        await pilot.pause()
+        expected = probes("continue", demo=True)  # the demo tokenizer is in use, so held-out sums are added
+        answers = messages(app, "assistant")
+        assert len(answers) == len(expected)
+        assert all(a.note for a in answers)
+        assert [a.text[:len(p.prompt)] for a, p in zip(answers, expected)] == [p.prompt for p in expected]
+        assert "held-out questions correct:" in status(app)
+        assert tab.session.history == []  # probes never join the conversation
+
+
+async def test_a_checkpoint_that_cannot_load_is_reported_without_crashing(root, tmp_path):
+    save_tiny(root / "out" / "full_sft_32.pth", 300)  # vocabulary the demo tokenizer does not match
+    app = Host(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tab = app.query_one(ChatTab)
+        index = next(i for i, c in enumerate(tab.checkpoints) if c.path.name == "full_sft_32.pth")
+        app.query_one("#chat-ckpt", Select).value = tab.checkpoints[index].path.as_posix()
+        await pilot.click("#chat-load")
+        await wait_for(pilot, lambda: "load failed" in status(app), "load failure shown")
+        assert tab.session is None and "trained with 300" in status(app)
+        assert not app.query_one("#chat-load").disabled
+
+
+def test_chat_tab_module_does_not_import_torch():
+    code = ("import sys, minimind_tui.app.widgets.chat_tab; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+async def test_the_dashboard_mounts_the_chat_tab(make_app, project, vocab):
+    save_tiny(project / "out" / "full_sft_64.pth", vocab)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        tab = app.query_one(ChatTab)  # not the "tab is not available" placeholder
+        assert [c.path.name for c in tab.checkpoints] == ["full_sft_64.pth"]
