@@ -55,16 +55,16 @@ class ChatMessage(Static):
 class ChatTab(Widget):
     DEFAULT_CSS = """
     ChatTab { layout: vertical; height: 1fr; }
-    ChatTab #chat-top, ChatTab #chat-settings { height: auto; }
+    ChatTab #chat-top, ChatTab #chat-settings, ChatTab #chat-system-row { height: 1; margin: 0 0 1 0; }
     ChatTab #chat-ckpt { width: 1fr; }
-    ChatTab #chat-mode { width: 18; }
-    ChatTab Button { min-width: 8; }
-    ChatTab #chat-settings Label { padding: 1 0 0 1; }
-    ChatTab #chat-settings Input { width: 10; }
+    ChatTab #chat-mode { width: 18; margin: 0 1; }
+    ChatTab #chat-top Button { margin: 0 1 0 0; }
+    ChatTab Label { padding: 0 1 0 0; }
+    ChatTab #chat-settings Input { width: 8; margin: 0 2 0 0; }
     ChatTab #chat-system { width: 1fr; }
     ChatTab #chat-loading { height: 1; width: 6; display: none; }
     ChatTab.-loading #chat-loading { display: block; }
-    ChatTab #chat-log { height: 1fr; border: round $primary-background; }
+    ChatTab #chat-log { height: 1fr; border: round $primary-background; padding: 0 1; }
     ChatTab .chat-msg { margin: 0 0 1 0; }
     ChatTab .chat-user { color: $text-accent; }
     ChatTab .chat-probe { color: $text-muted; text-style: italic; }
@@ -92,26 +92,27 @@ class ChatTab(Widget):
     # ---- layout -------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-top"):
-            yield Select([], prompt="checkpoint (newest first)", id="chat-ckpt")
+            yield Select([], prompt="checkpoint (newest first)", id="chat-ckpt", compact=True)
             yield Select([("chat", CHAT), ("continuation", CONTINUE)], value=CHAT, allow_blank=False,
-                         id="chat-mode")
-            yield Button("Load", id="chat-load", variant="primary")
-            yield Button("↻", id="chat-refresh", tooltip="look for new checkpoints")
+                         id="chat-mode", compact=True)
+            yield Button("Load", id="chat-load", variant="primary", compact=True)
+            yield Button("↻", id="chat-refresh", tooltip="look for new checkpoints", compact=True)
             yield LoadingIndicator(id="chat-loading")
         defaults = GenerationSettings()
         with Horizontal(id="chat-settings"):
             for name, label, value in (("temperature", "temp", defaults.temperature),
                                        ("top_p", "top-p", defaults.top_p),
                                        ("max_new_tokens", "max tokens", defaults.max_new_tokens),
-                                       ("repetition_penalty", "rep. pen.", defaults.repetition_penalty),
-                                       ("history_turns", "history", defaults.history_turns)):
+                                       ("repetition_penalty", "rep. penalty", defaults.repetition_penalty),
+                                       ("history_turns", "history turns", defaults.history_turns)):
                 yield Label(label)
-                yield Input(str(value), id=f"chat-{name}")
-            yield Input(placeholder="system prompt (empty: MiniMind's default)", id="chat-system")
+                yield Input(str(value), id=f"chat-{name}", compact=True)
+        with Horizontal(id="chat-system-row"):
+            yield Label("system")
+            yield Input(placeholder="system prompt (empty: MiniMind's default)", id="chat-system", compact=True)
         yield VerticalScroll(id="chat-log")
-        with Horizontal(id="chat-actions", classes="chat-actions"):
-            yield Input(placeholder="message (Enter sends · Esc stops · Ctrl+N new chat · Ctrl+O probe)",
-                        id="chat-input")
+        yield Input(placeholder="message (Enter sends · Esc stops · Ctrl+N new chat · Ctrl+O probe · "
+                                "Ctrl+Y copies the reply)", id="chat-input")
         yield Static("no model loaded: pick a checkpoint and press Load", id="chat-status")
 
     def on_mount(self) -> None:
@@ -296,7 +297,7 @@ class ChatTab(Widget):
     def _reply_done(self, message: ChatMessage, note: str) -> None:
         message.set_note(note)
         self.last_reply = message.text
-        self._status(note)
+        self._status(f"{self.session.describe()} · last reply: {note}")
         self.query_one("#chat-log", VerticalScroll).scroll_end(animate=False)
 
     def _all_done(self, summary: str | None) -> None:
