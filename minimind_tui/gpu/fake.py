@@ -122,7 +122,7 @@ class FakeGpuMonitor:
 
 def one_gpu(used_gb: float = 14.0, total_gb: float = 20.0, trainer_gb: float | None = 12.5) -> GpuReading:
     return GpuReading(gpus=(GpuInfo(0, "NVIDIA RTX 4000 Ada", used_gb, total_gb, 97.0, 61.0, 120.0, 130.0,
-                                    trainer_gb),), driver="550.54.15")
+                                    trainer_gb),), driver="550.54.15", watching_trainer=trainer_gb is not None)
 
 
 class FakeSystemMonitor:

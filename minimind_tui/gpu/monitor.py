@@ -37,6 +37,7 @@ class GpuReading:
     # One line saying why there is no GPU information at all (no library, no driver, no GPU).
     unavailable: str | None = None
     driver: str | None = None
+    watching_trainer: bool = False  # trainer pids were given, so trainer_mem_gb means something
 
     def free_gb(self, count: int = 1) -> float | None:
         """Free memory of the emptiest of the first `count` GPUs' (what one rank can use), or None."""

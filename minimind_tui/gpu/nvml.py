@@ -54,7 +54,8 @@ class NvmlMonitor:
             return GpuReading(unavailable="no GPU found by NVML")
         driver = _try(lambda: _text(nv.nvmlSystemGetDriverVersion()))
         pids = set(trainer_pids)
-        return GpuReading(gpus=tuple(self._read_one(i, pids) for i in range(count)), driver=driver)
+        return GpuReading(gpus=tuple(self._read_one(i, pids) for i in range(count)), driver=driver,
+                          watching_trainer=bool(pids))
 
     def _read_one(self, index: int, pids: set[int]) -> GpuInfo:
         nv = self._nvml

@@ -19,7 +19,7 @@ HELP = """\
   ctrl+l      launch; the command shown is exactly what runs
 
 [b]Runs[/b]
-  ↑ ↓         pick a run: its metrics replay, a live one keeps streaming
+  ↑ ↓         pick a run: its metrics replay, a live one streams
   s           stop (asks first): the trainer saves and exits,
               and is killed if it has not exited after a timeout
   r           resume a stopped, killed or failed run from its last

@@ -85,6 +85,7 @@ class ChatTab(Widget):
         self.checkpoints: list[CheckpointInfo] = []
         self.session = None  # minimind_tui.chat.session.ChatSession once loaded
         self.loaded_path: Path | None = None
+        self._picked: str | None = None  # the checkpoint chosen in the picker (its path)
         self.generating = False
         self.last_reply = ""
         self._stop = threading.Event()
@@ -122,14 +123,22 @@ class ChatTab(Widget):
         self._stop.set()  # a reply still streaming ends at its next token
 
     # ---- checkpoints and loading --------------------------------------------------------------------
+    def on_show(self) -> None:
+        self.refresh_checkpoints()  # a run may have saved a new checkpoint since the tab was last seen
+
     def refresh_checkpoints(self) -> None:
-        self.checkpoints = find_checkpoints(self.root)
+        found = find_checkpoints(self.root)
+        if [c.path for c in found] == [c.path for c in self.checkpoints]:
+            return  # unchanged: keep the selection and the chosen mode untouched
+        self.checkpoints = found
         select = self.query_one("#chat-ckpt", Select)
-        current = select.value
-        select.set_options((self._option_label(c), str(c.path)) for c in self.checkpoints)
-        paths = [str(c.path) for c in self.checkpoints]
+        current = self._picked
+        with select.prevent(Select.Changed):
+            select.set_options((self._option_label(c), str(c.path)) for c in found)
+        paths = [str(c.path) for c in found]
         if current in paths:
-            select.value = current
+            with select.prevent(Select.Changed):
+                select.value = current
         elif paths:
             select.value = paths[0]
 
@@ -142,12 +151,15 @@ class ChatTab(Widget):
     @on(Select.Changed, "#chat-ckpt")
     def _checkpoint_picked(self, event: Select.Changed) -> None:
         info = self._selected_checkpoint()
-        if info is not None:
-            self.query_one("#chat-mode", Select).value = mode_for_training_mode(info.mode, info.path.name)
+        if info is not None and str(info.path) != self._picked:
+            self._picked = str(info.path)
+            mode = self.query_one("#chat-mode", Select)
+            with mode.prevent(Select.Changed):  # the default mode for the next load, not the loaded model
+                mode.value = mode_for_training_mode(info.mode, info.path.name)
 
     @on(Select.Changed, "#chat-mode")
     def _mode_changed(self, event: Select.Changed) -> None:
-        if self.session is not None and event.value in (CHAT, CONTINUE):
+        if self.session is not None and event.value in (CHAT, CONTINUE) and event.value != self.session.mode:
             self.session.mode = event.value
             self.session.new_chat()
             self._set_status()

@@ -16,7 +16,7 @@ def _num(value: float | None, fmt: str, unit: str = "") -> str:
     return NA if value is None else f"{value:{fmt}}{unit}"
 
 
-def gpu_line(g: GpuInfo, width: int = 80) -> Text:
+def gpu_line(g: GpuInfo, width: int = 80, show_trainer: bool = True) -> Text:
     line = Text()
     line.append(f"GPU{g.index} ", style="bold")
     if g.error:
@@ -30,11 +30,13 @@ def gpu_line(g: GpuInfo, width: int = 80) -> Text:
     util_style = "green" if (g.util_pct or 0) >= 50 else "yellow"
     line.append(f"util {_num(g.util_pct, '.0f', '%')}", style=util_style if g.util_pct is not None else "dim")
     line.append(f"  {_num(g.temp_c, '.0f', '°C')}  ")
-    power = _num(g.power_w, ".0f")
-    if g.power_limit_w is not None and g.power_w is not None:
-        power += f"/{g.power_limit_w:.0f}"
-    line.append(f"{power} W  ")
-    line.append(f"trainer {_num(g.trainer_mem_gb, '.1f', ' GB')}", style="magenta")
+    if g.power_w is None:
+        line.append(f"{NA} W")
+    else:
+        limit = f"/{g.power_limit_w:.0f}" if g.power_limit_w is not None else ""
+        line.append(f"{g.power_w:.0f}{limit} W")
+    if show_trainer:
+        line.append(f"  trainer {_num(g.trainer_mem_gb, '.1f', ' GB')}", style="magenta")
     return line
 
 
@@ -70,7 +72,7 @@ class GpuPanel(Static):
             for i, g in enumerate(self.gpu.gpus):
                 if i:
                     out.append("\n")
-                out.append_text(gpu_line(g, width))
+                out.append_text(gpu_line(g, width, self.gpu.watching_trainer))
         out.append("\n")
         out.append_text(host_line(self.system))
         out.no_wrap = True

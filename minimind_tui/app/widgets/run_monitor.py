@@ -54,6 +54,14 @@ def curve_label(name: str, points: tuple[float, ...], current: float | None, fmt
                          (f"  first {points[0]:{fmt}} min {min(points):{fmt}}", "dim"))
 
 
+class LogTail(Log):
+    """train.log tail that stays pinned to the newest line when its size changes (panels above it grow)."""
+
+    def on_resize(self) -> None:
+        if self.auto_scroll:
+            self.scroll_end(animate=False, immediate=True)
+
+
 class RunMonitor(Vertical):
     class StopRequested(Message):
         def __init__(self, run_id: str):
@@ -83,7 +91,7 @@ class RunMonitor(Vertical):
             yield Static("", id="lr-label", classes="curve-label")
             yield Sparkline([], id="lr-curve")
         yield Static("", id="monitor-notes")
-        yield Log(id="monitor-log", max_lines=500)
+        yield LogTail(id="monitor-log", max_lines=500)
 
     def show(self, view: RunView) -> None:
         """Called by the app with each new view of the selected run."""

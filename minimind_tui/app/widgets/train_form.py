@@ -2,6 +2,7 @@
 estimate, launch. The form only posts `LaunchRequested`; the app does the launching."""
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +115,9 @@ class TrainForm(VerticalScroll):
             yield Input("cuda:0", compact=True, id="device")
             yield Label("GPUs")
             yield Input("1", type="integer", compact=True, id="gpus")
+            yield Label("more")
+            yield Input(placeholder="other train flags, e.g. --save_interval 200 --warmup_iters 100", compact=True,
+                        id="extra", classes="wide")
         yield Static("", id="command")
         with Horizontal(id="launch-row"):
             yield Static("", id="estimate")
@@ -310,6 +314,10 @@ class TrainForm(VerticalScroll):
         preset = self._value("preset")
         init = self._value("init") if mode == "sft" else TRAINER_DEFAULT_INIT
         device = self._value("device") or "cpu"
+        try:
+            extra = shlex.split(self._value("extra"))
+        except ValueError as e:
+            raise FormError(f"more flags: {e}") from None
         return TrainSpec(
             mode=mode, data_path=data_path, batch_size=self._int("batch_size", "batch"),
             learning_rate=lr, epochs=self._int("epochs", "epochs"),
@@ -319,7 +327,7 @@ class TrainForm(VerticalScroll):
             use_moe=PRESETS[preset].use_moe if preset in PRESETS else False,
             dtype=self._value("dtype"), device=device,
             init=None if init == TRAINER_DEFAULT_INIT else init,
-            gpus=self._int("gpus", "GPUs"))
+            gpus=self._int("gpus", "GPUs"), extra=extra)
 
     def refresh_preview(self) -> None:
         if not self.is_mounted:
