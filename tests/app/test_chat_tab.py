@@ -224,3 +224,21 @@ async def test_the_dashboard_mounts_the_chat_tab(make_app, project, vocab):
         await pilot.pause()
         tab = app.query_one(ChatTab)  # not the "tab is not available" placeholder
         assert [c.path.name for c in tab.checkpoints] == ["full_sft_64.pth"]
+
+
+async def test_new_checkpoints_appear_when_the_tab_is_shown_again_keeping_the_choice(root, vocab):
+    app = Host(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tab = app.query_one(ChatTab)
+        sft = str(root / "out" / "full_sft_64.pth")
+        app.query_one("#chat-ckpt", Select).value = sft
+        await pilot.pause()
+        app.query_one("#chat-mode", Select).value = "continue"  # the user's choice for this checkpoint
+        save_tiny(root / "out" / "full_sft_99.pth", vocab)
+        tab.display = False
+        await pilot.pause()
+        tab.display = True
+        await pilot.pause()
+        assert "full_sft_99.pth" in [c.path.name for c in tab.checkpoints]
+        assert app.query_one("#chat-ckpt", Select).value == sft
+        assert app.query_one("#chat-mode", Select).value == "continue"

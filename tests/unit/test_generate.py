@@ -193,3 +193,12 @@ def test_list_input_and_method_on_model():
     ids = prompt()[0].tolist()
     got = model.generate(ids, max_new_tokens=4, temperature=0, eos_token_id=None)
     assert got.shape == (1, 16) and got[0, :12].tolist() == ids
+
+
+@pytest.mark.gpu
+def test_cuda_generation_matches_recompute_and_reproduces_with_seed():
+    model, ids = tiny_model().cuda(), prompt(batch=2).cuda()
+    got = generate(model, ids, max_new_tokens=20, temperature=0, eos_token_id=None)
+    assert torch.equal(got, greedy_by_recompute(model, ids, 20))
+    a = generate(model, ids, max_new_tokens=20, temperature=1.0, seed=5, eos_token_id=None)
+    assert torch.equal(a, generate(model, ids, max_new_tokens=20, temperature=1.0, seed=5, eos_token_id=None))
