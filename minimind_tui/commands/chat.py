@@ -1,7 +1,7 @@
 """`minimind-tui chat`: MiniMind's eval_model.py, streaming in the terminal.
 
 Automatic mode (--auto, or nothing on stdin) runs the fixed probe prompts; otherwise every stdin line is
-a prompt (an interactive terminal gets a prompt marker). Ctrl+C stops the current answer; a second one quits.
+a prompt (an interactive terminal gets a prompt marker). Ctrl+C stops the current answer; at the prompt it quits.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def register(subparsers) -> None:
                    "layer count is read from the weights")
     g.add_argument("--use_moe", type=int, default=0, choices=(0, 1), help="pick the _moe weights file")
     g.add_argument("--out_dir", default="out", help="folder holding the weights, relative to --root (default out)")
-    g.add_argument("--ckpt", metavar="PATH", help="a weights file (.pth) or a run checkpoint's model.pth; "
-                   "overrides --model_mode/--dim/--out_dir")
+    g.add_argument("--ckpt", metavar="PATH", help="a weights file (.pth), a checkpoint folder, or a run folder "
+                   "(its newest complete checkpoint); overrides --model_mode/--dim/--out_dir")
     g.add_argument("--tokenizer", metavar="DIR", help="tokenizer directory (default: the one recorded with the "
                    "checkpoint, else ./model/minimind_tokenizer, else the bundled demo tokenizer)")
     g.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
@@ -58,7 +58,9 @@ def run(args) -> int:
     except ValueError as e:
         raise UserError(f"chat: {e}") from None
     if args.ckpt:
-        weights = Path(args.ckpt)
+        from minimind_tui.train.model_setup import init_weights_file
+
+        weights = init_weights_file(args.ckpt)  # a .pth, a checkpoint folder or a run folder
         mode = None  # from what the trainer recorded, else from the file name
     else:
         out_dir = Path(args.out_dir) if Path(args.out_dir).is_absolute() else root / args.out_dir

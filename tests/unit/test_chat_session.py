@@ -213,3 +213,12 @@ def test_cli_missing_weights_exits_2_with_one_line(tmp_path, capsys):
     code = main(["--root", str(tmp_path), "chat", "--dim", "768", "--auto"])
     err = capsys.readouterr().err
     assert code == 2 and "full_sft_768.pth: no such weights file" in err and "Traceback" not in err
+
+
+def test_cli_ckpt_accepts_a_run_folder(root, tokenizer, capsys):
+    ck = make_run_checkpoint(root, tokenizer, meta_tokenizer=None, mode="pretrain")
+    code = main(["--root", str(root), "chat", "--ckpt", str(ck.parents[2]), "--auto", "--max_new_tokens", "2",
+                 "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 0 and "model.pth: 0.2M params, continue, on cpu" in captured.err
+    assert captured.out.count("👶: ") == len(probes(CONTINUE))
