@@ -275,3 +275,13 @@ def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
+
+
+async def test_two_dashboards_watch_one_run(make_app, project):
+    make_run(project, "20251101-100000-sft", steps=30, heartbeat_age=1.0, pid=os.getpid())
+    first, second = make_app(), make_app()
+    async with first.run_test(size=(80, 24)) as p1, second.run_test(size=(120, 40)) as p2:
+        await wait_for(p1, lambda: monitor_summary(first) is not None, "first dashboard")
+        await wait_for(p2, lambda: monitor_summary(second) is not None, "second dashboard")
+        assert monitor_summary(first) == monitor_summary(second)
+        assert monitor_summary(first).status == "live"
