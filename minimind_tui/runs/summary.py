@@ -73,6 +73,7 @@ class RunSummary:
     loss_points: tuple[float, ...] = ()
     lr_points: tuple[float, ...] = ()
     notes: tuple[str, ...] = ()  # log/checkpoint_failed/stall messages, newest last
+    preparing: str | None = None  # "tokenise 512/4000" while the trainer prepares data, before step 1
 
     @property
     def is_live(self) -> bool:
@@ -92,6 +93,7 @@ class RunState:
     end: dict | None = None
     last_oom: dict | None = None
     last_stall: dict | None = None
+    last_prepare: dict | None = None  # data preparation before the first step (tokenising, indexing)
     first_time: float | None = None
     last_time: float | None = None
     loss: Downsampler = field(default_factory=Downsampler)
@@ -115,6 +117,8 @@ class RunState:
                     self.loss.add(float(e["loss"]))
                 if isinstance(e.get("lr"), (int, float)):
                     self.lr.add(float(e["lr"]))
+            elif kind == "prepare":
+                self.last_prepare = e
             elif kind == "ckpt":
                 self.last_ckpt = e
             elif kind == "end":
@@ -134,7 +138,7 @@ class RunState:
         del self.notes[:-20]
 
     def _config(self) -> dict:
-        if self.config is None:
+        if not self.config:  # the trainer writes config.json a moment after the launcher creates the run
             self.config = layout.read_json(self.run_dir / layout.CONFIG) or {}
         return self.config
 
@@ -161,6 +165,7 @@ class RunState:
             last_ckpt_path=(self.last_ckpt or {}).get("path"),
             pid=pid, world_size=int(start.get("world_size") or 1), heartbeat_age_s=hb_age,
             loss_points=tuple(self.loss.points()), lr_points=tuple(self.lr.points()), notes=tuple(self.notes),
+            preparing=_preparing(self.last_prepare) if self.last_step is None else None,
         )
 
     def _status(self, now: float, exit_code: int | None) -> tuple[str, str, int | None, float | None]:
@@ -204,6 +209,14 @@ def summarize(run_dir: Path, now: float | None = None, exit_code: int | None = N
     state = RunState(Path(run_dir))
     state.add(read_all(Path(run_dir) / layout.METRICS))
     return state.summary(now, exit_code)
+
+
+def _preparing(e: dict | None) -> str | None:
+    if not e:
+        return None
+    done, total = e.get("done"), e.get("total")
+    count = f" {done:,}/{total:,}" if isinstance(done, int) and isinstance(total, int) else ""
+    return f"{e.get('stage') or 'preparing'}{count}"
 
 
 def _oom_reason(e: dict) -> str:

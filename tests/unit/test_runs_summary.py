@@ -115,3 +115,23 @@ def test_downsampler_keeps_memory_bounded_and_the_shape():
     assert len(pts) <= 65
     assert pts == sorted(pts)  # a rising series stays rising
     assert abs(sum(pts[:-1]) / len(pts[:-1]) - 100_000 / 2) < 100_000 * 0.05
+
+
+def test_config_written_after_the_first_look_is_picked_up(tmp_path):
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "launcher.pid").write_text(f"{os.getpid()}\n")
+    state = RunState(run)
+    assert state.summary(T0).dataset is None
+    (run / layout.CONFIG).write_text('{"mode": "sft", "settings": {"data_path": "dataset/demo_sft.jsonl", '
+                                     '"epochs": 2}}')
+    s = state.summary(T0)
+    assert (s.dataset, s.epochs) == ("demo_sft.jsonl", 2)
+
+
+def test_preparation_progress_before_the_first_step(tmp_path):
+    state = RunState(tmp_path)
+    state.add([{"event": "prepare", "time": 1, "stage": "tokenise", "done": 512, "total": 4000}])
+    assert state.summary(T0).preparing == "tokenise 512/4,000"
+    state.add([{"event": "step", "time": 2, "step": 1, "total": 10, "loss": 5.0, "lr": 1e-3}])
+    assert state.summary(T0).preparing is None

@@ -29,7 +29,7 @@ def status_text(s: RunSummary) -> Text:
 def progress_text(s: RunSummary) -> Text:
     t = Text()
     if s.step is None:
-        return Text("no steps yet", style="dim")
+        return Text(f"preparing data: {s.preparing}" if s.preparing else "no steps yet", style="dim")
     if s.total:
         t.append(f"step {s.step:,}/{s.total:,} ({100 * s.step / s.total:.0f}%)", style="bold")
     else:
