@@ -130,11 +130,11 @@ def _tokenize_batch(tokenizer, kind: str, objs: list, max_seq_len: int, markers)
 def _histogram(lengths: np.ndarray, bins: int = 16) -> list[dict]:
     if not len(lengths):
         return []
-    top = int(lengths.max()) + 1
-    raw_step = max(1, -(-top // bins))
+    low, top = int(lengths.min()), int(lengths.max()) + 1
+    raw_step = max(1, -(-(top - low) // bins))
     mag = 10 ** (len(str(raw_step)) - 1)
     step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw_step)  # a round bin width
-    edges = np.arange(0, top + step, step)
+    edges = np.arange(low // step * step, top + step, step)  # from the shortest sample, not from 0
     counts, _ = np.histogram(lengths, bins=edges)
     return [{"lo": int(lo), "hi": int(hi), "count": int(c)} for lo, hi, c in zip(edges[:-1], edges[1:], counts)]
 

@@ -293,3 +293,20 @@ async def test_open_file_before_the_tab_is_mounted(tmp_path, sft_file, tiny_toke
         tab = app.query_one(DatasetTab)
         await wait_for(pilot, lambda: tab.jsonl is not None and tab.sample is not None)
         assert tab.path == sft_file and tab.kind == "sft"
+
+
+async def test_inside_the_dashboard(make_app, project):
+    """The real app: key 3 shows the Dataset tab, which opens the project's file by its relative path."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        tab = app.query_one(DatasetTab)
+        assert tab.root == project
+        tab.open_file("dataset/sft_mini_512.jsonl")
+        await wait_for(pilot, lambda: tab.jsonl is not None and tab.sample is not None)
+        await pilot.pause()
+        assert texts(app.query(Bubble)) == ["你好", "你好！"]
+        await pilot.press("i")
+        await wait_for(pilot, lambda: app.query_one(StatsPane).stats is not None)
+        st = app.query_one(StatsPane).stats
+        assert (st.samples, st.duplicates, st.tokenizer.endswith("demo_tokenizer")) == (3, 2, True)

@@ -178,3 +178,13 @@ def test_stats_and_preview_do_not_import_torch_or_textual(tmp_path):
             "print('torch' in sys.modules, 'textual' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
+
+
+def test_histogram_covers_the_range_in_round_bins():
+    from dataset.stats import _histogram
+
+    bins = _histogram(np.array([230, 231, 250, 599, 600]))
+    assert bins[0]["lo"] <= 230 < bins[0]["hi"] and bins[-1]["lo"] <= 600 < bins[-1]["hi"]
+    assert len({b["hi"] - b["lo"] for b in bins}) == 1 and bins[0]["hi"] - bins[0]["lo"] in (1, 2, 5, 10, 20, 50)
+    assert sum(b["count"] for b in bins) == 5 and len(bins) <= 17
+    assert _histogram(np.array([23, 23, 23])) == [{"lo": 23, "hi": 24, "count": 3}]
