@@ -16,6 +16,8 @@ COLUMNS = ("run", "status", "mode", "dataset", "loss", "steps", "time")
 # Below this width the dataset column is dropped so the rest still fits in 80 columns.
 NARROW_WIDTH = 100
 NARROW_COLUMNS = ("run", "status", "mode", "loss", "steps", "time")
+# Fixed widths: auto widths do not recover when the columns are rebuilt on a resize.
+WIDTHS = {"run": 24, "status": 10, "mode": 8, "dataset": 20, "loss": 6, "steps": 11, "time": 7}
 
 
 class RunsTab(Vertical):
@@ -32,7 +34,7 @@ class RunsTab(Vertical):
 
     def compose(self) -> ComposeResult:
         table = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
-        table.add_columns(*self.columns)
+        _add_columns(table, self.columns)
         yield table
         yield RunMonitor(id="run-monitor")
 
@@ -42,7 +44,7 @@ class RunsTab(Vertical):
             self.columns = columns
             table = self.query_one(DataTable)
             table.clear(columns=True)
-            table.add_columns(*columns)
+            _add_columns(table, columns)
             self._fill(self.summaries)
 
     def update_runs(self, summaries: list[RunSummary]) -> None:
@@ -80,6 +82,11 @@ class RunsTab(Vertical):
         if run_id and run_id != self.selected:
             self.selected = run_id
             self.post_message(self.RunSelected(run_id))
+
+
+def _add_columns(table: DataTable, columns: tuple[str, ...]) -> None:
+    for name in columns:
+        table.add_column(name, width=WIDTHS[name], key=name)
 
 
 def _row(s: RunSummary) -> tuple:
