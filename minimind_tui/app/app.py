@@ -100,6 +100,7 @@ class MiniMindApp(App):
         self._wake_gpu = threading.Event()
         self._pollers_stop = threading.Event()
         self._first_runs_poll = True
+        self._last_seen: dict[str, tuple[str, int]] = {}  # run id -> (status, number of notes) already shown
 
     # ---- layout ------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -180,6 +181,7 @@ class MiniMindApp(App):
     def _runs_updated(self, message: RunsUpdated) -> None:
         tab = self.query_one(RunsTab)
         tab.update_runs(message.summaries)
+        self._announce(message.summaries, message.view)
         self.run_pids = {s.pid for s in message.summaries if s.is_live and s.pid}
         view = message.view
         if view is not None:
@@ -191,6 +193,26 @@ class MiniMindApp(App):
             if view.run_dir == self.selected_run:
                 self.query_one(RunMonitor).show(view)
         self._first_runs_poll = False
+
+    def _announce(self, summaries: list[RunSummary], view: RunView | None) -> None:
+        """Say so (with the terminal bell) when a run stalls or dies, or a checkpoint fails, while we watch.
+        Runs already in that state when the app started are not announced again."""
+        current = {s.run_id: (s.status, None) for s in summaries}
+        if view is not None:
+            current[view.summary.run_id] = (view.summary.status, view.summary.notes)
+        for run_id, (status, notes) in current.items():
+            before = self._last_seen.get(run_id)
+            seen_notes = before[1] if before else (len(notes) if notes is not None else 0)
+            if before is not None and status != before[0] and status in ("stalled", "failed", "oom", "killed"):
+                self.bell()
+                self.notify(f"{run_id}: {status}", title="Run needs attention", severity="error", timeout=30)
+            if notes is not None:
+                for note in notes[seen_notes:]:
+                    if "FAILED" in note or note.startswith("stalled"):
+                        self.bell()
+                        self.notify(f"{run_id}: {note}", severity="warning", timeout=30)
+                seen_notes = len(notes)
+            self._last_seen[run_id] = (status, seen_notes)
 
     @on(RunsTab.RunSelected)
     def _run_selected(self, message: RunsTab.RunSelected) -> None:

@@ -285,3 +285,23 @@ async def test_two_dashboards_watch_one_run(make_app, project):
         await wait_for(p2, lambda: monitor_summary(second) is not None, "second dashboard")
         assert monitor_summary(first) == monitor_summary(second)
         assert monitor_summary(first).status == "live"
+
+
+async def test_a_watched_run_that_stalls_or_fails_a_checkpoint_is_announced(make_app, project):
+    run = make_run(project, "20251101-100000-sft", steps=30, heartbeat_age=1.0, pid=os.getpid())
+    app = make_app()
+    bells = []
+    app.bell = lambda: bells.append(1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: monitor_summary(app) is not None, "reattach")
+        assert not bells  # a healthy run: quiet
+        with open(run / layout.METRICS, "ab") as f:
+            f.write(events.encode("checkpoint_failed", now=T0, step=30, reason="No space left on device"))
+            f.write(events.encode("stall", now=T0 + 1, step=30, seconds_since_step=600))
+        app.refresh_runs()
+        await wait_for(pilot, lambda: monitor_summary(app).status == "stalled", "stall")
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any("checkpoint at step 30 FAILED: No space left on device" in m for m in messages)
+        assert any(m == "20251101-100000-sft: stalled" for m in messages)
+        assert len(bells) >= 2
