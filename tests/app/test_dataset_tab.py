@@ -310,3 +310,16 @@ async def test_inside_the_dashboard(make_app, project):
         await wait_for(pilot, lambda: app.query_one(StatsPane).stats is not None)
         st = app.query_one(StatsPane).stats
         assert (st.samples, st.duplicates, st.tokenizer.endswith("demo_tokenizer")) == (3, 2, True)
+
+
+async def test_opening_from_another_tab_does_not_switch_tabs(make_app, project):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        from textual.widgets import TabbedContent
+        outer = app.query_one("#tabs", TabbedContent)
+        assert outer.active == "train"
+        tab = app.query_one(DatasetTab)
+        tab.open_file("dataset/sft_mini_512.jsonl")  # as the Train tab's picker would
+        await wait_for(pilot, lambda: tab.jsonl is not None and tab.sample is not None)
+        await pilot.pause()
+        assert outer.active == "train"

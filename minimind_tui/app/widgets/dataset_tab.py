@@ -170,6 +170,15 @@ class DatasetTab(Widget):
         if self._pending_open is not None:
             self.open_file(*self._pending_open)
 
+    def on_show(self) -> None:
+        """Coming into view (key 3 or a click on the tab): put focus inside, so this tab's keys work."""
+        focused = self.screen.focused
+        if focused is None or self not in focused.ancestors_with_self:
+            if self.path is None:
+                self.query_one("#ds-path", Input).focus()
+            else:
+                self.action_view(self.query_one("#ds-views", TabbedContent).active)
+
     @work(thread=True, group="ds-throughput", exit_on_error=False)
     def _find_throughput(self) -> None:
         from .dataset_stats import measured_throughput
@@ -234,7 +243,9 @@ class DatasetTab(Widget):
             self._status("the first line is very long; showing it once the index is built …")
             return
         self._show(0)
-        self.query_one(SampleView).focus()
+        focused = self.screen.focused
+        if focused is None or self in focused.ancestors_with_self:  # never pull focus from another tab
+            self.query_one(SampleView).focus()
         self.post_message(self.FileOpened(m.path, self.kind))
 
     @on(_IndexProgress)
