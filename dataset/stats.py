@@ -93,6 +93,8 @@ class DatasetStats:
     truncated_tokens: int = 0            # tokens cut off in all
     zero_trained: int = 0                # samples whose loss mask is all zero at max_seq_len
     zero_trained_examples: list[int] = field(default_factory=list)  # line numbers
+    pad_trained: int = 0                 # samples whose loss reaches into padding (e.g. ending on a user turn)
+    pad_trained_examples: list[int] = field(default_factory=list)   # line numbers
     tokens_per_epoch: int = 0            # real (non-padding) positions the model reads
     trained_tokens_per_epoch: int = 0    # positions the loss counts
     padded_tokens_per_epoch: int = 0     # positions with padding to max_seq_len, as the reference batches
@@ -109,7 +111,7 @@ class DatasetStats:
 
 
 def _tokenize_batch(tokenizer, kind: str, objs: list, max_seq_len: int, markers):
-    """(untruncated length, trained positions at max_seq_len) per sample."""
+    """(untruncated length, trained positions at max_seq_len, of which padding positions) per sample."""
     if kind == "sft":
         from model.tokenizer import render_chat  # torch-free; imported here so stats work without a tokenizer
         texts = [render_chat(messages_of(o), tokenizer.bos_token, tokenizer.eos_token) for o in objs]
@@ -123,7 +125,8 @@ def _tokenize_batch(tokenizer, kind: str, objs: list, max_seq_len: int, markers)
             _, mask = finish_sft(kept, markers[0], markers[1], max_seq_len, pad)
         else:
             mask = kept != pad
-        out.append((len(ids), int(mask[1:].sum())))  # position 0 is never a target (Y = ids[1:])
+        # Position 0 is never a target (Y = ids[1:]); marks past the sample are padding the loss counts.
+        out.append((len(ids), int(mask[1:].sum()), int(mask[len(kept):].sum())))
     return out
 
 
@@ -171,13 +174,19 @@ def compute_stats(jsonl: JsonlFile, kind: str, tokenizer=None, max_seq_len: int 
             st.samples += 1
             objs.append(obj)
         if tokenizer is not None and objs:
-            for k, (length, trained) in enumerate(_tokenize_batch(tokenizer, kind, objs, max_seq_len, markers)):
+            batch = _tokenize_batch(tokenizer, kind, objs, max_seq_len, markers)
+            for k, (length, trained, pad_trained) in enumerate(batch):
                 lengths[first_sample + k] = length
                 st.trained_tokens_per_epoch += trained
+                line_number = int(sample_lines[first_sample + k]) + 1
                 if trained == 0:
                     st.zero_trained += 1
                     if len(st.zero_trained_examples) < MAX_LISTED:
-                        st.zero_trained_examples.append(int(sample_lines[first_sample + k]) + 1)
+                        st.zero_trained_examples.append(line_number)
+                if pad_trained:
+                    st.pad_trained += 1
+                    if len(st.pad_trained_examples) < MAX_LISTED:
+                        st.pad_trained_examples.append(line_number)
         i = end
         if progress:
             progress(i, n)

@@ -171,6 +171,9 @@ def format_report(st, list_bad: bool = True) -> str:
                   f"samples with zero trained tokens: {st.zero_trained:,}"
                   + (f" (lines {', '.join(map(str, st.zero_trained_examples[:5]))}"
                      + (", ..." if st.zero_trained > 5 else "") + ")" if st.zero_trained else ""),
+                  f"samples whose loss reaches into padding (no reply after the last user turn): {st.pad_trained:,}"
+                  + (f" (lines {', '.join(map(str, st.pad_trained_examples[:5]))}"
+                     + (", ..." if st.pad_trained > 5 else "") + ")" if st.pad_trained else ""),
                   f"per epoch: {st.tokens_per_epoch:,} tokens ({st.padded_tokens_per_epoch:,} positions padded to "
                   f"max_seq_len), {st.trained_tokens_per_epoch:,} trained"]
         if st.seconds_per_epoch is not None:

@@ -188,3 +188,13 @@ def test_histogram_covers_the_range_in_round_bins():
     assert len({b["hi"] - b["lo"] for b in bins}) == 1 and bins[0]["hi"] - bins[0]["lo"] in (1, 2, 5, 10, 20, 50)
     assert sum(b["count"] for b in bins) == 5 and len(bins) <= 17
     assert _histogram(np.array([23, 23, 23])) == [{"lo": 23, "hi": 24, "count": 3}]
+
+
+def test_a_conversation_ending_on_a_user_turn_is_flagged(tmp_path, tiny_tokenizer):
+    """The reference's mask runs from the last "<s>assistant" to max_seq_len when no reply follows: it
+    trains the model to emit padding. Such samples are counted and listed."""
+    path = tmp_path / "s.jsonl"
+    path.write_text("\n".join([conv("问", "答"), conv("only a question"), conv("a", "b", "c")]) + "\n",
+                    encoding="utf-8")
+    st = compute_stats(JsonlFile(path), "sft", tiny_tokenizer, max_seq_len=200)
+    assert st.pad_trained == 2 and st.pad_trained_examples == [2, 3] and st.zero_trained == 0

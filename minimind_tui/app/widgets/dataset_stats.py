@@ -113,6 +113,9 @@ class StatsPane(VerticalScroll):
         for line in st.zero_trained_examples[:ROWS_PER_KIND]:
             table.add_row(str(line), "zero trained tokens", f"nothing counts toward the loss at max_seq_len "
                           f"{st.max_seq_len}", key=f"zero-{line}")
+        for line in st.pad_trained_examples[:ROWS_PER_KIND]:
+            table.add_row(str(line), "trains on padding", "the loss mask runs into padding: no reply closes the "
+                          "last user turn", key=f"pad-{line}")
         for line, first in st.duplicate_examples[:ROWS_PER_KIND]:
             table.add_row(str(line), "duplicate", f"same as line {first}", key=f"dup-{line}")
 
