@@ -203,7 +203,10 @@ class DatasetTab(Widget):
         if not path.is_absolute():
             path = self.root / path
         self.kind_choice = kind or "auto"
-        self.query_one("#ds-path", Input).value = str(path)
+        try:  # show project files as the user would type them
+            self.query_one("#ds-path", Input).value = str(path.relative_to(self.root))
+        except ValueError:
+            self.query_one("#ds-path", Input).value = str(path)
         select = self.query_one("#ds-kind", Select)
         if select.value != self.kind_choice:
             with select.prevent(Select.Changed):
@@ -258,6 +261,7 @@ class DatasetTab(Widget):
         if m.gen != self._gen:
             return
         self.jsonl = m.jsonl
+        self.head = []  # the index reaches every line now
         detected = False
         if self.kind is None and self.kind_choice == "auto":
             from dataset.stats import detect_file_kind
