@@ -61,12 +61,12 @@ def baseline_generate(model, ids, new_tokens, temperature, top_p, rp, seed, sync
     return first, time.perf_counter() - t0
 
 
-def ours_generate(model, ids, new_tokens, temperature, top_p, rp, seed, sync):
+def ours_generate(model, ids, new_tokens, temperature, top_p, rp, seed, sync, int8=False):
     t0 = time.perf_counter()
     first = None
     n = 0
     for _ in generate(model, ids, max_new_tokens=new_tokens, temperature=temperature, top_p=top_p,
-                      repetition_penalty=rp, eos_token_id=None, stream=True, seed=seed):
+                      repetition_penalty=rp, eos_token_id=None, stream=True, seed=seed, int8=int8):
         n += 1
         if first is None:
             first = time.perf_counter() - t0
@@ -89,6 +89,7 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--skip_baseline", action="store_true")
+    p.add_argument("--int8", action="store_true", help="also time our int8 weight-only decoding (CPU)")
     args = p.parse_args(argv)
 
     torch.manual_seed(0)
@@ -98,6 +99,8 @@ def main(argv=None) -> None:
     ids = torch.randint(3, config.vocab_size, (1, args.prompt), device=args.device)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     sides = {"ours": ours_generate} if args.skip_baseline else {"baseline": baseline_generate, "ours": ours_generate}
+    if args.int8:
+        sides["ours int8"] = lambda *a, **k: ours_generate(*a, **k, int8=True)
     print(f"model: dim {args.dim}, {args.n_layers} layers{' MoE' if args.use_moe else ''}, "
           f"{model.num_parameters() / 1e6:.1f}M params, {args.dtype} on {args.device}, "
           f"{torch.get_num_threads()} CPU threads; prompt {args.prompt}, {args.new} new tokens")
@@ -113,12 +116,13 @@ def main(argv=None) -> None:
         tps = statistics.median(args.new / total for _, total in runs)
         ttft = statistics.median(first for first, _ in runs)
         speeds[name] = tps
-        print(f"{name:>8}: {tps:7.1f} tokens/s   first token {ttft * 1000:6.1f} ms   "
+        print(f"{name:>9}: {tps:7.1f} tokens/s   first token {ttft * 1000:6.1f} ms   "
               f"(median of {len(runs)}: {', '.join(f'{args.new / t:.0f}' for _, t in runs)} tok/s)")
-    if "baseline" in speeds:
-        print(f"ratio ours/baseline: {speeds['ours'] / speeds['baseline']:.2f}x")
-    print(f"ratio ours/reference figure ({REFERENCE_TOKENS_PER_S:.0f} tok/s): "
-          f"{speeds['ours'] / REFERENCE_TOKENS_PER_S:.2f}x")
+    for name in [n for n in speeds if n != "baseline"]:
+        if "baseline" in speeds:
+            print(f"ratio {name}/baseline: {speeds[name] / speeds['baseline']:.2f}x")
+        print(f"ratio {name}/reference figure ({REFERENCE_TOKENS_PER_S:.0f} tok/s): "
+              f"{speeds[name] / REFERENCE_TOKENS_PER_S:.2f}x")
 
 
 if __name__ == "__main__":

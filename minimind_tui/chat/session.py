@@ -78,7 +78,8 @@ class ChatSession:
         decoder = StreamDecoder(self.tokenizer)
         tokens = generate(self.model, ids, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
                           top_p=s.top_p, top_k=s.top_k, repetition_penalty=s.repetition_penalty,
-                          eos_token_id=self.tokenizer.eos_token_id, stream=True, seed=s.seed, stop=stop)
+                          eos_token_id=self.tokenizer.eos_token_id, stream=True, seed=s.seed, stop=stop,
+                          int8=s.int8 and self.device == "cpu")
         start = time.perf_counter()
         ended_on_eos = False
         try:
@@ -110,4 +111,5 @@ class ChatSession:
         """One line for a status bar: parameters, mode and device."""
         n = self.model.num_parameters() / 1e6
         name = self.weights.name if self.weights else "model"
-        return f"{name}: {n:.1f}M params, {self.mode}, on {self.device}"
+        int8 = ", int8" if self.settings.int8 and self.device == "cpu" else ""
+        return f"{name}: {n:.1f}M params, {self.mode}, on {self.device}{int8}"

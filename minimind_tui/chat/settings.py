@@ -19,6 +19,7 @@ class GenerationSettings:
     history_turns: int = 0  # earlier exchanges (question + answer) sent again; 0 = single turn, as MiniMind
     system_prompt: str = ""  # "" = the template's default MiniMind system prompt
     seed: int | None = None
+    int8: bool = False  # CPU only: int8 weight copies for decoding, faster and slightly approximate
 
     def validate(self) -> "GenerationSettings":
         """Raise ValueError naming the first setting out of range."""

@@ -129,6 +129,11 @@ async def test_chat_streams_a_reply_with_stats_and_new_chat_clears(root):
         await pilot.press("ctrl+y")
         assert app.copied == [reply.text]
 
+        app.query_one("#chat-int8").value = True  # CPU int8 decoding for the next reply
+        await send(pilot, app, "再见")
+        assert tab.session.settings.int8 and ", int8" in status(app)
+        assert len(messages(app, "assistant")) == 2
+
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert messages(app) == [] and tab.session.history == []

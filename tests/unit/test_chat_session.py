@@ -193,11 +193,11 @@ def test_probe_sets_and_checking():
 def test_cli_reads_prompts_from_stdin(root, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO("你好\n\nWhat is 2 plus 7?\n"))
     code = main(["--root", str(root), "chat", "--dim", "64", "--max_new_tokens", "5", "--temperature", "0",
-                 "--device", "cpu"])
+                 "--device", "cpu", "--int8"])
     out = capsys.readouterr()
     assert code == 0
     assert out.out.count("👶: ") == 2 and "👶: What is 2 plus 7?" in out.out
-    assert "tok/s" in out.out and "full_sft_64.pth" in out.err
+    assert "tok/s" in out.out and "full_sft_64.pth: 0.2M params, chat, on cpu, int8" in out.err
 
 
 def test_cli_auto_runs_probes_and_scores_demo_questions(root, capsys):

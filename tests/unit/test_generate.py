@@ -202,3 +202,39 @@ def test_cuda_generation_matches_recompute_and_reproduces_with_seed():
     assert torch.equal(got, greedy_by_recompute(model, ids, 20))
     a = generate(model, ids, max_new_tokens=20, temperature=1.0, seed=5, eos_token_id=None)
     assert torch.equal(a, generate(model, ids, max_new_tokens=20, temperature=1.0, seed=5, eos_token_id=None))
+
+
+@pytest.mark.parametrize("name", ["minimind_tiny", "minimind_tiny_moe"])
+def test_int8_decoding_stays_close_to_fp32(shared_dir, name):
+    from model.int8 import Int8Weights, available
+
+    if not available("cpu"):
+        pytest.skip("this PyTorch has no int8 weight-only CPU kernel")
+    io = torch.load(shared_dir / "reference" / f"{name}_io.pt", weights_only=True)
+    model = load_model(shared_dir / "reference" / f"{name}.pth", max_seq_len=io["config"]["max_seq_len"])
+    ids, expected = io["input_ids"], io["kv_cache_logits"][:, 1:]
+    with torch.inference_mode():
+        cache = KVCache.for_model(model, 2, 24)
+        prefill(model, ids[:, :20], cache)
+        q = Int8Weights.for_model(model)
+        got = torch.stack([decode_step(model, ids[:, p:p + 1], cache, p, q) for p in range(20, 24)], dim=1)
+    assert not torch.equal(got, expected)  # really the int8 path, not the fp32 one
+    assert (got - expected).abs().max() < 0.05 * expected.abs().max()
+    # Random weights have near-ties; the most likely token must agree almost everywhere.
+    assert (got.argmax(-1) == expected.argmax(-1)).float().mean() >= 0.75
+
+
+def test_int8_weights_are_cached_and_rebuilt_after_a_weight_change():
+    from model.int8 import Int8Weights, available
+
+    if not available("cpu"):
+        pytest.skip("this PyTorch has no int8 weight-only CPU kernel")
+    model = tiny_model()
+    first = Int8Weights.for_model(model)
+    assert Int8Weights.for_model(model) is first
+    with torch.no_grad():
+        model.layers[0].attention.wq.weight.mul_(2.0)
+    assert Int8Weights.for_model(model) is not first
+    ids = prompt()
+    out = generate(model, ids, max_new_tokens=6, temperature=0, eos_token_id=None, int8=True)
+    assert out.shape == (1, 18)

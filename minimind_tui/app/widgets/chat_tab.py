@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import Button, Input, Label, LoadingIndicator, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, LoadingIndicator, Select, Static
 
 from minimind_tui.chat.settings import CHAT, CONTINUE, GenerationSettings, mode_for_training_mode
 from minimind_tui.runs.layout import CheckpointInfo, find_checkpoints
@@ -60,7 +60,7 @@ class ChatTab(Widget):
     ChatTab #chat-mode { width: 18; margin: 0 1; }
     ChatTab #chat-top Button { margin: 0 1 0 0; }
     ChatTab Label { padding: 0 1 0 0; }
-    ChatTab #chat-settings Input { width: 8; margin: 0 2 0 0; }
+    ChatTab #chat-settings Input { width: 6; margin: 0 2 0 0; }
     ChatTab #chat-system { width: 1fr; }
     ChatTab #chat-loading { height: 1; width: 6; display: none; }
     ChatTab.-loading #chat-loading { display: block; }
@@ -101,13 +101,17 @@ class ChatTab(Widget):
             yield LoadingIndicator(id="chat-loading")
         defaults = GenerationSettings()
         with Horizontal(id="chat-settings"):
-            for name, label, value in (("temperature", "temp", defaults.temperature),
-                                       ("top_p", "top-p", defaults.top_p),
-                                       ("max_new_tokens", "max tokens", defaults.max_new_tokens),
-                                       ("repetition_penalty", "rep. penalty", defaults.repetition_penalty),
-                                       ("history_turns", "history turns", defaults.history_turns)):
+            for name, label, value, tip in (
+                    ("temperature", "temp", defaults.temperature, "0 = greedy"),
+                    ("top_p", "top-p", defaults.top_p, "nucleus sampling mass, 1 = off"),
+                    ("max_new_tokens", "max", defaults.max_new_tokens, "longest reply, in tokens"),
+                    ("repetition_penalty", "rep", defaults.repetition_penalty, "repetition penalty, 1 = off"),
+                    ("history_turns", "hist", defaults.history_turns,
+                     "earlier exchanges sent again; 0 = single turn")):
                 yield Label(label)
-                yield Input(str(value), id=f"chat-{name}", compact=True)
+                yield Input(str(value), id=f"chat-{name}", compact=True, tooltip=tip)
+            yield Checkbox("int8 (CPU)", value=False, id="chat-int8", compact=True,
+                           tooltip="decode with int8 weight copies on CPU: faster, slightly approximate")
         with Horizontal(id="chat-system-row"):
             yield Label("system")
             yield Input(placeholder="system prompt (empty: MiniMind's default)", id="chat-system", compact=True)
@@ -264,7 +268,7 @@ class ChatTab(Widget):
             max_new_tokens=value("max_new_tokens", int), repetition_penalty=value("repetition_penalty", float),
             history_turns=value("history_turns", int),
             system_prompt=self.query_one("#chat-system", Input).value.strip(),
-            seed=self.session.settings.seed).validate()
+            seed=self.session.settings.seed, int8=self.query_one("#chat-int8", Checkbox).value).validate()
         self.session.settings = settings
 
     def _start(self, jobs: list) -> None:

@@ -1,0 +1,66 @@
+"""Optional int8 weight-only matmuls for CPU decoding.
+
+Decoding one token multiplies a single row by every weight matrix, so its speed is bound by how many
+weight bytes are read. Storing each matrix as int8 with one scale per output row reads a quarter of the
+fp32 bytes. Activations go through bfloat16 for the kernel, so results are close to, not equal to, the
+fp32 ones: an opt-in speed mode for chatting on a CPU, never used unless asked for.
+"""
+from __future__ import annotations
+
+import weakref
+
+import torch
+from torch import nn
+
+# The fused int8 x bf16 kernel PyTorch ships for CPU (also used by its own LLM examples).
+_KERNEL = getattr(torch.ops.aten, "_weight_int8pack_mm", None)
+
+
+def available(device: torch.device | str) -> bool:
+    return _KERNEL is not None and torch.device(device).type == "cpu"
+
+
+class Int8Linear:
+    """y = x @ W.T with W stored as int8 rows times per-row scales."""
+
+    def __init__(self, weight: torch.Tensor):
+        w = weight.detach().float()
+        scales = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0           # (out,)
+        self.q = torch.round(w / scales[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
+        self.scales = scales.to(torch.bfloat16)
+        self.out_features = weight.shape[0]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
+        y = _KERNEL(flat, self.q, self.scales)
+        return y.to(x.dtype).view(*x.shape[:-1], self.out_features)
+
+
+class Int8Weights:
+    """int8 copies of a model's linear layers, keyed by module; built once per model (see `for_model`)."""
+
+    def __init__(self, model: nn.Module):
+        # Keyed by id(): holding the modules themselves would keep the model alive through the cache.
+        self.linears: dict[int, Int8Linear] = {}
+        for module in model.modules():
+            if isinstance(module, nn.Linear) and module.bias is None:
+                self.linears[id(module)] = Int8Linear(module.weight)
+        self._versions = _versions(model)
+
+    def linear(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        q = self.linears.get(id(module))
+        return q(x) if q is not None else module(x)
+
+    _cache: "weakref.WeakKeyDictionary[nn.Module, Int8Weights]" = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def for_model(cls, model: nn.Module) -> "Int8Weights":
+        """Cached per model; rebuilt if any weight changed in place since (e.g. more training)."""
+        found = cls._cache.get(model)
+        if found is None or found._versions != _versions(model):
+            found = cls._cache[model] = cls(model)
+        return found
+
+
+def _versions(model: nn.Module) -> tuple:
+    return tuple((p.data_ptr(), p._version) for p in model.parameters())
