@@ -119,15 +119,15 @@ def prefill(model: MiniMindLM, ids: torch.Tensor, cache: KVCache) -> torch.Tenso
 
 
 def decode_step(model: MiniMindLM, token: torch.Tensor, cache: KVCache, pos: int,
-                int8: Int8Weights | None = None) -> torch.Tensor:
+                quantized: Int8Weights | None = None) -> torch.Tensor:
     """Logits [B, V] for one new token per row at position `pos`, appending its keys/values to the cache.
 
     Same arithmetic as the model's forward, with two shortcuts that matter for one token at a time:
     attention reads the grouped K/V heads directly (`enable_gqa`) instead of copying the whole cache
     `n_rep` times per layer, and the per-forward bookkeeping (masks, aux loss) is skipped.
-    With `int8`, the dense linear layers use int8 weights instead (approximate; see int8.py).
+    With `quantized`, the dense linear layers use int8 weights instead (approximate; see int8.py).
     """
-    linear = int8.linear if int8 is not None else _call
+    linear = quantized.linear if quantized is not None else _call
     if model.training:  # dropout and MoE aux loss belong to the full forward
         return model(token, past_key_values=cache, start_pos=pos).logits[:, -1].float()
     config = model.config
@@ -148,7 +148,7 @@ def decode_step(model: MiniMindLM, token: torch.Tensor, cache: KVCache, pos: int
                                              enable_gqa=n_heads != n_kv)   # (B, H, 1, hd)
         h = h + linear(attn.wo, out.transpose(1, 2).reshape(batch, 1, n_heads * head_dim))
         ffn, x = layer.feed_forward, layer.ffn_norm(h)
-        if int8 is not None and isinstance(ffn, FeedForward):  # SwiGLU, as FeedForward.forward
+        if quantized is not None and isinstance(ffn, FeedForward):  # SwiGLU, as FeedForward.forward
             h = h + linear(ffn.w2, F.silu(linear(ffn.w1, x)) * linear(ffn.w3, x))
         else:
             h = h + ffn(x)
