@@ -3,8 +3,8 @@
 The reference-style step does what MiniMind's train_full_sft.py does: every sample padded to
 max_seq_len, tokenised (chat template, encode, Python loss-mask scan) in the training loop, full logits
 for every position and per-token cross-entropy times the mask. Ours: tokens from the memory-mapped
-cache, each batch split into length-sorted passes with (almost) no padding, the vocab projection only
-on loss-mask rows. Same seed-0 initial weights, same file-order batches, same AdamW; the two steps
+cache, each batch packed into one unpadded row (the trainer's CPU default; --chunk-tokens N measures
+length-sorted padded passes instead), the vocab projection only on loss-mask rows. Same seed-0 initial weights, same file-order batches, same AdamW; the two steps
 alternate so machine noise hits both alike. Reports per-step times, their ratio, real/computed
 tokens per second, and the loss difference at every step.
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -97,18 +96,19 @@ def reference_step(model, optimizer, data, indices, vocab):
     return float(loss.detach()), t_data, int(X.numel()), int((X != 0).sum())
 
 
-def our_step(model, optimizer, collate, indices):
+def our_step(compute, optimizer, collate, indices):
+    """One optimizer step exactly as the trainer takes it (its collator, its per-pass loss)."""
     import torch
-    from minimind_tui.train.loop import pass_loss
+    from minimind_tui.train.loop import pass_loss, samples_in
     passes = collate(indices)
     n_mask = float(sum(int(p.loss_mask.sum()) for p in passes))
-    rows = sum(len(p.X) for p in passes)
+    rows = sum(samples_in(p) for p in passes)
     total = 0.0
     for p in passes:
-        loss = pass_loss(model, p, n_mask, len(p.X) / rows)
+        loss = pass_loss(compute, p, n_mask, samples_in(p) / rows)
         loss.backward()
         total += float(loss.detach())
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    torch.nn.utils.clip_grad_norm_(compute.parameters(), 1.0)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return total, sum(p.padded_tokens for p in passes), sum(p.real_tokens for p in passes)
@@ -116,7 +116,8 @@ def our_step(model, optimizer, collate, indices):
 
 def side_by_side(name: str, steps: int, data_path: Path, tok_dir: Path, chunk_tokens: int) -> dict:
     import torch
-    from dataset.batching import ChunkedCollator, Collator, epoch_batches
+    from dataset.batching import epoch_batches
+    from minimind_tui.train.loop import compute_module, make_collator
     from dataset.datasets import SFTDataset
     from dataset.token_cache import build, open_cache
     from model import LMConfig, MiniMindLM, Tokenizer
@@ -134,7 +135,8 @@ def side_by_side(name: str, steps: int, data_path: Path, tok_dir: Path, chunk_to
     t0 = time.perf_counter()
     cache = open_cache(cache_dir / "c")
     warm_open_s = time.perf_counter() - t0
-    collate = ChunkedCollator(Collator(cache), None if chunk_tokens < 0 else chunk_tokens)
+    settings = {"chunk_tokens": chunk_tokens}
+    collate = make_collator(cache, settings, "cpu", tok.pad_token_id, use_moe=False)
     batches = epoch_batches(len(cache), 0, B, seed=0, shuffle=False)[:steps]
 
     ref_data = ReferenceStyleSFT(data_path, tok, L)
@@ -146,18 +148,23 @@ def side_by_side(name: str, steps: int, data_path: Path, tok_dir: Path, chunk_to
     assert all(torch.equal(a, b) for a, b in zip(ref_model.state_dict().values(), our_model.state_dict().values()))
     ref_opt = torch.optim.AdamW(ref_model.parameters(), lr=5e-5)
     our_opt = torch.optim.AdamW(our_model.parameters(), lr=5e-5)
+    our_compute = compute_module(our_model, settings, "cpu")
 
     rows = []
     for k, idx in enumerate(batches):
-        t0 = time.perf_counter()
+        # Wall time, and this process's CPU time: on a machine shared with other work the CPU time is
+        # the steadier measure (another process's burst stretches wall time, not our CPU time).
+        t0, c0 = time.perf_counter(), time.process_time()
         ref_loss, ref_data_s, ref_padded, ref_real = reference_step(ref_model, ref_opt, ref_data, idx, tok.vocab_size)
-        t1 = time.perf_counter()
-        our_loss, our_padded, our_real = our_step(our_model, our_opt, collate, idx)
-        t2 = time.perf_counter()
-        rows.append(dict(step=k + 1, ref_s=t1 - t0, ref_data_s=ref_data_s, our_s=t2 - t1, ref_loss=ref_loss,
-                         our_loss=our_loss, ref_padded=ref_padded, our_padded=our_padded, real=our_real))
-        print(f"  step {k + 1}: reference {t1 - t0:.3f} s (data {ref_data_s:.3f}) loss {ref_loss:.4f} | "
-              f"ours {t2 - t1:.3f} s loss {our_loss:.4f} | ratio {(t1 - t0) / (t2 - t1):.2f}x", flush=True)
+        t1, c1 = time.perf_counter(), time.process_time()
+        our_loss, our_padded, our_real = our_step(our_compute, our_opt, collate, idx)
+        t2, c2 = time.perf_counter(), time.process_time()
+        rows.append(dict(step=k + 1, ref_s=t1 - t0, ref_data_s=ref_data_s, our_s=t2 - t1, ref_cpu=c1 - c0,
+                         our_cpu=c2 - c1, ref_loss=ref_loss, our_loss=our_loss, ref_padded=ref_padded,
+                         our_padded=our_padded, real=our_real))
+        print(f"  step {k + 1}: reference {t1 - t0:.3f} s (cpu {c1 - c0:.3f}, data {ref_data_s:.3f}) loss "
+              f"{ref_loss:.4f} | ours {t2 - t1:.3f} s (cpu {c2 - c1:.3f}) loss {our_loss:.4f} | ratio "
+              f"{(t1 - t0) / (t2 - t1):.2f}x wall, {(c1 - c0) / (c2 - c1):.2f}x cpu", flush=True)
     timed = rows[1:] if len(rows) > 2 else rows  # step 1 carries one-off allocation costs
     ref_s = statistics.median(r["ref_s"] for r in timed)
     ref_compute_s = statistics.median(r["ref_s"] - r["ref_data_s"] for r in timed)
@@ -169,6 +176,11 @@ def side_by_side(name: str, steps: int, data_path: Path, tok_dir: Path, chunk_to
         our_s_per_step=round(our_s, 4),
         speedup=round(ref_s / our_s, 2), speedup_vs_compute_only=round(ref_compute_s / our_s, 2),
         speedup_per_step=[round(r["ref_s"] / r["our_s"], 2) for r in rows],
+        ref_cpu_s_per_step=round(statistics.median(r["ref_cpu"] for r in timed), 4),
+        our_cpu_s_per_step=round(statistics.median(r["our_cpu"] for r in timed), 4),
+        speedup_cpu_time=round(statistics.median(r["ref_cpu"] for r in timed)
+                               / statistics.median(r["our_cpu"] for r in timed), 2),
+        speedup_cpu_time_per_step=[round(r["ref_cpu"] / r["our_cpu"], 2) for r in rows],
         max_loss_diff=round(max(abs(r["ref_loss"] - r["our_loss"]) for r in rows), 6),
         first_losses_ref=[round(r["ref_loss"], 3) for r in rows[:3]],
         first_losses_ours=[round(r["our_loss"], 3) for r in rows[:3]],
@@ -186,9 +198,13 @@ def side_by_side(name: str, steps: int, data_path: Path, tok_dir: Path, chunk_to
 
 
 # ---------- start-up memory on a large JSONL ----------
-def peak_rss_of(argv: list[str], env: dict, cwd: Path) -> tuple[int, float, float | None, str]:
-    """(exit status, peak RSS in MB of the child, seconds, seconds to the first step event)."""
+def peak_rss_of(argv: list[str], env: dict, cwd: Path) -> tuple:
+    """(exit status, peak RSS in MB of the trainer, seconds, seconds to its first step, output tail)."""
     t0 = time.time()
+    # A fresh go-between process whose only child is the trainer, so its RUSAGE_CHILDREN peak is this run's.
+    shim = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:]); "
+            "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    argv = [sys.executable, "-c", shim, *argv]
     proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     first_step = None
     out_lines = []
@@ -197,7 +213,7 @@ def peak_rss_of(argv: list[str], env: dict, cwd: Path) -> tuple[int, float, floa
         if first_step is None and " step 1/" in line:
             first_step = time.time() - t0
     proc.wait()
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # largest child so far
+    peak_kb = next(int(l.split()[1]) for l in reversed(out_lines) if l.startswith("PEAK_KB"))
     return proc.returncode, peak_kb / 1024, time.time() - t0, first_step, "".join(out_lines[-5:])
 
 
@@ -223,8 +239,7 @@ def startup_rss(size_gb: float, tok_dir: Path, data_path: Path) -> dict:
         if code != 0:
             print(tail)
         code, peak2, secs, first, tail = peak_rss_of(argv + ["--run_dir", str(work / "r2")], env, work)
-        # getrusage reports the largest child so far; the warm run is only visible if it was larger.
-        results.update(warm_exit=code, warm_peak_rss_mb_at_most=round(max(peak, peak2)), warm_seconds=round(secs, 1),
+        results.update(warm_exit=code, warm_peak_rss_mb=round(peak2), warm_seconds=round(secs, 1),
                        warm_first_step_s=first and round(first, 1))
     finally:
         import shutil
@@ -236,7 +251,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", choices=[*CONFIGS, "both"], default="both")
     p.add_argument("--steps", type=int, default=8)
-    p.add_argument("--chunk-tokens", type=int, default=0, help="the trainer's --chunk_tokens (CPU default 0)")
+    p.add_argument("--chunk-tokens", type=int, default=None,
+                   help="the trainer's --chunk_tokens (default: none, i.e. packed rows as the trainer uses on CPU)")
     p.add_argument("--data", type=Path, default=SHARED / "data" / "sft_bench.jsonl")
     p.add_argument("--tokenizer", type=Path, default=SHARED / "minimind_tokenizer")
     p.add_argument("--startup-rss", type=float, metavar="GB", help="instead: peak RSS starting on a JSONL this big")

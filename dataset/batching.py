@@ -2,7 +2,8 @@
 
 The reference pads every sample to max_seq_len. Here a batch is padded to its own longest sample, and
 can further be split into length-sorted passes ("chunks"), each padded to its own longest member, so
-that almost no padding is computed. Causal attention means real positions never see the padding and
+that almost no padding is computed; or packed into one row with no padding at all (PackedBatch, for
+the trainer's packed forward). Causal attention means real positions never see the padding and
 padded positions carry loss mask 0; the trainer sums each chunk's cross-entropy and divides by the
 whole batch's mask count, so loss and gradient equal the reference's single padded pass.
 """
@@ -111,6 +112,53 @@ class ChunkedCollator:
         return [self.collate(indices[c]) for c in plan_chunks(self.cache.lengths[indices], self.token_budget)]
 
 
+class PackedBatch(NamedTuple):
+    """A whole batch as one row without any padding: samples back to back, each attending only to
+    itself (spans), with RoPE positions restarting at 0 for each sample."""
+    X: torch.Tensor          # (1, N) input ids of all samples
+    Y: torch.Tensor          # (1, N) targets
+    loss_mask: torch.Tensor  # (1, N)
+    positions: torch.Tensor  # (N,) position of each token within its own sample
+    spans: list              # [(start, end)] of each sample in the row
+    real_tokens: int
+    padded_tokens: int       # = real_tokens: nothing is padded
+
+
+class PackingCollator:
+    """Turns a list of sample indices into a PackedBatch, reading from a TokenCache."""
+
+    def __init__(self, cache, pin_memory: bool = False):
+        self.cache = cache
+        self.pin_memory = pin_memory
+
+    def __call__(self, indices) -> list[PackedBatch]:
+        indices = np.asarray(indices, dtype=np.int64)
+        starts = self.cache.offsets[indices]
+        lengths = np.maximum(self.cache.lengths[indices] - 1, 1)  # inputs per sample (a 1-id sample: 1 pad)
+        n = int(lengths.sum())
+        ids = np.zeros(n + 1, dtype=np.int64)
+        targets = np.zeros(n, dtype=np.int64)
+        mask = np.zeros(n, dtype=np.int64)
+        positions = np.zeros(n, dtype=np.int64)
+        spans, at = [], 0
+        for s, full, k in zip(starts.tolist(), self.cache.lengths[indices].tolist(), lengths.tolist()):
+            tok = self.cache.tokens[s:s + full]
+            ids[at:at + min(full, k)] = tok[:k]
+            targets[at:at + full - 1] = tok[1:]
+            mask[at:at + full - 1] = self.cache.mask[s + 1:s + full]
+            positions[at:at + k] = np.arange(k)
+            spans.append((at, at + k))
+            at += k
+        X = torch.from_numpy(ids[:n])[None]
+        Y = torch.from_numpy(targets)[None]
+        M = torch.from_numpy(mask)[None]
+        P = torch.from_numpy(positions)
+        if self.pin_memory:
+            X, Y, M, P = X.pin_memory(), Y.pin_memory(), M.pin_memory(), P.pin_memory()
+        real = int(np.maximum(self.cache.lengths[indices] - 1, 0).sum())
+        return [PackedBatch(X, Y, M, P, spans, real, n)]
+
+
 class _IndexDataset(torch.utils.data.Dataset):
     def __init__(self, n: int):
         self.n = n
@@ -129,11 +177,14 @@ def iterate(batches: list[np.ndarray], collate, num_workers: int = 0) -> Iterato
             yield collate(b)
         return
     # Workers cannot pin (that needs CUDA in the worker); the loader pins in the main process instead.
-    inner = collate.collate if isinstance(collate, ChunkedCollator) else collate
-    pin = inner.pin_memory
-    unpinned = Collator(inner.cache, inner.pad_id, pin_memory=False)
-    if isinstance(collate, ChunkedCollator):
-        unpinned = ChunkedCollator(unpinned, collate.token_budget)
+    if isinstance(collate, PackingCollator):
+        pin, unpinned = collate.pin_memory, PackingCollator(collate.cache, pin_memory=False)
+    else:
+        inner = collate.collate if isinstance(collate, ChunkedCollator) else collate
+        pin = inner.pin_memory
+        unpinned = Collator(inner.cache, inner.pad_id, pin_memory=False)
+        if isinstance(collate, ChunkedCollator):
+            unpinned = ChunkedCollator(unpinned, collate.token_budget)
     loader = torch.utils.data.DataLoader(
         _IndexDataset(len(collate.cache)), batch_sampler=[b.tolist() for b in batches],
         collate_fn=unpinned, num_workers=num_workers, pin_memory=pin)

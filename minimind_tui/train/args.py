@@ -88,7 +88,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     flag("chunk_tokens", type=int, help="split each batch into length-sorted forward passes of at most this many "
                                         "padded tokens, so little padding is computed; loss and gradients equal one "
                                         "padded pass. 0 = one sample per pass; -1 = whole batch in one pass "
-                                        "(default: 0 on CPU, 8192 on CUDA)")
+                                        "(default: 8192 on CUDA; on CPU dense models pack each batch into one "
+                                        "unpadded row instead)")
 
     g = p.add_argument_group("logging and saving")
     flag("log_interval", type=int, help="write a step event / log line every N optimizer steps (default 1)")

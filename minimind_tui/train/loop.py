@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from dataset.batching import ChunkedCollator, Collator, batches_per_epoch, epoch_batches, iterate
+from dataset.batching import (ChunkedCollator, Collator, PackedBatch, PackingCollator, batches_per_epoch,
+                              epoch_batches, iterate)
 from minimind_tui.errors import UserError
 from minimind_tui.runs import layout
 from minimind_tui.runs.events import SCHEMA_VERSION, EventWriter
@@ -55,10 +56,39 @@ def pass_loss(model, batch, n_mask: float, row_share: float, world_size: int = 1
     X = batch.X.to(device, non_blocking=True)
     Y = batch.Y.to(device, non_blocking=True)
     M = batch.loss_mask.to(device, non_blocking=True)
-    out = model(X, labels=Y, loss_mask=M, return_logits=False)  # vocab projection on mask rows only
+    if isinstance(batch, PackedBatch):  # model is a PackedLM (or DDP around one)
+        out = model(X, Y, M, batch.positions.to(device, non_blocking=True), batch.spans)
+    else:
+        out = model(X, labels=Y, loss_mask=M, return_logits=False)  # vocab projection on mask rows only
     n_here = max(int(batch.loss_mask.sum()), 1)
     ce_sum = (out.loss - out.aux_loss) * n_here
     return ce_sum * (world_size / max(n_mask, 1.0)) + out.aux_loss * row_share
+
+
+def samples_in(batch) -> int:
+    return len(batch.spans) if isinstance(batch, PackedBatch) else len(batch.X)
+
+
+def use_packing(settings: dict, device: str, use_moe: bool) -> bool:
+    """Packed rows (no padding at all) on CPU for dense models, unless --chunk_tokens asks otherwise.
+    On CUDA, length-sorted padded passes keep the GPU's kernels few and large."""
+    return settings.get("chunk_tokens") is None and not device.startswith("cuda") and not use_moe
+
+
+def make_collator(cache, settings: dict, device: str, pad_id: int, use_moe: bool):
+    cuda = device.startswith("cuda")
+    if use_packing(settings, device, use_moe):
+        return PackingCollator(cache, pin_memory=cuda)
+    budget = settings["chunk_tokens"] if settings.get("chunk_tokens") is not None else (8192 if cuda else 0)
+    return ChunkedCollator(Collator(cache, pad_id=pad_id, pin_memory=cuda), None if budget < 0 else budget)
+
+
+def compute_module(model, settings: dict, device: str):
+    """What the step calls: the model itself, or a PackedLM around it (same parameters)."""
+    if use_packing(settings, device, model.config.use_moe):
+        from .packed import PackedLM
+        return PackedLM(model)
+    return model
 
 
 def default_device() -> str:
@@ -270,6 +300,7 @@ class Trainer:
 
         model.to(self.device)
         raw_model = model
+        model = compute_module(raw_model, s, self.device)
         if info.enabled:
             # MoE: an expert that got no tokens has no gradient this step, which DDP must be told to expect.
             model = torch.nn.parallel.DistributedDataParallel(
@@ -308,9 +339,7 @@ class Trainer:
                  f"({s['epochs']} epoch(s) x {groups_per_epoch}), batch {s['batch_size']} x {accum} accumulation"
                  f"{f' x {info.world_size} processes' if info.enabled else ''}, device {self.device}")
 
-        budget = s["chunk_tokens"] if s["chunk_tokens"] is not None else (8192 if cuda else 0)
-        collate = ChunkedCollator(Collator(cache, pad_id=self.tokenizer.pad_token_id, pin_memory=cuda),
-                                  None if budget < 0 else budget)
+        collate = make_collator(cache, s, self.device, self.tokenizer.pad_token_id, self.config.use_moe)
         meter = StepMeter(total, start_step=self.step)
         fake_oom = int(os.environ.get(FAKE_OOM_ENV, "0") or 0)
         stop_at = int(os.environ.get(STOP_AT_ENV, "0") or 0)
@@ -336,7 +365,7 @@ class Trainer:
                 for micro in range(n_micro):
                     passes = next(stream)  # one batch as length-sorted forward passes
                     n_mask = float(sum(int(p.loss_mask.sum()) for p in passes))
-                    rows = sum(len(p.X) for p in passes)
+                    rows = sum(samples_in(p) for p in passes)
                     if info.enabled:  # normalise by the global batch's mask count (see _pass_loss)
                         n_mask = distributed.sum_across(torch.tensor([n_mask], device=self.device), info).item()
                     for k, batch in enumerate(passes):
@@ -344,12 +373,12 @@ class Trainer:
                         sync = model.no_sync() if info.enabled and not final_pass else contextlib.nullcontext()
                         with sync:
                             with ctx:
-                                loss = self._pass_loss(model, batch, n_mask, len(batch.X) / rows)
+                                loss = self._pass_loss(model, batch, n_mask, samples_in(batch) / rows)
                             scaler.scale(loss / n_micro).backward()
                         loss_sum += loss.detach().float()
                         counts[1] += batch.real_tokens
                         counts[2] += batch.padded_tokens
-                        counts[3] += len(batch.X)
+                        counts[3] += samples_in(batch)
                 scaler.unscale_(optimizer)
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, s["grad_clip"] if s["grad_clip"] > 0 else math.inf)
                 scaler.step(optimizer)
