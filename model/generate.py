@@ -140,16 +140,21 @@ def decode_step(model: MiniMindLM, token: torch.Tensor, cache: KVCache, pos: int
     for i, layer in enumerate(model.layers):
         attn = layer.attention
         x = layer.attention_norm(h)
-        q = apply_rope(linear(attn.wq, x).view(batch, 1, n_heads, head_dim), cos, sin)
-        k = apply_rope(linear(attn.wk, x).view(batch, 1, n_kv, head_dim), cos, sin)
-        v = linear(attn.wv, x).view(batch, 1, n_kv, head_dim)
+        if quantized is not None:
+            q, k, v = quantized.stacked(attn, x)
+        else:
+            q, k, v = attn.wq(x), attn.wk(x), attn.wv(x)
+        q = apply_rope(q.reshape(batch, 1, n_heads, head_dim), cos, sin)
+        k = apply_rope(k.reshape(batch, 1, n_kv, head_dim), cos, sin)
+        v = v.reshape(batch, 1, n_kv, head_dim)
         keys, values = cache.update(i, k, v, pos)                           # (B, pos+1, n_kv, hd) views
         out = F.scaled_dot_product_attention(q.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2),
                                              enable_gqa=n_heads != n_kv)   # (B, H, 1, hd)
         h = h + linear(attn.wo, out.transpose(1, 2).reshape(batch, 1, n_heads * head_dim))
         ffn, x = layer.feed_forward, layer.ffn_norm(h)
         if quantized is not None and isinstance(ffn, FeedForward):  # SwiGLU, as FeedForward.forward
-            h = h + linear(ffn.w2, F.silu(linear(ffn.w1, x)) * linear(ffn.w3, x))
+            gate, up = quantized.stacked(ffn, x)
+            h = h + linear(ffn.w2, F.silu(gate) * up)
         else:
             h = h + ffn(x)
     cache.advance(pos + 1)

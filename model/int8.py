@@ -30,6 +30,16 @@ class Int8Linear:
         self.scales = scales.to(torch.bfloat16)
         self.out_features = weight.shape[0]
 
+    @classmethod
+    def stacked(cls, parts: list["Int8Linear"]) -> "Int8Linear":
+        """Several matrices applied to the same input as one (rows are quantized independently, so this
+        is exact): one kernel call instead of several per token."""
+        fused = cls.__new__(cls)
+        fused.q = torch.cat([p.q for p in parts]).contiguous()
+        fused.scales = torch.cat([p.scales for p in parts])
+        fused.out_features = fused.q.shape[0]
+        return fused
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
         y = _KERNEL(flat, self.q, self.scales)
@@ -45,11 +55,23 @@ class Int8Weights:
         for module in model.modules():
             if isinstance(module, nn.Linear) and module.bias is None:
                 self.linears[id(module)] = Int8Linear(module.weight)
+        # Projections that share an input, stacked: attention's q|k|v and SwiGLU's w1|w3.
+        self.stacks: dict[int, tuple[Int8Linear, list[int]]] = {}
+        for module in model.modules():
+            names = ("wq", "wk", "wv") if hasattr(module, "wq") else ("w1", "w3") if hasattr(module, "w3") else ()
+            parts = [self.linears.get(id(getattr(module, n))) for n in names]
+            if parts and all(parts):
+                self.stacks[id(module)] = (Int8Linear.stacked(parts), [p.out_features for p in parts])
         self._versions = _versions(model)
 
     def linear(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         q = self.linears.get(id(module))
         return q(x) if q is not None else module(x)
+
+    def stacked(self, module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(q, k, v) for an attention module, (w1 x, w3 x) for a SwiGLU feed-forward, in one kernel call."""
+        fused, sizes = self.stacks[id(module)]
+        return fused(x).split(sizes, dim=-1)
 
     _cache: "weakref.WeakKeyDictionary[nn.Module, Int8Weights]" = weakref.WeakKeyDictionary()
 
