@@ -182,7 +182,8 @@ class MiniMindApp(App):
         tab = self.query_one(RunsTab)
         tab.update_runs(message.summaries)
         self._announce(message.summaries, message.view)
-        self.run_pids = {s.pid for s in message.summaries if s.is_live and s.pid}
+        # Roots of live trainers' process trees (torchrun and every rank), for the host and GPU readings.
+        self.run_pids = {p for s in message.summaries if s.is_live for p in (s.pid, s.launcher_pid) if p}
         view = message.view
         if view is not None:
             if self.selected_run is None:  # reattached to a live run found on disk
@@ -317,8 +318,10 @@ class MiniMindApp(App):
         return True
 
     @on(TabbedContent.TabActivated)
-    def _tab_changed(self) -> None:
+    def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
         self.refresh_bindings()
+        if event.pane.id == "train" and self.is_mounted:
+            self.query_one(TrainForm).scan()  # new checkpoints and weights since (a run may have finished)
 
     # ---- misc --------------------------------------------------------------------------------------------
     def action_tab(self, tab: str) -> None:

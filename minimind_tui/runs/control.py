@@ -5,6 +5,7 @@ The group is the session the launcher created, so torchrun and every rank get th
 the caller's own process group."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -18,6 +19,9 @@ from . import layout
 from .launcher import launcher_pid
 
 DEFAULT_TIMEOUT_S = 60.0
+# Written next to the run's files when a stop is requested (and updated if it had to kill), so anyone reading
+# the run later can tell a requested stop or kill from a host kill or a crash.
+STOP_REQUEST = "stop_request.json"
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ def stop_run(run_dir: Path, timeout: float = DEFAULT_TIMEOUT_S, poll: float = 0.
     if not pids:
         return StopOutcome("not_running", f"{run_dir.name}: no running trainer process", 0.0)
     targets = _targets(pids)
+    _record(run_dir, requested=time.time(), timeout=timeout, result="pending")
     _signal(targets, signal.SIGINT)
     if progress:
         progress(f"sent SIGINT to {_describe(targets)}; waiting up to {timeout:g}s for it to save and exit")
@@ -49,12 +54,24 @@ def stop_run(run_dir: Path, timeout: float = DEFAULT_TIMEOUT_S, poll: float = 0.
         return StopOutcome("stopped", f"{run_dir.name} stopped after {clock() - t0:.1f}s", clock() - t0)
     if progress:
         progress(f"still running after {timeout:g}s; sending SIGKILL")
+    _record(run_dir, requested=time.time(), timeout=timeout, result="killed")
     _signal(targets, signal.SIGKILL)
     if _wait_gone(targets, clock() + 10.0, poll, clock, sleep):
         return StopOutcome("killed", f"{run_dir.name} did not stop within {timeout:g}s and was killed",
                            clock() - t0)
     return StopOutcome("survived", f"{run_dir.name}: processes {_describe(targets)} survived SIGKILL",
                        clock() - t0)
+
+
+def _record(run_dir: Path, **fields) -> None:
+    try:
+        (Path(run_dir) / STOP_REQUEST).write_text(json.dumps(fields))
+    except OSError:
+        pass  # a read-only or full disk must not prevent the stop itself
+
+
+def read_stop_request(run_dir: Path) -> dict | None:
+    return layout.read_json(Path(run_dir) / STOP_REQUEST)
 
 
 def _targets(pids: list[int]) -> list[tuple[str, int]]:

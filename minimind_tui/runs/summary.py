@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import layout
+from .control import read_stop_request
 from .launcher import LAUNCHER_LOG, LAUNCHER_PID, launcher_pid
 from .reader import read_all
 
@@ -68,6 +69,7 @@ class RunSummary:
     last_ckpt_step: int | None = None
     last_ckpt_path: str | None = None
     pid: int | None = None
+    launcher_pid: int | None = None  # torchrun or the trainer, as started by the launcher: root of the tree
     world_size: int = 1
     heartbeat_age_s: float | None = None
     loss_points: tuple[float, ...] = ()
@@ -163,7 +165,8 @@ class RunState:
             mem_peak_gb=step.get("mem_peak_gb"),
             last_ckpt_step=(self.last_ckpt or {}).get("step") if self.last_ckpt else _disk_ckpt_step(self.run_dir),
             last_ckpt_path=(self.last_ckpt or {}).get("path"),
-            pid=pid, world_size=int(start.get("world_size") or 1), heartbeat_age_s=hb_age,
+            pid=pid, launcher_pid=launcher_pid(self.run_dir), world_size=int(start.get("world_size") or 1),
+            heartbeat_age_s=hb_age,
             loss_points=tuple(self.loss.points()), lr_points=tuple(self.lr.points()), notes=tuple(self.notes),
             preparing=_preparing(self.last_prepare) if self.last_step is None else None,
         )
@@ -194,6 +197,10 @@ class RunState:
             return "live", "", pid, hb_age
         if pid is None and hb_age is not None and hb_age <= layout.HEARTBEAT_STALE_S:
             return "live", "", None, hb_age  # a trainer that wrote no lock (or on another host)
+        request = read_stop_request(run_dir)
+        if request and request.get("result") == "killed":
+            return "killed", (f"killed{at}: a stop was requested and it had not exited after "
+                              f"{_secs(request.get('timeout'))}"), pid, hb_age
         if exit_code is not None and exit_code < 0:
             return "killed", f"killed by {_signal_name(-exit_code)}{at}", pid, hb_age
         if exit_code is not None and exit_code > 0:

@@ -305,3 +305,18 @@ async def test_a_watched_run_that_stalls_or_fails_a_checkpoint_is_announced(make
         assert any("checkpoint at step 30 FAILED: No space left on device" in m for m in messages)
         assert any(m == "20251101-100000-sft: stalled" for m in messages)
         assert len(bells) >= 2
+
+
+async def test_demo_switching_to_sft_takes_the_demo_sft_corpus_and_recipe(make_app, project):
+    pytest.importorskip("minimind_tui.demo")
+    app = make_app(demo=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.query_one(TrainForm)
+        await wait_for(pilot, lambda: form.query_one("#data_path", Input).value == "dataset/demo_pretrain.jsonl",
+                       "demo pretrain", rounds=1000)
+        await pilot.pause()
+        form.query_one("#mode").value = "sft"
+        await wait_for(pilot, lambda: form.query_one("#data_path", Input).value == "dataset/demo_sft.jsonl", "sft")
+        await pilot.pause()
+        assert form.query_one("#learning_rate", Input).value == "1e-3"
+        assert form.query_one("#epochs", Input).value == "2"

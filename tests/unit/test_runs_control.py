@@ -95,3 +95,17 @@ def test_never_signals_our_own_process_group(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_kill_after_a_stop_request_is_reported_as_such(tmp_path):
+    from minimind_tui.runs.summary import summarize
+
+    run, proc, child = start(tmp_path, "hang")
+    try:
+        stop_run(run, timeout=0.3)
+        proc.wait(5)
+        s = summarize(run)
+        assert s.status == "killed" and "a stop was requested and it had not exited after 0s" in s.reason
+    finally:
+        proc.kill()
+        proc.wait()

@@ -75,6 +75,8 @@ class TrainForm(VerticalScroll):
         self._device_touched = False
         self._out_weights: set[str] | None = None
         self._recipe_after_mode: tuple[str, ...] | None = None
+        self._demo_data: DemoData | None = None   # known once the demo corpus was used
+        self._scanned_once = False
 
     def compose(self) -> ComposeResult:
         with Grid(id="form-grid"):
@@ -133,7 +135,7 @@ class TrainForm(VerticalScroll):
     def scan(self) -> None:
         """List ./dataset/*.jsonl, checkpoints and out/*.pth off the UI thread; with --demo, write the demo
         corpus first (once)."""
-        demo = demo_data(self.root) if self.demo else None
+        demo = demo_data(self.root) if self.demo and not self._scanned_once else None
         datasets = [(str(p.relative_to(self.root)), str(p.relative_to(self.root))) for p in local_datasets(self.root)]
         if demo is None:
             datasets += [(label, value) for value, label in DEMO_CHOICES.items()]
@@ -167,7 +169,9 @@ class TrainForm(VerticalScroll):
         init = self.query_one("#init", Select)
         init.set_options([("trainer default (out/pretrain_<dim>.pth)", TRAINER_DEFAULT_INIT), *choices.checkpoints])
         init.value = TRAINER_DEFAULT_INIT
-        if choices.demo is not None:
+        first = not self._scanned_once
+        self._scanned_once = True
+        if choices.demo is not None and first:
             # Demo: SFT when the demo pretrain weights exist, else pretrain first (SFT starts from its weights).
             dim = PRESETS["demo"].dim
             mode = "sft" if f"pretrain_{dim}.pth" in choices.out_weights else "pretrain"
@@ -183,6 +187,7 @@ class TrainForm(VerticalScroll):
 
     def _use_demo(self, mode: str, demo: DemoData) -> None:
         """Select the demo corpus for `mode` with the demo recipe (preset, lengths, lr, epochs)."""
+        self._demo_data = demo
         path = demo.sft if mode == "sft" else demo.pretrain
         try:
             value = str(path.relative_to(self.root))
@@ -216,10 +221,20 @@ class TrainForm(VerticalScroll):
     # ---- reacting to edits ---------------------------------------------------------------------------
     @on(Select.Changed, "#mode")
     def _mode_changed(self, event: Select.Changed) -> None:
-        self._apply_mode(str(event.value))
+        mode = str(event.value)
+        self._apply_mode(mode)
         if self._recipe_after_mode is not None:
             self._apply_recipe(self._recipe_after_mode)
             self._recipe_after_mode = None
+        elif self._demo_data is not None and self._value("data_path") in self._demo_paths():
+            self._use_demo(mode, self._demo_data)  # pretrain -> SFT on the demo: its corpus and recipe
+
+    def _demo_paths(self) -> set[str]:
+        demo = self._demo_data
+        if demo is None:
+            return set()
+        return {str(p.relative_to(self.root)) if p.is_relative_to(self.root) else str(p)
+                for p in (demo.pretrain, demo.sft)}
 
     @on(Select.Changed, "#preset")
     def _preset_changed(self, event: Select.Changed) -> None:
