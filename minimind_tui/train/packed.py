@@ -45,5 +45,22 @@ class PackedLM(nn.Module):
                             .transpose(1, 2))                                  # (1, L, H, hd)
             h = h + att.resid_dropout(att.wo(torch.cat(outs, dim=1).reshape(1, N, -1)))
             h = h + layer.feed_forward(layer.ffn_norm(h))
-        loss = m.masked_loss(h, Y, loss_mask)
-        return LMOutput(logits=None, aux_loss=h.new_zeros(()), loss=loss)
+        return LMOutput(logits=None, aux_loss=h.new_zeros(()), loss=masked_loss_in_slices(m, h, Y, loss_mask))
+
+
+LOSS_ROWS = 512  # loss-mask rows per slice: (512, vocab) logits stay in the CPU cache
+
+
+def masked_loss_in_slices(m: MiniMindLM, h, labels, loss_mask):
+    """MiniMindLM.masked_loss (mean CE over mask positions, vocab projection on those rows only), taken
+    a slice of rows at a time: one (rows, vocab) softmax over the whole batch is memory-bound, small
+    slices are not. Same sum, same mean."""
+    keep = loss_mask.reshape(-1).nonzero().squeeze(1)
+    hidden = h.reshape(-1, h.shape[-1])
+    targets = labels.reshape(-1)
+    total = h.new_zeros((), dtype=torch.float32)
+    for start in range(0, len(keep), LOSS_ROWS):
+        rows = keep[start:start + LOSS_ROWS]
+        logits = m.output(m.norm(hidden.index_select(0, rows)))
+        total = total + F.cross_entropy(logits.float(), targets.index_select(0, rows), reduction="sum")
+    return total / loss_mask.sum().clamp(min=1)
