@@ -83,6 +83,12 @@ class MiniMindApp(App):
         Binding("2", "tab('runs')", "Runs", show=False),
         Binding("3", "tab('dataset')", "Dataset", show=False),
         Binding("4", "tab('chat')", "Chat", show=False),
+        # Inside a text field digits type; alt+digit still switches tabs, and escape leaves the field.
+        Binding("alt+1", "tab('train')", "Train", show=False, priority=True),
+        Binding("alt+2", "tab('runs')", "Runs", show=False, priority=True),
+        Binding("alt+3", "tab('dataset')", "Dataset", show=False, priority=True),
+        Binding("alt+4", "tab('chat')", "Chat", show=False, priority=True),
+        Binding("escape", "leave_field", "Leave field", show=False),
         Binding("ctrl+l", "launch", "Launch"),
         Binding("s", "stop", "Stop run"),
         Binding("r", "resume", "Resume"),
@@ -190,7 +196,7 @@ class MiniMindApp(App):
                 self.selected_run = view.run_dir
                 tab.select(view.summary.run_id)
                 if self._first_runs_poll:
-                    self.query_one(TabbedContent).active = "runs"
+                    self.action_tab("runs")
             if view.run_dir == self.selected_run:
                 self.query_one(RunMonitor).show(view)
         self._first_runs_poll = False
@@ -222,7 +228,6 @@ class MiniMindApp(App):
 
     # ---- launch ------------------------------------------------------------------------------------------
     def action_launch(self) -> None:
-        self.query_one(TabbedContent).active = "train"
         self.query_one(TrainForm).request_launch()
 
     @on(TrainForm.LaunchRequested)
@@ -242,7 +247,7 @@ class MiniMindApp(App):
         self.notify(f"{verb} {launched.run_dir.name} (pid {launched.pid})", title="Training")
         self.selected_run = launched.run_dir
         self.query_one(RunsTab).select(launched.run_dir.name)
-        self.query_one(TabbedContent).active = "runs"
+        self.action_tab("runs")
         self.refresh_runs()
 
     # ---- stop / resume -----------------------------------------------------------------------------------
@@ -325,7 +330,12 @@ class MiniMindApp(App):
 
     # ---- misc --------------------------------------------------------------------------------------------
     def action_tab(self, tab: str) -> None:
+        # Blur first: TabbedContent re-activates the pane holding the focused widget.
+        self.set_focus(None)
         self.query_one(TabbedContent).active = tab
+
+    def action_leave_field(self) -> None:
+        self.set_focus(None)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -320,3 +320,36 @@ async def test_demo_switching_to_sft_takes_the_demo_sft_corpus_and_recipe(make_a
         await pilot.pause()
         assert form.query_one("#learning_rate", Input).value == "1e-3"
         assert form.query_one("#epochs", Input).value == "2"
+
+
+async def test_alt_digits_switch_tabs_from_inside_a_text_field_and_escape_leaves_it(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.query_one(TrainForm)
+        form.query_one("#batch_size", Input).focus()
+        await pilot.pause()
+        assert app.focused is form.query_one("#batch_size", Input)
+        await pilot.press("alt+2")
+        await pilot.pause()
+        assert app.query_one(TabbedContent).active == "runs"
+        await pilot.press("alt+1")
+        form.query_one("#batch_size", Input).focus()
+        await pilot.pause()
+        await pilot.press("escape")
+        assert app.focused is None
+        await pilot.press("2")
+        assert app.query_one(TabbedContent).active == "runs"
+
+
+async def test_launching_from_inside_a_field_still_shows_the_runs_tab(make_app, fake_launcher):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.query_one(TrainForm)
+        form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
+        form.query_one("#batch_size", Input).focus()
+        await pilot.pause()
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: fake_launcher.launched, "launch")
+        await wait_for(pilot, lambda: app.query_one(TabbedContent).active == "runs", "Runs tab")
+        await pilot.pause(0.1)
+        assert app.query_one(TabbedContent).active == "runs"
