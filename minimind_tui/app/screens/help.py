@@ -10,7 +10,7 @@ HELP = """\
 [b]minimind-tui[/b] — train, watch and chat with MiniMind models
 
 [b]Anywhere[/b]
-  1 2 3 4     Train / Runs / Dataset / Chat tab (alt+1..4 in a text field)
+  1 2 3 4     Train / Runs / Dataset / Chat (alt+1..4 inside a field)
   escape      leave a text field, so single keys work again
   ? or F1     this help
   ctrl+q      quit; running trainers keep going, reopen to reattach
