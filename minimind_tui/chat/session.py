@@ -96,6 +96,9 @@ class ChatSession:
             tail = decoder.finish()
             if tail:
                 yield tail
+        except Exception:
+            remember = False  # a failed reply (e.g. a prompt too long) does not join the conversation
+            raise
         finally:
             stats.seconds = time.perf_counter() - start
             stats.stopped = bool(stop is not None and stop.is_set() and not ended_on_eos

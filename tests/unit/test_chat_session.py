@@ -222,3 +222,16 @@ def test_cli_ckpt_accepts_a_run_folder(root, tokenizer, capsys):
     captured = capsys.readouterr()
     assert code == 0 and "model.pth: 0.2M params, continue, on cpu" in captured.err
     assert captured.out.count("👶: ") == len(probes(CONTINUE))
+
+
+def test_a_failed_reply_does_not_join_the_history(session, monkeypatch):
+    from model.generate import GenerationError
+
+    def failing(*args, **kwargs):
+        raise GenerationError("the prompt has too many tokens")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr("minimind_tui.chat.session.generate", failing)
+    with pytest.raises(GenerationError):
+        session.answer("hello")
+    assert session.history == []
