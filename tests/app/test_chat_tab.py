@@ -247,3 +247,18 @@ async def test_new_checkpoints_appear_when_the_tab_is_shown_again_keeping_the_ch
         assert "full_sft_99.pth" in [c.path.name for c in tab.checkpoints]
         assert app.query_one("#chat-ckpt", Select).value == sft
         assert app.query_one("#chat-mode", Select).value == "continue"
+
+
+async def test_no_checkpoints_and_no_model_are_explained(tmp_path):
+    app = Host(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.click("#chat-load")
+        box = app.query_one("#chat-input", Input)
+        box.focus()
+        box.value = "hello"
+        await pilot.press("enter")
+        await pilot.pause()
+        notes = [str(n.message) for n in app._notifications]
+        assert any("No checkpoint found under out/ or runs/" in n for n in notes)
+        assert any("Load a checkpoint first" in n for n in notes)
+        assert messages(app) == []
