@@ -25,7 +25,7 @@ from minimind_tui.runs.control import StopOutcome, stop_run
 from minimind_tui.runs.launcher import Launched, Launcher, TrainSpec
 from minimind_tui.runs.summary import RunSummary
 
-from .run_watch import RunsIndex, RunView, newest_live
+from .run_watch import RunsIndex, RunView, newest_live, without_series
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .widgets.gpu_panel import GpuPanel
@@ -34,6 +34,7 @@ from .widgets.runs_tab import RunsTab
 from .widgets.train_form import TrainForm
 
 STOP_TIMEOUT_S = 60.0
+LIST_EVERY = 4  # runs poller: re-read every run's files every 4th poll (2 s); the selected run every poll
 
 
 def _optional_tab(module: str, cls: str, root: Path, name: str):
@@ -137,36 +138,46 @@ class MiniMindApp(App):
             system = self.services.system_monitor.read(self.run_pids) if self.services.system_monitor else None
             pids = system.trainer_pids if system else tuple(self.run_pids)
             self.post_message(GpuUpdated(self.services.gpu_monitor.read(pids), system))
-            if not self._idle_until_woken(self._wake_gpu, self.services.gpu_interval, worker):
+            if self._idle_until_woken(self._wake_gpu, self.services.gpu_interval, worker) is None:
                 return
 
     @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
     def poll_runs(self) -> None:
         worker = get_current_worker()
         index = RunsIndex(self.root, exit_code=self.services.launcher.exit_code, clock=self.services.clock)
+        rounds, woken, summaries = 0, True, []
         while True:
-            summaries = index.summaries()
+            # The selected run every round; the whole list every few rounds or when asked (launch, stop, tests).
+            if woken or rounds % LIST_EVERY == 0:
+                summaries = index.summaries()
+            rounds += 1
             selected = self.selected_run
             if selected is None and self._first_runs_poll:
                 live = newest_live(summaries)  # reattach: a live run is what the user came back for
                 if live is not None:
                     selected = self.root / "runs" / live.run_id
             view = index.view(selected) if selected is not None else None
+            if view is not None:  # the selected run's row is as fresh as its monitor
+                fresh = without_series(view.summary)
+                summaries = [fresh if s.run_id == fresh.run_id else s for s in summaries]
             self.post_message(RunsUpdated(summaries, view))
-            if not self._idle_until_woken(self._wake_runs, self.services.poll_interval, worker):
+            woken = self._idle_until_woken(self._wake_runs, self.services.poll_interval, worker)
+            if woken is None:
                 return
 
-    def _idle_until_woken(self, wake: threading.Event, interval: float | None, worker) -> bool:
-        """Wait for the interval (forever if None) or a wake-up; False when the app is closing. Waits in short
-        slices so a closing app never waits on a poller thread."""
+    def _idle_until_woken(self, wake: threading.Event, interval: float | None, worker) -> bool | None:
+        """Wait for the interval (forever if None) or a wake-up: True if woken, False if the interval passed,
+        None when the app is closing. Waits in short slices so a closing app never waits on a poller thread."""
         deadline = None if interval is None else time.monotonic() + interval
+        woken = True
         while not wake.wait(0.1):
             if worker.is_cancelled or self._pollers_stop.is_set():
-                return False
+                return None
             if deadline is not None and time.monotonic() >= deadline:
+                woken = False
                 break
         wake.clear()
-        return not (worker.is_cancelled or self._pollers_stop.is_set())
+        return None if worker.is_cancelled or self._pollers_stop.is_set() else woken
 
     def refresh_runs(self) -> None:
         self._wake_runs.set()
@@ -333,6 +344,8 @@ class MiniMindApp(App):
         # Blur first: TabbedContent re-activates the pane holding the focused widget.
         self.set_focus(None)
         self.query_one(TabbedContent).active = tab
+        if tab == "runs":  # arrow keys pick a run straight away
+            self.call_after_refresh(self.query_one("#runs-table").focus)
 
     def action_leave_field(self) -> None:
         self.set_focus(None)

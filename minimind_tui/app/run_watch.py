@@ -93,7 +93,7 @@ class RunsIndex:
             f = self._runs[p]
             f.update()
             s = f.state.summary(now, self.exit_code(p))
-            out.append(_without_series(s))
+            out.append(without_series(s))
         return out
 
     def view(self, run_dir: Path) -> RunView:
@@ -123,7 +123,7 @@ def _run_dirs(root: Path) -> list[Path]:
     return found
 
 
-def _without_series(s: RunSummary) -> RunSummary:
+def without_series(s: RunSummary) -> RunSummary:
     from dataclasses import replace
     return replace(s, loss_points=(), lr_points=())
 
