@@ -4,6 +4,12 @@ Read top to bottom: `train()` resolves settings and the run directory, `Trainer.
 model, data and optimizer, then loops over optimizer steps. The step only computes and counts;
 metrics.py turns counts into events, checkpointing.py writes files.
 
+No wasted work, same loss as MiniMind: batches come from the token cache (tokenised once); on the CPU
+a dense model's batch is packed into one unpadded row (packed.py), elsewhere it is split into
+length-sorted passes padded only to their own longest sample (--chunk_tokens); every pass adds its
+summed cross-entropy over the whole batch's mask count, so loss and gradients equal the reference's
+one padded pass; the vocab projection runs only on loss-mask rows.
+
 Test hooks (environment variables): MINIMIND_TUI_FAKE_OOM_AT_STEP=k raises an out-of-memory error at
 optimizer step k, so the OOM path (event, exit status 3) is testable on a CPU;
 MINIMIND_TUI_STOP_AT_STEP=k requests a stop after step k, exactly as a SIGINT arriving then would.
