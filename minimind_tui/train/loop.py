@@ -133,8 +133,10 @@ def _train(mode, explicit, root, info, device, stop) -> int:
     else:
         settings = resolve(mode, explicit)
         run_dir = Path(explicit["run_dir"]) if explicit.get("run_dir") else None
-        if run_dir is None and info.is_main:
-            run_dir = new_run_dir(Path(root), mode)
+        if run_dir is None:
+            _precheck(settings)  # a typo should not leave a new run folder behind
+            if info.is_main:
+                run_dir = new_run_dir(Path(root), mode)
         run_dir = Path(distributed.broadcast_object(str(run_dir), info))
         if (Path(run_dir) / layout.METRICS).exists() and layout.complete_checkpoints(run_dir):
             raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, "
@@ -144,6 +146,22 @@ def _train(mode, explicit, root, info, device, stop) -> int:
     trainer = Trainer(settings, Path(run_dir), info, device, stop, resume_from if explicit.get("resume") else None,
                       resuming=bool(explicit.get("resume")))
     return trainer.run()
+
+
+def _precheck(settings: dict) -> None:
+    """The mistakes that cost nothing to catch before a run folder exists: a missing data or init file.
+    (With an explicit --run_dir, e.g. from the dashboard, the same errors are also recorded in the run.)"""
+    from dataset import DataError
+
+    data = Path(settings["data_path"])
+    if not data.is_file():
+        raise DataError(f"{data}: no such file; check --data_path")
+    if settings["init"] != "none":
+        init = init_weights_file(settings["init"] or default_init_path(settings))
+        if not init.is_file():
+            raise CheckpointError(f"{init}: initial weights not found; " + (
+                "run `minimind-tui train pretrain` first, or pass --init PATH (or --init none for random weights)"
+                if settings["init"] is None else "check the path"))
 
 
 class Trainer:
