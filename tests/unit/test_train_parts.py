@@ -79,3 +79,21 @@ def test_heartbeat_is_touched_from_a_thread(tmp_path):
     finally:
         hb.stop()
     assert layout.heartbeat_age(tmp_path) < layout.HEARTBEAT_STALE_S
+
+
+def test_missing_tracker_package_is_one_line_and_training_goes_on(monkeypatch):
+    from minimind_tui.train import trackers as trackers_module
+
+    real_import = trackers_module.importlib.import_module
+
+    def no_trackers(name, *args, **kwargs):
+        if name in ("wandb", "swanlab"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(trackers_module.importlib, "import_module", no_trackers)
+    messages = []
+    trackers = trackers_module.open_trackers({"use_wandb": True, "use_swanlab": True}, "run", log=messages.append)
+    assert trackers.trackers == [] and len(messages) == 2
+    assert "wandb package is not installed" in messages[0] and "pip install wandb" in messages[0]
+    trackers.log({"loss": 1.0}, 1)  # a no-op, not an error
