@@ -14,6 +14,7 @@ One job per module:
   data.py          dataset -> token cache -> per-epoch batches
   metrics.py       raw counters -> the `step` event
   trackers.py      optional wandb / SwanLab logging
+  packed.py        the model's forward over a packed (unpadded) batch, for CPU training
   loop.py          the training loop itself
 
 Exit statuses: 0 done or stopped, 1 crashed, 2 a user error (bad flag, data, checkpoint), 3 out of memory.
