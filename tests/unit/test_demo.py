@@ -1,0 +1,38 @@
+import json
+
+from minimind_tui import demo
+
+
+def test_demo_corpus_is_deterministic(tmp_path):
+    a = demo.ensure_demo_data(tmp_path / "a")
+    b = demo.ensure_demo_data(tmp_path / "b")
+    assert a[0].read_bytes() == b[0].read_bytes() and a[1].read_bytes() == b[1].read_bytes()
+
+
+def test_held_out_sums_never_appear_in_sft_but_do_in_pretraining(tmp_path):
+    pre, sft = demo.ensure_demo_data(tmp_path)
+    sft_text = sft.read_text(encoding="utf-8")
+    pre_text = pre.read_text(encoding="utf-8")
+    for a, b in demo.HELD_OUT_SUMS:
+        assert f"What is {a} plus {b}?" not in sft_text and f"{a} 加 {b} 等于多少" not in sft_text
+    assert any(f"{a} plus {b} equals {a + b}" in pre_text for a, b in demo.HELD_OUT_SUMS)
+    assert len(demo.held_out_questions()) == 2 * len(demo.HELD_OUT_SUMS)
+
+
+def test_demo_files_are_valid_training_data(tmp_path):
+    from dataset.jsonl import JsonlFile
+    from dataset.validate import scan
+
+    pre, sft = demo.ensure_demo_data(tmp_path)
+    assert scan(JsonlFile(pre), "pretrain")[1] == []
+    assert scan(JsonlFile(sft), "sft")[1] == []
+    first = json.loads(sft.read_text(encoding="utf-8").splitlines()[0])
+    assert first["conversations"][0]["role"] == "user"
+
+
+def test_demo_eval_only_without_weights_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    from minimind_tui.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--eval-only"]) == 2
+    assert "no demo SFT weights yet" in capsys.readouterr().err
