@@ -4,9 +4,10 @@ The module object is injectable so tests drive this very code with a fake NVML i
 Each NVML call is wrapped on its own: one failing counter yields None (N/A) for that cell only."""
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Collection
 from typing import Any
+
+from minimind_tui.runs.layout import pid_exists as _pid_exists
 
 from .monitor import GpuInfo, GpuReading
 
@@ -114,12 +115,3 @@ def _text(value: Any) -> str:
 def _reason(e: Exception) -> str:
     return str(e) or type(e).__name__
 
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
