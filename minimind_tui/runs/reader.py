@@ -50,6 +50,8 @@ class TailReader:
 def read_all(path) -> list[dict]:
     reader = TailReader(path)
     events: list[dict] = []
-    while batch := reader.read_new():
-        events.extend(batch)
-    return events
+    while True:  # a chunk of junk lines yields no events but still advances the offset
+        before = reader.offset
+        events.extend(reader.read_new())
+        if reader.offset == before:
+            return events

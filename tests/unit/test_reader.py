@@ -1,0 +1,46 @@
+from minimind_tui.runs.events import EventWriter, encode
+from minimind_tui.runs.reader import TailReader, read_all
+
+
+def test_partial_last_line_is_held_back_until_complete(tmp_path):
+    path = tmp_path / "m.jsonl"
+    line = encode("step", now=1.0, step=1, loss=2.5)
+    path.write_bytes(line[:10])
+    reader = TailReader(path)
+    assert reader.read_new() == []
+    with open(path, "ab") as f:
+        f.write(line[10:])
+    assert reader.read_new() == [{"event": "step", "time": 1.0, "step": 1, "loss": 2.5}]
+    assert reader.read_new() == []
+
+
+def test_junk_lines_are_skipped_and_counted(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(b"not json\n[1,2]\n" + encode("end", now=2.0, status="done") + b'{"no_event": 1}\n')
+    reader = TailReader(path)
+    assert [e["event"] for e in reader.read_new()] == ["end"]
+    assert reader.skipped == 3
+
+
+def test_truncated_file_is_read_again_from_the_start(tmp_path):
+    path = tmp_path / "m.jsonl"
+    w = EventWriter(path, clock=lambda: 5.0)
+    w.emit("start", mode="sft")
+    w.emit("step", step=1)
+    reader = TailReader(path)
+    assert len(reader.read_new()) == 2
+    path.write_bytes(encode("start", now=6.0, mode="pretrain"))
+    assert reader.read_new()[0]["mode"] == "pretrain"
+
+
+def test_read_all_goes_past_a_chunk_without_events(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(b"x" * 100 + b"\n" + encode("step", now=1.0, step=7))
+    reader_chunk = 50  # smaller than the junk line: the first chunks yield nothing
+    r = TailReader(path)
+    assert r.read_new(max_bytes=reader_chunk) == []
+    assert [e["step"] for e in read_all(path)] == [7]
+
+
+def test_missing_file_reads_as_nothing(tmp_path):
+    assert TailReader(tmp_path / "none.jsonl").read_new() == []
