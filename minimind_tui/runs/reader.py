@@ -47,11 +47,11 @@ class TailReader:
         return events
 
 
-def read_all(path) -> list[dict]:
+def read_all(path, chunk: int = 8 << 20) -> list[dict]:
     reader = TailReader(path)
     events: list[dict] = []
     while True:  # a chunk of junk lines yields no events but still advances the offset
         before = reader.offset
-        events.extend(reader.read_new())
+        events.extend(reader.read_new(chunk))
         if reader.offset == before:
             return events

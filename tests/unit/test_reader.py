@@ -36,10 +36,9 @@ def test_truncated_file_is_read_again_from_the_start(tmp_path):
 def test_read_all_goes_past_a_chunk_without_events(tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_bytes(b"x" * 100 + b"\n" + encode("step", now=1.0, step=7))
-    reader_chunk = 50  # smaller than the junk line: the first chunks yield nothing
-    r = TailReader(path)
-    assert r.read_new(max_bytes=reader_chunk) == []
-    assert [e["step"] for e in read_all(path)] == [7]
+    # Chunks smaller than the junk line: the first reads yield no event.
+    assert TailReader(path).read_new(max_bytes=50) == []
+    assert [e["step"] for e in read_all(path, chunk=50)] == [7]
 
 
 def test_missing_file_reads_as_nothing(tmp_path):
