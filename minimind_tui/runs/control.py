@@ -65,7 +65,7 @@ def stop_run(run_dir: Path, timeout: float = DEFAULT_TIMEOUT_S, poll: float = 0.
 
 def _record(run_dir: Path, **fields) -> None:
     try:
-        (Path(run_dir) / STOP_REQUEST).write_text(json.dumps(fields))
+        layout.write_private(Path(run_dir) / STOP_REQUEST, json.dumps(fields))
     except OSError:
         pass  # a read-only or full disk must not prevent the stop itself
 

@@ -128,7 +128,7 @@ class ProcessLauncher:
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
             proc = subprocess.Popen(argv, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True, close_fds=True, env=env)
-        (run_dir / LAUNCHER_PID).write_text(f"{proc.pid}\n")
+        layout.write_private(run_dir / LAUNCHER_PID, f"{proc.pid}\n")
         self._procs[run_dir.resolve()] = proc
         return Launched(run_dir, proc.pid, argv)
 

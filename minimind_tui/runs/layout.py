@@ -126,6 +126,15 @@ def find_checkpoints(root: Path) -> list[CheckpointInfo]:
     return sorted(found, key=lambda c: c.mtime, reverse=True)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a small file readable by its owner only (0600) whatever the caller's umask: the dashboard
+    runs with the user's umask (often 022) but writes into private run directories."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, 0o600)  # an existing file keeps its old mode through O_CREAT
+
+
 def read_json(path: Path) -> dict | None:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))

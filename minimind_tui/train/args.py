@@ -24,7 +24,7 @@ COMMON_DEFAULTS = dict(
     log_interval=1, save_interval=100, dim=512, n_layers=8, n_heads=8, n_kv_heads=2, max_seq_len=512,
     use_moe=False, shuffle=1, seed=1337, keep_last=3, compile=False, skip_bad_lines=False,
     use_wandb=False, use_swanlab=False, wandb_project="MiniMind", tokenizer=None, device=None,
-    preset=None, run_dir=None, resume=None, chunk_tokens=None,
+    preset=None, run_dir=None, resume=None, chunk_tokens=None, auto_batch_size=False,
 )
 # Settings that fix the run's arithmetic or data order: a resumed run keeps the saved values.
 FIXED_ON_RESUME = ("learning_rate", "accumulation_steps", "batch_size", "data_path", "dim", "n_layers", "n_heads",
@@ -77,6 +77,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("optimisation")
     flag("epochs", type=int, help="passes over the data (default 1)")
     flag("batch_size", type=int, help="samples per micro-batch per process (default 32 pretrain, 16 sft)")
+    flag("auto_batch_size", nargs="?", const=True, type=parse_bool,
+         help="before training, halve --batch_size until a forward+backward pass at --max_seq_len fits in memory; "
+              "accumulation grows to keep the effective batch")
     flag("learning_rate", type=float, help="peak learning rate (default 5e-4 pretrain, 5e-5 sft)")
     flag("accumulation_steps", type=int, help="micro-batches per optimizer step (default 8 pretrain, 1 sft)")
     flag("grad_clip", type=float, help="clip the gradient norm to this; 0 = no clipping (default 1.0)")

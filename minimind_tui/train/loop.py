@@ -10,9 +10,8 @@ length-sorted passes padded only to their own longest sample (--chunk_tokens); e
 summed cross-entropy over the whole batch's mask count, so loss and gradients equal the reference's
 one padded pass; the vocab projection runs only on loss-mask rows.
 
-Test hooks (environment variables): MINIMIND_TUI_FAKE_OOM_AT_STEP=k raises an out-of-memory error at
-optimizer step k, so the OOM path (event, exit status 3) is testable on a CPU;
-MINIMIND_TUI_STOP_AT_STEP=k requests a stop after step k, exactly as a SIGINT arriving then would.
+Test hooks (environment variables, listed in test_hooks.py): simulated out-of-memory at a step or above
+a batch size, a stop request after step k, a hang after step k or in every save.
 """
 from __future__ import annotations
 
@@ -33,7 +32,7 @@ from minimind_tui.runs import layout
 from minimind_tui.runs.events import SCHEMA_VERSION, EventWriter
 from model.checkpoint import CheckpointError
 
-from . import EXIT_DONE, EXIT_FAILED, EXIT_OOM, checkpointing, distributed
+from . import EXIT_DONE, EXIT_FAILED, EXIT_OOM, auto_batch, checkpointing, distributed, test_hooks
 from .args import conflicts_on_resume, default_init_path, resolve
 from .data import prepare
 from .heartbeat import Heartbeat
@@ -45,10 +44,9 @@ from .model_setup import (build_model, choose_tokenizer, init_weights_file, load
 from .run_dir import create, new_run_dir, saved_settings, write_config
 from .schedule import learning_rate
 from .signals import StopRequest, Stopped
+from .test_hooks import FAKE_OOM_ENV, STOP_AT_ENV
 from .trackers import open_trackers
-
-FAKE_OOM_ENV = "MINIMIND_TUI_FAKE_OOM_AT_STEP"
-STOP_AT_ENV = "MINIMIND_TUI_STOP_AT_STEP"
+from .watchdog import StallWatchdog
 
 
 def pass_loss(model, batch, n_mask: float, row_share: float, world_size: int = 1, device="cpu"):
@@ -175,7 +173,7 @@ class Trainer:
         self.resume_checkpoint = resume_checkpoint
         self.resuming = resuming
         self.events: EventWriter | None = None
-        self._lock = self._tee = self._heartbeat = None
+        self._lock = self._tee = self._heartbeat = self._watchdog = None
         self.trackers = None
         self.last_saved_step = -1
 
@@ -203,6 +201,7 @@ class Trainer:
         self._remove_stale_exports()
         self._heartbeat = Heartbeat(self.run_dir).start()
         self.events = EventWriter(self.run_dir / layout.METRICS)
+        self._watchdog = StallWatchdog(self.emit).start()
 
     def _remove_stale_exports(self) -> None:
         """Temporary files of an export into --out_dir interrupted by a kill (named .NAME.tmpPID)."""
@@ -215,7 +214,8 @@ class Trainer:
     def _close_run_dir(self) -> None:
         if self.trackers:
             self.trackers.finish()
-        for closer in (self._heartbeat and self._heartbeat.stop, self.events and self.events.close,
+        for closer in (self._watchdog and self._watchdog.stop, self._heartbeat and self._heartbeat.stop,
+                       self.events and self.events.close,
                        self._tee and self._tee.stop, self._lock and self._lock.release):
             if closer:
                 try:
@@ -292,6 +292,26 @@ class Trainer:
             load_init(model, init_file, log=self.log, tokenizer_dir=s["tokenizer"])
         return model, loaded
 
+    def _choose_batch_size(self, model) -> None:
+        """--auto_batch_size: the largest batch up to --batch_size that fits; accumulation makes up the rest.
+        Every rank probes its own device; all take the smallest answer so the data order stays shared."""
+        s = self.s
+        requested = s["batch_size"]
+        model.to(self.device)
+        budget = s["chunk_tokens"] if s.get("chunk_tokens") is not None else (8192 if self.device.startswith("cuda")
+                                                                              else 0)
+        rows = max(1, budget // s["max_seq_len"]) if budget > 0 else None
+        chosen = auto_batch.find_batch_size(model, requested, s["max_seq_len"], self.config.vocab_size, self.device,
+                                            rows, self._autocast(), log=self.log)
+        chosen = min(distributed.gather_objects(chosen, self.info))
+        factor = requested // chosen
+        s["batch_size"], s["accumulation_steps"] = chosen, s["accumulation_steps"] * factor
+        text = (f"auto batch size: {chosen} fits at {s['max_seq_len']} tokens" +
+                (f" (asked {requested}; accumulation {s['accumulation_steps']} keeps the effective batch)"
+                 if factor > 1 else ""))
+        self.log(text)
+        self.emit("log", level="info", message=text)
+
     def _fallback_message(self, text: str) -> None:
         self.log(text)
         self.emit("log", level="warning", message=text)
@@ -307,6 +327,8 @@ class Trainer:
         t_begin = time.time()
         model, loaded = self._setup_model()
         n_params = model.num_parameters()
+        if s.get("auto_batch_size") and not self.resuming:  # a resumed run keeps the batch it chose
+            self._choose_batch_size(model)
         if info.is_main and not self.resuming:
             write_config(self.run_dir, s, {"model_config": self.config.to_dict(), "world_size": info.world_size,
                                            "params": n_params})
@@ -365,8 +387,9 @@ class Trainer:
 
         collate = make_collator(cache, s, self.device, self.tokenizer.pad_token_id, self.config.use_moe)
         meter = StepMeter(total, start_step=self.step)
-        fake_oom = int(os.environ.get(FAKE_OOM_ENV, "0") or 0)
-        stop_at = int(os.environ.get(STOP_AT_ENV, "0") or 0)
+        fake_oom = test_hooks.env_int(FAKE_OOM_ENV)
+        stop_at = test_hooks.env_int(STOP_AT_ENV)
+        hang_at = test_hooks.env_int(test_hooks.HANG_AT_ENV)
         ctx = self._autocast()
         params = [p for p in raw_model.parameters()]
         loss_value = float("nan")
@@ -383,6 +406,7 @@ class Trainer:
                     pg["lr"] = lr
                 if fake_oom and self.step + 1 == fake_oom:
                     raise torch.OutOfMemoryError(f"simulated out of memory ({FAKE_OOM_ENV}={fake_oom})")
+                test_hooks.fake_oom_for_batch(s["batch_size"])
                 # counters: summed loss, real tokens, computed tokens, samples, stop requested
                 counts = torch.zeros(5, dtype=torch.float64)
                 loss_sum = torch.zeros((), device=self.device)
@@ -409,6 +433,10 @@ class Trainer:
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)
                 self.step += 1
+                if self._watchdog:
+                    self._watchdog.stepped(self.step)
+                if hang_at and self.step == hang_at:
+                    test_hooks.hang_forever()
                 if stop_at and self.step == stop_at:
                     self.stop.request(f"{STOP_AT_ENV}={stop_at}")
 
@@ -467,7 +495,11 @@ class Trainer:
             meta = {"mode": self.s["mode"], "config": self.config.to_dict(), "tokenizer": self.s["tokenizer"],
                     "loss": loss_value if loss_value == loss_value else None, "run_id": self.run_dir.name,
                     "epoch": next_pos[0], "total": self.total}
+            if self._watchdog:
+                self._watchdog.pause()
             try:
+                if os.environ.get(test_hooks.HANG_IN_SAVE_ENV):
+                    test_hooks.hang_forever()
                 folder = checkpointing.save_checkpoint(self.run_dir, self.step, checkpointing.plain_state_dict(raw_model),
                                                        state, meta)
                 target = self._export_path()
@@ -484,6 +516,9 @@ class Trainer:
                 self.emit("ckpt", step=self.step, path=str(folder.relative_to(self.run_dir)),
                           seconds=round(time.time() - t0, 3), weights=str(target))
                 self.log(f"saved {folder} and {target} ({time.time() - t0:.1f} s)")
+            finally:
+                if self._watchdog:
+                    self._watchdog.resume()
         distributed.barrier(self.info)
         if ok:
             self.last_saved_step = self.step
