@@ -37,14 +37,14 @@ STOP_TIMEOUT_S = 60.0
 LIST_EVERY = 4  # runs poller: re-read every run's files every 4th poll (2 s); the selected run every poll
 
 
-def _optional_tab(module: str, cls: str, root: Path, name: str):
+def _optional_tab(module: str, cls: str, root: Path, name: str, id: str | None = None):
     """Chat and Dataset tabs are built by other modules; a broken or missing one must not take the app down."""
     import importlib
     try:
-        return getattr(importlib.import_module(module), cls)(root=root)
+        return getattr(importlib.import_module(module), cls)(root=root, **({"id": id} if id else {}))
     except Exception as e:  # ImportError, or an error while building it
         return Static(f"The {name} tab is not available in this build ({type(e).__name__}: {e}).",
-                      classes="placeholder")
+                      classes="placeholder", id=id)
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ class MiniMindApp(App):
         Binding("alt+4", "tab('chat')", "Chat", show=False, priority=True),
         Binding("escape", "leave_field", "Leave field", show=False),
         Binding("ctrl+l", "launch", "Launch"),
+        Binding("ctrl+o", "preview", "Preview data"),
         Binding("s", "stop", "Stop run"),
         Binding("r", "resume", "Resume"),
     ]
@@ -118,9 +119,10 @@ class MiniMindApp(App):
             with TabPane("Runs", id="runs"):
                 yield RunsTab(id="runs-tab")
             with TabPane("Dataset", id="dataset"):
-                yield _optional_tab("minimind_tui.app.widgets.dataset_tab", "DatasetTab", self.root, "Dataset")
+                yield _optional_tab("minimind_tui.app.widgets.dataset_tab", "DatasetTab", self.root, "Dataset",
+                                    id="dataset-tab")
             with TabPane("Chat", id="chat"):
-                yield _optional_tab("minimind_tui.app.widgets.chat_tab", "ChatTab", self.root, "Chat")
+                yield _optional_tab("minimind_tui.app.widgets.chat_tab", "ChatTab", self.root, "Chat", id="chat-tab")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -261,6 +263,20 @@ class MiniMindApp(App):
         self.action_tab("runs")
         self.refresh_runs()
 
+    # ---- dataset preview -----------------------------------------------------------------------------
+    def action_preview(self) -> None:
+        self.query_one(TrainForm).request_preview()
+
+    @on(TrainForm.PreviewRequested)
+    def _preview_requested(self, message: TrainForm.PreviewRequested) -> None:
+        """The Train tab's file, opened in the Dataset tab as that form would train on it."""
+        tab = self.query_one("#dataset-tab")
+        if not hasattr(tab, "open_file"):  # the "not available" placeholder
+            self.notify("The Dataset tab is not available in this build.", severity="warning")
+            return
+        tab.open_file(message.path, message.kind, max_seq_len=message.max_seq_len, tokenizer_dir=message.tokenizer)
+        self.action_tab("dataset")
+
     # ---- stop / resume -----------------------------------------------------------------------------------
     def _selected_summary(self) -> RunSummary | None:
         view = self.query_one(RunMonitor).view
@@ -329,7 +345,7 @@ class MiniMindApp(App):
         tab = self.query_one(TabbedContent).active if self.is_mounted else None
         if action in ("stop", "resume"):
             return tab == "runs"
-        if action == "launch":
+        if action in ("launch", "preview"):
             return tab == "train"
         return True
 

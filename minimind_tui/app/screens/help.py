@@ -18,6 +18,8 @@ HELP = """\
 [b]Train[/b]
   tab         next field (shift+tab: previous)
   ctrl+l      launch; the command shown is exactly what runs
+  ctrl+o      preview the chosen dataset in the Dataset tab (read as
+              the chosen mode, with this seq len and tokenizer)
 
 [b]Runs[/b]
   ↑ ↓         pick a run: its metrics replay, a live one streams

@@ -58,7 +58,7 @@ class _Failed(_Msg):
 
 
 class _TokenizerLoaded(_Msg):
-    """tokenizer (None on failure), error."""
+    """tokenizer (None on failure), error, wanted (the tokenizer_dir asked for; None: the default)."""
 
 
 class _TokensReady(_Msg):
@@ -194,8 +194,15 @@ class DatasetTab(Widget):
             field.tooltip = f"measured by run {m.run} (real tokens/s); edit to estimate for another setup"
 
     # ---- opening -------------------------------------------------------------------------------------------
-    def open_file(self, path, kind: str | None = None) -> None:
-        """Show `path` (relative paths are under the project root); kind None or "auto" detects it."""
+    def open_file(self, path, kind: str | None = None, max_seq_len: int | None = None,
+                  tokenizer_dir=None) -> None:
+        """Show `path` (relative paths are under the project root); kind None or "auto" detects it.
+        `max_seq_len` and `tokenizer_dir` (relative: under the root), when given, replace the tab's own, so the
+        Train tab can show a file exactly as it would train on it."""
+        if max_seq_len is not None:
+            self._set_max_seq_len(max_seq_len)
+        if tokenizer_dir is not None:
+            self._use_tokenizer(Path(tokenizer_dir).expanduser())
         if not self._ready:  # called by another tab before this one is on screen
             self._pending_open = (path, kind)
             return
@@ -221,6 +228,21 @@ class DatasetTab(Widget):
         self._open_worker(self._gen, path)
         if self.tokenizer is None and self._tokenizer_error is None:
             self._load_tokenizer()
+
+    def _set_max_seq_len(self, value: int) -> None:
+        if value < 2 or value == self.max_seq_len:
+            return
+        self.max_seq_len = value
+        if self._ready:  # before mount, compose puts it in the field
+            self.query_one("#ds-maxlen", Input).value = str(value)
+
+    def _use_tokenizer(self, path: Path) -> None:
+        path = path if path.is_absolute() else self.root / path
+        if path == self.tokenizer_dir:
+            return
+        self.tokenizer_dir = path
+        self.tokenizer, self._tokenizer_error = None, None  # open_file loads it (and drops a late old one)
+        self._stats_key = None
 
     @work(thread=True, exclusive=True, group="ds-open", exit_on_error=False)
     def _open_worker(self, gen: int, path: Path) -> None:
@@ -426,14 +448,17 @@ class DatasetTab(Widget):
     @work(thread=True, exclusive=True, group="ds-tokenizer", exit_on_error=False)
     def _load_tokenizer(self) -> None:
         from dataset.preview import load_tokenizer  # imports model.tokenizer, which is torch-free
+        wanted = self.tokenizer_dir
         try:
-            tok = load_tokenizer(self.tokenizer_dir or default_tokenizer_dir(self.root))
-            self.post_message(_TokenizerLoaded(tokenizer=tok, error=None))
+            tok = load_tokenizer(wanted or default_tokenizer_dir(self.root))
+            self.post_message(_TokenizerLoaded(tokenizer=tok, error=None, wanted=wanted))
         except Exception as e:
-            self.post_message(_TokenizerLoaded(tokenizer=None, error=str(e)))
+            self.post_message(_TokenizerLoaded(tokenizer=None, error=str(e), wanted=wanted))
 
     @on(_TokenizerLoaded)
     def _tokenizer_loaded(self, m: _TokenizerLoaded) -> None:
+        if m.wanted != self.tokenizer_dir:
+            return  # loaded for a tokenizer the user has since replaced
         self.tokenizer, self._tokenizer_error = m.tokenizer, m.error
         self._refresh_tokens()
         if self.query_one("#ds-views", TabbedContent).active == "ds-stats":

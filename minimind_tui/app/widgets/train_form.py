@@ -49,6 +49,13 @@ class TrainForm(VerticalScroll):
             super().__init__()
             self.spec = spec
 
+    class PreviewRequested(Message):
+        """Show the chosen file in the Dataset tab, read as this form would train on it."""
+
+        def __init__(self, path: str, kind: str, max_seq_len: int | None, tokenizer: str | None):
+            super().__init__()
+            self.path, self.kind, self.max_seq_len, self.tokenizer = path, kind, max_seq_len, tokenizer
+
     class _Scanned(Message):
         def __init__(self, choices: _Choices):
             super().__init__()
@@ -92,7 +99,10 @@ class TrainForm(VerticalScroll):
             yield Input(placeholder="path to a .jsonl file (relative to the project folder)", compact=True,
                         id="data_path", classes="wide")
             yield Label("")
-            yield Static("", id="data_info", classes="wide")
+            with Horizontal(id="data-row", classes="wide"):
+                yield Static("", id="data_info")
+                yield Button("Preview", id="preview", compact=True,
+                             tooltip="open this file in the Dataset tab (ctrl+o)")
             yield Label("dim")
             yield Input("512", type="integer", compact=True, id="dim")
             yield Label("layers")
@@ -381,6 +391,32 @@ class TrainForm(VerticalScroll):
                         "lower batch or seq len", style="bold red")
         return Text(f"{params} · ≈{est.total_gb:.1f} GB per GPU (estimate) of {self.free_gb:.1f} GB free",
                     style="green")
+
+    @on(Button.Pressed, "#preview")
+    def request_preview(self) -> None:
+        path = self._value("data_path")
+        if not path:
+            self.app.notify("choose a dataset file or type its path first", title="Nothing to preview",
+                            severity="warning")
+            return
+        try:
+            max_seq_len: int | None = self._int("max_seq_len", "seq len", 2)
+        except FormError:
+            max_seq_len = None  # the Dataset tab keeps its own
+        self.post_message(self.PreviewRequested(path, self._value("mode"), max_seq_len, self._tokenizer_flag()))
+
+    def _tokenizer_flag(self) -> str | None:
+        """--tokenizer DIR from the extra flags: the tokenizer the trainer will use instead of its default."""
+        try:
+            extra = shlex.split(self._value("extra"))
+        except ValueError:
+            return None
+        for i, arg in enumerate(extra):
+            if arg == "--tokenizer" and i + 1 < len(extra):
+                return extra[i + 1]
+            if arg.startswith("--tokenizer="):
+                return arg.split("=", 1)[1]
+        return None
 
     @on(Button.Pressed, "#launch")
     def request_launch(self) -> None:

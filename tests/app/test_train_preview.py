@@ -1,0 +1,66 @@
+"""The Train tab's Preview: the chosen dataset opens in the Dataset tab, read as the form would train on it
+(kind from the mode, the form's seq len, the tokenizer from --tokenizer in the extra flags)."""
+from __future__ import annotations
+
+import shutil
+
+from conftest import wait_for
+from textual.widgets import Input, TabbedContent
+
+from minimind_tui.app.widgets.dataset_samples import Bubble
+from minimind_tui.app.widgets.dataset_tab import DatasetTab
+from minimind_tui.app.widgets.train_form import TrainForm
+
+
+async def fill_form(pilot, mode: str, path: str, seq_len: str, extra: str = "") -> TrainForm:
+    form = pilot.app.query_one(TrainForm)
+    await wait_for(pilot, lambda: form._out_weights is not None, "scan")
+    form.query_one("#mode").value = mode
+    await pilot.pause()
+    form.query_one("#data_path", Input).value = path
+    form.query_one("#max_seq_len", Input).value = seq_len
+    form.query_one("#extra", Input).value = extra
+    await pilot.pause()
+    return form
+
+
+async def test_preview_key_opens_the_file_in_the_dataset_tab_with_mode_seq_len_and_tokenizer(
+        make_app, project, tiny_tokenizer):
+    shutil.copytree(tiny_tokenizer.path, project / "tok")
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await fill_form(pilot, "sft", "dataset/sft_mini_512.jsonl", "64", "--save_interval 9 --tokenizer tok")
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: app.query_one("#tabs", TabbedContent).active == "dataset", "Dataset tab")
+        tab = app.query_one(DatasetTab)
+        await wait_for(pilot, lambda: tab.sample is not None and tab.tokenizer is not None, "file and tokenizer")
+        assert tab.path == project / "dataset" / "sft_mini_512.jsonl"
+        assert (tab.kind_choice, tab.kind) == ("sft", "sft")
+        assert tab.max_seq_len == 64 and app.query_one("#ds-maxlen", Input).value == "64"
+        assert tab.tokenizer_dir == project / "tok"
+        assert tab.tokenizer.vocab_size == tiny_tokenizer.vocab_size  # the hermetic one, not the demo's
+        await pilot.pause()
+        assert [str(b.render()) for b in app.query(Bubble)] == ["你好", "你好！"]
+
+
+async def test_preview_button_reads_the_file_as_the_chosen_mode(make_app, project):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await fill_form(pilot, "pretrain", "dataset/sft_mini_512.jsonl", "128")
+        await pilot.click("#preview")
+        await wait_for(pilot, lambda: app.query_one("#tabs", TabbedContent).active == "dataset", "Dataset tab")
+        tab = app.query_one(DatasetTab)
+        await wait_for(pilot, lambda: tab.sample is not None, "first sample")
+        # Forced to pretrain, an SFT file shows what pretraining would see: a line without "text".
+        assert (tab.kind_choice, tab.kind, tab.max_seq_len) == ("pretrain", "pretrain", 128)
+        assert not tab.sample.ok
+
+
+async def test_preview_without_a_file_says_what_to_do(make_app):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await fill_form(pilot, "sft", "", "512")
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert app.query_one("#tabs", TabbedContent).active == "train"
+        assert any("choose a dataset file" in str(n.message) for n in app._notifications)
