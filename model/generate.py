@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import int8 as int8_weights
-from .int8 import Int8Weights
+from .int8 import Int8Weights, StackedWeights
 from .kv_cache import KVCache
 from .model import FeedForward, MiniMindLM, apply_rope
 
@@ -49,7 +49,7 @@ def generate(model: MiniMindLM, input_ids, max_new_tokens: int = 512, temperatur
     with int8 weight copies: several times faster per token, slightly different numbers (see int8.py).
     """
     ids = _as_batch(input_ids, _device_of(model))
-    quantized = None
+    quantized = StackedWeights.for_model(model) if ids.device.type == "cpu" and not model.training else None
     if int8:
         if not int8_weights.available(ids.device):
             raise GenerationError(f"int8 decoding needs a CPU model and PyTorch's int8 kernel; this model is "
@@ -119,13 +119,14 @@ def prefill(model: MiniMindLM, ids: torch.Tensor, cache: KVCache) -> torch.Tenso
 
 
 def decode_step(model: MiniMindLM, token: torch.Tensor, cache: KVCache, pos: int,
-                quantized: Int8Weights | None = None) -> torch.Tensor:
+                quantized: Int8Weights | StackedWeights | None = None) -> torch.Tensor:
     """Logits [B, V] for one new token per row at position `pos`, appending its keys/values to the cache.
 
     Same arithmetic as the model's forward, with two shortcuts that matter for one token at a time:
     attention reads the grouped K/V heads directly (`enable_gqa`) instead of copying the whole cache
     `n_rep` times per layer, and the per-forward bookkeeping (masks, aux loss) is skipped.
-    With `quantized`, the dense linear layers use int8 weights instead (approximate; see int8.py).
+    `quantized` supplies the linear layers: StackedWeights (exact, fewer matmuls) or Int8Weights
+    (int8 copies, approximate; see int8.py).
     """
     linear = quantized.linear if quantized is not None else _call
     if model.training:  # dropout and MoE aux loss belong to the full forward
@@ -183,9 +184,9 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int = 0, top_p:
         return torch.multinomial(probs, 1, generator=generator).squeeze(1)
     if 0 < top_k < vocab:
         values, index = logits.topk(top_k, dim=-1)                          # sorted, largest first
+        probs = values.softmax(dim=-1)
     else:
-        values, index = logits.sort(dim=-1, descending=True)
-    probs = values.softmax(dim=-1)
+        values, index, probs = _nucleus_candidates(logits, top_p)
     if top_p < 1.0:
         # Keep the smallest prefix whose probability reaches top_p: drop a token when the mass before it
         # already does. The most likely token is always kept.
@@ -194,6 +195,24 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int = 0, top_p:
         probs[:, 0] = torch.where(probs.sum(-1) > 0, probs[:, 0], 1.0)
     choice = torch.multinomial(probs, 1, generator=generator)             # renormalises internally
     return index.gather(1, choice).squeeze(1)
+
+
+NUCLEUS_CANDIDATES = 256
+
+
+def _nucleus_candidates(logits: torch.Tensor, top_p: float):
+    """The most likely tokens, largest first, with their probabilities over the whole vocabulary.
+
+    Sorting all 6400 logits for every token is the slow part of top-p sampling; the nucleus almost
+    always lies within the top few hundred. When the top NUCLEUS_CANDIDATES already hold top_p of the
+    mass in every row, the nucleus is inside them and the result is the same; otherwise sort it all."""
+    k = min(NUCLEUS_CANDIDATES, logits.shape[-1])
+    values, index = logits.topk(k, dim=-1)
+    probs = (values - logits.logsumexp(dim=-1, keepdim=True)).exp()
+    if k == logits.shape[-1] or bool((probs.sum(dim=-1) >= top_p).all()):
+        return values, index, probs
+    values, index = logits.sort(dim=-1, descending=True)
+    return values, index, values.softmax(dim=-1)
 
 
 def _as_batch(input_ids, device) -> torch.Tensor:

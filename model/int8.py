@@ -84,5 +84,30 @@ class Int8Weights:
         return found
 
 
+class StackedWeights:
+    """fp32 copies of attention's q|k|v and SwiGLU's w1|w3, each concatenated into one matrix, for
+    one-token decoding: one matmul where the model makes two or three (exact: the same rows, the same
+    arithmetic). Costs a second copy of those weights while a model is used for generation."""
+
+    def __init__(self, model: nn.Module):
+        self.stacks: dict[int, tuple[torch.Tensor, list[int]]] = {}
+        for module in model.modules():
+            names = ("wq", "wk", "wv") if hasattr(module, "wq") else ("w1", "w3") if hasattr(module, "w3") else ()
+            if names:
+                weights = [getattr(module, n).weight.detach() for n in names]
+                self.stacks[id(module)] = (torch.cat(weights).contiguous(), [w.shape[0] for w in weights])
+        self._versions = _versions(model)
+
+    def linear(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return module(x)
+
+    def stacked(self, module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        weight, sizes = self.stacks[id(module)]
+        return torch.nn.functional.linear(x, weight).split(sizes, dim=-1)
+
+    _cache: "weakref.WeakKeyDictionary[nn.Module, StackedWeights]" = weakref.WeakKeyDictionary()
+    for_model = classmethod(Int8Weights.for_model.__func__)
+
+
 def _versions(model: nn.Module) -> tuple:
     return tuple((p.data_ptr(), p._version) for p in model.parameters())
