@@ -16,6 +16,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
@@ -35,6 +36,12 @@ from .widgets.train_form import TrainForm
 
 STOP_TIMEOUT_S = 60.0
 LIST_EVERY = 4  # runs poller: re-read every run's files every 4th poll (2 s); the selected run every poll
+# Built after the first frame, or when first shown: their imports and widgets would add ~0.4 s to first paint.
+# pane id -> (module, class, name for messages, widget id)
+LAZY_TABS = {
+    "dataset": ("minimind_tui.app.widgets.dataset_tab", "DatasetTab", "Dataset", "dataset-tab"),
+    "chat": ("minimind_tui.app.widgets.chat_tab", "ChatTab", "Chat", "chat-tab"),
+}
 
 
 def _optional_tab(module: str, cls: str, root: Path, name: str, id: str | None = None):
@@ -56,6 +63,7 @@ class Services:
     poll_interval: float | None = 0.5   # runs poller; None: poll only when asked (tests)
     gpu_interval: float | None = 2.0    # GPU strip; None: read once at start, then only when asked
     stop_timeout: float = STOP_TIMEOUT_S
+    preload_tabs: bool = True  # build the Dataset and Chat tabs right after the first frame (else when shown)
 
 
 class GpuUpdated(Message):
@@ -118,16 +126,34 @@ class MiniMindApp(App):
                 yield TrainForm(self.root, demo=self.demo, id="train-form")
             with TabPane("Runs", id="runs"):
                 yield RunsTab(id="runs-tab")
-            with TabPane("Dataset", id="dataset"):
-                yield _optional_tab("minimind_tui.app.widgets.dataset_tab", "DatasetTab", self.root, "Dataset",
-                                    id="dataset-tab")
-            with TabPane("Chat", id="chat"):
-                yield _optional_tab("minimind_tui.app.widgets.chat_tab", "ChatTab", self.root, "Chat", id="chat-tab")
+            for pane_id, (_, _, name, _) in LAZY_TABS.items():
+                yield TabPane(name, id=pane_id)  # filled by lazy_tab()
         yield Footer()
 
     def on_mount(self) -> None:
         self.poll_gpu()
         self.poll_runs()
+        if self.services.preload_tabs:
+            self.call_after_refresh(self._preload_tabs)
+
+    def _preload_tabs(self) -> None:
+        """One lazy tab per refresh, so keys pressed meanwhile are handled between them."""
+        pending = [p for p in LAZY_TABS if not self.query_one(f"#{p}", TabPane).children]
+        if pending:
+            self.lazy_tab(pending[0])
+            if len(pending) > 1:
+                self.call_after_refresh(self._preload_tabs)
+
+    def lazy_tab(self, pane_id: str) -> Widget:
+        """The Dataset or Chat tab's widget, built and mounted now if it was not yet. It is in the DOM at once;
+        its own compose and on_mount follow (DatasetTab.open_file waits for them)."""
+        pane = self.query_one(f"#{pane_id}", TabPane)
+        if pane.children:
+            return pane.children[0]
+        module, cls, name, widget_id = LAZY_TABS[pane_id]
+        widget = _optional_tab(module, cls, self.root, name, id=widget_id)
+        pane.mount(widget)
+        return widget
 
     def on_unmount(self) -> None:
         self._pollers_stop.set()
@@ -270,7 +296,7 @@ class MiniMindApp(App):
     @on(TrainForm.PreviewRequested)
     def _preview_requested(self, message: TrainForm.PreviewRequested) -> None:
         """The Train tab's file, opened in the Dataset tab as that form would train on it."""
-        tab = self.query_one("#dataset-tab")
+        tab = self.lazy_tab("dataset")
         if not hasattr(tab, "open_file"):  # the "not available" placeholder
             self.notify("The Dataset tab is not available in this build.", severity="warning")
             return
@@ -352,6 +378,8 @@ class MiniMindApp(App):
     @on(TabbedContent.TabActivated)
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
         self.refresh_bindings()
+        if event.pane.id in LAZY_TABS:  # a click on the tab, before the preload got to it
+            self.lazy_tab(event.pane.id)
         if event.pane.id == "train" and self.is_mounted:
             self.query_one(TrainForm).scan()  # new checkpoints and weights since (a run may have finished)
 
@@ -359,6 +387,8 @@ class MiniMindApp(App):
     def action_tab(self, tab: str) -> None:
         # Blur first: TabbedContent re-activates the pane holding the focused widget.
         self.set_focus(None)
+        if tab in LAZY_TABS:
+            self.lazy_tab(tab)
         self.query_one(TabbedContent).active = tab
         if tab == "runs":  # arrow keys pick a run straight away
             self.call_after_refresh(self.query_one("#runs-table").focus)

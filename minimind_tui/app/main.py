@@ -10,7 +10,8 @@ from .app import MiniMindApp, Services
 
 def create_app(root: Path | str = ".", demo: bool = False, gpu_monitor=None, system_monitor=None, launcher=None,
                clock: Callable[[], float] = time.time, poll_interval: float | None = 0.5,
-               gpu_interval: float | None = 2.0, stop_timeout: float = 60.0) -> MiniMindApp:
+               gpu_interval: float | None = 2.0, stop_timeout: float = 60.0,
+               preload_tabs: bool = True) -> MiniMindApp:
     if gpu_monitor is None:
         from minimind_tui.gpu.nvml import NvmlMonitor
         gpu_monitor = NvmlMonitor()
@@ -20,7 +21,8 @@ def create_app(root: Path | str = ".", demo: bool = False, gpu_monitor=None, sys
     if launcher is None:
         from minimind_tui.runs.launcher import ProcessLauncher
         launcher = ProcessLauncher()
-    services = Services(gpu_monitor, system_monitor, launcher, clock, poll_interval, gpu_interval, stop_timeout)
+    services = Services(gpu_monitor, system_monitor, launcher, clock, poll_interval, gpu_interval, stop_timeout,
+                        preload_tabs)
     return MiniMindApp(Path(root), services, demo=demo)
 
 

@@ -60,7 +60,8 @@ def make_app(project, fake_launcher):
     def make(root=None, gpu=None, system=None, **kwargs):
         return create_app(root or project, gpu_monitor=gpu or FakeGpuMonitor(one_gpu()),
                           system_monitor=system or FakeSystemMonitor(), launcher=kwargs.pop("launcher", fake_launcher),
-                          clock=kwargs.pop("clock", lambda: T0), poll_interval=None, gpu_interval=None, **kwargs)
+                          clock=kwargs.pop("clock", lambda: T0), poll_interval=None, gpu_interval=None,
+                          preload_tabs=kwargs.pop("preload_tabs", False), **kwargs)  # tabs build when shown
     return make
 
 

@@ -318,8 +318,9 @@ async def test_opening_from_another_tab_does_not_switch_tabs(make_app, project):
         from textual.widgets import TabbedContent
         outer = app.query_one("#tabs", TabbedContent)
         assert outer.active == "train"
-        tab = app.query_one(DatasetTab)
-        tab.open_file("dataset/sft_mini_512.jsonl")  # as the Train tab's picker would
+        tab = app.lazy_tab("dataset")  # never shown yet: built on demand, as the Train tab's Preview does
+        assert isinstance(tab, DatasetTab)
+        tab.open_file("dataset/sft_mini_512.jsonl")  # before its compose and mount: deferred until then
         await wait_for(pilot, lambda: tab.jsonl is not None and tab.sample is not None)
         await pilot.pause()
         assert outer.active == "train"

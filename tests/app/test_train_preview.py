@@ -64,3 +64,29 @@ async def test_preview_without_a_file_says_what_to_do(make_app):
         await pilot.pause()
         assert app.query_one("#tabs", TabbedContent).active == "train"
         assert any("choose a dataset file" in str(n.message) for n in app._notifications)
+
+
+async def test_dataset_and_chat_tabs_are_built_only_when_first_shown(make_app):
+    from minimind_tui.app.widgets.chat_tab import ChatTab
+    app = make_app()  # preload off: nothing builds them behind the test's back
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert not app.query(DatasetTab) and not app.query(ChatTab)  # not part of the first frame
+        await pilot.press("4")
+        await wait_for(pilot, lambda: app.query(ChatTab) and app.query_one(ChatTab).is_mounted, "Chat tab")
+        assert not app.query(DatasetTab)
+        await pilot.click("Tab#--content-tab-dataset")  # a click on the tab header builds it too
+        await wait_for(pilot, lambda: app.query(DatasetTab) and app.query_one(DatasetTab).is_mounted, "Dataset")
+        assert app.query_one("#tabs", TabbedContent).active == "dataset"
+        assert app.focused is app.query_one("#ds-path", Input)  # its keys work straight away
+
+
+async def test_after_the_first_frame_the_lazy_tabs_are_built_in_the_background(make_app):
+    from minimind_tui.app.widgets.chat_tab import ChatTab
+    app = make_app(preload_tabs=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        built = lambda cls: len(app.query(cls)) == 1 and app.query_one(cls).is_mounted  # noqa: E731
+        await wait_for(pilot, lambda: built(DatasetTab) and built(ChatTab), "preloaded tabs")
+        assert app.query_one("#tabs", TabbedContent).active == "train"  # nothing switched or stole focus
+        hidden = (app.query_one(DatasetTab), app.query_one(ChatTab))
+        assert app.focused is None or not any(t in app.focused.ancestors_with_self for t in hidden)

@@ -146,7 +146,7 @@ class DatasetTab(Widget):
     def compose(self) -> ComposeResult:
         with Horizontal(id="ds-bar"):
             yield Input(placeholder="path to a .jsonl file, Enter to open", id="ds-path")
-            yield Select(KINDS, value="auto", allow_blank=False, id="ds-kind", compact=True)
+            yield Select(KINDS, value=self.kind_choice, allow_blank=False, id="ds-kind", compact=True)
             yield Input(str(self.max_seq_len), placeholder="max_seq_len", id="ds-maxlen", type="integer")
         yield Label("No file open.", id="ds-status")
         with TabbedContent(initial="ds-samples", id="ds-views"):
@@ -205,6 +205,7 @@ class DatasetTab(Widget):
             self._use_tokenizer(Path(tokenizer_dir).expanduser())
         if not self._ready:  # called by another tab before this one is on screen
             self._pending_open = (path, kind)
+            self.kind_choice = kind or "auto"  # the kind picker starts with it (see _kind_changed)
             return
         path = Path(path).expanduser()
         if not path.is_absolute():
@@ -406,6 +407,8 @@ class DatasetTab(Widget):
 
     @on(Select.Changed, "#ds-kind")
     def _kind_changed(self, event: Select.Changed) -> None:
+        if str(event.value) == self.kind_choice:
+            return  # the picker announcing its initial value after mount, not a choice by the user
         self.kind_choice = str(event.value)
         if self.path is not None:
             self.open_file(self.path, self.kind_choice)
