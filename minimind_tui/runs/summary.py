@@ -207,8 +207,11 @@ class RunState:
             return "failed", f"exited with status {exit_code}{at}: {_last_line(run_dir)}", pid, hb_age
         if self.start is None and self.last_step is None:
             return "failed", f"trainer exited before starting: {_last_line(run_dir)}", pid, hb_age
-        return "killed", (f"ended without an end event{at} (killed by a signal, host out of memory or power loss)"
-                          ), pid, hb_age
+        # No end event and no process: how it died is unknown to a dashboard that did not launch it (only the
+        # launching process can read the exit signal), but that it was killed is not.
+        stopped = f", heartbeat stopped {_secs(hb_age)} ago" if hb_age is not None else ""
+        return "killed", (f"killed{at}: no end event and the process is gone{stopped} "
+                          "(killed by a signal, host out of memory or power loss)"), pid, hb_age
 
 
 def summarize(run_dir: Path, now: float | None = None, exit_code: int | None = None) -> RunSummary:

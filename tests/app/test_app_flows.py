@@ -176,7 +176,10 @@ async def test_a_run_without_end_and_without_process_is_reported_killed(make_app
         s = monitor_summary(app)
         assert s.status == "killed" and "at step 25" in s.reason and s.can_resume
         notes = str(app.query_one("#monitor-notes").render())
-        assert "killed by a signal" in notes and "press r to resume" in notes
+        # A reopened dashboard cannot know the signal, but says plainly that it was killed, and from where to go on.
+        assert "killed at step 25: no end event and the process is gone, heartbeat stopped 10m00s ago" in notes
+        assert "killed by a signal" in notes and "last checkpoint: step 20  → press r to resume from it" in notes
+        assert not app.query_one("#resume").disabled and app.query_one("#stop").disabled
 
 
 async def test_resume_launches_train_resume_for_the_run(make_app, project, fake_launcher):

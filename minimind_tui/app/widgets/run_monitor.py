@@ -127,12 +127,12 @@ class RunMonitor(Vertical):
             notes.append(f"last checkpoint: step {s.last_ckpt_step:,}", style="green")
         else:
             notes.append("no checkpoint yet", style="dim")
+        if s.can_resume:  # on the first line: a long reason below must not push it out of view
+            notes.append("  → press r to resume from it", style="bold")
         if self.stopping_note:
             notes.append(f"\n{self.stopping_note}", style="bold yellow")
         if s.reason:
             notes.append(f"\n{s.reason}", style="bold red" if s.status in ("failed", "oom", "killed") else "")
-        if s.can_resume:
-            notes.append("  → press r to resume", style="bold")
         if s.notes:
             notes.append(f"\n{s.notes[-1]}", style="yellow")
         self.query_one("#monitor-notes", Static).update(notes)
