@@ -79,13 +79,19 @@ def lock_pid(run_dir: Path) -> int | None:
 
 
 def pid_exists(pid: int) -> bool:
+    """A running process has this pid. A zombie (exited, not yet reaped by its parent, e.g. a trainer the
+    dashboard started and a host kill ended) is not running."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): trust kill(0)
 
 
 def list_runs(root: Path) -> list[Path]:

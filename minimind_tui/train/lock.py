@@ -21,7 +21,10 @@ class RunLocked(UserError):
 
 def _start_time(pid: int) -> float | None:
     try:
-        return psutil.Process(pid).create_time()
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None  # exited (e.g. killed by the host) and not yet reaped by the dashboard that started it
+        return process.create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
 

@@ -435,8 +435,6 @@ class Trainer:
                 self.step += 1
                 if self._watchdog:
                     self._watchdog.stepped(self.step)
-                if hang_at and self.step == hang_at:
-                    test_hooks.hang_forever()
                 if stop_at and self.step == stop_at:
                     self.stop.request(f"{STOP_AT_ENV}={stop_at}")
 
@@ -463,6 +461,8 @@ class Trainer:
                     return EXIT_DONE
                 if self.step % s["save_interval"] == 0 and not last:
                     self._save(raw_model, optimizer, scaler, next_pos, loss_value)
+                if hang_at and self.step == hang_at:
+                    test_hooks.hang_forever()
 
         ok = self._save(raw_model, optimizer, scaler, (s["epochs"], 0), loss_value)
         if not ok:

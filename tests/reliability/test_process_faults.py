@@ -1,0 +1,158 @@
+"""Scenarios 7, 8, 12, 13, 14 on real trainer processes started as the dashboard starts them (own session):
+single writer, graceful stop and escalation, a host kill, the stall watchdog, permissions and sockets."""
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import time
+from pathlib import Path
+
+import pytest
+from reliability_kit import TINY, group_members, listening_sockets, of_kind, steps, train_here, wait_until
+
+from minimind_tui.runs import layout
+from minimind_tui.runs.control import read_stop_request, stop_run
+from minimind_tui.runs.launcher import ProcessLauncher
+from minimind_tui.runs.summary import summarize
+
+LONG = [*TINY, "--batch_size", "4", "--accumulation_steps", "1", "--epochs", "100000"]
+START_S = 120  # first step on a loaded 2-core box (torch import, tokenising)
+
+
+def launch(root: Path, corpus, reap_groups, *extra: str, env: dict | None = None, umask: int = 0o022):
+    """Start a long tiny pretraining run through the dashboard's launcher under the user's usual umask."""
+    old_env = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    old = os.umask(umask)
+    try:
+        launched = ProcessLauncher().launch(root, "pretrain", ["pretrain", "--data_path", str(corpus["pretrain"]), *LONG,
+                                                               *extra])
+    finally:
+        os.umask(old)
+        for k, v in old_env.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    reap_groups.append(launched.pid)  # a session leader: its pid is the group id
+    return launched
+
+
+def wait_for_step(run: Path, k: int, pid: int):
+    return wait_while_alive(run, pid, lambda: [e for e in steps(run) if e["step"] >= k], f"step {k}")
+
+
+def wait_while_alive(run: Path, pid: int, condition, what: str):
+    def check():
+        if not group_members(pid):
+            raise AssertionError(f"trainer died: {(run / 'launcher.log').read_text()[-2000:]}")
+        return condition()
+    return wait_until(check, START_S, what)
+
+
+def test_private_files_no_sockets_single_writer_and_host_kill(tmp_path, corpus, reap_groups, monkeypatch, capsys,
+                                                              measured):
+    root = tmp_path / "proj"
+    root.mkdir()
+    launched = launch(root, corpus, reap_groups, "--save_interval", "3")
+    run = launched.run_dir
+    wait_while_alive(run, launched.pid, lambda: layout.complete_checkpoints(run) and
+                     (root / "out" / "pretrain_32.pth").exists(), "a checkpoint")
+    trainer = layout.lock_pid(run)
+
+    # 14: under umask 022 the run folder is 0700 and every file in it 0600; so are the exported weights.
+    loose = []
+    for path in [run, *run.rglob("*"), root / "out", *(root / "out").iterdir()]:
+        try:
+            mode = stat.S_IMODE(path.lstat().st_mode)
+        except FileNotFoundError:
+            continue  # a checkpoint pruned or a temporary file renamed while we looked
+        want = 0o700 if path.is_dir() else 0o600
+        if mode != want:
+            loose.append(f"{path.relative_to(root)} {oct(mode)}")
+    assert loose == []
+    # 14: nothing listens on a network port (single process: no torch.distributed store).
+    assert listening_sockets(launched.pid) == [] and listening_sockets(trainer) == []
+
+    # 7: a second trainer on the same run folder is refused, naming the live writer.
+    code = train_here(root, "pretrain", "--data_path", str(corpus["pretrain"]), *TINY, "--run_dir",
+                      str(run.relative_to(root)), monkeypatch=monkeypatch)
+    assert code == 2 and "already holds a run" in capsys.readouterr().err
+    code = train_here(root, "pretrain", "--resume", str(run.relative_to(root)), monkeypatch=monkeypatch)
+    assert code == 2 and f"another trainer (pid {trainer})" in capsys.readouterr().err
+
+    # 12: the host kills the whole process group (OOM killer, preemption): no end event, no stop request.
+    step_before = steps(run)[-1]["step"]
+    os.killpg(launched.pid, signal.SIGKILL)
+    wait_until(lambda: not group_members(launched.pid), 30, "the group to die")
+    s = summarize(run)
+    assert s.status == "killed" and "killed by a signal, host out of memory" in s.reason
+    assert s.can_resume and s.last_ckpt_step is not None and s.last_ckpt_step <= step_before + 3
+    assert summarize(run, exit_code=-9).reason.startswith("killed by SIGKILL")
+    # ...and resume continues from the last good checkpoint, clearing the dead writer's lock.
+    last_good = layout.complete_checkpoints(run)[-1]
+    code = train_here(root, "pretrain", "--resume", str(run.relative_to(root)), monkeypatch=monkeypatch,
+                      env={"MINIMIND_TUI_STOP_AT_STEP": str(s.last_ckpt_step + 2)})
+    out = capsys.readouterr().out
+    assert code == 0 and "clearing a stale lock" in out and f"{last_good.name} (step {s.last_ckpt_step})" in out
+    assert of_kind(run, "start")[-1]["resumed_from"] == s.last_ckpt_step
+    assert summarize(run).status == "stopped"
+    measured["12 host kill"] = (f"SIGKILL at step {step_before}: summary 'killed' (not stopped/failed), resume offered "
+                                f"from step {s.last_ckpt_step} and continued from it")
+    measured["14 permissions"] = (f"{len(list(run.rglob('*')))} paths under the run and out/ checked under umask 022: "
+                                  f"dirs 0700, files 0600; 0 listening sockets (trainer and launcher)")
+
+
+def test_graceful_stop_leaves_nothing_behind(tmp_path, corpus, reap_groups, measured):
+    root = tmp_path / "proj"
+    root.mkdir()
+    launched = launch(root, corpus, reap_groups, "--save_interval", "1000000")
+    run = launched.run_dir
+    wait_for_step(run, 3, launched.pid)
+    outcome = stop_run(run, timeout=60)
+    assert outcome.result == "stopped", outcome.message
+    end = of_kind(run, "end")[-1]
+    assert end["status"] == "stopped" and "SIGINT" in end["reason"]
+    assert layout.complete_checkpoints(run)[-1].name == f"step_{end['step']:08d}"
+    assert group_members(launched.pid) == [] and not (run / layout.LOCK).exists()
+    assert summarize(run).status == "stopped" and summarize(run).can_resume
+    measured["8 graceful stop"] = f"SIGINT to saved-and-exited in {outcome.seconds:.2f} s, 0 processes left"
+
+
+def test_a_save_that_hangs_is_killed_after_the_timeout(tmp_path, corpus, reap_groups, measured):
+    root = tmp_path / "proj"
+    root.mkdir()
+    launched = launch(root, corpus, reap_groups, "--save_interval", "2", env={"MINIMIND_TUI_HANG_IN_SAVE": "1"})
+    run = launched.run_dir
+    wait_for_step(run, 2, launched.pid)  # step 2's save now hangs
+    timeout = 3.0
+    outcome = stop_run(run, timeout=timeout)
+    assert outcome.result == "killed", outcome.message
+    assert outcome.seconds >= timeout
+    assert group_members(launched.pid) == []
+    assert read_stop_request(run)["result"] == "killed"
+    s = summarize(run)
+    assert s.status == "killed" and "a stop was requested" in s.reason
+    assert layout.complete_checkpoints(run) == []  # nothing half-saved is listed
+    measured["8 escalation"] = (f"save hung: SIGKILL after the {timeout:g} s timeout, whole group gone "
+                                f"{outcome.seconds - timeout:.2f} s later; summary 'killed' after a stop request")
+
+
+def test_stall_watchdog_flags_a_hung_step(tmp_path, corpus, reap_groups, measured):
+    root = tmp_path / "proj"
+    root.mkdir()
+    launched = launch(root, corpus, reap_groups, "--save_interval", "1000000",
+                      env={"MINIMIND_TUI_HANG_AT_STEP": "6", "MINIMIND_TUI_STALL_MIN_S": "1.5",
+                           "MINIMIND_TUI_STALL_FACTOR": "10"})
+    run = launched.run_dir
+    wait_for_step(run, 6, launched.pid)
+    stall = wait_until(lambda: of_kind(run, "stall"), 60, "a stall event")[0]
+    last_step = steps(run)[-1]
+    assert stall["step"] == 6 == last_step["step"] and stall["seconds_since_step"] >= 1.5
+    s = summarize(run)
+    assert s.status == "stalled" and "no step for" in s.reason and s.heartbeat_age_s < layout.HEARTBEAT_STALE_S
+    assert any(n.startswith("stalled at step 6") for n in s.notes)
+    assert len(of_kind(run, "stall")) == 1  # one event per stalled step, not one per poll
+    outcome = stop_run(run, timeout=2)  # the hung main thread cannot act on SIGINT: escalation ends it
+    assert outcome.result == "killed" and group_members(launched.pid) == []
+    measured["13 stall watchdog"] = (f"main thread hung after step 6: `stall` event {stall['time'] - last_step['time']:.1f} s "
+                                     f"after the last step (threshold {stall['threshold_s']} s), summary 'stalled' while the "
+                                     f"heartbeat stayed fresh")
