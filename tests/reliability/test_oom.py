@@ -1,0 +1,113 @@
+"""Scenario 11: out of GPU memory. On CPU through the test hook (OOM whenever a batch is larger than N);
+on a GPU for real. The run ends with an `oom` event naming step, rank, batch size and memory, exit
+status 3, and the dashboard's wording; --auto_batch_size finds the largest batch that fits first."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from reliability_kit import TINY, events, of_kind, steps, train_here
+
+from minimind_tui.runs import layout
+from minimind_tui.runs.summary import summarize
+
+HOOK = "MINIMIND_TUI_FAKE_OOM_ABOVE_BATCH"
+
+
+def test_oom_is_reported_with_step_rank_batch_and_a_suggestion(tmp_path, corpus, monkeypatch, capsys):
+    code = train_here(tmp_path, "pretrain", "--data_path", str(corpus["pretrain"]), *TINY, "--batch_size", "8",
+                      "--accumulation_steps", "1", "--run_dir", "r", env={HOOK: "5"}, monkeypatch=monkeypatch)
+    assert code == 3  # distinct from done/stopped (0), crash (1) and bad input (2)
+    run = tmp_path / "r"
+    oom = of_kind(run, "oom")[0]
+    assert {k: oom[k] for k in ("step", "rank", "batch_size", "suggestion")} == \
+        {"step": 0, "rank": 0, "batch_size": 8, "suggestion": 4}
+    assert "mem_gb" in oom  # measured on CUDA; null on a CPU
+    assert events(run)[-1]["event"] == "end" and events(run)[-1]["status"] == "oom"
+    s = summarize(run, exit_code=3)
+    assert s.status == "oom" and s.reason == "out of GPU memory at step 0 — try batch size 4"
+    err = capsys.readouterr().err
+    assert "try --batch_size 4 (with --accumulation_steps 2" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("spelling", ["--auto_batch_size", "--auto-batch-size"])
+def test_auto_batch_size_halves_to_the_largest_that_fits(tmp_path, corpus, monkeypatch, capsys, spelling, measured):
+    args = ["--data_path", str(corpus["pretrain"]), *TINY, "--batch_size", "32", "--accumulation_steps", "2",
+            spelling, "--save_interval", "100"]
+    code = train_here(tmp_path, "pretrain", *args, "--run_dir", "r", env={HOOK: "5",
+                      "MINIMIND_TUI_STOP_AT_STEP": "1"}, monkeypatch=monkeypatch)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "auto batch size: 32 does not fit" in out and "trying 16" in out and "trying 4" in out
+    run = tmp_path / "r"
+    start = of_kind(run, "start")[0]
+    assert start["batch_size"] == 4 and start["accumulation_steps"] == 16  # effective batch 64 kept
+    assert any("auto batch size: 4 fits" in e["message"] for e in of_kind(run, "log"))
+    assert steps(run)[0]["samples"] == 64
+    settings = json.loads((run / layout.CONFIG).read_text())["settings"]
+    assert settings["batch_size"] == 4 and settings["accumulation_steps"] == 16
+    # A resumed run keeps the chosen batch without probing again.
+    assert train_here(tmp_path, "pretrain", "--resume", "r", env={HOOK: "5"}, monkeypatch=monkeypatch) == 0
+    assert "auto batch size" not in capsys.readouterr().out
+    assert of_kind(run, "start")[-1]["batch_size"] == 4 and of_kind(run, "end")[-1]["status"] == "done"
+    assert [e["step"] for e in steps(run)] == [1, 2]
+    measured["11 auto batch size"] = "asked 32 with OOM above 5: probed 32, 16, 8 -> 4, accumulation 2 -> 16"
+
+
+def test_auto_batch_size_keeps_a_batch_that_fits(tmp_path, corpus, monkeypatch, capsys):
+    assert train_here(tmp_path, "pretrain", "--data_path", str(corpus["pretrain"]), *TINY, "--batch_size", "8",
+                      "--accumulation_steps", "1", "--auto_batch_size", "--run_dir", "r",
+                      env={"MINIMIND_TUI_STOP_AT_STEP": "1"}, monkeypatch=monkeypatch) == 0
+    assert of_kind(tmp_path / "r", "start")[0]["batch_size"] == 8
+    assert "auto batch size: 8 fits at 48 tokens" in capsys.readouterr().out
+
+
+def test_even_batch_one_does_not_fit_is_an_oom_exit(tmp_path, corpus, monkeypatch):
+    from minimind_tui.train import test_hooks
+
+    monkeypatch.setattr(test_hooks, "fake_oom_for_batch", lambda b: (_ for _ in ()).throw(torch.OutOfMemoryError("x")))
+    from minimind_tui.train import auto_batch
+    monkeypatch.setattr(auto_batch, "fake_oom_for_batch", test_hooks.fake_oom_for_batch)
+    code = train_here(tmp_path, "pretrain", "--data_path", str(corpus["pretrain"]), *TINY, "--batch_size", "4",
+                      "--auto_batch_size", "--run_dir", "r", monkeypatch=monkeypatch)
+    assert code == 3 and of_kind(tmp_path / "r", "end")[-1]["status"] == "oom"
+
+
+def _long_corpus(path, lines=2000, chars=6000):
+    import random
+    rng = random.Random(0)
+    words = ["alpha", "beta", "gamma", "delta", "训练", "数据", "模型", "hello", "world", "1234"]
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(lines):
+            f.write(json.dumps({"text": " ".join(rng.choice(words) for _ in range(chars // 5))},
+                               ensure_ascii=False) + "\n")
+    return path
+
+
+BIG = ["--dim", "1024", "--n_layers", "16", "--n_heads", "16", "--n_kv_heads", "4", "--max_seq_len", "2048",
+       "--device", "cuda:0", "--dtype", "bfloat16", "--chunk_tokens", "-1", "--log_interval", "1"]
+
+
+@pytest.mark.gpu
+def test_real_cuda_oom_is_reported(tmp_path, monkeypatch):
+    data = _long_corpus(tmp_path / "long.jsonl")
+    code = train_here(tmp_path, "pretrain", "--data_path", str(data), *BIG, "--batch_size", "2000",
+                      "--accumulation_steps", "1", "--run_dir", "r", monkeypatch=monkeypatch)
+    assert code == 3
+    oom = of_kind(tmp_path / "r", "oom")[0]
+    assert oom["batch_size"] == 2000 and oom["suggestion"] == 1000 and oom["mem_gb"] > 1
+    assert summarize(tmp_path / "r").reason.startswith("out of GPU memory at step 0 — try batch size 1000")
+
+
+@pytest.mark.gpu
+def test_real_cuda_auto_batch_size_fits_and_trains(tmp_path, monkeypatch, capsys):
+    data = _long_corpus(tmp_path / "long.jsonl", lines=600)
+    code = train_here(tmp_path, "pretrain", "--data_path", str(data), *BIG, "--batch_size", "512",
+                      "--accumulation_steps", "1", "--auto_batch_size", "--run_dir", "r",
+                      env={"MINIMIND_TUI_STOP_AT_STEP": "2"}, monkeypatch=monkeypatch)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    start = of_kind(tmp_path / "r", "start")[0]
+    assert 1 <= start["batch_size"] < 512 and start["batch_size"] * start["accumulation_steps"] == 512
+    assert "does not fit" in out
