@@ -44,10 +44,23 @@ class Progress:
             self.last_emit = now
 
 
-def _dataset(mode: str, jsonl: JsonlFile, tokenizer, max_length: int, skip_bad_lines: bool):
+def _dataset(mode: str, jsonl: JsonlFile, tokenizer, max_length: int, skip_bad_lines: bool, report=print):
     from dataset.datasets import PretrainDataset, SFTDataset
     cls = PretrainDataset if mode == "pretrain" else SFTDataset
-    return cls(jsonl.path, tokenizer, max_length, skip_bad_lines=skip_bad_lines, jsonl=jsonl)
+    return cls(jsonl.path, tokenizer, max_length, skip_bad_lines=skip_bad_lines, report=report, jsonl=jsonl)
+
+
+def _skip_reporter(emit):
+    """--skip_bad_lines: say how many lines were skipped in train.log and, as a warning, in the run's events
+    (the dashboard shows it); the message is kept with the token cache so a cached start repeats it."""
+    said: list[str] = []
+
+    def report(text: str) -> None:
+        said.append(text)
+        print(text, flush=True)
+        if emit:
+            emit("log", level="warning", message=text)
+    return report, said
 
 
 def prepare(settings: dict, tokenizer, info: DistInfo, emit=None, check_stop=lambda: None,
@@ -76,15 +89,19 @@ def _open_or_build(settings: dict, tokenizer, root: Path, emit, check_stop) -> T
                     bool(settings["skip_bad_lines"]))
     folder = root / key
     cache = open_cache(folder)
+    report, said = _skip_reporter(emit)
     if cache is not None:
         print(f"data: {path} ({len(cache)} samples, {cache.n_tokens} tokens; cached tokens {folder})", flush=True)
+        if cache.meta.get("skipped"):
+            report(cache.meta["skipped"])
         return cache
     shutil.rmtree(folder, ignore_errors=True)  # a damaged cache: rebuild
     print(f"data: checking {path} ({jsonl.n_lines} lines)", flush=True)
-    ds = _dataset(settings["mode"], jsonl, tokenizer, settings["max_seq_len"], bool(settings["skip_bad_lines"]))
+    ds = _dataset(settings["mode"], jsonl, tokenizer, settings["max_seq_len"], bool(settings["skip_bad_lines"]),
+                  report)
     meta = {"data_path": str(path.resolve()), "data_fingerprint": jsonl.fingerprint,
             "tokenizer_fingerprint": tokenizer.fingerprint(), "max_length": settings["max_seq_len"],
-            "mode": settings["mode"]}
+            "mode": settings["mode"], "skipped": said[0] if said else None}
     cache = build(ds, folder, tokenizer.vocab_size, meta, progress=Progress(f"tokenising {path.name}", emit,
                                                                               check_stop))
     print(f"data: {len(cache)} samples, {cache.n_tokens} tokens, cached in {folder}", flush=True)
