@@ -56,26 +56,55 @@ class TrainerLock:
 
     def acquire(self) -> "TrainerLock":
         me = f"{os.getpid()} {_start_time(os.getpid()) or 0:.3f} {socket.gethostname()}\n"
-        for _ in range(3):
+        for _ in range(5):
+            if self._create(me):
+                self.held = True
+                return self
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-            except FileExistsError:
-                try:
-                    text = self.path.read_text()
-                except FileNotFoundError:
-                    continue
-                pid = _holder_alive(text)
-                if pid is not None and pid != os.getpid():
-                    raise RunLocked(f"{self.path.parent}: another trainer (pid {pid}) is writing to this run; "
-                                    f"stop it first, or start a new run") from None
-                print(f"clearing a stale lock left by a process that is gone: {text.split()[:1]}", flush=True)
-                self.path.unlink(missing_ok=True)
+                text = self.path.read_text()
+            except FileNotFoundError:
                 continue
-            with os.fdopen(fd, "w") as f:
-                f.write(me)
-            self.held = True
-            return self
+            pid = _holder_alive(text)
+            if pid is not None and pid != os.getpid():
+                raise RunLocked(f"{self.path.parent}: another trainer (pid {pid}) is writing to this run; "
+                                f"stop it first, or start a new run") from None
+            if self._clear_stale(text):
+                print(f"clearing a stale lock left by a process that is gone: {text.split()[:1]}", flush=True)
         raise RunLocked(f"{self.path}: could not take the run lock (another trainer is starting?)")
+
+    def _create(self, content: str) -> bool:
+        """Create the lock with its content in one step (a hard link of a finished file), so no other
+        trainer ever reads a half-written lock and takes it for a stale one."""
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(content)
+        try:
+            os.link(tmp, self.path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _clear_stale(self, stale: str) -> bool:
+        """Remove the lock only if it is still the stale one we read: two trainers clearing the same stale
+        lock at once must not remove the lock the faster one has just taken."""
+        grave = self.path.with_name(f".{self.path.name}.stale-{os.getpid()}")
+        try:
+            os.rename(self.path, grave)
+        except FileNotFoundError:
+            return False
+        try:
+            if grave.read_text() == stale:
+                return True
+            try:
+                os.link(grave, self.path)  # a fresh lock taken meanwhile: put it back
+            except FileExistsError:
+                pass
+            return False
+        finally:
+            grave.unlink(missing_ok=True)
 
     def release(self) -> None:
         if self.held:

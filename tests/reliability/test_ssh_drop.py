@@ -85,10 +85,10 @@ async def test_hangup_keeps_the_run_and_a_new_dashboard_reattaches(tmp_path, cor
         assert group_members(trainer_group) and layout.is_alive(run)
 
         # A new dashboard (headless) finds the live run and streams it.
+        t1 = time.monotonic()
         app = create_app(root, gpu_monitor=FakeGpuMonitor(), system_monitor=FakeSystemMonitor(),
                          launcher=ProcessLauncher(), poll_interval=0.2, gpu_interval=None)
         async with app.run_test(size=(80, 24)) as pilot:
-            t1 = time.monotonic()
             for _ in range(500):
                 view = app.query_one(RunMonitor).view
                 if view and view.summary and view.summary.status == "live":
