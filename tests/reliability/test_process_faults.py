@@ -136,17 +136,40 @@ def test_a_save_that_hangs_is_killed_after_the_timeout(tmp_path, corpus, reap_gr
                                 f"{outcome.seconds - timeout:.2f} s later; summary 'killed' after a stop request")
 
 
-def test_stall_watchdog_flags_a_hung_step(tmp_path, corpus, reap_groups, measured):
+async def test_stall_watchdog_flags_a_hung_step_and_the_dashboard_rings(tmp_path, corpus, reap_groups, measured):
+    from minimind_tui.app.main import create_app
+    from minimind_tui.app.widgets.run_monitor import RunMonitor
+    from minimind_tui.gpu.fake import FakeGpuMonitor, FakeSystemMonitor
+
     root = tmp_path / "proj"
     root.mkdir()
     launched = launch(root, corpus, reap_groups, "--save_interval", "1000000",
-                      env={"MINIMIND_TUI_HANG_AT_STEP": "6", "MINIMIND_TUI_STALL_MIN_S": "1.5",
+                      env={"MINIMIND_TUI_HANG_AT_STEP": "6", "MINIMIND_TUI_STALL_MIN_S": "5",
                            "MINIMIND_TUI_STALL_FACTOR": "10"})
     run = launched.run_dir
     wait_for_step(run, 6, launched.pid)
-    stall = wait_until(lambda: of_kind(run, "stall"), 60, "a stall event")[0]
+    # A dashboard watching the run when it stalls: it flags it and rings the terminal bell.
+    app = create_app(root, gpu_monitor=FakeGpuMonitor(), system_monitor=FakeSystemMonitor(),
+                     launcher=ProcessLauncher(), poll_interval=0.2, gpu_interval=None)
+    bells = []
+    app.bell = lambda: bells.append(time.time())
+    async with app.run_test(size=(80, 24)) as pilot:
+        def status():
+            view = app.query_one(RunMonitor).view
+            return view.summary.status if view and view.summary else None
+        for _ in range(500):
+            if status() is not None:
+                break
+            await pilot.pause(0.02)
+        assert status() == "live", "the dashboard must see the run live before the stall (5 s window)"
+        for _ in range(1000):
+            if status() == "stalled" and bells:
+                break
+            await pilot.pause(0.02)
+        assert status() == "stalled" and bells
+    stall = of_kind(run, "stall")[0]
     last_step = steps(run)[-1]
-    assert stall["step"] == 6 == last_step["step"] and stall["seconds_since_step"] >= 1.5
+    assert stall["step"] == 6 == last_step["step"] and stall["seconds_since_step"] >= 5
     s = summarize(run)
     assert s.status == "stalled" and "no step for" in s.reason and s.heartbeat_age_s < layout.HEARTBEAT_STALE_S
     assert any(n.startswith("stalled at step 6") for n in s.notes)
@@ -154,5 +177,6 @@ def test_stall_watchdog_flags_a_hung_step(tmp_path, corpus, reap_groups, measure
     outcome = stop_run(run, timeout=2)  # the hung main thread cannot act on SIGINT: escalation ends it
     assert outcome.result == "killed" and group_members(launched.pid) == []
     measured["13 stall watchdog"] = (f"main thread hung after step 6: `stall` event {stall['time'] - last_step['time']:.1f} s "
-                                     f"after the last step (threshold {stall['threshold_s']} s), summary 'stalled' while the "
-                                     f"heartbeat stayed fresh")
+                                     f"after the last step (threshold {stall['threshold_s']} s), dashboard went live -> "
+                                     f"stalled and rang the bell {bells[0] - stall['time']:.2f} s after the event, "
+                                     f"heartbeat fresh throughout")
