@@ -18,7 +18,10 @@ Added by the trainer (readers may ignore them):
   step     also step_s (seconds per optimizer step over the window), rss_gb; epoch is 0-based; loss,
            rates and samples cover all ranks
   ckpt     also weights (the MiniMind-style file refreshed with it, e.g. out/pretrain_512.pth)
-  log      level "warning": e.g. a corrupt checkpoint skipped on resume
+  log      level "warning": e.g. a corrupt checkpoint skipped on resume, bad lines skipped (--skip_bad_lines);
+           level "info": e.g. the batch size --auto_batch_size chose
+  stall    also threshold_s; written by the trainer's watchdog thread when no step finished for
+           max(10 x the median step time, 60 s) (saves excluded), once per stalled step
 Trainer exit statuses: 0 done or stopped, 1 crashed (end failed), 2 bad input, 3 out of memory (end oom).
 Readers ignore unknown fields and unknown events, so adding either does not bump the version.
 """
