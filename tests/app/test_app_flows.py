@@ -356,3 +356,26 @@ async def test_launching_from_inside_a_field_still_shows_the_runs_tab(make_app, 
         await wait_for(pilot, lambda: app.query_one(TabbedContent).active == "runs", "Runs tab")
         await pilot.pause(0.1)
         assert app.query_one(TabbedContent).active == "runs"
+
+
+async def test_coming_back_to_the_train_tab_keeps_the_chosen_dataset_and_base(make_app, project):
+    """The Train tab rescans files each time it is shown; the rescan must not blank the user's choices."""
+    make_run(project, "20251101-090000-pretrain", mode="pretrain", steps=20, end="done", ckpt_at=(20,))
+    app = make_app(demo=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.query_one(TrainForm)
+        dataset, init = form.query_one("#dataset"), form.query_one("#init")
+        await wait_for(pilot, lambda: dataset.value == "dataset/demo_pretrain.jsonl", "demo corpus chosen",
+                       rounds=1000)
+        form.query_one("#mode").value = "sft"
+        await wait_for(pilot, lambda: dataset.value == "dataset/demo_sft.jsonl", "demo SFT corpus")
+        base = next(v for _, v in init._options if "20251101-090000-pretrain" in str(v))
+        init.value = base
+        scans = form.scans_done
+        await pilot.press("2")
+        await pilot.press("1")
+        await wait_for(pilot, lambda: form.scans_done > scans, "rescan")
+        await pilot.pause()
+        assert dataset.value == "dataset/demo_sft.jsonl" and init.value == base
+        labels = [label for label, _ in dataset._options]
+        assert "demo pretrain corpus (bundled)" not in labels  # written once, then listed as files

@@ -262,3 +262,24 @@ async def test_no_checkpoints_and_no_model_are_explained(tmp_path):
         assert any("No checkpoint found under out/ or runs/" in n for n in notes)
         assert any("Load a checkpoint first" in n for n in notes)
         assert messages(app) == []
+
+
+async def test_until_the_user_picks_one_the_picker_follows_the_newest_checkpoint(root, vocab):
+    import os
+    app = Host(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tab = app.query_one(ChatTab)
+        picker = app.query_one("#chat-ckpt", Select)
+        await pilot.pause()
+        assert picker.value == str(tab.checkpoints[0].path)  # the run's step-40 checkpoint: the newest
+        newer = root / "out" / "full_sft_99.pth"
+        save_tiny(newer, vocab)
+        os.utime(newer, (2e9, 2e9))  # newer than everything else, whatever the file system's clock
+        tab.display = False
+        await pilot.pause()
+        tab.display = True  # shown again: a run has saved a newer checkpoint meanwhile
+        await wait_for(pilot, lambda: picker.value == str(newer), "newest checkpoint picked")
+        await pilot.pause()
+        assert app.query_one("#chat-mode", Select).value == "chat"  # an SFT file: chat mode
+        # Shown again with focus on Load: Enter loads the picked checkpoint.
+        assert app.focused is app.query_one("#chat-load")

@@ -54,11 +54,12 @@ class ChatMessage(Static):
 
 class ChatTab(Widget):
     DEFAULT_CSS = """
-    ChatTab { layout: vertical; height: 1fr; }
-    ChatTab #chat-top, ChatTab #chat-settings, ChatTab #chat-system-row { height: 1; margin: 0 0 1 0; }
+    ChatTab { layout: vertical; height: 1fr; padding: 0 1; }
+    ChatTab #chat-top, ChatTab #chat-settings, ChatTab #chat-system-row { height: 1; }
+    ChatTab #chat-top { margin: 1 0 0 0; }
     ChatTab #chat-ckpt { width: 1fr; }
-    ChatTab #chat-mode { width: 18; margin: 0 1; }
-    ChatTab #chat-top Button { margin: 0 1 0 0; }
+    ChatTab #chat-mode { width: 16; margin: 0 1; }
+    ChatTab #chat-top Button { margin: 0 1 0 0; width: auto; min-width: 6; }
     ChatTab Label { padding: 0 1 0 0; }
     ChatTab #chat-settings Input { width: 6; margin: 0 2 0 0; }
     ChatTab #chat-system { width: 1fr; }
@@ -86,6 +87,8 @@ class ChatTab(Widget):
         self.session = None  # minimind_tui.chat.session.ChatSession once loaded
         self.loaded_path: Path | None = None
         self._picked: str | None = None  # the checkpoint chosen in the picker (its path)
+        self._auto_picked = True  # the picker shows the newest on its own until the user picks one
+        self._auto_value: str | None = None  # what the picker chose on its own
         self.generating = False
         self.last_reply = ""
         self._stop = threading.Event()
@@ -129,6 +132,10 @@ class ChatTab(Widget):
     # ---- checkpoints and loading --------------------------------------------------------------------
     def on_show(self) -> None:
         self.refresh_checkpoints()  # a run may have saved a new checkpoint since the tab was last seen
+        focused = self.screen.focused
+        if focused is None or self not in focused.ancestors_with_self:  # this tab's keys work at once
+            # Enter then loads the newest checkpoint, or sends a message once a model is loaded.
+            self.query_one("#chat-input" if self.session is not None else "#chat-load").focus()
 
     def refresh_checkpoints(self) -> None:
         found = find_checkpoints(self.root)
@@ -140,11 +147,12 @@ class ChatTab(Widget):
         with select.prevent(Select.Changed):
             select.set_options((self._option_label(c), str(c.path)) for c in found)
         paths = [str(c.path) for c in found]
-        if current in paths:
+        if current in paths and not self._auto_picked:
             with select.prevent(Select.Changed):
                 select.value = current
         elif paths:
-            select.value = paths[0]
+            self._auto_value = paths[0]
+            select.value = paths[0]  # the newest (a run may have saved a newer one since)
 
     @staticmethod
     def _option_label(c: CheckpointInfo) -> str:
@@ -154,6 +162,8 @@ class ChatTab(Widget):
 
     @on(Select.Changed, "#chat-ckpt")
     def _checkpoint_picked(self, event: Select.Changed) -> None:
+        if str(event.value) != self._auto_value:
+            self._auto_picked = False
         info = self._selected_checkpoint()
         if info is not None and str(info.path) != self._picked:
             self._picked = str(info.path)

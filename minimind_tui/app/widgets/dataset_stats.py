@@ -2,6 +2,7 @@
 lines (bad, zero trained tokens, duplicates) that jumps to the line when a row is chosen."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -44,10 +45,11 @@ def measured_throughput(root: Path) -> tuple[float, str] | None:
 class StatsPane(VerticalScroll):
     DEFAULT_CSS = """
     StatsPane { height: 1fr; padding: 0 1; }
-    StatsPane > #ds-stats-bar { height: 3; }
+    StatsPane > #ds-stats-bar { height: 1; margin-top: 1; }
     StatsPane > #ds-stats-bar > Button { margin-right: 1; min-width: 10; }
-    StatsPane > #ds-stats-bar > Input { width: 24; }
-    StatsPane > #ds-stats-bar > ProgressBar { width: 1fr; height: 3; padding: 1 1 0 1; }
+    StatsPane > #ds-stats-bar > Input { width: 18; }
+    StatsPane > #ds-stats-bar > ProgressBar { width: 1fr; height: 1; padding: 0 1; }
+    StatsPane > #ds-stats-bar > ProgressBar > Bar { width: 1fr; }
     StatsPane > #ds-stats-summary { height: auto; margin: 1 0; }
     StatsPane > #ds-problems { height: auto; max-height: 20; }
     StatsPane > Label { color: $text-muted; }
@@ -63,12 +65,14 @@ class StatsPane(VerticalScroll):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.stats: DatasetStats | None = None
+        self.names: tuple[str, str | None] | None = None  # (file, tokenizer) as the report shows them
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="ds-stats-bar"):
-            yield Button("Compute", id="ds-stats-run", variant="primary")
-            yield Button("Cancel", id="ds-stats-cancel", disabled=True)
-            yield Input(placeholder="throughput tok/s", id="ds-throughput", type="number")
+            yield Button("Compute", id="ds-stats-run", variant="primary", compact=True)
+            yield Button("Cancel", id="ds-stats-cancel", disabled=True, compact=True)
+            yield Input(placeholder="throughput tok/s", id="ds-throughput", type="number", compact=True,
+                        tooltip="real tokens/s of training, for the time per epoch")
             yield ProgressBar(total=100, show_eta=False, id="ds-stats-progress")
         yield Static("Statistics are computed in the background when this view opens (c: cancel).",
                      id="ds-stats-summary")
@@ -102,7 +106,8 @@ class StatsPane(VerticalScroll):
     def show(self, st: DatasetStats) -> None:
         self.stats = st
         self.running(False)
-        report = format_report(st, list_bad=False)
+        shown = replace(st, path=self.names[0], tokenizer=self.names[1]) if self.names else st
+        report = format_report(shown, list_bad=False)
         if not st.complete:
             report = f"Cancelled after {st.processed_lines:,} lines: figures cover those lines only.\n" + report
         self.query_one("#ds-stats-summary", Static).update(Text(report))

@@ -85,26 +85,27 @@ class DatasetTab(Widget):
 
     DEFAULT_CSS = """
     DatasetTab { height: 1fr; }
-    DatasetTab > #ds-bar { height: 3; }
+    DatasetTab > #ds-bar { height: 1; margin: 1 1 0 1; }
     DatasetTab > #ds-bar > #ds-path { width: 1fr; }
-    DatasetTab > #ds-bar > #ds-kind { width: 18; }
-    DatasetTab > #ds-bar > #ds-maxlen { width: 16; }
+    DatasetTab > #ds-bar > #ds-kind { width: 14; margin: 0 1; }
+    DatasetTab > #ds-bar > Label { color: $text-muted; padding: 0 1 0 0; }
+    DatasetTab > #ds-bar > #ds-maxlen { width: 7; }
     DatasetTab > #ds-status { height: 1; padding: 0 1; color: $text-muted; }
     DatasetTab > #ds-views { height: 1fr; }
-    DatasetTab #ds-nav { height: 3; }
+    DatasetTab #ds-nav { height: 1; margin: 1 1; }
     DatasetTab #ds-nav > Button { min-width: 8; margin-right: 1; }
-    DatasetTab #ds-nav > #ds-jump { width: 16; }
-    DatasetTab #ds-nav > #ds-pos { padding: 1 1 0 1; }
+    DatasetTab #ds-nav > #ds-jump { width: 12; }
+    DatasetTab #ds-nav > #ds-pos { padding: 0 1; }
     """
 
     BINDINGS = [
         Binding("n", "next", "Next"),
         Binding("p", "previous", "Prev"),
-        Binding("g", "jump", "Go to line"),
+        Binding("g", "jump", "Go to"),
         Binding("x", "random", "Random"),
-        Binding("j", "raw", "Raw JSON"),
+        Binding("j", "raw", "Raw"),
         Binding("t", "view('ds-tokens')", "Tokens"),
-        Binding("i", "view('ds-stats')", "Statistics"),
+        Binding("i", "view('ds-stats')", "Stats"),
         Binding("d", "ids", "Token ids", show=False),
         Binding("c", "cancel_stats", "Cancel stats", show=False),
     ]
@@ -145,18 +146,20 @@ class DatasetTab(Widget):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="ds-bar"):
-            yield Input(placeholder="path to a .jsonl file, Enter to open", id="ds-path")
+            yield Input(placeholder="path to a .jsonl file, Enter to open", id="ds-path", compact=True)
             yield Select(KINDS, value=self.kind_choice, allow_blank=False, id="ds-kind", compact=True)
-            yield Input(str(self.max_seq_len), placeholder="max_seq_len", id="ds-maxlen", type="integer")
+            yield Label("seq len")
+            yield Input(str(self.max_seq_len), placeholder="max_seq_len", id="ds-maxlen", type="integer",
+                        compact=True, tooltip="max_seq_len: where training truncates each sample")
         yield Label("No file open.", id="ds-status")
         with TabbedContent(initial="ds-samples", id="ds-views"):
             with TabPane("Samples", id="ds-samples"):
                 with Horizontal(id="ds-nav"):
-                    yield Button("◀ Prev", id="ds-prev")
-                    yield Button("Next ▶", id="ds-next")
-                    yield Button("Random", id="ds-random")
-                    yield Button("Raw JSON", id="ds-raw")
-                    yield Input(placeholder="go to line", id="ds-jump", type="integer")
+                    yield Button("◀ Prev", id="ds-prev", compact=True)
+                    yield Button("Next ▶", id="ds-next", compact=True)
+                    yield Button("Random", id="ds-random", compact=True)
+                    yield Button("Raw JSON", id="ds-raw", compact=True)
+                    yield Input(placeholder="go to line", id="ds-jump", type="integer", compact=True)
                     yield Label("", id="ds-pos")
                 yield SampleView(id="ds-sample")
             with TabPane("Tokens", id="ds-tokens"):
@@ -375,6 +378,18 @@ class DatasetTab(Widget):
     def action_ids(self) -> None:
         self.query_one(TokenPane).toggle_ids()
 
+    def shown_path(self, path) -> str:
+        """A path as the user thinks of it: relative to the project, the bundled tokenizer by name, else with ~."""
+        from minimind_tui.demo import demo_tokenizer_dir
+        path = Path(path)
+        if path.resolve() == demo_tokenizer_dir().resolve():
+            return "bundled demo tokenizer"
+        try:
+            return str(path.resolve().relative_to(self.root.resolve()))
+        except ValueError:
+            home = Path.home()
+            return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
+
     # ---- status line ---------------------------------------------------------------------------------------
     def _status(self, text: str, error: bool = False) -> None:
         self.query_one("#ds-status", Label).update(Text(text, style="bold red" if error else ""))
@@ -545,6 +560,8 @@ class DatasetTab(Widget):
             pane.reset(m.error or "statistics failed")
             return
         pane.progress(m.stats.processed_lines, max(m.stats.lines, 1) if m.stats.complete else len(self.jsonl))
+        tokenizer = getattr(self.tokenizer, "path", None)
+        pane.names = (self.shown_path(self.path), self.shown_path(tokenizer) if tokenizer else m.stats.tokenizer)
         pane.show(m.stats)
         if not m.stats.complete:
             self._stats_key = None  # a cancelled run is not a result to keep: opening the view again restarts it

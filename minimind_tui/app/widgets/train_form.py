@@ -84,6 +84,7 @@ class TrainForm(VerticalScroll):
         self._recipe_after_mode: tuple[str, ...] | None = None
         self._demo_data: DemoData | None = None   # known once the demo corpus was used
         self._scanned_once = False
+        self.scans_done = 0  # how many scans have been applied (tests wait on it)
 
     def compose(self) -> ComposeResult:
         with Grid(id="form-grid"):
@@ -147,7 +148,7 @@ class TrainForm(VerticalScroll):
         corpus first (once)."""
         demo = demo_data(self.root) if self.demo and not self._scanned_once else None
         datasets = [(str(p.relative_to(self.root)), str(p.relative_to(self.root))) for p in local_datasets(self.root)]
-        if demo is None:
+        if demo is None and self._demo_data is None:  # once written, the demo files are listed as files
             datasets += [(label, value) for value, label in DEMO_CHOICES.items()]
         checkpoints = []
         for ck in layout.find_checkpoints(self.root):
@@ -174,13 +175,14 @@ class TrainForm(VerticalScroll):
         choices = message.choices
         self._out_weights = choices.out_weights
         dataset = self.query_one("#dataset", Select)
-        dataset.set_options(choices.datasets)
         dataset.prompt = "choose a file, or type a path below" if choices.datasets else "no .jsonl in ./dataset"
+        self._keep_choice(dataset, choices.datasets, self._value("data_path"))
         init = self.query_one("#init", Select)
-        init.set_options([("trainer default (out/pretrain_<dim>.pth)", TRAINER_DEFAULT_INIT), *choices.checkpoints])
-        init.value = TRAINER_DEFAULT_INIT
+        self._keep_choice(init, [("trainer default (out/pretrain_<dim>.pth)", TRAINER_DEFAULT_INIT),
+                                 *choices.checkpoints], self._value("init") or TRAINER_DEFAULT_INIT)
         first = not self._scanned_once
         self._scanned_once = True
+        self.scans_done += 1
         if choices.demo is not None and first:
             # Demo: SFT when the demo pretrain weights exist, else pretrain first (SFT starts from its weights).
             dim = PRESETS["demo"].dim
@@ -194,6 +196,14 @@ class TrainForm(VerticalScroll):
             self.app.notify("the bundled demo corpus is not available in this build", severity="warning")
             return
         self._use_demo(message.mode, message.demo)
+
+    @staticmethod
+    def _keep_choice(select: Select, options: list[tuple[str, str]], current: str) -> None:
+        """New options (a rescan each time the tab is shown) without losing what was chosen or typed."""
+        with select.prevent(Select.Changed):
+            select.set_options(options)
+            if any(value == current for _, value in options):
+                select.value = current
 
     def _use_demo(self, mode: str, demo: DemoData) -> None:
         """Select the demo corpus for `mode` with the demo recipe (preset, lengths, lr, epochs)."""
