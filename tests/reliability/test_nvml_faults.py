@@ -15,16 +15,21 @@ from minimind_tui.gpu.fake import MODES, FakeGpu, FakeNvml, FakeSystemMonitor
 from minimind_tui.gpu.nvml import NvmlMonitor
 
 
+async def reading_panel(app, pilot) -> GpuPanel:
+    """The GPU panel once it holds a reading (the app composes and reads NVML in the background)."""
+    for _ in range(500):
+        panels = app.query(GpuPanel)
+        if panels and panels.first().gpu is not None:
+            return panels.first()
+        await pilot.pause(0.02)
+    raise AssertionError("the GPU panel never got a reading")
+
+
 async def panel_text(nvml, root) -> str:
     app = create_app(root, gpu_monitor=NvmlMonitor(nvml=nvml), system_monitor=FakeSystemMonitor(),
-                     launcher=None, clock=time.time, poll_interval=None, gpu_interval=0.05)
+                     launcher=None, clock=time.time, poll_interval=None, gpu_interval=None)
     async with app.run_test(size=(80, 24)) as pilot:
-        panel = app.query_one(GpuPanel)
-        for _ in range(250):
-            if panel.gpu is not None:
-                break
-            await pilot.pause(0.02)
-        assert panel.gpu is not None, "the GPU panel never got a reading"
+        panel = await reading_panel(app, pilot)
         await pilot.press("alt+2")  # the rest of the app answers
         await pilot.pause()
         assert app.query_one(TabbedContent).active == "runs"
@@ -59,13 +64,8 @@ async def test_dashboard_starts_and_marks_only_the_failing_cells(tmp_path, mode,
 async def test_the_real_nvml_on_a_machine_without_a_driver(tmp_path):
     """Whatever this machine has (here: no NVIDIA driver), the app starts and says so in one line."""
     app = create_app(tmp_path, gpu_monitor=NvmlMonitor(), system_monitor=FakeSystemMonitor(), launcher=None,
-                     poll_interval=None, gpu_interval=0.05)
+                     poll_interval=None, gpu_interval=None)
     async with app.run_test(size=(80, 24)) as pilot:
-        panel = app.query_one(GpuPanel)
-        for _ in range(250):
-            if panel.gpu is not None:
-                break
-            await pilot.pause(0.02)
-        assert panel.gpu is not None
+        panel = await reading_panel(app, pilot)
         if panel.gpu.unavailable:
             assert panel.render().plain.count("\n") == 1
