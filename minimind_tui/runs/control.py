@@ -32,9 +32,16 @@ class StopOutcome:
 
 
 def run_pids(run_dir: Path) -> list[int]:
-    """The trainer's pid (from its lock) and the launcher's, whichever are alive."""
+    """The trainer's pid (from its lock) and the launcher's, whichever are alive, and all their descendants:
+    torchrun starts each rank in a session of its own, which a signal to torchrun's group never reaches."""
     pids = [p for p in (layout.lock_pid(run_dir), launcher_pid(run_dir)) if p is not None]
-    return [p for p in dict.fromkeys(pids) if _alive(p)]
+    found = [p for p in dict.fromkeys(pids) if _alive(p)]
+    for pid in list(found):
+        try:
+            found += [c.pid for c in psutil.Process(pid).children(recursive=True)]
+        except psutil.Error:
+            continue
+    return [p for p in dict.fromkeys(found) if _alive(p)]
 
 
 def stop_run(run_dir: Path, timeout: float = DEFAULT_TIMEOUT_S, poll: float = 0.1,

@@ -8,6 +8,7 @@ import stat
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from reliability_kit import TINY, group_members, listening_sockets, of_kind, steps, train_here, wait_until
 
@@ -34,6 +35,13 @@ def launch(root: Path, corpus, reap_groups, *extra: str, env: dict | None = None
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     reap_groups.append(launched.pid)  # a session leader: its pid is the group id
     return launched
+
+
+def _running(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def wait_for_step(run: Path, k: int, pid: int):
@@ -180,3 +188,45 @@ async def test_stall_watchdog_flags_a_hung_step_and_the_dashboard_rings(tmp_path
                                      f"after the last step (threshold {stall['threshold_s']} s), dashboard went live -> "
                                      f"stalled and rang the bell {bells[0] - stall['time']:.2f} s after the event, "
                                      f"heartbeat fresh throughout")
+
+
+def launch_two_ranks(root, corpus, reap_groups, env=None):
+    old_env = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        launched = ProcessLauncher().launch(root, "pretrain", [
+            "pretrain", "--data_path", str(corpus["pretrain"]), *[a for a in LONG if a not in ("--device", "cpu")],
+            "--save_interval", "1000000"], gpus=2)
+    finally:
+        for k, v in old_env.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    reap_groups.append(launched.pid)
+    wait_for_step(launched.run_dir, 3, launched.pid)
+    tree = [psutil.Process(launched.pid), *psutil.Process(launched.pid).children(recursive=True)]
+    ranks = [p for p in tree if "torch.distributed.run" not in " ".join(p.cmdline())]
+    # torchrun starts each rank in a session of its own: a signal to torchrun's group alone misses them.
+    assert len(ranks) == 2 and all(os.getsid(p.pid) != os.getsid(launched.pid) for p in ranks)
+    reap_groups.extend(p.pid for p in ranks)
+    return launched, tree
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("save", ["normal", "hangs"])
+def test_stopping_a_two_process_run_leaves_no_rank_behind(tmp_path, corpus, reap_groups, measured, save):
+    root = tmp_path / "proj"
+    root.mkdir()
+    launched, tree = launch_two_ranks(root, corpus, reap_groups,
+                                      env={"MINIMIND_TUI_HANG_IN_SAVE": "1"} if save == "hangs" else None)
+    run = launched.run_dir
+    outcome = stop_run(run, timeout=60 if save == "normal" else 3)
+    if save == "normal":  # torchrun and the ranks all get the stop; rank 0 saves once every rank finished the step
+        assert outcome.result == "stopped", outcome.message
+        end = of_kind(run, "end")[-1]
+        assert end["status"] == "stopped" and of_kind(run, "start")[-1]["world_size"] == 2
+        assert layout.complete_checkpoints(run)[-1].name == f"step_{end['step']:08d}"
+    else:  # rank 0 hangs in the save, rank 1 waits for it: both are killed, not left waiting 90 minutes
+        assert outcome.result == "killed", outcome.message
+    assert [p.pid for p in tree if _running(p)] == []
+    measured[f"8 stop (torchrun, 2 ranks, save {save})"] = (
+        f"{outcome.result} in {outcome.seconds:.2f} s: {len(tree)} processes (torchrun + 2 ranks in their own "
+        f"sessions), 0 left")
