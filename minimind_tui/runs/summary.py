@@ -129,7 +129,9 @@ class RunState:
                 self.last_oom = e
             elif kind == "stall":
                 self.last_stall = e
-                self._note(f"stalled at step {e.get('step')}: no step for {_secs(e.get('seconds_since_step'))}")
+                why = str(e.get("reason") or "")
+                self._note(f"stalled at step {e.get('step')}: " + (why if why.startswith("GPU idle") else
+                                                                   f"no step for {_secs(e.get('seconds_since_step'))}"))
             elif kind == "checkpoint_failed":
                 self._note(f"checkpoint at step {e.get('step')} FAILED: {e.get('reason')}")
             elif kind == "log" and e.get("message"):

@@ -201,7 +201,8 @@ class Trainer:
         self._remove_stale_exports()
         self._heartbeat = Heartbeat(self.run_dir).start()
         self.events = EventWriter(self.run_dir / layout.METRICS)
-        self._watchdog = StallWatchdog(self.emit).start()
+        self._watchdog = StallWatchdog(self.emit, gpu_util=self._gpu_util if self.device.startswith("cuda")
+                                       else None).start()
 
     def _remove_stale_exports(self) -> None:
         """Temporary files of an export into --out_dir interrupted by a kill (named .NAME.tmpPID)."""
@@ -210,6 +211,13 @@ class Trainer:
             pid = tmp.name.rsplit(".tmp", 1)[-1]
             if pid.isdigit() and not layout.pid_exists(int(pid)):
                 tmp.unlink(missing_ok=True)
+
+    def _gpu_util(self) -> int | None:
+        """This device's utilisation in percent from NVML (None when NVML cannot tell)."""
+        try:
+            return int(torch.cuda.utilization(torch.device(self.device)))
+        except Exception:
+            return None
 
     def _close_run_dir(self) -> None:
         if self.trackers:

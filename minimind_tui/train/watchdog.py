@@ -7,6 +7,9 @@ max(factor x median, floor). Saves are excluded: they are announced by `ckpt` an
 The heartbeat keeps beating meanwhile, which is why the dashboard needs this event to tell "alive but
 stuck" from "alive and working".
 
+On a GPU it also watches utilisation (when NVML can read it): the device held at 0% for the same floor
+while a step is under way is a stall too (reason "GPU idle"), e.g. a rank waiting on a dead peer.
+
 Test hooks: MINIMIND_TUI_STALL_FACTOR (default 10) and MINIMIND_TUI_STALL_MIN_S (default 60).
 """
 from __future__ import annotations
@@ -26,7 +29,8 @@ DEFAULT_MIN_S = 60.0
 
 class StallWatchdog:
     def __init__(self, emit: Callable[..., None], factor: float | None = None, min_s: float | None = None,
-                 clock: Callable[[], float] = time.monotonic, poll_s: float | None = None):
+                 clock: Callable[[], float] = time.monotonic, poll_s: float | None = None,
+                 gpu_util: Callable[[], int | None] | None = None):
         self.emit = emit
         self.factor = factor if factor is not None else float(os.environ.get(FACTOR_ENV) or DEFAULT_FACTOR)
         self.min_s = min_s if min_s is not None else float(os.environ.get(MIN_S_ENV) or DEFAULT_MIN_S)
@@ -38,6 +42,8 @@ class StallWatchdog:
         self._last: float | None = None
         self._paused = False
         self._reported: int | None = None
+        self.gpu_util = gpu_util
+        self._idle_since: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stall-watchdog", daemon=True)
 
@@ -74,17 +80,38 @@ class StallWatchdog:
         return max(self.min_s, self.factor * usual)
 
     def check(self) -> bool:
-        """Emit `stall` if the current step is overdue and not yet reported. True when it emitted."""
+        """Emit `stall` if the current step is overdue, or the GPU idle, and not yet reported. True when it emitted."""
+        now = self.clock()
+        idle_for = self._gpu_idle_for(now)
         with self._lock:
             if self._last is None or self._paused or self._reported == self._step:
                 return False
-            step, since = self._step, self.clock() - self._last
+            step, since = self._step, now - self._last
         limit = self.threshold()
-        if since < limit:
+        if since >= limit:
+            reason = f"no step for {since:.0f} s"
+        elif idle_for is not None and idle_for >= self.min_s and since >= self.min_s:
+            reason = f"GPU idle (0% utilisation) for {idle_for:.0f} s"
+        else:
             return False
         self._reported = step
-        self.emit("stall", step=step, seconds_since_step=round(since, 1), threshold_s=round(limit, 1))
+        self.emit("stall", step=step, seconds_since_step=round(since, 1), threshold_s=round(limit, 1), reason=reason)
         return True
+
+    def _gpu_idle_for(self, now: float) -> float | None:
+        """Seconds the GPU has read 0% without a break (None: busy, unknown, or no GPU)."""
+        if self.gpu_util is None:
+            return None
+        try:
+            util = self.gpu_util()
+        except Exception:
+            util = None
+        if util != 0:
+            self._idle_since = None
+            return None
+        if self._idle_since is None:
+            self._idle_since = now
+        return now - self._idle_since
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_s):
