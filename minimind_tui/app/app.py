@@ -216,6 +216,8 @@ class MiniMindApp(App):
     @on(GpuUpdated)
     def _gpu_updated(self, message: GpuUpdated) -> None:
         self.gpu_reading = message.gpu
+        if not self.query(GpuPanel):
+            return  # a poller's message arriving while the app quits (the screen is already gone)
         panel = self.query_one(GpuPanel)
         panel.gpu, panel.system = message.gpu, message.system
         form = self.query_one(TrainForm)
@@ -224,6 +226,8 @@ class MiniMindApp(App):
 
     @on(RunsUpdated)
     def _runs_updated(self, message: RunsUpdated) -> None:
+        if not self.query(RunsTab):
+            return  # a poller's message arriving while the app quits (the screen is already gone)
         tab = self.query_one(RunsTab)
         tab.update_runs(message.summaries)
         self._announce(message.summaries, message.view)

@@ -235,6 +235,8 @@ def _oom_reason(e: dict) -> str:
     text = f"out of GPU memory at step {e.get('step')}"
     if e.get("suggestion"):
         text += f" — try batch size {e['suggestion']}"
+    elif e.get("batch_size") == 1:
+        text += " — even batch size 1 does not fit; try a shorter max_seq_len or a smaller model"
     return text
 
 

@@ -259,14 +259,16 @@ class Trainer:
         if self.device.startswith("cuda"):
             mem = round(torch.cuda.max_memory_allocated(self.device) / 1e9, 3)
         batch = self.s["batch_size"]
-        suggestion = max(1, batch // 2)
-        self.emit("oom", step=getattr(self, "step", 0), rank=self.info.rank, batch_size=batch, mem_gb=mem,
-                  suggestion=suggestion)
-        self.emit("end", status="oom", reason=f"out of memory at step {getattr(self, 'step', 0)} with batch size "
-                                              f"{batch}; try --batch_size {suggestion}", step=getattr(self, "step", 0))
-        print(f"out of memory at step {getattr(self, 'step', 0)} (batch size {batch}): {str(e).splitlines()[0]}\n"
-              f"try --batch_size {suggestion} (with --accumulation_steps {self.s['accumulation_steps'] * 2} "
-              f"for the same effective batch)", file=sys.stderr, flush=True)
+        step = getattr(self, "step", 0)
+        suggestion = batch // 2 or None  # None: even one sample does not fit
+        self.emit("oom", step=step, rank=self.info.rank, batch_size=batch, mem_gb=mem, suggestion=suggestion)
+        advice = (f"try --batch_size {suggestion}" if suggestion else
+                  "even one sample does not fit; try a smaller --max_seq_len or model")
+        self.emit("end", status="oom", reason=f"out of memory at step {step} with batch size {batch}; {advice}",
+                  step=step)
+        print(f"out of memory at step {step} (batch size {batch}): {str(e).splitlines()[0]}\n" +
+              (f"{advice} (with --accumulation_steps {self.s['accumulation_steps'] * 2} for the same effective batch)"
+               if suggestion else advice), file=sys.stderr, flush=True)
         return EXIT_OOM
 
     def _check_stop(self) -> None:
@@ -309,8 +311,12 @@ class Trainer:
         budget = s["chunk_tokens"] if s.get("chunk_tokens") is not None else (8192 if self.device.startswith("cuda")
                                                                               else 0)
         rows = max(1, budget // s["max_seq_len"]) if budget > 0 else None
-        chosen = auto_batch.find_batch_size(model, requested, s["max_seq_len"], self.config.vocab_size, self.device,
-                                            rows, self._autocast(), log=self.log)
+        try:
+            chosen = auto_batch.find_batch_size(model, requested, s["max_seq_len"], self.config.vocab_size,
+                                                self.device, rows, self._autocast(), log=self.log)
+        except torch.OutOfMemoryError:
+            s["batch_size"] = 1  # the OOM report then says what did not fit: a single sample
+            raise
         chosen = min(distributed.gather_objects(chosen, self.info))
         factor = requested // chosen
         s["batch_size"], s["accumulation_steps"] = chosen, s["accumulation_steps"] * factor

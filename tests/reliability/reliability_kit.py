@@ -34,6 +34,12 @@ def train_here(cwd: Path, *args: str, env: dict | None = None, monkeypatch=None)
             monkeypatch.delenv(k)
 
 
+def cache_env(tmp_path_factory) -> dict:
+    """For module-scoped fixtures, which run outside the autouse per-test cache isolation: keep token
+    caches in the session's temporary folder, never the user's ~/.cache."""
+    return {"MINIMIND_CACHE": str(tmp_path_factory.getbasetemp() / "cache")}
+
+
 def cli_env(extra: dict | None = None) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(extra or {})}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))

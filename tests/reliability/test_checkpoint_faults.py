@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from reliability_kit import TINY, events, of_kind, steps, train_here, wait_until
+from reliability_kit import cache_env, TINY, events, of_kind, steps, train_here, wait_until
 
 from minimind_tui.runs import layout
 from minimind_tui.train import checkpointing
@@ -28,7 +28,7 @@ def stopped_run(tmp_path_factory, corpus):
     try:
         code = train_here(root, "pretrain", "--data_path", str(corpus["pretrain"]), *TINY, "--batch_size", "8",
                           "--accumulation_steps", "1", "--save_interval", "2", "--run_dir", "runs/r",
-                          env={"MINIMIND_TUI_STOP_AT_STEP": "6"}, monkeypatch=mp)
+                          env={**cache_env(tmp_path_factory), "MINIMIND_TUI_STOP_AT_STEP": "6"}, monkeypatch=mp)
     finally:
         mp.undo()
     assert code == 0

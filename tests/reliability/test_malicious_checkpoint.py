@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from reliability_kit import TINY, of_kind, train_here
+from reliability_kit import cache_env, TINY, of_kind, train_here
 
 from minimind_tui.cli import main as cli_main
 from minimind_tui.runs import layout
@@ -43,7 +43,7 @@ def project(tmp_path_factory, corpus):
     try:
         assert train_here(root, "pretrain", "--data_path", str(corpus["pretrain"]), *TINY, "--batch_size", "8",
                           "--accumulation_steps", "1", "--save_interval", "2", "--run_dir", "runs/r",
-                          env={"MINIMIND_TUI_STOP_AT_STEP": "4"}, monkeypatch=mp) == 0
+                          env={**cache_env(tmp_path_factory), "MINIMIND_TUI_STOP_AT_STEP": "4"}, monkeypatch=mp) == 0
     finally:
         mp.undo()
     return root

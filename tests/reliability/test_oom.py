@@ -72,6 +72,10 @@ def test_even_batch_one_does_not_fit_is_an_oom_exit(tmp_path, corpus, monkeypatc
     code = train_here(tmp_path, "pretrain", "--data_path", str(corpus["pretrain"]), *TINY, "--batch_size", "4",
                       "--auto_batch_size", "--run_dir", "r", monkeypatch=monkeypatch)
     assert code == 3 and of_kind(tmp_path / "r", "end")[-1]["status"] == "oom"
+    oom = of_kind(tmp_path / "r", "oom")[0]
+    assert oom["batch_size"] == 1 and oom["suggestion"] is None
+    assert summarize(tmp_path / "r", exit_code=3).reason.endswith("even batch size 1 does not fit; try a shorter "
+                                                                 "max_seq_len or a smaller model")
 
 
 def _long_corpus(path, lines=2000, chars=6000):

@@ -27,8 +27,8 @@ def launch(root: Path, corpus, reap_groups, *extra: str, env: dict | None = None
     os.environ.update(env or {})
     old = os.umask(umask)
     try:
-        launched = ProcessLauncher().launch(root, "pretrain", ["pretrain", "--data_path", str(corpus["pretrain"]), *LONG,
-                                                               *extra])
+        args = ["pretrain", "--data_path", str(corpus["pretrain"]), *LONG, *extra]
+        launched = ProcessLauncher().launch(root, "pretrain", args)
     finally:
         os.umask(old)
         for k, v in old_env.items():
@@ -184,10 +184,11 @@ async def test_stall_watchdog_flags_a_hung_step_and_the_dashboard_rings(tmp_path
     assert len(of_kind(run, "stall")) == 1  # one event per stalled step, not one per poll
     outcome = stop_run(run, timeout=2)  # the hung main thread cannot act on SIGINT: escalation ends it
     assert outcome.result == "killed" and group_members(launched.pid) == []
-    measured["13 stall watchdog"] = (f"main thread hung after step 6: `stall` event {stall['time'] - last_step['time']:.1f} s "
-                                     f"after the last step (threshold {stall['threshold_s']} s), dashboard went live -> "
-                                     f"stalled and rang the bell {bells[0] - stall['time']:.2f} s after the event, "
-                                     f"heartbeat fresh throughout")
+    waited = stall["time"] - last_step["time"]
+    measured["13 stall watchdog"] = (f"main thread hung after step 6: `stall` event {waited:.1f} s after the last "
+                                     f"step (threshold {stall['threshold_s']} s), dashboard went live -> stalled and "
+                                     f"rang the bell {bells[0] - stall['time']:.2f} s after the event, heartbeat "
+                                     f"fresh throughout")
 
 
 def launch_two_ranks(root, corpus, reap_groups, env=None):
