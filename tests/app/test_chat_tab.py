@@ -283,3 +283,15 @@ async def test_until_the_user_picks_one_the_picker_follows_the_newest_checkpoint
         assert app.query_one("#chat-mode", Select).value == "chat"  # an SFT file: chat mode
         # Shown again with focus on Load: Enter loads the picked checkpoint.
         assert app.focused is app.query_one("#chat-load")
+
+
+async def test_escape_leaves_the_message_field_when_no_reply_streams(make_app, project):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("4")
+        await wait_for(pilot, lambda: app.query(ChatTab) and app.query_one(ChatTab).is_mounted, "Chat tab")
+        app.query_one("#chat-input", Input).focus()
+        await pilot.press("escape")  # nothing to stop: the app's "leave field" runs, so digit keys work again
+        assert app.focused is None
+        await pilot.press("1")
+        assert app.query_one("#tabs").active == "train"

@@ -142,6 +142,7 @@ class TestChatTab:
             await wait_for(pilot, lambda: tab.checkpoints, "checkpoints listed")
             tab.session = CannedSession(["我是 MiniMind，一个很小的语言模型。😊", "1+1 等于 2。"])
             box = pilot.app.query_one("#chat-input", Input)
+            box.cursor_blink = False  # a blinking cursor would make the snapshot depend on timing
             for question in ("你好，请介绍一下你自己。", "1+1等于几？"):
                 box.focus()
                 box.value = question

@@ -28,6 +28,17 @@ HELP = """\
   r           resume a stopped, killed or failed run from its last
               checkpoint
 
+[b]Dataset[/b]
+  n p         next / previous sample     g   go to line N
+  x           random sample              j   raw JSON on/off
+  t           token view (d: token ids)  i   statistics (c: cancel)
+
+[b]Chat[/b]
+  enter       send (in the message field); on Load: load the checkpoint
+  escape      stop the reply while it streams
+  ctrl+n      new chat                   ctrl+o  probe: fixed test prompts
+  ctrl+y      copy the last reply (OSC 52: works over SSH and tmux)
+
 Training runs in its own session: closing this app or losing the SSH
 connection never stops it. The GPU strip reads NVML in the background;
 N/A marks a value the driver would not give. Memory figures in the

@@ -283,6 +283,7 @@ class ChatTab(Widget):
 
     def _start(self, jobs: list) -> None:
         self.generating = True
+        self.refresh_bindings()  # escape now stops the reply
         self._stop.clear()
         self._status("answering … (Esc stops)")
         self._generate(jobs)
@@ -328,9 +329,14 @@ class ChatTab(Widget):
 
     def _all_done(self, summary: str | None) -> None:
         self.generating = False
+        self.refresh_bindings()
         if summary:
             self._add_message("info", summary)
             self._status(summary)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        # Escape stops a streaming reply; otherwise it falls through to the app (leave the text field).
+        return self.generating if action == "stop" else True
 
     def action_stop(self) -> None:
         if self.generating:
