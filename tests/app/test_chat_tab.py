@@ -187,6 +187,8 @@ async def test_probe_answers_every_prompt_and_scores_demo_questions(root):
     async with app.run_test(size=(120, 40)) as pilot:
         tab = await load(pilot, app, index=0)  # the pretrain checkpoint: continuation probes
         assert tab.session.mode == "continue"
+        # Named as in the picker (every run's weights file is called model.pth).
+        assert status(app).startswith("20260101-000000-pretrain step 40 (pretrain): ")
         app.query_one("#chat-max_new_tokens", Input).value = "2"
         await pilot.press("ctrl+o")
         await wait_for(pilot, lambda: not tab.generating, "probes finished")

@@ -324,7 +324,7 @@ class ChatTab(Widget):
     def _reply_done(self, message: ChatMessage, note: str) -> None:
         message.set_note(note)
         self.last_reply = message.text
-        self._status(f"{self.session.describe()} · last reply: {note}")
+        self._status(f"{self._describe()} · last reply: {note}")
         self.query_one("#chat-log", VerticalScroll).scroll_end(animate=False)
 
     def _all_done(self, summary: str | None) -> None:
@@ -380,7 +380,15 @@ class ChatTab(Widget):
         if self.session is None:
             self._status("no model loaded: pick a checkpoint and press Load")
         else:
-            self._status(self.session.describe())
+            self._status(self._describe())
+
+    def _describe(self) -> str:
+        """The session's one-liner, named by the picker's label: a run's weights are all called model.pth."""
+        text = self.session.describe()
+        loaded = next((c for c in self.checkpoints if c.path == self.loaded_path), None)
+        if loaded is None or ": " not in text:
+            return text
+        return f"{self._option_label(loaded)}: {text.split(': ', 1)[1]}"
 
     def _status(self, text: str) -> None:
         self.query_one("#chat-status", Static).update(Text(text))
