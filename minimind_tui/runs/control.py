@@ -53,10 +53,11 @@ def stop_run(run_dir: Path, timeout: float = DEFAULT_TIMEOUT_S, poll: float = 0.
     if not pids:
         return StopOutcome("not_running", f"{run_dir.name}: no running trainer process", 0.0)
     targets = _targets(pids)
+    graceful = _targets(_ranks_of_torchrun(run_dir, pids)) or targets
     _record(run_dir, requested=time.time(), timeout=timeout, result="pending")
-    _signal(targets, signal.SIGINT)
+    _signal(graceful, signal.SIGINT)
     if progress:
-        progress(f"sent SIGINT to {_describe(targets)}; waiting up to {timeout:g}s for it to save and exit")
+        progress(f"sent SIGINT to {_describe(graceful)}; waiting up to {timeout:g}s for it to save and exit")
     if _wait_gone(targets, t0 + timeout, poll, clock, sleep):
         return StopOutcome("stopped", f"{run_dir.name} stopped after {clock() - t0:.1f}s", clock() - t0)
     if progress:
@@ -68,6 +69,28 @@ def stop_run(run_dir: Path, timeout: float = DEFAULT_TIMEOUT_S, poll: float = 0.
                            clock() - t0)
     return StopOutcome("survived", f"{run_dir.name}: processes {_describe(targets)} survived SIGKILL",
                        clock() - t0)
+
+
+def _ranks_of_torchrun(run_dir: Path, pids: list[int]) -> list[int]:
+    """The ranks when the launcher is torchrun and started them in sessions of their own (torch >= 2.x):
+    the stop goes to them only. Signalled itself, torchrun would SIGKILL the ranks 30 s later, cutting a
+    long final save short; left alone, it exits on its own once the ranks have saved and exited."""
+    launcher = launcher_pid(run_dir)
+    if launcher is None or launcher not in pids:
+        return []
+    try:
+        own = os.getsid(launcher)
+        children = psutil.Process(launcher).children()
+    except (OSError, psutil.Error):
+        return []
+    ranks = []
+    for child in children:
+        try:
+            if child.pid in pids and os.getsid(child.pid) != own:
+                ranks.append(child.pid)
+        except OSError:
+            continue
+    return ranks
 
 
 def _record(run_dir: Path, **fields) -> None:
