@@ -16,6 +16,9 @@ One job per module:
   trackers.py      optional wandb / SwanLab logging
   packed.py        the model's forward over a packed (unpadded) batch, for CPU training
   loop.py          the training loop itself
+  watchdog.py      the stall watchdog thread (`stall` events)
+  auto_batch.py    --auto_batch_size: the largest batch that fits, found before training
+  fault_hooks.py   fault-injection environment variables for reliability tests (OOM, hangs, stop at step k)
 
 Exit statuses: 0 done or stopped, 1 crashed, 2 a user error (bad flag, data, checkpoint), 3 out of memory.
 """

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from .test_hooks import fake_oom_for_batch
+from .fault_hooks import fake_oom_for_batch
 
 
 def fits(model, batch_size: int, seq_len: int, vocab: int, device: str, rows_per_pass: int, autocast) -> None:

@@ -10,8 +10,8 @@ length-sorted passes padded only to their own longest sample (--chunk_tokens); e
 summed cross-entropy over the whole batch's mask count, so loss and gradients equal the reference's
 one padded pass; the vocab projection runs only on loss-mask rows.
 
-Test hooks (environment variables, listed in test_hooks.py): simulated out-of-memory at a step or above
-a batch size, a stop request after step k, a hang after step k or in every save.
+Fault-injection hooks (environment variables, listed in fault_hooks.py): simulated out-of-memory at a
+step or above a batch size, a stop request after step k, a hang after step k or in every save.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from minimind_tui.runs import layout
 from minimind_tui.runs.events import SCHEMA_VERSION, EventWriter
 from model.checkpoint import CheckpointError
 
-from . import EXIT_DONE, EXIT_FAILED, EXIT_OOM, auto_batch, checkpointing, distributed, test_hooks
+from . import EXIT_DONE, EXIT_FAILED, EXIT_OOM, auto_batch, checkpointing, distributed, fault_hooks
 from .args import conflicts_on_resume, default_init_path, resolve
 from .data import prepare
 from .heartbeat import Heartbeat
@@ -44,7 +44,7 @@ from .model_setup import (build_model, choose_tokenizer, init_weights_file, load
 from .run_dir import create, new_run_dir, saved_settings, write_config
 from .schedule import learning_rate
 from .signals import StopRequest, Stopped
-from .test_hooks import FAKE_OOM_ENV, STOP_AT_ENV
+from .fault_hooks import FAKE_OOM_ENV, STOP_AT_ENV
 from .trackers import open_trackers
 from .watchdog import StallWatchdog
 
@@ -401,9 +401,9 @@ class Trainer:
 
         collate = make_collator(cache, s, self.device, self.tokenizer.pad_token_id, self.config.use_moe)
         meter = StepMeter(total, start_step=self.step)
-        fake_oom = test_hooks.env_int(FAKE_OOM_ENV)
-        stop_at = test_hooks.env_int(STOP_AT_ENV)
-        hang_at = test_hooks.env_int(test_hooks.HANG_AT_ENV)
+        fake_oom = fault_hooks.env_int(FAKE_OOM_ENV)
+        stop_at = fault_hooks.env_int(STOP_AT_ENV)
+        hang_at = fault_hooks.env_int(fault_hooks.HANG_AT_ENV)
         ctx = self._autocast()
         params = [p for p in raw_model.parameters()]
         loss_value = float("nan")
@@ -420,7 +420,7 @@ class Trainer:
                     pg["lr"] = lr
                 if fake_oom and self.step + 1 == fake_oom:
                     raise torch.OutOfMemoryError(f"simulated out of memory ({FAKE_OOM_ENV}={fake_oom})")
-                test_hooks.fake_oom_for_batch(s["batch_size"])
+                fault_hooks.fake_oom_for_batch(s["batch_size"])
                 # counters: summed loss, real tokens, computed tokens, samples, stop requested
                 counts = torch.zeros(5, dtype=torch.float64)
                 loss_sum = torch.zeros((), device=self.device)
@@ -476,7 +476,7 @@ class Trainer:
                 if self.step % s["save_interval"] == 0 and not last:
                     self._save(raw_model, optimizer, scaler, next_pos, loss_value)
                 if hang_at and self.step == hang_at:
-                    test_hooks.hang_forever()
+                    fault_hooks.hang_forever()
 
         ok = self._save(raw_model, optimizer, scaler, (s["epochs"], 0), loss_value)
         if not ok:
@@ -512,8 +512,8 @@ class Trainer:
             if self._watchdog:
                 self._watchdog.pause()
             try:
-                if os.environ.get(test_hooks.HANG_IN_SAVE_ENV):
-                    test_hooks.hang_forever()
+                if os.environ.get(fault_hooks.HANG_IN_SAVE_ENV):
+                    fault_hooks.hang_forever()
                 folder = checkpointing.save_checkpoint(self.run_dir, self.step, checkpointing.plain_state_dict(raw_model),
                                                        state, meta)
                 target = self._export_path()

@@ -64,11 +64,14 @@ def test_auto_batch_size_keeps_a_batch_that_fits(tmp_path, corpus, monkeypatch, 
 
 
 def test_even_batch_one_does_not_fit_is_an_oom_exit(tmp_path, corpus, monkeypatch):
-    from minimind_tui.train import test_hooks
+    from minimind_tui.train import fault_hooks
 
-    monkeypatch.setattr(test_hooks, "fake_oom_for_batch", lambda b: (_ for _ in ()).throw(torch.OutOfMemoryError("x")))
     from minimind_tui.train import auto_batch
-    monkeypatch.setattr(auto_batch, "fake_oom_for_batch", test_hooks.fake_oom_for_batch)
+
+    def never_fits(batch_size):
+        raise torch.OutOfMemoryError("simulated: nothing fits")
+    monkeypatch.setattr(fault_hooks, "fake_oom_for_batch", never_fits)
+    monkeypatch.setattr(auto_batch, "fake_oom_for_batch", never_fits)
     code = train_here(tmp_path, "pretrain", "--data_path", str(corpus["pretrain"]), *TINY, "--batch_size", "4",
                       "--auto_batch_size", "--run_dir", "r", monkeypatch=monkeypatch)
     assert code == 3 and of_kind(tmp_path / "r", "end")[-1]["status"] == "oom"
