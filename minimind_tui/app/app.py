@@ -138,8 +138,8 @@ class MiniMindApp(App):
 
     def _preload_tabs(self) -> None:
         """One lazy tab per refresh, so keys pressed meanwhile are handled between them."""
-        if not self.query("#tabs"):
-            return  # the app quit before the first refresh came round
+        if self._closing or not self.query("#tabs"):
+            return  # the app is quitting: building a tab now would race its teardown
         pending = [p for p in LAZY_TABS if not self.query_one(f"#{p}", TabPane).children]
         if pending:
             self.lazy_tab(pending[0])

@@ -27,7 +27,7 @@ async def reading_panel(app, pilot) -> GpuPanel:
 
 async def panel_text(nvml, root) -> str:
     app = create_app(root, gpu_monitor=NvmlMonitor(nvml=nvml), system_monitor=FakeSystemMonitor(),
-                     launcher=None, clock=time.time, poll_interval=None, gpu_interval=None)
+                     launcher=None, clock=time.time, poll_interval=None, gpu_interval=None, preload_tabs=False)
     async with app.run_test(size=(80, 24)) as pilot:
         panel = await reading_panel(app, pilot)
         await pilot.press("alt+2")  # the rest of the app answers
@@ -64,7 +64,7 @@ async def test_dashboard_starts_and_marks_only_the_failing_cells(tmp_path, mode,
 async def test_the_real_nvml_on_a_machine_without_a_driver(tmp_path):
     """Whatever this machine has (here: no NVIDIA driver), the app starts and says so in one line."""
     app = create_app(tmp_path, gpu_monitor=NvmlMonitor(), system_monitor=FakeSystemMonitor(), launcher=None,
-                     poll_interval=None, gpu_interval=None)
+                     poll_interval=None, gpu_interval=None, preload_tabs=False)
     async with app.run_test(size=(80, 24)) as pilot:
         panel = await reading_panel(app, pilot)
         if panel.gpu.unavailable:

@@ -158,7 +158,7 @@ async def test_stall_watchdog_flags_a_hung_step_and_the_dashboard_rings(tmp_path
     wait_for_step(run, 6, launched.pid)
     # A dashboard watching the run when it stalls: it flags it and rings the terminal bell.
     app = create_app(root, gpu_monitor=FakeGpuMonitor(), system_monitor=FakeSystemMonitor(),
-                     launcher=ProcessLauncher(), poll_interval=0.2, gpu_interval=None)
+                     launcher=ProcessLauncher(), poll_interval=0.2, gpu_interval=None, preload_tabs=False)
     bells = []
     app.bell = lambda: bells.append(time.time())
     async with app.run_test(size=(80, 24)) as pilot:

@@ -87,7 +87,8 @@ async def test_hangup_keeps_the_run_and_a_new_dashboard_reattaches(tmp_path, cor
         # A new dashboard (headless) finds the live run and streams it.
         t1 = time.monotonic()
         app = create_app(root, gpu_monitor=FakeGpuMonitor(), system_monitor=FakeSystemMonitor(),
-                         launcher=ProcessLauncher(), poll_interval=0.2, gpu_interval=None)
+                         launcher=ProcessLauncher(), poll_interval=0.2, gpu_interval=None,
+                         preload_tabs=False)  # what is tested is the reattach, not the tab preload
         async with app.run_test(size=(80, 24)) as pilot:
             for _ in range(500):
                 view = app.query_one(RunMonitor).view
