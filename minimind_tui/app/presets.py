@@ -5,9 +5,38 @@ they stay equal, and that `param_count` equals the real model's parameter count.
 """
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 VOCAB = 6400
+
+
+@functools.lru_cache(maxsize=8)
+def _vocab_in(tokenizer_json: str, mtime: float) -> int | None:
+    try:
+        data = json.loads(Path(tokenizer_json).read_text(encoding="utf-8"))
+        ids = set(data["model"]["vocab"].values()) | {t["id"] for t in data.get("added_tokens", [])}
+        return len(ids)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def trainer_vocab(root: Path, tokenizer_flag: str | None = None) -> int:
+    """The vocabulary the trainer will give a new model: that of --tokenizer, else of the project's
+    model/minimind_tokenizer, else of the bundled demo tokenizer (the trainer's own order)."""
+    from minimind_tui.demo import demo_tokenizer_dir
+
+    candidates = [Path(root) / tokenizer_flag] if tokenizer_flag else []
+    candidates += [Path(root) / "model" / "minimind_tokenizer", demo_tokenizer_dir()]
+    for folder in candidates:
+        path = folder / "tokenizer.json"
+        if path.is_file():
+            found = _vocab_in(str(path), path.stat().st_mtime)
+            if found:
+                return found
+    return VOCAB
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from minimind_tui.runs import layout
 from minimind_tui.runs.launcher import TrainSpec, shell_command
 
 from ..datasets import DemoData, demo_data, describe_file, flag_values, local_datasets
-from ..presets import CUSTOM, PRESETS, estimate_memory
+from ..presets import CUSTOM, PRESETS, estimate_memory, trainer_vocab
 
 MODE_DEFAULTS = {  # MiniMind's recipe
     "pretrain": dict(learning_rate="5e-4", accumulation_steps="8"),
@@ -390,7 +390,9 @@ class TrainForm(VerticalScroll):
         return None if name in self._out_weights else f"out/{name}"
 
     def _estimate_text(self, spec: TrainSpec) -> Text:
-        est = estimate_memory(spec.dim, spec.n_layers, spec.batch_size, spec.max_seq_len, spec.dtype, spec.use_moe)
+        vocab = trainer_vocab(self.root, self._tokenizer_flag())
+        est = estimate_memory(spec.dim, spec.n_layers, spec.batch_size, spec.max_seq_len, spec.dtype, spec.use_moe,
+                              vocab=vocab)
         params = f"{est.params / 1e6:.1f}M params"
         if spec.device.startswith("cpu"):
             return Text(f"{params} · CPU run, ≈{est.total_gb - 0.5:.1f} GB RAM (estimate)", style="dim")
