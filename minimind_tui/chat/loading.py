@@ -32,6 +32,17 @@ def checkpoint_meta(weights: Path) -> dict:
     return recorded_meta(Path(weights))
 
 
+def verify_checksum(weights: Path) -> None:
+    """A run checkpoint's weights must match the sha256 its meta.json recorded: a truncated or bit-flipped
+    file is refused by name, as resume refuses it, instead of chatting with damaged weights."""
+    from minimind_tui.train.checkpointing import sha256
+
+    recorded = ((layout.read_json(weights.parent / layout.META_FILE) or {}).get("sha256") or {}).get(weights.name)
+    if recorded and sha256(weights) != recorded:
+        raise UserError(f"{weights}: checksum mismatch (truncated or corrupted on disk); pick an earlier "
+                        f"checkpoint of the run")
+
+
 def run_settings(weights: Path) -> dict:
     """The settings in runs/<id>/config.json when the weights are runs/<id>/checkpoints/step_N/model.pth."""
     weights = Path(weights)
@@ -84,6 +95,7 @@ def load_session(weights: Path, root: Path = Path("."), tokenizer_dir: str | Pat
     if not weights.is_file():
         raise UserError(f"{weights}: no such weights file; train one first, or pick another with --ckpt PATH "
                         f"(found under out/ and runs/: `minimind-tui runs`)")
+    verify_checksum(weights)
     meta = checkpoint_meta(weights)
     tok_dir, why = resolve_tokenizer_dir(weights, root, tokenizer_dir, meta)
     tokenizer = Tokenizer.from_dir(tok_dir)

@@ -190,3 +190,15 @@ def test_corrupt_newest_checkpoint_is_named_and_resume_falls_back(stopped_run, t
     assert of_kind(run, "end")[-1]["status"] == "done"
     measured.setdefault("4 corrupt newest", "truncated/bit-flipped model.pth and state.pt: 4/4 named by path, "
                                             "resumed from step 4 instead of 6, run finished")
+
+
+def test_chat_refuses_a_bit_flipped_run_checkpoint_by_name(stopped_run, tmp_path):
+    from minimind_tui.chat.loading import load_session
+    from minimind_tui.errors import UserError
+
+    root = copy_project(stopped_run, tmp_path / "proj")
+    newest = layout.complete_checkpoints(root / "runs" / "r")[-1]
+    load_session(newest / layout.MODEL_FILE, root=root)  # intact: loads
+    _bitflip(newest / layout.MODEL_FILE)
+    with pytest.raises(UserError, match=r"step_00000006/model.pth: checksum mismatch"):
+        load_session(newest / layout.MODEL_FILE, root=root)
