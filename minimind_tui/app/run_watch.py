@@ -14,43 +14,22 @@ from pathlib import Path
 
 from minimind_tui.runs import layout
 from minimind_tui.runs.launcher import LAUNCHER_LOG, LAUNCHER_PID
-from minimind_tui.runs.reader import TailReader
+from minimind_tui.runs.reader import LineTail, TailReader
 from minimind_tui.runs.summary import RunState, RunSummary
 
 LOG_LINES = 200
 
 
-class LineTail:
-    """New complete text lines of a growing file since the last call (a partial last line waits)."""
+class TextTail:
+    """New text lines of train.log; the first read shows only the end of a long log."""
 
     def __init__(self, path: Path, keep_last_bytes: int = 64 << 10):
-        self.path = path
-        self.offset: int | None = None
-        self._partial = b""
-        self._keep = keep_last_bytes
+        self._lines = LineTail(path, tail_bytes=keep_last_bytes)
 
     def read_new(self, max_bytes: int = 1 << 20) -> list[str]:
-        try:
-            with open(self.path, "rb") as f:
-                size = f.seek(0, 2)
-                if self.offset is None:  # first look: only the end of a long log is worth showing
-                    self.offset = max(0, size - self._keep)
-                    skip_partial_first = self.offset > 0
-                else:
-                    skip_partial_first = False
-                if size < self.offset:
-                    self.offset, self._partial = 0, b""
-                f.seek(self.offset)
-                chunk = f.read(max_bytes)
-        except FileNotFoundError:
-            return []
-        self.offset += len(chunk)
-        lines = (self._partial + chunk).split(b"\n")
-        self._partial = lines.pop()
-        if skip_partial_first and lines:
-            lines = lines[1:]
         # Progress bars redraw with \r: show the last state of such a line.
-        return [ln.decode("utf-8", "replace").rstrip("\r").rsplit("\r", 1)[-1] for ln in lines]
+        return [ln.decode("utf-8", "replace").rstrip("\r").rsplit("\r", 1)[-1]
+                for ln in self._lines.read_lines(max_bytes)]
 
 
 @dataclass(frozen=True)
@@ -82,7 +61,7 @@ class RunsIndex:
         self.exit_code = exit_code
         self.clock = clock
         self._runs: dict[Path, _Followed] = {}
-        self._log: tuple[Path, LineTail] | None = None
+        self._log: tuple[Path, TextTail] | None = None
 
     def summaries(self) -> list[RunSummary]:
         found = _run_dirs(self.root)
@@ -104,10 +83,10 @@ class RunsIndex:
         f.update()
         reset = self._log is None or self._log[0] != run_dir
         if reset:
-            self._log = (run_dir, LineTail(run_dir / layout.LOG))
+            self._log = (run_dir, TextTail(run_dir / layout.LOG))
         lines = self._log[1].read_new()
         if reset and not lines:
-            lines = LineTail(run_dir / LAUNCHER_LOG).read_new()  # a trainer that died before logging
+            lines = TextTail(run_dir / LAUNCHER_LOG).read_new()  # a trainer that died before logging
         return RunView(run_dir, f.state.summary(self.clock(), self.exit_code(run_dir)),
                        tuple(lines[-LOG_LINES:]), reset)
 

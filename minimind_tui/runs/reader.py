@@ -6,33 +6,51 @@ from pathlib import Path
 import orjson
 
 
-class TailReader:
-    """Reads complete lines appended since the last call. A partial last line is held back until its
-    newline arrives; lines that are not JSON objects are counted in `skipped` and dropped."""
+class LineTail:
+    """Complete lines (bytes, without the newline) appended to a growing file since the last call.
 
-    def __init__(self, path, offset: int = 0):
+    A partial last line is held back until its newline arrives; a file that shrank (truncated or
+    replaced) is read again from the start. With `tail_bytes`, the first read starts that far before
+    the end (a long log's beginning is not worth reading) and drops the cut first line."""
+
+    def __init__(self, path, offset: int = 0, tail_bytes: int | None = None):
         self.path = Path(path)
         self.offset = offset
-        self.skipped = 0
+        self._tail_bytes = tail_bytes
         self._partial = b""
 
-    def read_new(self, max_bytes: int = 8 << 20) -> list[dict]:
+    def read_lines(self, max_bytes: int = 8 << 20) -> list[bytes]:
+        cut_first = False
         try:
             with open(self.path, "rb") as f:
-                f.seek(0, 2)
-                size = f.tell()
-                if size < self.offset:  # truncated or replaced: start over
+                size = f.seek(0, 2)
+                if self._tail_bytes is not None:
+                    self.offset = max(0, size - self._tail_bytes)
+                    cut_first = self.offset > 0
+                    self._tail_bytes = None
+                if size < self.offset:
                     self.offset, self._partial = 0, b""
                 f.seek(self.offset)
                 chunk = f.read(max_bytes)
         except FileNotFoundError:
             return []
         self.offset += len(chunk)
-        data = self._partial + chunk
-        lines = data.split(b"\n")
-        self._partial = lines.pop()  # b"" when data ended with a newline
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()  # b"" when the data ended with a newline
+        return lines[1:] if cut_first and lines else lines
+
+
+class TailReader(LineTail):
+    """metrics.jsonl events appended since the last call. Lines that are not JSON objects with an
+    "event" are counted in `skipped` and dropped."""
+
+    def __init__(self, path, offset: int = 0):
+        super().__init__(path, offset)
+        self.skipped = 0
+
+    def read_new(self, max_bytes: int = 8 << 20) -> list[dict]:
         events = []
-        for line in lines:
+        for line in self.read_lines(max_bytes):
             if not line.strip():
                 continue
             try:

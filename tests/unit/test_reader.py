@@ -43,3 +43,15 @@ def test_read_all_goes_past_a_chunk_without_events(tmp_path):
 
 def test_missing_file_reads_as_nothing(tmp_path):
     assert TailReader(tmp_path / "none.jsonl").read_new() == []
+
+
+def test_line_tail_starts_near_the_end_and_drops_the_cut_line(tmp_path):
+    from minimind_tui.runs.reader import LineTail
+
+    path = tmp_path / "train.log"
+    path.write_bytes(b"".join(b"line %03d\n" % i for i in range(100)))  # 9 bytes a line
+    tail = LineTail(path, tail_bytes=40)
+    assert tail.read_lines() == [b"line 096", b"line 097", b"line 098", b"line 099"]
+    with open(path, "ab") as f:
+        f.write(b"line 100\n")
+    assert tail.read_lines() == [b"line 100"]
