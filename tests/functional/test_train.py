@@ -11,33 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from minimind_tui.cli import main as cli_main
-from minimind_tui.demo import pretrain_lines, sft_lines, write_jsonl
 from minimind_tui.runs import layout
 from minimind_tui.runs.reader import read_all
 
-TINY = ["--dim", "32", "--n_layers", "1", "--n_heads", "4", "--n_kv_heads", "2", "--max_seq_len", "48",
-        "--log_interval", "1"]
+from testkit import TINY, train_here, write_demo_corpus
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("data")
-    write_jsonl(d / "pretrain.jsonl", pretrain_lines(96))
-    write_jsonl(d / "sft.jsonl", sft_lines(64))
-    return {"pretrain": d / "pretrain.jsonl", "sft": d / "sft.jsonl"}
-
-
-def train_here(cwd: Path, *args: str, env: dict | None = None, monkeypatch=None) -> int:
-    """Runs the CLI in this process (fast: no second torch import)."""
-    monkeypatch.chdir(cwd)
-    for k, v in (env or {}).items():
-        monkeypatch.setenv(k, v)
-    try:
-        return cli_main(["train", *args])
-    finally:
-        for k in env or {}:
-            monkeypatch.delenv(k)
+    return write_demo_corpus(tmp_path_factory.mktemp("data"))
 
 
 def run_cli(cwd: Path, *args: str, env: dict | None = None, **kw) -> subprocess.Popen:

@@ -10,15 +10,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from reliability_kit import kill_group  # noqa: E402
 
-from minimind_tui.demo import pretrain_lines, sft_lines, write_jsonl  # noqa: E402
+from testkit import write_demo_corpus  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("reliability_data")
-    write_jsonl(d / "pretrain.jsonl", pretrain_lines(96))
-    write_jsonl(d / "sft.jsonl", sft_lines(64))
-    return {"pretrain": d / "pretrain.jsonl", "sft": d / "sft.jsonl"}
+    return write_demo_corpus(tmp_path_factory.mktemp("reliability_data"))
 
 
 @pytest.fixture

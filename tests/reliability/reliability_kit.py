@@ -13,25 +13,11 @@ import psutil
 
 from minimind_tui.runs import layout
 from minimind_tui.runs.reader import read_all
+from testkit import TINY as _TINY
+from testkit import train_here  # noqa: F401  (the scenarios import it from here)
 
-# The demo-size model shrunk further: each step takes milliseconds on one CPU core.
-TINY = ["--dim", "32", "--n_layers", "1", "--n_heads", "4", "--n_kv_heads", "2", "--max_seq_len", "48",
-        "--log_interval", "1", "--device", "cpu"]
+TINY = [*_TINY, "--device", "cpu"]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def train_here(cwd: Path, *args: str, env: dict | None = None, monkeypatch=None) -> int:
-    """The `train` CLI in this process (no second torch import: fast)."""
-    from minimind_tui.cli import main as cli_main
-
-    monkeypatch.chdir(cwd)
-    for k, v in (env or {}).items():
-        monkeypatch.setenv(k, v)
-    try:
-        return cli_main(["train", *args])
-    finally:
-        for k in env or {}:
-            monkeypatch.delenv(k)
 
 
 def cache_env(tmp_path_factory) -> dict:

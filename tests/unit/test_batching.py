@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from dataset.batching import Collator, batches_per_epoch, epoch_batches
+from testkit import FakeTokenCache
 
 
 def test_file_order_gives_the_reference_batches():
@@ -31,17 +32,6 @@ def test_ranks_split_each_global_batch():
         assert np.concatenate([r0[k], r1[k]]).tolist() == single[k].tolist()
 
 
-class _FakeCache:
-    def __init__(self, samples):
-        self.tokens = np.concatenate([s[0] for s in samples]).astype(np.uint16)
-        self.mask = np.concatenate([s[1] for s in samples]).astype(np.uint8)
-        self.offsets = np.cumsum([0] + [len(s[0]) for s in samples])
-        self.lengths = np.diff(self.offsets)
-
-    def __len__(self):
-        return len(self.lengths)
-
-
 def test_padding_only_to_the_longest_sample_keeps_the_loss():
     from model import LMConfig, MiniMindLM
 
@@ -52,7 +42,7 @@ def test_padding_only_to_the_longest_sample_keeps_the_loss():
         ids = rng.integers(3, 200, n)
         mask = (rng.random(n) < 0.6).astype(np.uint8)
         samples.append((ids, mask))
-    batch = Collator(_FakeCache(samples))(range(4))
+    batch = Collator(FakeTokenCache(samples))(range(4))
     assert batch.X.shape == (4, 29) and batch.real_tokens == 6 + 18 + 11 + 29 and batch.padded_tokens == 4 * 29
     assert torch.equal(batch.Y[1, :18], torch.from_numpy(samples[1][0][1:]).long())
     assert batch.loss_mask[0, 6:].sum() == 0 and batch.X[0, 7:].sum() == 0
@@ -91,7 +81,7 @@ def test_chunked_passes_give_the_single_pass_loss_and_gradient():
 
     rng = np.random.default_rng(1)
     samples = [(rng.integers(3, 200, n), (rng.random(n) < 0.7).astype(np.uint8)) for n in (9, 33, 17, 4, 25)]
-    cache = _FakeCache(samples)
+    cache = FakeTokenCache(samples)
     torch.manual_seed(0)
     model = MiniMindLM(LMConfig(dim=32, n_layers=2, n_heads=4, vocab_size=256, max_seq_len=64))
 

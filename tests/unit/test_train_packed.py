@@ -7,23 +7,13 @@ import torch
 from dataset.batching import Collator, PackingCollator
 from minimind_tui.train.packed import PackedLM
 from model import LMConfig, MiniMindLM
-
-
-class _Cache:
-    def __init__(self, samples):
-        self.tokens = np.concatenate([s[0] for s in samples]).astype(np.uint16)
-        self.mask = np.concatenate([s[1] for s in samples]).astype(np.uint8)
-        self.offsets = np.cumsum([0] + [len(s[0]) for s in samples])
-        self.lengths = np.diff(self.offsets)
-
-    def __len__(self):
-        return len(self.lengths)
+from testkit import FakeTokenCache
 
 
 def test_packed_loss_and_gradients_equal_the_padded_batch():
     rng = np.random.default_rng(3)
     samples = [(rng.integers(3, 200, n), (rng.random(n) < 0.6).astype(np.uint8)) for n in (12, 40, 3, 27, 1)]
-    cache = _Cache(samples)
+    cache = FakeTokenCache(samples)
     torch.manual_seed(0)
     model = MiniMindLM(LMConfig(dim=32, n_layers=2, n_heads=4, vocab_size=256, max_seq_len=64))
 
