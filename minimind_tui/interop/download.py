@@ -22,6 +22,8 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
+from minimind_tui.runs.layout import fsync_dir
+
 from .catalogue import Entry
 from .errors import InteropError
 
@@ -100,7 +102,7 @@ def _download_from(urls, entry, final, part, source_file, progress, stop, retrie
         _fsync(part)
         os.replace(part, final)
         source_file.unlink(missing_ok=True)
-        _fsync_dir(dest_dir)
+        fsync_dir(dest_dir)
         return final
     raise DownloadError(f"could not download {entry.name}: " + "; ".join(failures)
                         + (f". The partial file {part} is kept: run again to resume" if part.exists() else ""))
@@ -258,9 +260,3 @@ def _fsync(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

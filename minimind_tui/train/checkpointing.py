@@ -25,14 +25,6 @@ from minimind_tui.runs import layout
 TMP_PREFIX = ".step_"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_file(path: Path, write) -> None:
     with open(path, "wb") as f:
         write(f)
@@ -89,11 +81,11 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict, train_state: dict, 
                 "sha256": {name: sha256(tmp / name) for name in (layout.MODEL_FILE, layout.STATE_FILE)}}
         _write_file(tmp / layout.META_FILE, lambda f: f.write(json.dumps(meta, indent=2).encode()))
         _write_file(tmp / layout.COMPLETE, lambda f: f.write(b"ok\n"))  # last: marks the set as whole
-        _fsync_dir(tmp)
+        layout.fsync_dir(tmp)
         if final.exists():
             shutil.rmtree(final)  # an incomplete folder from an interrupted save of the same step
         os.rename(tmp, final)
-        _fsync_dir(root)
+        layout.fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -114,7 +106,7 @@ def export_weights(checkpoint: Path, target: Path) -> None:
     try:
         os.link(source, tmp)
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        layout.fsync_dir(target.parent)
     except OSError:
         tmp.unlink(missing_ok=True)
         save_atomic(load_state_dict(source), target)
