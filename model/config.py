@@ -64,15 +64,9 @@ PRESETS: dict[str, dict] = {
     "base": dict(dim=768, n_layers=16),
     "moe": dict(dim=640, n_layers=8, use_moe=True),
 }
-PRESET_LABELS = {"demo": "demo", "small": "26M", "base": "104M", "moe": "MoE 145M"}
 
 
 def preset(name: str, **overrides) -> LMConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return LMConfig(**{**PRESETS[name], **overrides})
-
-
-def weights_suffix(config: LMConfig) -> str:
-    """MiniMind's file naming: pretrain_512.pth, full_sft_640_moe.pth."""
-    return f"{config.dim}{'_moe' if config.use_moe else ''}"

@@ -18,11 +18,11 @@ _UNINFERABLE = ("n_heads", "n_kv_heads", "max_seq_len", "rope_theta", "norm_eps"
 
 def weights_for_mode(out_dir: Path, model_mode: int, dim: int, use_moe: bool) -> Path:
     """MiniMind's eval_model.py naming: 0 -> pretrain_{dim}[_moe].pth, 1 -> full_sft_{dim}[_moe].pth."""
-    prefixes = {0: "pretrain", 1: "full_sft"}
-    if model_mode not in prefixes:
+    modes = {0: "pretrain", 1: "sft"}
+    if model_mode not in modes:
         raise UserError(f"--model_mode {model_mode}: use 0 (pretrained, continuation) or 1 (SFT, chat), "
                         f"or name a file with --ckpt PATH")
-    return Path(out_dir) / f"{prefixes[model_mode]}_{dim}{'_moe' if use_moe else ''}.pth"
+    return Path(out_dir) / layout.weights_name(modes[model_mode], dim, use_moe)
 
 
 def checkpoint_meta(weights: Path) -> dict:

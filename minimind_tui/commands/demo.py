@@ -53,12 +53,16 @@ def evaluate(weights: Path, device: str | None) -> tuple[int, int]:
 def run(args) -> int:
     from minimind_tui.demo import PRETRAIN_FLAGS, SFT_FLAGS, ensure_demo_data
 
+    from minimind_tui.runs.layout import weights_name
+    from model.config import PRESETS
+
     pre, sft = ensure_demo_data(".")
     out = Path(args.out_dir)
+    dim = PRESETS["demo"]["dim"]
     if not args.eval_only:
         train("pretrain", pre, args, PRETRAIN_FLAGS)
-        train("sft", sft, args, [*SFT_FLAGS, "--init", str(out / "pretrain_128.pth")])
-    weights = out / "full_sft_128.pth"
+        train("sft", sft, args, [*SFT_FLAGS, "--init", str(out / weights_name("pretrain", dim, False))])
+    weights = out / weights_name("sft", dim, False)
     if not weights.is_file():
         raise UserError(f"{weights}: no demo SFT weights yet; run `minimind-tui demo` without --eval-only")
     correct, asked = evaluate(weights, args.device)

@@ -141,6 +141,14 @@ def write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)  # an existing file keeps its old mode through O_CREAT
 
 
+# MiniMind's names for the weights in out/: pretrain_512.pth, full_sft_640_moe.pth.
+WEIGHTS_PREFIX = {"pretrain": "pretrain", "sft": "full_sft"}
+
+
+def weights_name(mode: str, dim: int, use_moe: bool) -> str:
+    return f"{WEIGHTS_PREFIX[mode]}_{dim}{'_moe' if use_moe else ''}.pth"
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a rename or a new file inside `folder` durable: without it a power loss can undo the rename."""
     fd = os.open(folder, os.O_RDONLY)

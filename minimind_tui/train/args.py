@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from minimind_tui.errors import UserError
+from minimind_tui.runs import layout
 
 MODES = ("pretrain", "sft")
 
@@ -138,5 +139,4 @@ def conflicts_on_resume(explicit: dict, saved: dict) -> list[str]:
 
 
 def default_init_path(settings: dict) -> Path:
-    suffix = f"{settings['dim']}{'_moe' if settings['use_moe'] else ''}"
-    return Path(settings["out_dir"]) / f"pretrain_{suffix}.pth"
+    return Path(settings["out_dir"]) / layout.weights_name("pretrain", settings["dim"], settings["use_moe"])

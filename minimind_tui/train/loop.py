@@ -492,8 +492,7 @@ class Trainer:
 
     # ----- checkpoints -----
     def _export_path(self) -> Path:
-        prefix = "pretrain" if self.s["mode"] == "pretrain" else "full_sft"
-        return Path(self.s["out_dir"]) / f"{prefix}_{self.config.dim}{'_moe' if self.config.use_moe else ''}.pth"
+        return Path(self.s["out_dir"]) / layout.weights_name(self.s["mode"], self.config.dim, self.config.use_moe)
 
     def _save(self, raw_model, optimizer, scaler, next_pos, loss_value) -> bool:
         """Save on rank 0 (all ranks take part in gathering RNG states). False when the disk refused."""

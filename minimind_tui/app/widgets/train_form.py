@@ -386,7 +386,7 @@ class TrainForm(VerticalScroll):
         """The trainer's default SFT init ({out_dir}/pretrain_{dim}[_moe].pth), when the scan did not find it."""
         if spec.mode != "sft" or spec.init or self._out_weights is None or spec.out_dir != "out":
             return None
-        name = f"pretrain_{spec.dim}{'_moe' if spec.use_moe else ''}.pth"
+        name = layout.weights_name("pretrain", spec.dim, spec.use_moe)
         return None if name in self._out_weights else f"out/{name}"
 
     def _estimate_text(self, spec: TrainSpec) -> Text:
