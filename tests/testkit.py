@@ -44,3 +44,12 @@ class FakeTokenCache:
 
     def __len__(self):
         return len(self.lengths)
+
+
+async def wait_for(pilot, condition, what: str = "condition", rounds: int = 250):
+    """Let the app run until condition() holds; fail after a bounded number of rounds."""
+    for _ in range(rounds):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -63,12 +63,3 @@ def make_app(project, fake_launcher):
                           clock=kwargs.pop("clock", lambda: T0), poll_interval=None, gpu_interval=None,
                           preload_tabs=kwargs.pop("preload_tabs", False), **kwargs)  # tabs build when shown
     return make
-
-
-async def wait_for(pilot, condition, what: str = "condition", rounds: int = 250):
-    """Let the app run until condition() holds; fail after a bounded number of rounds."""
-    for _ in range(rounds):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -3,7 +3,7 @@ and a checkpoint arrive, stops it gracefully from the UI, and resumes it."""
 from __future__ import annotations
 
 import pytest
-from conftest import wait_for
+from testkit import wait_for
 from textual.widgets import Input, TabbedContent
 
 from minimind_tui.app.main import create_app

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 from canned import T0, make_run
-from conftest import wait_for
+from testkit import wait_for
 from textual.widgets import DataTable, Input, Log, TabbedContent
 
 from minimind_tui.app.screens.confirm import ConfirmScreen

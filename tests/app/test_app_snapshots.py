@@ -7,7 +7,7 @@ import os
 
 import pytest
 from canned import T0, make_run
-from conftest import wait_for
+from testkit import wait_for
 from textual.widgets import Input
 
 from minimind_tui.app.widgets.run_monitor import RunMonitor

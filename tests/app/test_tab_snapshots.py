@@ -10,7 +10,7 @@ import os
 
 import pytest
 from canned import T0, make_run
-from conftest import wait_for
+from testkit import wait_for
 from textual.widgets import DataTable, Input
 
 from minimind_tui.app.widgets.chat_tab import ChatTab

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from conftest import wait_for
+from testkit import wait_for
 from textual.widgets import Input, TabbedContent
 
 from minimind_tui.app.widgets.dataset_samples import Bubble
