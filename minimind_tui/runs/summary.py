@@ -156,6 +156,7 @@ class RunState:
         status, reason, pid, hb_age = self._status(now, exit_code)
         mode = start.get("mode") or cfg.get("mode") or _mode_from_id(self.run_dir.name)
         end_time = (self.end or {}).get("time") or (self.last_time if status not in ("live", "stalled", "starting") else now)
+        ckpt_step, ckpt_path = self._last_checkpoint(status)
         return RunSummary(
             run_id=self.run_dir.name, status=status, reason=reason, mode=mode,
             dataset=_dataset_name(args.get("data_path")),
@@ -165,13 +166,27 @@ class RunState:
             eta_s=step.get("eta") if status in ("live", "stalled") else None,
             duration_s=(end_time - self.first_time) if self.first_time is not None and end_time else None,
             mem_peak_gb=step.get("mem_peak_gb"),
-            last_ckpt_step=(self.last_ckpt or {}).get("step") if self.last_ckpt else _disk_ckpt_step(self.run_dir),
-            last_ckpt_path=(self.last_ckpt or {}).get("path"),
+            last_ckpt_step=ckpt_step, last_ckpt_path=ckpt_path,
             pid=pid, launcher_pid=launcher_pid(self.run_dir), world_size=int(start.get("world_size") or 1),
             heartbeat_age_s=hb_age,
             loss_points=tuple(self.loss.points()), lr_points=tuple(self.lr.points()), notes=tuple(self.notes),
             preparing=_preparing(self.last_prepare) if self.last_step is None else None,
         )
+
+    def _last_checkpoint(self, status: str) -> tuple[int | None, str | None]:
+        """The checkpoint a resume would start from. A trainer killed between finishing a checkpoint and
+        logging it leaves the disk ahead of the events, and resume reads the disk: so once the run is over,
+        the disk wins. While it runs, the events are current and cost no directory scan."""
+        event = self.last_ckpt or {}
+        if event and status in ("live", "stalled", "starting"):
+            return event.get("step"), event.get("path")
+        done = layout.complete_checkpoints(self.run_dir)
+        step = _ckpt_step(done[-1]) if done else None
+        if step is None:
+            return event.get("step"), event.get("path")
+        if step == event.get("step"):
+            return step, event.get("path")
+        return step, str(done[-1].relative_to(self.run_dir))
 
     def _status(self, now: float, exit_code: int | None) -> tuple[str, str, int | None, float | None]:
         run_dir = self.run_dir
@@ -262,12 +277,9 @@ def _last_line(run_dir: Path) -> str:
     return "see launcher.log"
 
 
-def _disk_ckpt_step(run_dir: Path) -> int | None:
-    done = layout.complete_checkpoints(run_dir)
-    if not done:
-        return None
+def _ckpt_step(folder: Path) -> int | None:
     try:
-        return int(done[-1].name.split("_")[-1])
+        return int(folder.name.split("_")[-1])
     except ValueError:
         return None
 

@@ -449,7 +449,7 @@ class Trainer:
                 self.step += 1
                 if self._watchdog:
                     self._watchdog.stepped(self.step)
-                if stop_at and self.step == stop_at:
+                if stop_at and self.step >= stop_at:  # >=: a resume may start past k
                     self.stop.request(f"{STOP_AT_ENV}={stop_at}")
 
                 counts[0] = loss_sum.item() / n_micro

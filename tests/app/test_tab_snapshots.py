@@ -73,9 +73,7 @@ class TestDatasetTab:
             await pilot.press("i")
             pane = pilot.app.query_one(StatsPane)
             table = pane.query_one(DataTable)
-            # The problem table sizes its columns on idle after rows arrive: wait for that too.
-            await wait_for(pilot, lambda: pane.stats is not None and table.row_count == 2
-                           and not table._require_update_dimensions, "statistics and their table")
+            await wait_for(pilot, lambda: pane.stats is not None and table.row_count == 2, "statistics and their table")
             await pilot.pause()
         assert snap_compare(app, terminal_size=size, run_before=run_before)
 

@@ -88,12 +88,12 @@ def test_private_files_no_sockets_single_writer_and_host_kill(tmp_path, corpus, 
     assert code == 2 and f"another trainer (pid {trainer})" in capsys.readouterr().err
 
     # 12: the host kills the whole process group (OOM killer, preemption): no end event, no stop request.
-    step_before = steps(run)[-1]["step"]
     os.killpg(launched.pid, signal.SIGKILL)
     wait_until(lambda: not group_members(launched.pid), 30, "the group to die")
+    step_before = steps(run)[-1]["step"]  # every step is logged before its save
     s = summarize(run)
     assert s.status == "killed" and "killed by a signal, host out of memory" in s.reason
-    assert s.can_resume and s.last_ckpt_step is not None and s.last_ckpt_step <= step_before + 3
+    assert s.can_resume and s.last_ckpt_step is not None and step_before - 6 < s.last_ckpt_step <= step_before
     assert summarize(run, exit_code=-9).reason.startswith("killed by SIGKILL")
     # ...and resume continues from the last good checkpoint, clearing the dead writer's lock.
     last_good = layout.complete_checkpoints(run)[-1]

@@ -65,6 +65,18 @@ def test_no_end_and_dead_process_is_killed_distinct_from_stop_and_crash(tmp_path
     assert s.can_resume and s.last_ckpt_step == 20
 
 
+def test_a_checkpoint_finished_but_not_logged_before_a_kill_is_the_one_offered(tmp_path):
+    # SIGKILL between the checkpoint's COMPLETE marker and its event: resume starts from the disk, so must the summary.
+    run = make_run(tmp_path, "r1", steps=25, heartbeat_age=600.0, pid=dead_pid(), ckpt_at=(20,))
+    ck = layout.checkpoint_dir(run, 24)
+    ck.mkdir()
+    (ck / layout.COMPLETE).write_text("")
+    s = summarize(run, now=T0)
+    assert (s.status, s.last_ckpt_step, s.last_ckpt_path) == ("killed", 24, str(ck.relative_to(run)))
+    live = summarize(make_run(tmp_path, "r2", steps=25, heartbeat_age=1.0, pid=os.getpid(), ckpt_at=(20,)), now=T0)
+    assert live.last_ckpt_step == 20
+
+
 def test_exit_status_known_to_the_launcher_is_reported(tmp_path):
     run = make_run(tmp_path, "r1", steps=5, heartbeat_age=600.0, pid=dead_pid())
     assert summarize(run, now=T0, exit_code=-9).reason == "killed by SIGKILL at step 5"

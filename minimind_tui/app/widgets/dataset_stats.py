@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import orjson
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -17,6 +18,7 @@ from dataset.stats import DatasetStats, bad_category
 from minimind_tui.commands.data import format_report
 
 ROWS_PER_KIND = 1000
+PROBLEM_COLUMNS = ("line", "problem", "detail")
 TAIL_BYTES = 1 << 16
 
 
@@ -78,7 +80,7 @@ class StatsPane(VerticalScroll):
                      id="ds-stats-summary")
         yield Label("Problem lines (Enter jumps to the line):")
         table = DataTable(id="ds-problems", cursor_type="row", zebra_stripes=True)
-        table.add_columns("line", "problem", "detail")
+        table.add_columns(*PROBLEM_COLUMNS)
         yield table
 
     @property
@@ -111,18 +113,24 @@ class StatsPane(VerticalScroll):
         if not st.complete:
             report = f"Cancelled after {st.processed_lines:,} lines: figures cover those lines only.\n" + report
         self.query_one("#ds-stats-summary", Static).update(Text(report))
+        rows = [(f"bad-{b.line_number}", str(b.line_number), bad_category(b.reason), b.reason)
+                for b in st.bad[:ROWS_PER_KIND]]
+        rows += [(f"zero-{line}", str(line), "zero trained tokens",
+                  f"nothing counts toward the loss at max_seq_len {st.max_seq_len}")
+                 for line in st.zero_trained_examples[:ROWS_PER_KIND]]
+        rows += [(f"pad-{line}", str(line), "trains on padding",
+                  "the loss mask runs into padding: no reply closes the last user turn")
+                 for line in st.pad_trained_examples[:ROWS_PER_KIND]]
+        rows += [(f"dup-{line}", str(line), "duplicate", f"same as line {first}")
+                 for line, first in st.duplicate_examples[:ROWS_PER_KIND]]
         table = self.query_one("#ds-problems", DataTable)
-        table.clear()
-        for b in st.bad[:ROWS_PER_KIND]:
-            table.add_row(str(b.line_number), bad_category(b.reason), b.reason, key=f"bad-{b.line_number}")
-        for line in st.zero_trained_examples[:ROWS_PER_KIND]:
-            table.add_row(str(line), "zero trained tokens", f"nothing counts toward the loss at max_seq_len "
-                          f"{st.max_seq_len}", key=f"zero-{line}")
-        for line in st.pad_trained_examples[:ROWS_PER_KIND]:
-            table.add_row(str(line), "trains on padding", "the loss mask runs into padding: no reply closes the "
-                          "last user turn", key=f"pad-{line}")
-        for line, first in st.duplicate_examples[:ROWS_PER_KIND]:
-            table.add_row(str(line), "duplicate", f"same as line {first}", key=f"dup-{line}")
+        # Widths measured here, not by the table on idle: its header line could be drawn (and cached) with the
+        # old widths in between, and stay misaligned.
+        table.clear(columns=True)
+        for i, label in enumerate(PROBLEM_COLUMNS):
+            table.add_column(label, width=max([cell_len(label), *(cell_len(r[i + 1]) for r in rows)]))
+        for key, *cells in rows:
+            table.add_row(*cells, key=key)
 
     @on(Input.Changed, "#ds-throughput")
     def _throughput_changed(self, event: Input.Changed) -> None:

@@ -81,7 +81,7 @@ class TrainForm(VerticalScroll):
         self.demo = demo
         self._device_touched = False
         self._out_weights: set[str] | None = None
-        self._recipe_after_mode: tuple[str, ...] | None = None
+        self._recipe_after_mode: tuple[str, tuple[str, ...]] | None = None  # (mode, demo recipe flags)
         self._demo_data: DemoData | None = None   # known once the demo corpus was used
         self._scanned_once = False
         self.scans_done = 0  # how many scans have been applied (tests wait on it)
@@ -218,7 +218,7 @@ class TrainForm(VerticalScroll):
         self._apply_preset(self.query_one("#preset", Select).value)
         mode_select = self.query_one("#mode", Select)
         if mode_select.value != mode:
-            self._recipe_after_mode = recipe  # applied once the mode's own defaults are in
+            self._recipe_after_mode = (mode, recipe)  # applied once the mode's own defaults are in
             mode_select.value = mode
         else:
             self._apply_recipe(recipe)
@@ -239,13 +239,21 @@ class TrainForm(VerticalScroll):
             self.query_one("#data_info", Static).update(message.text)
 
     # ---- reacting to edits ---------------------------------------------------------------------------
+    @staticmethod
+    def _superseded(event: Select.Changed) -> bool:
+        """A change the select has already moved past. Changes of different selects reach the form in no fixed
+        order, so acting on a stale one would undo a newer choice (SFT's corpus replaced by pretrain's)."""
+        return event.value != event.select.value
+
     @on(Select.Changed, "#mode")
     def _mode_changed(self, event: Select.Changed) -> None:
+        if self._superseded(event):
+            return
         mode = str(event.value)
         self._apply_mode(mode)
-        if self._recipe_after_mode is not None:
-            self._apply_recipe(self._recipe_after_mode)
-            self._recipe_after_mode = None
+        pending, self._recipe_after_mode = self._recipe_after_mode, None
+        if pending is not None and pending[0] == mode:
+            self._apply_recipe(pending[1])
         elif self._demo_data is not None and self._value("data_path") in self._demo_paths():
             self._use_demo(mode, self._demo_data)  # pretrain -> SFT on the demo: its corpus and recipe
 
@@ -258,11 +266,13 @@ class TrainForm(VerticalScroll):
 
     @on(Select.Changed, "#preset")
     def _preset_changed(self, event: Select.Changed) -> None:
+        if self._superseded(event):
+            return
         self._apply_preset(str(event.value))
 
     @on(Select.Changed, "#dataset")
     def _dataset_changed(self, event: Select.Changed) -> None:
-        if event.value is Select.NULL:
+        if event.value is Select.NULL or self._superseded(event):
             return
         if str(event.value) in DEMO_CHOICES:
             self.query_one("#data_info", Static).update("writing the demo corpus under dataset/ …")
