@@ -46,10 +46,11 @@ class FakeTokenCache:
         return len(self.lengths)
 
 
-async def wait_for(pilot, condition, what: str = "condition", rounds: int = 250):
-    """Let the app run until condition() holds; fail after a bounded number of rounds."""
+async def wait_for(pilot, condition, what="condition", rounds: int = 250):
+    """Let the app run until condition() holds; fail after a bounded number of rounds. `what` may be a
+    callable, called on failure, to say what the app showed instead."""
     for _ in range(rounds):
         if condition():
             return
         await pilot.pause(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")

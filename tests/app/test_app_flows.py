@@ -364,18 +364,23 @@ async def test_coming_back_to_the_train_tab_keeps_the_chosen_dataset_and_base(ma
     app = make_app(demo=True)
     async with app.run_test(size=(80, 24)) as pilot:
         form = app.query_one(TrainForm)
-        dataset, init = form.query_one("#dataset"), form.query_one("#init")
-        await wait_for(pilot, lambda: dataset.value == "dataset/demo_pretrain.jsonl", "demo corpus chosen",
-                       rounds=1000)
-        form.query_one("#mode").value = "sft"
-        await wait_for(pilot, lambda: dataset.value == "dataset/demo_sft.jsonl", "demo SFT corpus")
+        dataset, init, mode = form.query_one("#dataset"), form.query_one("#init"), form.query_one("#mode")
+
+        def state() -> str:
+            return (f"mode {mode.value}, dataset {dataset.value}, data_path {form._value('data_path')}, "
+                    f"init {init.value}, scans {form.scans_done}")
+        await wait_for(pilot, lambda: dataset.value == "dataset/demo_pretrain.jsonl",
+                       lambda: f"demo corpus chosen ({state()})", rounds=1000)
+        mode.value = "sft"
+        await wait_for(pilot, lambda: dataset.value == "dataset/demo_sft.jsonl",
+                       lambda: f"demo SFT corpus ({state()})")
         base = next(v for _, v in init._options if "20251101-090000-pretrain" in str(v))
         init.value = base
         scans = form.scans_done
         await pilot.press("2")
         await pilot.press("1")
-        await wait_for(pilot, lambda: form.scans_done > scans, "rescan")
+        await wait_for(pilot, lambda: form.scans_done > scans, lambda: f"rescan ({state()})")
         await pilot.pause()
-        assert dataset.value == "dataset/demo_sft.jsonl" and init.value == base
+        assert dataset.value == "dataset/demo_sft.jsonl" and init.value == base, state()
         labels = [label for label, _ in dataset._options]
         assert "demo pretrain corpus (bundled)" not in labels  # written once, then listed as files
