@@ -2,6 +2,8 @@
 Gets a RunView from the app (attributes down) and posts Stop/Resume requests (messages up)."""
 from __future__ import annotations
 
+from statistics import mean
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -54,6 +56,16 @@ def curve_label(name: str, points: tuple[float, ...], current: float | None, fmt
                          (f"  first {points[0]:{fmt}} min {min(points):{fmt}}", "dim"))
 
 
+def readable_loss(points: tuple[float, ...], keep: float = 0.9) -> list[float]:
+    """Loss points for the curve, with the opening drop cut at the `keep` quantile. A run falls from ~8.8 to ~2
+    in its first few percent and then creeps down for hours: scaled to the whole range, that creep is a flat
+    line of the lowest bar. The label beside the curve still gives the first and lowest values."""
+    if len(points) < 10:
+        return list(points)
+    top = sorted(points)[int(keep * (len(points) - 1))]
+    return [min(p, top) for p in points]
+
+
 class LogTail(Log):
     """train.log tail that stays pinned to the newest line when its size changes (panels above it grow)."""
 
@@ -84,9 +96,9 @@ class RunMonitor(Vertical):
             yield Button("Stop", id="stop", variant="error", compact=True, disabled=True)
             yield Button("Resume", id="resume", variant="primary", compact=True, disabled=True)
         yield Static("", id="monitor-progress")
-        with Horizontal(classes="curve"):
+        with Horizontal(classes="curve", id="loss-row"):
             yield Static("", id="loss-label", classes="curve-label")
-            yield Sparkline([], id="loss-curve")
+            yield Sparkline([], id="loss-curve", summary_function=mean)
         with Horizontal(classes="curve"):
             yield Static("", id="lr-label", classes="curve-label")
             yield Sparkline([], id="lr-curve")
@@ -119,7 +131,7 @@ class RunMonitor(Vertical):
         self.query_one("#monitor-status", Static).update(head)
         self.query_one("#monitor-progress", Static).update(progress_text(s))
         self.query_one("#loss-label", Static).update(curve_label("loss", s.loss_points, s.loss, ".3f"))
-        self.query_one("#loss-curve", Sparkline).data = list(s.loss_points)
+        self.query_one("#loss-curve", Sparkline).data = readable_loss(s.loss_points)
         self.query_one("#lr-label", Static).update(curve_label("lr", s.lr_points, s.lr, ".1e"))
         self.query_one("#lr-curve", Sparkline).data = list(s.lr_points)
         notes = Text()
