@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from .masking import finish_sft, pretrain_ids, sft_markers
+from .tokenizer_dir import default_tokenizer_dir
 from .validate import messages_of, parse_line
 
 _BOM = b"\xef\xbb\xbf"
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -150,16 +150,6 @@ def token_view(sample: Sample, tokenizer, max_seq_len: int, max_pieces: int | No
                      n_truncated=len(full) - kept, n_trained=n_trained,
                      n_pad_trained=int(mask[kept:].sum()),
                      n_trained_lost=int(full_mask[kept:].sum()))
-
-
-def default_tokenizer_dir(root=None) -> Path:
-    """The project's own MiniMind tokenizer when `<root>/model/minimind_tokenizer` has one, else the bundled
-    demo tokenizer."""
-    if root is not None:
-        local = Path(root) / "model" / "minimind_tokenizer"
-        if (local / "tokenizer.json").is_file():
-            return local
-    return PACKAGE_ROOT / "minimind_tui" / "assets" / "demo_tokenizer"
 
 
 def load_tokenizer(path=None, root=None):

@@ -23,20 +23,14 @@ def _vocab_in(tokenizer_json: str, mtime: float) -> int | None:
         return None
 
 
-def trainer_vocab(root: Path, tokenizer_flag: str | None = None) -> int:
-    """The vocabulary the trainer will give a new model: that of --tokenizer, else of the project's
-    model/minimind_tokenizer, else of the bundled demo tokenizer (the trainer's own order)."""
-    from minimind_tui.demo import demo_tokenizer_dir
-
-    candidates = [Path(root) / tokenizer_flag] if tokenizer_flag else []
-    candidates += [Path(root) / "model" / "minimind_tokenizer", demo_tokenizer_dir()]
-    for folder in candidates:
-        path = folder / "tokenizer.json"
-        if path.is_file():
-            found = _vocab_in(str(path), path.stat().st_mtime)
-            if found:
-                return found
-    return VOCAB
+def tokenizer_vocab(folder: Path) -> int:
+    """Vocabulary size of the tokenizer in `folder` (the trainer gives a new model that many rows), read from
+    its tokenizer.json without loading it; MiniMind's 6400 when unreadable."""
+    path = Path(folder) / "tokenizer.json"
+    try:
+        return _vocab_in(str(path), path.stat().st_mtime) or VOCAB
+    except OSError:
+        return VOCAB
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from minimind_tui.errors import UserError
 from minimind_tui.runs import layout
+from minimind_tui.tokenizer_choice import choose_tokenizer_dir, recorded_meta
 
 from .settings import GenerationSettings, mode_for_training_mode
 
@@ -27,8 +28,6 @@ def weights_for_mode(out_dir: Path, model_mode: int, dim: int, use_moe: bool) ->
 
 def checkpoint_meta(weights: Path) -> dict:
     """What our trainer recorded about these weights (mode, config, tokenizer); {} for foreign files."""
-    from minimind_tui.train.model_setup import recorded_meta
-
     return recorded_meta(Path(weights))
 
 
@@ -43,32 +42,12 @@ def verify_checksum(weights: Path) -> None:
                         f"checkpoint of the run")
 
 
-def run_settings(weights: Path) -> dict:
-    """The settings in runs/<id>/config.json when the weights are runs/<id>/checkpoints/step_N/model.pth."""
-    weights = Path(weights)
-    if weights.name != layout.MODEL_FILE or weights.parent.parent.name != layout.CHECKPOINTS:
-        return {}
-    config = layout.read_json(weights.parent.parent.parent / layout.CONFIG) or {}
-    return config.get("settings") or {}
-
-
 def resolve_tokenizer_dir(weights: Path, root: Path, explicit: str | Path | None = None,
                           meta: dict | None = None) -> tuple[Path, str]:
-    """(directory, why it was chosen): --tokenizer, then the one recorded with the weights, then a MiniMind
-    checkout's model/minimind_tokenizer under root, then the bundled demo tokenizer."""
+    """(directory, why it was chosen), by the trainer's rule (minimind_tui.tokenizer_choice)."""
     if explicit:
-        return Path(explicit), "--tokenizer"
-    meta = checkpoint_meta(weights) if meta is None else meta
-    for recorded, why in ((meta.get("tokenizer"), "recorded with the checkpoint"),
-                          (run_settings(weights).get("tokenizer"), "recorded in the run's config.json")):
-        if recorded and (Path(recorded) / "tokenizer.json").is_file():
-            return Path(recorded), why
-    minimind = Path(root) / "model" / "minimind_tokenizer"
-    if (minimind / "tokenizer.json").is_file():
-        return minimind, "MiniMind's model/minimind_tokenizer"
-    from minimind_tui.demo import demo_tokenizer_dir
-
-    return demo_tokenizer_dir(), "the bundled demo tokenizer"
+        return Path(explicit), "--tokenizer"  # as typed: relative to where chat was started
+    return choose_tokenizer_dir(root, None, weights=Path(weights), meta=meta)
 
 
 def pick_device(requested: str | None = None) -> str:

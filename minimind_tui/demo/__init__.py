@@ -12,6 +12,8 @@ import json
 import random
 from pathlib import Path
 
+from dataset.tokenizer_dir import DEMO_TOKENIZER
+
 from .facts import CAPITALS, COLOURS, OPPOSITES
 
 SEED = 20251128
@@ -133,7 +135,7 @@ def ensure_demo_data(root=".") -> tuple[Path, Path]:
 
 def demo_tokenizer_dir() -> Path:
     """The small tokenizer shipped with the package, trained on the demo corpus by `tokenizer train`."""
-    return Path(__file__).resolve().parent.parent / "assets" / "demo_tokenizer"
+    return DEMO_TOKENIZER
 
 
 # The demo recipe (train flags). Measured on a 2-core CPU: pretraining ~80 s, SFT ~90 s, after which the

@@ -126,7 +126,7 @@ def _check_weights(sd, config: LMConfig, checkpoint: Path) -> None:
 def _run_hints(checkpoint: Path) -> dict:
     """Model settings and tokenizer the trainer recorded with this checkpoint (a run checkpoint's meta.json
     or the .meta.json sidecar of an out/*.pth); MiniMind's tokenizer folder as the tokenizer fallback."""
-    from minimind_tui.train.model_setup import MINIMIND_TOKENIZER, recorded_meta
+    from minimind_tui.tokenizer_choice import MINIMIND_TOKENIZER, recorded_meta
 
     meta = recorded_meta(checkpoint)
     hints = dict(meta["config"]) if isinstance(meta.get("config"), dict) else {}

@@ -30,6 +30,7 @@ from dataset.batching import (ChunkedCollator, Collator, PackedBatch, PackingCol
 from minimind_tui.errors import UserError
 from minimind_tui.runs import layout
 from minimind_tui.runs.events import SCHEMA_VERSION, EventWriter
+from minimind_tui.tokenizer_choice import recorded_meta
 from model.checkpoint import CheckpointError
 
 from . import EXIT_DONE, EXIT_FAILED, EXIT_OOM, auto_batch, checkpointing, distributed, fault_hooks
@@ -39,8 +40,7 @@ from .heartbeat import Heartbeat
 from .lock import TrainerLock
 from .logtee import LogTee
 from .metrics import StepMeter, format_line
-from .model_setup import (build_model, choose_tokenizer, init_weights_file, load_init, model_config,
-                          recorded_meta, write_sidecar)
+from .model_setup import build_model, choose_tokenizer, init_weights_file, load_init, model_config, write_sidecar
 from .run_dir import create, new_run_dir, saved_settings, write_config
 from .schedule import learning_rate
 from .signals import StopRequest, Stopped
@@ -291,7 +291,7 @@ class Trainer:
                         "weights)") if s["init"] is None else "check the path"
                 raise CheckpointError(f"{init_file}: initial weights not found; {hint}")
             init_meta = recorded_meta(init_file)
-        self.tokenizer = choose_tokenizer(s["tokenizer"], init_meta, log=self.log)
+        self.tokenizer = choose_tokenizer(s["tokenizer"], init_meta, log=self.log, init_file=init_file)
         s["tokenizer"] = str(self.tokenizer.path.resolve()) if self.tokenizer.path else None
         self.config = model_config(s, self.tokenizer.vocab_size)
         model = build_model(self.config, s["seed"])

@@ -7,59 +7,25 @@ from pathlib import Path
 import torch
 
 from minimind_tui.errors import UserError
-from minimind_tui.runs import layout
+from minimind_tui.tokenizer_choice import choose_tokenizer_dir, find_weights, sidecar_path
 from model import LMConfig, MiniMindLM, Tokenizer
 from model.checkpoint import CheckpointError, check_compatible, load_state_dict
-
-MINIMIND_TOKENIZER = Path("model") / "minimind_tokenizer"  # where a MiniMind checkout keeps its tokenizer
-
-
-def sidecar_path(weights: Path) -> Path:
-    """out/pretrain_512.pth -> out/pretrain_512.meta.json: what we know about a MiniMind-style file."""
-    weights = Path(weights)
-    return weights.with_name(weights.stem + ".meta.json")
 
 
 def init_weights_file(init: str | Path) -> Path:
     """--init may name a .pth file, a checkpoint folder, or a run folder (its newest complete checkpoint)."""
-    path = Path(init)
-    if path.is_dir():
-        if (path / layout.MODEL_FILE).is_file():
-            return path / layout.MODEL_FILE
-        done = layout.complete_checkpoints(path)
-        if done:
-            return done[-1] / layout.MODEL_FILE
-        raise CheckpointError(f"{path}: no model.pth and no complete checkpoint inside")
-    return path
+    found = find_weights(init)
+    if found is None:
+        raise CheckpointError(f"{init}: no model.pth and no complete checkpoint inside")
+    return found
 
 
-def recorded_meta(weights: Path) -> dict:
-    """meta.json beside a run checkpoint's model.pth, or our sidecar beside an out/*.pth (if still current)."""
-    weights = Path(weights)
-    if weights.name == layout.MODEL_FILE:
-        return layout.read_json(weights.parent / layout.META_FILE) or {}
-    meta = layout.read_json(sidecar_path(weights)) or {}
-    try:
-        if meta and meta.get("weights_size") != weights.stat().st_size:
-            return {}  # the .pth was replaced by something else (e.g. MiniMind's own script) since
-    except FileNotFoundError:
-        return {}
-    return meta
-
-
-def choose_tokenizer(explicit: str | None, init_meta: dict, log=print) -> Tokenizer:
-    if explicit:
-        return Tokenizer.from_dir(explicit)
-    recorded = init_meta.get("tokenizer")
-    if recorded and (Path(recorded) / "tokenizer.json").is_file():
-        log(f"tokenizer: {recorded} (recorded with the initial weights)")
-        return Tokenizer.from_dir(recorded)
-    if (MINIMIND_TOKENIZER / "tokenizer.json").is_file():
-        log(f"tokenizer: {MINIMIND_TOKENIZER} (MiniMind's; pass --tokenizer DIR for another)")
-        return Tokenizer.from_dir(MINIMIND_TOKENIZER)
-    from minimind_tui.demo import demo_tokenizer_dir
-    log(f"tokenizer: the bundled demo tokenizer (pass --tokenizer DIR for another, e.g. ./model/minimind_tokenizer)")
-    return Tokenizer.from_dir(demo_tokenizer_dir())
+def choose_tokenizer(explicit: str | None, init_meta: dict, log=print, init_file: Path | None = None) -> Tokenizer:
+    folder, why = choose_tokenizer_dir(Path("."), explicit, weights=init_file, meta=init_meta)
+    if why != "--tokenizer":
+        hint = "" if why.startswith("recorded") else "; pass --tokenizer DIR for another"
+        log(f"tokenizer: {folder} ({why}{hint})")
+    return Tokenizer.from_dir(folder)
 
 
 def model_config(settings: dict, vocab_size: int) -> LMConfig:

@@ -2,14 +2,18 @@
 (kind from the mode, the form's seq len, the tokenizer from --tokenizer in the extra flags)."""
 from __future__ import annotations
 
+import json
 import shutil
 
+from canned import make_run
 from testkit import wait_for
 from textual.widgets import Input, TabbedContent
 
 from minimind_tui.app.widgets.dataset_samples import Bubble
 from minimind_tui.app.widgets.dataset_tab import DatasetTab
 from minimind_tui.app.widgets.train_form import TrainForm
+from minimind_tui.demo import demo_tokenizer_dir
+from minimind_tui.runs import layout
 
 
 async def fill_form(pilot, mode: str, path: str, seq_len: str, extra: str = "") -> TrainForm:
@@ -41,6 +45,32 @@ async def test_preview_key_opens_the_file_in_the_dataset_tab_with_mode_seq_len_a
         assert tab.tokenizer.vocab_size == tiny_tokenizer.vocab_size  # the hermetic one, not the demo's
         await pilot.pause()
         assert [str(b.render()) for b in app.query(Bubble)] == ["你好", "你好！"]
+
+
+async def test_sft_preview_and_estimate_use_the_tokenizer_recorded_with_the_base(make_app, project, tiny_tokenizer):
+    """SFT from a base trained with another tokenizer: the trainer takes the recorded one, so must the preview."""
+    recorded = project / "pretrain_tok"
+    shutil.copytree(tiny_tokenizer.path, recorded)
+    make_run(project, "20251101-090000-pretrain", mode="pretrain", steps=20, end="done", ckpt_at=(20,))
+    run = project / "runs" / "20251101-090000-pretrain"
+    (run / layout.CONFIG).write_text(json.dumps({"settings": {"tokenizer": str(recorded)}}))
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        form = await fill_form(pilot, "sft", "dataset/sft_mini_512.jsonl", "64")
+        assert form._tokenizer_dir(form.spec()) != recorded  # the trainer's default base knows nothing of it
+        init = form.query_one("#init")
+        init.value = next(v for _, v in init._options if "20251101-090000-pretrain" in str(v))
+        await pilot.pause()
+        assert form._tokenizer_dir(form.spec()) == recorded
+        small = str(form.query_one("#estimate").render())
+        form.query_one("#extra", Input).value = f"--tokenizer {demo_tokenizer_dir()}"  # 1643 tokens, not 300ish
+        await pilot.pause()
+        assert str(form.query_one("#estimate").render()) != small
+        form.query_one("#extra", Input).value = ""
+        await pilot.press("ctrl+o")
+        tab = app.query_one(DatasetTab)
+        await wait_for(pilot, lambda: tab.tokenizer is not None, "tokenizer")
+        assert tab.tokenizer_dir == recorded and tab.tokenizer.vocab_size == tiny_tokenizer.vocab_size
 
 
 async def test_preview_button_reads_the_file_as_the_chosen_mode(make_app, project):

@@ -62,7 +62,7 @@ def test_demo_pretrain_then_sft_from_its_weights(tmp_path, data):
     out, _ = p.communicate(timeout=300)
     assert p.returncode == 0, out
     assert "init: loaded out/pretrain_32.pth" in out
-    assert "recorded with the initial weights" in out  # same tokenizer as the pretraining run
+    assert "recorded with the weights" in out  # same tokenizer as the pretraining run
     losses = [e["loss"] for e in steps(tmp_path / "runs" / "sft")]
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5
     from model.checkpoint import load_model

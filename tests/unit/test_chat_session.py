@@ -144,7 +144,7 @@ def test_tokenizer_resolution_order(root, tokenizer, tmp_path):
     recorded = tmp_path / "recorded_tok"
     tokenizer.save(recorded)
     ck = make_run_checkpoint(root, tokenizer, meta_tokenizer=str(recorded))
-    assert resolve_tokenizer_dir(ck, root) == (recorded, "recorded with the checkpoint")
+    assert resolve_tokenizer_dir(ck, root) == (recorded, "recorded with the weights")
     assert resolve_tokenizer_dir(ck, root, explicit="elsewhere") == (Path("elsewhere"), "--tokenizer")
 
 

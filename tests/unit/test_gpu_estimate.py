@@ -66,15 +66,20 @@ def test_activation_term_is_within_2x_of_what_autograd_saves():
 def test_estimate_uses_the_vocabulary_the_trainer_will_use(tmp_path, tiny_tokenizer):
     import shutil
 
-    from minimind_tui.app.presets import trainer_vocab
+    from minimind_tui.app.presets import VOCAB, tokenizer_vocab
     from minimind_tui.demo import demo_tokenizer_dir
+    from minimind_tui.tokenizer_choice import choose_tokenizer_dir
     from model import Tokenizer
 
+    def vocab(*args) -> int:
+        return tokenizer_vocab(choose_tokenizer_dir(tmp_path, *args)[0])
+
     # No tokenizer in the project: the trainer falls back to the bundled demo tokenizer.
-    assert trainer_vocab(tmp_path) == Tokenizer.from_dir(demo_tokenizer_dir()).vocab_size
+    assert vocab() == Tokenizer.from_dir(demo_tokenizer_dir()).vocab_size
     # A MiniMind checkout's model/minimind_tokenizer comes first.
     shutil.copytree(tiny_tokenizer.path, tmp_path / "model" / "minimind_tokenizer")
-    assert trainer_vocab(tmp_path) == tiny_tokenizer.vocab_size
+    assert vocab() == tiny_tokenizer.vocab_size
     # --tokenizer DIR (relative to the project) wins over both.
     shutil.copytree(demo_tokenizer_dir(), tmp_path / "tok")
-    assert trainer_vocab(tmp_path, "tok") == Tokenizer.from_dir(demo_tokenizer_dir()).vocab_size
+    assert vocab("tok") == Tokenizer.from_dir(demo_tokenizer_dir()).vocab_size
+    assert tokenizer_vocab(tmp_path / "nothing here") == VOCAB

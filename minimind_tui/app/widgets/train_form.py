@@ -16,9 +16,10 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from minimind_tui.runs import layout
 from minimind_tui.runs.launcher import TrainSpec, shell_command
+from minimind_tui.tokenizer_choice import choose_tokenizer_dir, find_weights
 
 from ..datasets import DemoData, demo_data, describe_file, flag_values, local_datasets
-from ..presets import CUSTOM, PRESETS, estimate_memory, trainer_vocab
+from ..presets import CUSTOM, PRESETS, estimate_memory, tokenizer_vocab
 
 MODE_DEFAULTS = {  # MiniMind's recipe
     "pretrain": dict(learning_rate="5e-4", accumulation_steps="8"),
@@ -400,7 +401,7 @@ class TrainForm(VerticalScroll):
         return None if name in self._out_weights else f"out/{name}"
 
     def _estimate_text(self, spec: TrainSpec) -> Text:
-        vocab = trainer_vocab(self.root, self._tokenizer_flag())
+        vocab = tokenizer_vocab(self._tokenizer_dir(spec))
         est = estimate_memory(spec.dim, spec.n_layers, spec.batch_size, spec.max_seq_len, spec.dtype, spec.use_moe,
                               vocab=vocab)
         params = f"{est.params / 1e6:.1f}M params"
@@ -425,7 +426,20 @@ class TrainForm(VerticalScroll):
             max_seq_len: int | None = self._int("max_seq_len", "seq len", 2)
         except FormError:
             max_seq_len = None  # the Dataset tab keeps its own
-        self.post_message(self.PreviewRequested(path, self._value("mode"), max_seq_len, self._tokenizer_flag()))
+        try:
+            tokenizer = self._tokenizer_dir(self.spec())
+        except FormError:
+            tokenizer = self._tokenizer_dir(None)
+        self.post_message(self.PreviewRequested(path, self._value("mode"), max_seq_len, str(tokenizer)))
+
+    def _tokenizer_dir(self, spec: TrainSpec | None) -> Path:
+        """The tokenizer the trainer will use for this form: --tokenizer, else (SFT) the one recorded with the
+        base weights, else the project's or the bundled one. The preview and the estimate must use it too."""
+        weights = None
+        if spec is not None and spec.mode == "sft":
+            base = spec.init or str(Path(spec.out_dir) / layout.weights_name("pretrain", spec.dim, spec.use_moe))
+            weights = find_weights(self.root / base)
+        return choose_tokenizer_dir(self.root, self._tokenizer_flag(), weights=weights)[0]
 
     def _tokenizer_flag(self) -> str | None:
         """--tokenizer DIR from the extra flags: the tokenizer the trainer will use instead of its default."""

@@ -1,0 +1,78 @@
+"""Which tokenizer goes with which weights: one rule for the trainer, chat, export, and the dashboard's data
+preview and memory estimate, so the preview shows the tokens the trainer will really use.
+
+The order: --tokenizer, then the one recorded with the initial weights (our meta.json or .meta.json sidecar,
+or the run's config.json), then a MiniMind checkout's model/minimind_tokenizer, then the bundled demo tokenizer.
+Torch-free: the app calls it while the user edits the form.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from dataset.tokenizer_dir import default_tokenizer_dir
+from minimind_tui.runs import layout
+
+MINIMIND_TOKENIZER = Path("model") / "minimind_tokenizer"  # where a MiniMind checkout keeps its tokenizer
+
+
+def sidecar_path(weights: Path) -> Path:
+    """out/pretrain_512.pth -> out/pretrain_512.meta.json: what we know about a MiniMind-style file."""
+    weights = Path(weights)
+    return weights.with_name(weights.stem + ".meta.json")
+
+
+def find_weights(init: str | Path) -> Path | None:
+    """The weights file --init names: a .pth, a checkpoint folder, or a run folder (its newest complete
+    checkpoint). None for a folder holding neither."""
+    path = Path(init)
+    if not path.is_dir():
+        return path
+    if (path / layout.MODEL_FILE).is_file():
+        return path / layout.MODEL_FILE
+    done = layout.complete_checkpoints(path)
+    return done[-1] / layout.MODEL_FILE if done else None
+
+
+def recorded_meta(weights: Path) -> dict:
+    """meta.json beside a run checkpoint's model.pth, or our sidecar beside an out/*.pth (if still current)."""
+    weights = Path(weights)
+    if weights.name == layout.MODEL_FILE:
+        return layout.read_json(weights.parent / layout.META_FILE) or {}
+    meta = layout.read_json(sidecar_path(weights)) or {}
+    try:
+        if meta and meta.get("weights_size") != weights.stat().st_size:
+            return {}  # the .pth was replaced by something else (e.g. MiniMind's own script) since
+    except FileNotFoundError:
+        return {}
+    return meta
+
+
+def run_settings(weights: Path) -> dict:
+    """The settings in runs/<id>/config.json when the weights are runs/<id>/checkpoints/step_N/model.pth."""
+    weights = Path(weights)
+    if weights.name != layout.MODEL_FILE or weights.parent.parent.name != layout.CHECKPOINTS:
+        return {}
+    config = layout.read_json(weights.parent.parent.parent / layout.CONFIG) or {}
+    return config.get("settings") or {}
+
+
+def choose_tokenizer_dir(root: Path = Path("."), explicit: str | Path | None = None, weights: Path | None = None,
+                         meta: dict | None = None) -> tuple[Path, str]:
+    """(directory, why it was chosen) for a model starting from `weights` (None: random init). A relative
+    `explicit` is taken from `root`, as the trainer started there would."""
+    root = Path(root)
+    if explicit:
+        explicit = Path(explicit)
+        return (explicit if explicit.is_absolute() or root == Path(".") else root / explicit), "--tokenizer"
+    if weights is not None:
+        meta = recorded_meta(weights) if meta is None else meta
+        for recorded, why in ((meta.get("tokenizer"), "recorded with the weights"),
+                              (run_settings(weights).get("tokenizer"), "recorded in the run's config.json")):
+            if isinstance(recorded, str) and (Path(recorded) / "tokenizer.json").is_file():
+                return Path(recorded), why
+    elif meta and isinstance(meta.get("tokenizer"), str) and (Path(meta["tokenizer"]) / "tokenizer.json").is_file():
+        return Path(meta["tokenizer"]), "recorded with the weights"
+    found = default_tokenizer_dir(root)
+    if found == root / "model" / "minimind_tokenizer":
+        return found, "MiniMind's model/minimind_tokenizer"
+    return found, "the bundled demo tokenizer"
