@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from minimind_tui.app.widgets.run_monitor import readable_loss
+from minimind_tui.app.widgets.run_monitor import readable_loss, readable_lr
 
 
 def spread(values: list[float], start: int) -> float:
@@ -24,3 +24,13 @@ def test_the_slow_tail_of_a_run_gets_most_of_the_height():
 def test_short_curves_are_shown_as_they_are():
     assert readable_loss((8.0, 5.0, 3.0)) == [8.0, 5.0, 3.0]
     assert readable_loss(()) == []
+
+
+def test_a_constant_lr_is_a_flat_line_and_a_cosine_keeps_its_shape():
+    constant = tuple(5e-4 * (1 + 1e-6 * (i % 3)) for i in range(50))
+    assert len(set(readable_lr(constant))) == 1  # not a saw-tooth spanning the whole height
+    cosine = tuple(5e-5 + 2.5e-4 * (1 + math.cos(math.pi * i / 99)) for i in range(100))
+    shown = readable_lr(cosine)
+    assert shown[0] == 1.0 and shown[-1] == round(cosine[-1] / cosine[0], 2) == 0.09
+    assert shown == sorted(shown, reverse=True) and len(set(shown)) > 50
+    assert readable_lr(()) == []

@@ -66,6 +66,13 @@ def readable_loss(points: tuple[float, ...], keep: float = 0.9) -> list[float]:
     return [min(p, top) for p in points]
 
 
+def readable_lr(points: tuple[float, ...]) -> list[float]:
+    """lr points as fractions of the largest, to 1%: the curve scales to its own range, so a change of a
+    millionth (a warm-up's last step, float noise) would otherwise fill the whole height."""
+    top = max(points, default=0.0)
+    return [round(p / top, 2) for p in points] if top > 0 else list(points)
+
+
 class LogTail(Log):
     """train.log tail that stays pinned to the newest line when its size changes (panels above it grow)."""
 
@@ -133,7 +140,7 @@ class RunMonitor(Vertical):
         self.query_one("#loss-label", Static).update(curve_label("loss", s.loss_points, s.loss, ".3f"))
         self.query_one("#loss-curve", Sparkline).data = readable_loss(s.loss_points)
         self.query_one("#lr-label", Static).update(curve_label("lr", s.lr_points, s.lr, ".1e"))
-        self.query_one("#lr-curve", Sparkline).data = list(s.lr_points)
+        self.query_one("#lr-curve", Sparkline).data = readable_lr(s.lr_points)
         notes = Text()
         if s.last_ckpt_step is not None:
             notes.append(f"last checkpoint: step {s.last_ckpt_step:,}", style="green")
