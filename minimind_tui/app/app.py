@@ -17,7 +17,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, TextArea
 from textual.worker import get_current_worker
 
 from minimind_tui.gpu.monitor import GpuMonitor, GpuReading
@@ -97,7 +97,8 @@ class MiniMindApp(App):
         Binding("alt+2", "tab('runs')", "Runs", show=False, priority=True),
         Binding("alt+3", "tab('dataset')", "Dataset", show=False, priority=True),
         Binding("alt+4", "tab('chat')", "Chat", show=False, priority=True),
-        Binding("escape", "leave_field", "Leave field", show=False),
+        Binding("escape", "leave_field", "Leave", key_display="esc",
+                tooltip="leave the text field: the digit keys switch tabs again"),
         Binding("ctrl+l", "launch", "Launch"),
         Binding("ctrl+o", "preview", "Preview data"),
         Binding("s", "stop", "Stop run"),
@@ -379,6 +380,8 @@ class MiniMindApp(App):
             return tab == "runs"
         if action in ("launch", "preview"):
             return tab == "train"
+        if action == "leave_field":  # in the footer only while typing: how to get the digit keys back
+            return isinstance(self.focused, (Input, TextArea))
         return True
 
     @on(TabbedContent.TabActivated)

@@ -11,6 +11,7 @@ import pytest
 from canned import T0, make_run
 from testkit import wait_for
 from textual.widgets import DataTable, Input, Log, TabbedContent
+from textual.widgets._footer import FooterKey
 
 from minimind_tui.app.screens.confirm import ConfirmScreen
 from minimind_tui.app.screens.help import HelpScreen
@@ -338,10 +339,18 @@ async def test_alt_digits_switch_tabs_from_inside_a_text_field_and_escape_leaves
         await pilot.press("alt+1")
         form.query_one("#batch_size", Input).focus()
         await pilot.pause()
+        # While typing, the footer says how to get the digit keys back; elsewhere it does not.
+        assert "leave_field" in footer_actions(app)
         await pilot.press("escape")
         assert app.focused is None
+        await pilot.pause()
+        assert "leave_field" not in footer_actions(app)
         await pilot.press("2")
         assert app.query_one(TabbedContent).active == "runs"
+
+
+def footer_actions(app) -> set[str]:
+    return {key.action for key in app.query(FooterKey)}
 
 
 async def test_launching_from_inside_a_field_still_shows_the_runs_tab(make_app, fake_launcher):
