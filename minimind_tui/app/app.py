@@ -129,7 +129,7 @@ class MiniMindApp(App):
                 yield RunsTab(id="runs-tab")
             for pane_id, (_, _, name, _) in LAZY_TABS.items():
                 yield TabPane(name, id=pane_id)  # filled by lazy_tab()
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still opens it; at 80 columns the keys need the room
 
     def on_mount(self) -> None:
         self.poll_gpu()
@@ -391,6 +391,18 @@ class MiniMindApp(App):
             self.lazy_tab(event.pane.id)
         if event.pane.id == "train" and self.is_mounted:
             self.query_one(TrainForm).scan()  # new checkpoints and weights since (a run may have finished)
+        if event.pane.id == "dataset" and self.is_mounted:
+            self._show_train_dataset()
+
+    def _show_train_dataset(self) -> None:
+        """An empty Dataset tab shows the Train tab's file, as a Preview would: what the user was about to train on."""
+        tab = self.lazy_tab("dataset")
+        if not getattr(tab, "is_empty", False):
+            return
+        request = self.query_one(TrainForm).preview_request()
+        if request is not None and (self.root / request.path).is_file():
+            tab.open_file(request.path, request.kind, max_seq_len=request.max_seq_len,
+                          tokenizer_dir=request.tokenizer)
 
     # ---- misc --------------------------------------------------------------------------------------------
     def action_tab(self, tab: str) -> None:

@@ -9,7 +9,9 @@ into the chat form, so capitals are not held out.)
 from __future__ import annotations
 
 import json
+import os
 import random
+import tempfile
 from pathlib import Path
 
 from dataset.tokenizer_dir import DEMO_TOKENIZER
@@ -114,11 +116,17 @@ def held_out_questions() -> list[tuple[str, str]]:
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    # A temporary name of its own: two writers at once (the dashboard scans from two threads at start-up)
+    # each rename a whole file, instead of one renaming the other's away from under it.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def ensure_demo_data(root=".") -> tuple[Path, Path]:

@@ -120,3 +120,32 @@ async def test_after_the_first_frame_the_lazy_tabs_are_built_in_the_background(m
         assert app.query_one("#tabs", TabbedContent).active == "train"  # nothing switched or stole focus
         hidden = (app.query_one(DatasetTab), app.query_one(ChatTab))
         assert app.focused is None or not any(t in app.focused.ancestors_with_self for t in hidden)
+
+
+async def test_an_empty_dataset_tab_shows_the_train_tabs_file_and_keeps_one_the_user_opened(make_app, project):
+    shutil.copy(project / "dataset" / "sft_mini_512.jsonl", project / "dataset" / "other.jsonl")
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await fill_form(pilot, "sft", "dataset/sft_mini_512.jsonl", "96")
+        await pilot.press("3")
+        tab = app.query_one(DatasetTab)
+        await wait_for(pilot, lambda: tab.sample is not None, "the Train tab's file")
+        assert tab.path == project / "dataset" / "sft_mini_512.jsonl"
+        assert (tab.kind_choice, tab.max_seq_len) == ("sft", 96)
+        assert app.focused is not app.query_one("#ds-path", Input)  # digits switch tabs again at once
+        tab.open_file("dataset/other.jsonl")
+        await wait_for(pilot, lambda: tab.sample is not None and tab.path.name == "other.jsonl", "the user's file")
+        await pilot.press("1")
+        await pilot.press("3")
+        await pilot.pause()
+        assert tab.path.name == "other.jsonl"
+
+
+async def test_a_train_path_that_does_not_exist_leaves_the_dataset_tab_empty(make_app):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await fill_form(pilot, "sft", "dataset/not_there.jsonl", "96")
+        await pilot.press("3")
+        await pilot.pause()
+        tab = app.query_one(DatasetTab)
+        assert tab.path is None and app.focused is app.query_one("#ds-path", Input)

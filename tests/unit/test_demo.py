@@ -36,3 +36,29 @@ def test_demo_eval_only_without_weights_is_a_clear_error(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     assert main(["demo", "--eval-only"]) == 2
     assert "no demo SFT weights yet" in capsys.readouterr().err
+
+
+def test_writers_racing_on_the_demo_files_all_succeed(tmp_path):
+    # The dashboard scans from two threads at start-up and both may write the demo corpus.
+    import threading
+
+    from minimind_tui.demo import ensure_demo_data, write_jsonl
+
+    errors = []
+
+    def write():
+        try:
+            for _ in range(20):
+                write_jsonl(tmp_path / "race.jsonl", [{"text": "你好"}] * 200)
+            ensure_demo_data(tmp_path)
+        except Exception as e:  # noqa: BLE001 - any failure is the bug
+            errors.append(e)
+
+    threads = [threading.Thread(target=write) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert (tmp_path / "race.jsonl").read_text(encoding="utf-8") == '{"text": "你好"}\n' * 200
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset", "race.jsonl"]  # no temporary left

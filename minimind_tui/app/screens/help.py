@@ -13,6 +13,7 @@ HELP = """\
   1 2 3 4     Train / Runs / Dataset / Chat (alt+1..4 inside a field)
   escape      leave a text field, so single keys work again
   ? or F1     this help
+  ctrl+p      command palette (themes, screenshot, keys)
   ctrl+q      quit; running trainers keep going, reopen to reattach
 
 [b]Train[/b]

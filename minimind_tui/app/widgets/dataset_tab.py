@@ -197,6 +197,11 @@ class DatasetTab(Widget):
             field.tooltip = f"measured by run {m.run} (real tokens/s); edit to estimate for another setup"
 
     # ---- opening -------------------------------------------------------------------------------------------
+    @property
+    def is_empty(self) -> bool:
+        """No file shown and none waiting to be."""
+        return self.path is None and self._pending_open is None
+
     def open_file(self, path, kind: str | None = None, max_seq_len: int | None = None,
                   tokenizer_dir=None) -> None:
         """Show `path` (relative paths are under the project root); kind None or "auto" detects it.
@@ -237,8 +242,9 @@ class DatasetTab(Widget):
         if value < 2 or value == self.max_seq_len:
             return
         self.max_seq_len = value
-        if self._ready:  # before mount, compose puts it in the field
-            self.query_one("#ds-maxlen", Input).value = str(value)
+        fields = self.query("#ds-maxlen")  # not composed yet: compose puts it in the field
+        if fields:
+            fields.first(Input).value = str(value)
 
     def _use_tokenizer(self, path: Path) -> None:
         path = path if path.is_absolute() else self.root / path
@@ -422,14 +428,16 @@ class DatasetTab(Widget):
 
     @on(Select.Changed, "#ds-kind")
     def _kind_changed(self, event: Select.Changed) -> None:
-        if str(event.value) == self.kind_choice:
-            return  # the picker announcing its initial value after mount, not a choice by the user
+        if str(event.value) == self.kind_choice or event.value != event.select.value:
+            return  # the picker announcing its initial value after mount, or a change since superseded
         self.kind_choice = str(event.value)
         if self.path is not None:
             self.open_file(self.path, self.kind_choice)
 
     @on(Input.Changed, "#ds-maxlen")
     def _maxlen_changed(self, event: Input.Changed) -> None:
+        if event.value != event.input.value:
+            return  # superseded (the Train tab's Preview set another length since): acting on it would undo that
         try:
             value = int(event.value)
         except ValueError:

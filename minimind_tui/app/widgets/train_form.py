@@ -84,7 +84,6 @@ class TrainForm(VerticalScroll):
         self._out_weights: set[str] | None = None
         self._recipe_after_mode: tuple[str, tuple[str, ...]] | None = None  # (mode, demo recipe flags)
         self._demo_data: DemoData | None = None   # known once the demo corpus was used
-        self._scanned_once = False
         self.scans_done = 0  # how many scans have been applied (tests wait on it)
 
     def compose(self) -> ComposeResult:
@@ -147,7 +146,7 @@ class TrainForm(VerticalScroll):
     def scan(self) -> None:
         """List ./dataset/*.jsonl, checkpoints and out/*.pth off the UI thread; with --demo, write the demo
         corpus first (once)."""
-        demo = demo_data(self.root) if self.demo and not self._scanned_once else None
+        demo = demo_data(self.root) if self.demo and self._demo_data is None else None
         datasets = [(str(p.relative_to(self.root)), str(p.relative_to(self.root))) for p in local_datasets(self.root)]
         if demo is None and self._demo_data is None:  # once written, the demo files are listed as files
             datasets += [(label, value) for value, label in DEMO_CHOICES.items()]
@@ -181,10 +180,8 @@ class TrainForm(VerticalScroll):
         init = self.query_one("#init", Select)
         self._keep_choice(init, [("trainer default (out/pretrain_<dim>.pth)", TRAINER_DEFAULT_INIT),
                                  *choices.checkpoints], self._value("init") or TRAINER_DEFAULT_INIT)
-        first = not self._scanned_once
-        self._scanned_once = True
         self.scans_done += 1
-        if choices.demo is not None and first:
+        if choices.demo is not None and self._demo_data is None:  # the first scan that has it (two may race)
             # Demo: SFT when the demo pretrain weights exist, else pretrain first (SFT starts from its weights).
             dim = PRESETS["demo"].dim
             mode = "sft" if f"pretrain_{dim}.pth" in choices.out_weights else "pretrain"
@@ -417,11 +414,18 @@ class TrainForm(VerticalScroll):
 
     @on(Button.Pressed, "#preview")
     def request_preview(self) -> None:
-        path = self._value("data_path")
-        if not path:
+        request = self.preview_request()
+        if request is None:
             self.app.notify("choose a dataset file or type its path first", title="Nothing to preview",
                             severity="warning")
             return
+        self.post_message(request)
+
+    def preview_request(self) -> PreviewRequested | None:
+        """The chosen file as this form would train on it (kind, seq len, tokenizer); None without a file."""
+        path = self._value("data_path")
+        if not path:
+            return None
         try:
             max_seq_len: int | None = self._int("max_seq_len", "seq len", 2)
         except FormError:
@@ -430,7 +434,7 @@ class TrainForm(VerticalScroll):
             tokenizer = self._tokenizer_dir(self.spec())
         except FormError:
             tokenizer = self._tokenizer_dir(None)
-        self.post_message(self.PreviewRequested(path, self._value("mode"), max_seq_len, str(tokenizer)))
+        return self.PreviewRequested(path, self._value("mode"), max_seq_len, str(tokenizer))
 
     def _tokenizer_dir(self, spec: TrainSpec | None) -> Path:
         """The tokenizer the trainer will use for this form: --tokenizer, else (SFT) the one recorded with the
