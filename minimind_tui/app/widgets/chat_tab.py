@@ -162,6 +162,8 @@ class ChatTab(Widget):
 
     @on(Select.Changed, "#chat-ckpt")
     def _checkpoint_picked(self, event: Select.Changed) -> None:
+        if event.value != event.select.value:
+            return  # superseded by a later pick (or a refresh) still in the queue
         if str(event.value) != self._auto_value:
             self._auto_picked = False
         info = self._selected_checkpoint()
@@ -173,6 +175,8 @@ class ChatTab(Widget):
 
     @on(Select.Changed, "#chat-mode")
     def _mode_changed(self, event: Select.Changed) -> None:
+        if event.value != event.select.value:
+            return  # superseded
         if self.session is not None and event.value in (CHAT, CONTINUE) and event.value != self.session.mode:
             self.session.mode = event.value
             self.session.new_chat()
