@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -20,16 +21,21 @@ def load_state_dict(path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file (an interrupted copy or download?); copy it again")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's pickle-protocol chatter; the error below says what matters
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
-            f"{path}: refused: this file needs arbitrary Python code to load (weights_only=True rejected it: "
-            f"{str(e).splitlines()[0][:200]}). Only load checkpoints you trust, re-saved as a plain state dict."
+            f"{path}: refused: not plain weights (weights_only=True rejected it: {_first_line(e)}). Either it is "
+            f"not a torch checkpoint, or it needs arbitrary Python code to load: only load checkpoints you trust, "
+            f"re-saved as a plain state dict."
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - whatever a damaged file makes the unpickler raise
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): "
-                              f"{str(e).splitlines()[0][:200]}") from None
+                              f"{type(e).__name__}: {_first_line(e)}") from None
     # Full training states keep the weights under "model"; plain MiniMind files are the dict itself.
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]
@@ -37,6 +43,11 @@ def load_state_dict(path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a model state dict (found {type(obj).__name__})")
     # Checkpoints saved from torch.compile'd or DDP-wrapped models carry a prefix.
     return {re.sub(r"^(_orig_mod\.|module\.)+", "", k): v for k, v in obj.items()}
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).splitlines()
+    return lines[0][:200] if lines else "no details"
 
 
 def save_atomic(obj, path) -> None:

@@ -139,3 +139,15 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="cut.pth"):
         load_state_dict(tmp_path / "cut.pth")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty file"),
+    (b"hello\n", "not a readable checkpoint"),  # the unpickler raises KeyError on this
+    (b"\x80\x04}\x94.", "refused: not plain weights"),  # a bare pickle, not a torch file
+])
+def test_a_file_that_is_no_checkpoint_gets_one_line_naming_it(tmp_path, content, message):
+    (tmp_path / "x.pth").write_bytes(content)
+    with pytest.raises(CheckpointError, match=message) as caught:
+        load_state_dict(tmp_path / "x.pth")
+    assert str(caught.value).startswith(f"{tmp_path / 'x.pth'}: ") and "\n" not in str(caught.value)
