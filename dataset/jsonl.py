@@ -60,18 +60,29 @@ def build_index(path: Path, progress=None) -> np.ndarray:
     return offsets
 
 
+def check_data_file(path: Path) -> None:
+    """DataError naming what is wrong with `path` as a JSONL file (missing, a folder, empty) and what to pick."""
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.jsonl"))
+        hint = f"pick a .jsonl in it: {', '.join(found[:4])}{' …' if len(found) > 4 else ''}" if found else \
+            "it holds no .jsonl file"
+        raise DataError(f"{path}: a folder, not a file; {hint}")
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty; it needs one JSON object per line")
+
+
 class JsonlFile:
     """Lines of a JSONL file by 0-based index; `line_number(i)` is the 1-based number people see."""
 
     def __init__(self, path, progress=None, use_cache: bool = True):
         self.path = Path(path)
-        if not self.path.exists():
-            raise DataError(f"{self.path}: no such file; check --data_path")
-        if not self.path.is_file():
-            raise DataError(f"{self.path}: not a file")
+        check_data_file(self.path)
         self.size = self.path.stat().st_size
-        if self.size == 0:
-            raise DataError(f"{self.path}: the file is empty; it needs one JSON object per line")
         self.fingerprint = file_fingerprint(self.path)
         self.offsets = self._load_index(progress, use_cache)
         self._fd = os.open(self.path, os.O_RDONLY)

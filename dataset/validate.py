@@ -102,6 +102,9 @@ def checked_lines(jsonl: JsonlFile, kind: str, skip_bad_lines: bool = False, rep
     good, bad = scan(jsonl, kind)
     if bad and not skip_bad_lines:
         first = bad[0]
+        if not good:  # skipping would leave nothing: the file is of another kind, or broken throughout
+            raise DataError(f"{jsonl.path}:{first.line_number}: {first.reason}; no line of this file is a {kind} "
+                            f"sample ({len(bad)} bad)")
         more = f" ({len(bad)} bad lines in all)" if len(bad) > 1 else ""
         raise DataError(f"{jsonl.path}:{first.line_number}: {first.reason}{more}. "
                         f"Fix the file, or pass --skip-bad-lines to train without them.")

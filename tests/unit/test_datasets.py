@@ -143,6 +143,14 @@ def test_empty_and_missing_files(tmp_path, tok):
         PretrainDataset(tmp_path / "empty.jsonl", tok)
     with pytest.raises(DataError, match="missing.jsonl: no such file"):
         SFTDataset(tmp_path / "missing.jsonl", tok)
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    with pytest.raises(DataError, match="dataset: a folder, not a file; it holds no .jsonl file"):
+        SFTDataset(folder, tok)
+    for name in ("b.jsonl", "a.jsonl", "notes.txt"):
+        (folder / name).write_text("{}\n")
+    with pytest.raises(DataError, match=r"dataset: a folder, not a file; pick a \.jsonl in it: a\.jsonl, b\.jsonl$"):
+        SFTDataset(folder, tok)
 
 
 def test_blank_lines_are_not_samples(tmp_path, tok):
@@ -186,3 +194,12 @@ def test_torch_free_dataset_modules():
     code = "import dataset.jsonl, dataset.validate, sys; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_file_of_the_other_kind_does_not_suggest_skipping_every_line(tmp_path, tok):
+    sft = write(tmp_path / "sft.jsonl", ['{"conversations": [{"role": "user", "content": "hi"}]}'] * 3)
+    with pytest.raises(DataError) as caught:
+        PretrainDataset(sft, tok, max_length=16)
+    message = str(caught.value)
+    assert "use train sft" in message and "no line of this file is a pretrain sample (3 bad)" in message
+    assert "--skip-bad-lines" not in message

@@ -20,7 +20,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from dataset.jsonl import JsonlFile
+from dataset.jsonl import JsonlFile, check_data_file
 from dataset.preview import Sample, default_tokenizer_dir, head_lines, sample_from_raw
 from dataset.stats import detect_kind
 
@@ -257,10 +257,7 @@ class DatasetTab(Widget):
     @work(thread=True, exclusive=True, group="ds-open", exit_on_error=False)
     def _open_worker(self, gen: int, path: Path) -> None:
         try:
-            if not path.is_file():
-                raise OSError(f"{path}: no such file")
-            if path.stat().st_size == 0:
-                raise OSError(f"{path}: the file is empty; it needs one JSON object per line")
+            check_data_file(path)
             lines, whole = head_lines(path)
             self.post_message(_Opened(gen=gen, path=path, lines=lines, whole=whole))
             jsonl = JsonlFile(path, progress=lambda d, t: self.post_message(_IndexProgress(gen=gen, done=d, total=t)))
