@@ -22,9 +22,11 @@ from textual.worker import get_current_worker
 
 from minimind_tui.gpu.monitor import GpuMonitor, GpuReading
 from minimind_tui.gpu.system import SystemMonitor, SystemReading
+from minimind_tui.runs import layout
 from minimind_tui.runs.control import StopOutcome, stop_run
 from minimind_tui.runs.launcher import Launched, Launcher, TrainSpec
 from minimind_tui.runs.summary import RunSummary
+from minimind_tui.tokenizer_choice import recorded_meta
 
 from .run_watch import RunsIndex, RunView, newest_live, without_series
 from .screens.confirm import ConfirmScreen
@@ -278,7 +280,17 @@ class MiniMindApp(App):
 
     @on(TrainForm.LaunchRequested)
     def _launch_requested(self, message: TrainForm.LaunchRequested) -> None:
-        self.launch(message.spec)
+        spec = message.spec
+        question = replacement_question(self.root, spec)
+        if question is None:
+            self.launch(spec)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.launch(spec)
+
+        self.push_screen(ConfirmScreen(question, yes="Launch"), answered)
 
     @work(thread=True, group="launch", exit_on_error=False)
     def launch(self, spec: TrainSpec) -> None:
@@ -420,3 +432,24 @@ class MiniMindApp(App):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+
+def replacement_question(root: Path, spec: TrainSpec) -> str | None:
+    """The question to ask when the run would overwrite weights already in out/ (as MiniMind's scripts do, at
+    every save): a run stopped early would leave its half-trained weights in place of finished ones."""
+    target = Path(root) / spec.out_dir / layout.weights_name(spec.mode, spec.dim, spec.use_moe)
+    if not target.is_file():
+        return None
+    meta = recorded_meta(target)
+    if meta.get("run_id"):
+        loss = meta.get("loss")
+        origin = f"from run {meta['run_id']}, step {meta.get('step', '?')}" + (
+            f", loss {loss:.3f}" if isinstance(loss, (int, float)) else "") + "; its run folder keeps a copy"
+    else:
+        origin = "not written by minimind-tui: no other copy here"
+    try:
+        shown = target.relative_to(root)
+    except ValueError:
+        shown = target
+    return (f"{shown} already holds weights ({origin}).\nThis run replaces them at its first save; if it is stopped "
+            f"early, its half-trained weights stay there.\nLaunch anyway?")

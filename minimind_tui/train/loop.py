@@ -516,6 +516,11 @@ class Trainer:
                 folder = checkpointing.save_checkpoint(self.run_dir, self.step, checkpointing.plain_state_dict(raw_model),
                                                        state, meta)
                 target = self._export_path()
+                if target.is_file():
+                    previous = recorded_meta(target).get("run_id")
+                    if previous != self.run_dir.name:  # said once per run, naming what is replaced
+                        self.log(f"replacing {target} " + (f"(from run {previous}, whose checkpoints keep it)"
+                                                           if previous else "(not written by minimind-tui)"))
                 checkpointing.export_weights(folder, target)
                 write_sidecar(target, {**meta, "step": self.step, "run_dir": str(self.run_dir.resolve())})
                 checkpointing.prune(self.run_dir, self.s["keep_last"])

@@ -1,6 +1,7 @@
 """Pilot tests, one per dashboard flow: launch, replay, live streaming, reattach, stop, resume, killed runs."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -52,6 +53,35 @@ async def test_launch_builds_the_trainer_command_and_switches_to_the_new_run(mak
         await wait_for(pilot, lambda: app.query_one(TabbedContent).active == "runs", "switch to Runs")
         await wait_for(pilot, lambda: monitor_summary(app) is not None, "monitor")
         assert monitor_summary(app).status == "starting"
+
+
+async def test_launching_over_finished_weights_in_out_asks_first(make_app, project, fake_launcher):
+    out = project / "out"
+    out.mkdir()
+    (out / "full_sft_512.pth").write_bytes(b"finished weights")
+    (out / "full_sft_512.meta.json").write_text(json.dumps({"run_id": "20251101-090000-sft", "step": 250,
+                                                            "loss": 0.113, "weights_size": 16}))
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.query_one(TrainForm)
+        await wait_for(pilot, lambda: form._out_weights is not None, "scan")
+        form.query_one("#mode").value = "sft"
+        await pilot.pause()
+        form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
+        await pilot.pause()
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+        question = str(app.screen.query_one("#confirm-question").render())
+        assert "out/full_sft_512.pth already holds weights (from run 20251101-090000-sft, step 250, loss 0.113;" \
+            in question.replace("\n", " ")
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        assert fake_launcher.launched == [] and (out / "full_sft_512.pth").read_bytes() == b"finished weights"
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question again")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: fake_launcher.launched, "launch")
+        assert fake_launcher.launched[0][0] == "sft"
 
 
 @pytest.mark.parametrize("pretrained, mode, data, lr", [

@@ -87,6 +87,9 @@ def test_resume_continues_exactly(tmp_path, data, monkeypatch):
     assert sorted(resumed) == list(range(9, 13)) == sorted(full)[8:]
     assert all(resumed[s] == full[s] for s in resumed), (resumed, full)
     assert end_event(cut)["status"] == "done"
+    # Both runs export to out/pretrain_32.pth: the second says once what it replaces, the resume does not repeat it.
+    replaced = [line for line in (cut / layout.LOG).read_text().splitlines() if "replacing" in line]
+    assert len(replaced) == 1 and "pretrain_32.pth (from run full, whose checkpoints keep it)" in replaced[0]
 
 
 def test_resume_refuses_changed_settings(tmp_path, data, monkeypatch, capsys):
