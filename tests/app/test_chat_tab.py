@@ -261,9 +261,31 @@ async def test_no_checkpoints_and_no_model_are_explained(tmp_path):
         await pilot.press("enter")
         await pilot.pause()
         notes = [str(n.message) for n in app._notifications]
-        assert any("No checkpoint found under out/ or runs/" in n for n in notes)
-        assert any("Load a checkpoint first" in n for n in notes)
+        assert len([n for n in notes if "No checkpoint found under out/ or runs/" in n]) == 2
+        assert box.value == "hello"  # nothing to load it into: the question stays where it was typed
         assert messages(app) == []
+
+
+async def test_a_question_typed_before_loading_loads_the_picked_checkpoint_then_is_asked(root, vocab):
+    import os
+    app = Host(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tab = app.query_one(ChatTab)
+        await pilot.pause()
+        app.query_one("#chat-input", Input).focus()
+        await pilot.press(*"hi")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: tab.session is not None, "model loaded")
+        await wait_for(pilot, lambda: not tab.generating and messages(app, "assistant"), "reply")
+        assert [m.text for m in messages(app, "user")] == ["hi"]
+        assert tab.loaded_path == tab.checkpoints[0].path and app.query_one("#chat-input", Input).value == ""
+        # A newer checkpoint appearing does not move the picker off the model being chatted with.
+        newer = root / "out" / "full_sft_98.pth"
+        save_tiny(newer, vocab)
+        os.utime(newer, (2e9, 2e9))
+        tab.refresh_checkpoints()
+        await pilot.pause()
+        assert tab.checkpoints[0].path == newer and app.query_one("#chat-ckpt", Select).value == str(tab.loaded_path)
 
 
 async def test_until_the_user_picks_one_the_picker_follows_the_newest_checkpoint(root, vocab):
@@ -283,8 +305,8 @@ async def test_until_the_user_picks_one_the_picker_follows_the_newest_checkpoint
         await wait_for(pilot, lambda: picker.value == str(newer), "newest checkpoint picked")
         await pilot.pause()
         assert app.query_one("#chat-mode", Select).value == "chat"  # an SFT file: chat mode
-        # Shown again with focus on Load: Enter loads the picked checkpoint.
-        assert app.focused is app.query_one("#chat-load")
+        # Shown again with focus in the message field: Enter loads the picked checkpoint.
+        assert app.focused is app.query_one("#chat-input")
 
 
 async def test_escape_leaves_the_message_field_when_no_reply_streams(make_app, project):

@@ -52,6 +52,9 @@ class ChatMessage(Static):
         self.update(body)
 
 
+NOT_LOADED = "no model loaded: Enter loads the picked checkpoint, then asks what you typed"
+
+
 class ChatTab(Widget):
     DEFAULT_CSS = """
     ChatTab { layout: vertical; height: 1fr; padding: 0 1; }
@@ -85,6 +88,7 @@ class ChatTab(Widget):
         self.root = Path(root)
         self.checkpoints: list[CheckpointInfo] = []
         self.session = None  # minimind_tui.chat.session.ChatSession once loaded
+        self._asked_before_load: str | None = None  # typed before any model was loaded
         self.loaded_path: Path | None = None
         self._picked: str | None = None  # the checkpoint chosen in the picker (its path)
         self._auto_picked = True  # the picker shows the newest on its own until the user picks one
@@ -121,7 +125,7 @@ class ChatTab(Widget):
         yield VerticalScroll(id="chat-log")
         yield Input(placeholder="message (Enter sends · Esc stops · Ctrl+N new chat · Ctrl+O probe · "
                                 "Ctrl+Y copies the reply)", id="chat-input")
-        yield Static("no model loaded: pick a checkpoint and press Load", id="chat-status")
+        yield Static(NOT_LOADED, id="chat-status")
 
     def on_mount(self) -> None:
         self.refresh_checkpoints()
@@ -134,8 +138,9 @@ class ChatTab(Widget):
         self.refresh_checkpoints()  # a run may have saved a new checkpoint since the tab was last seen
         focused = self.screen.focused
         if focused is None or self not in focused.ancestors_with_self:  # this tab's keys work at once
-            # Enter then loads the newest checkpoint, or sends a message once a model is loaded.
-            self.query_one("#chat-input" if self.session is not None else "#chat-load").focus()
+            # Typing goes to the message field at once; Enter sends, and with no model loaded it loads the
+            # picked checkpoint first (then asks what was typed).
+            self.query_one("#chat-input").focus()
 
     def refresh_checkpoints(self) -> None:
         found = find_checkpoints(self.root)
@@ -147,7 +152,8 @@ class ChatTab(Widget):
         with select.prevent(Select.Changed):
             select.set_options((self._option_label(c), str(c.path)) for c in found)
         paths = [str(c.path) for c in found]
-        if current in paths and not self._auto_picked:
+        # Kept when the user picked it, or when it is the model loaded now; otherwise follow the newest.
+        if current in paths and (not self._auto_picked or self.session is not None):
             with select.prevent(Select.Changed):
                 select.value = current
         elif paths:
@@ -223,8 +229,15 @@ class ChatTab(Widget):
         self._clear_log()
         self._set_status()
         self.query_one("#chat-input", Input).focus()
+        question, self._asked_before_load = self._asked_before_load, None
+        if question:
+            self._ask(question)
 
     def _load_failed(self, message: str) -> None:
+        question, self._asked_before_load = self._asked_before_load, None
+        field = self.query_one("#chat-input", Input)
+        if question and not field.value:
+            field.value = question  # not lost: it is asked once a checkpoint loads
         self.remove_class("-loading")
         self.query_one("#chat-load", Button).disabled = False
         self._status(f"load failed: {message}")
@@ -234,9 +247,22 @@ class ChatTab(Widget):
     @on(Input.Submitted, "#chat-input")
     def _submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
+        if self.session is None and not self.generating:
+            if self.has_class("-loading"):
+                return
+            if self._selected_checkpoint() is None:
+                self.action_load()  # says there is nothing to load; the text stays in the field
+                return
+            self._asked_before_load = text or None  # asked once the model is in
+            event.input.value = ""
+            self.action_load()
+            return
         if not text or not self._ready():
             return
         event.input.value = ""
+        self._ask(text)
+
+    def _ask(self, text: str) -> None:
         self._add_message("user", text)
         reply = self._add_message("assistant", text if self.session.mode == CONTINUE else "")
         self._start([(text, reply, True)])
@@ -382,7 +408,7 @@ class ChatTab(Widget):
 
     def _set_status(self) -> None:
         if self.session is None:
-            self._status("no model loaded: pick a checkpoint and press Load")
+            self._status(NOT_LOADED)
         else:
             self._status(self._describe())
 
