@@ -35,7 +35,8 @@ HELP = """\
   t           token view (d: token ids)  i   statistics (c: cancel)
 
 [b]Chat[/b]
-  enter       send (in the message field); on Load: load the checkpoint
+  enter       send; with no model loaded it loads the picked checkpoint
+              first, then asks what you typed
   escape      stop the reply while it streams
   ctrl+n      new chat                   ctrl+o  probe: fixed test prompts
   ctrl+y      copy the last reply (OSC 52: works over SSH and tmux)
