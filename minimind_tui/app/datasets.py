@@ -30,6 +30,17 @@ def demo_data(root: Path) -> DemoData | None:
         return None
 
 
+def demo_mode_of(root: Path, path: str) -> str | None:
+    """"pretrain" or "sft" when `path` is one of the demo corpus files under <root>/dataset, else None."""
+    try:
+        demo = importlib.import_module(DEMO_MODULE)
+    except ImportError:
+        return None
+    full = Path(path) if Path(path).is_absolute() else Path(root) / path
+    folder = Path(root) / "dataset"
+    return {folder / demo.PRETRAIN_FILE: "pretrain", folder / demo.SFT_FILE: "sft"}.get(full)
+
+
 def flag_values(flags: tuple[str, ...]) -> dict[str, str]:
     """["--batch_size", "32", ...] -> {"batch_size": "32"} (flags without a value are skipped)."""
     out = {}

@@ -105,6 +105,24 @@ async def test_demo_preselects_the_bundled_corpus_and_recipe(make_app, project, 
         assert "not found" not in str(form.query_one("#command").render())
 
 
+async def test_picking_the_demo_corpus_without_the_demo_flag_applies_its_recipe(make_app, project):
+    from minimind_tui.demo import ensure_demo_data
+
+    ensure_demo_data(project)  # written by an earlier --demo session
+    app = make_app()  # reopened without --demo
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.query_one(TrainForm)
+        dataset = form.query_one("#dataset")
+        await wait_for(pilot, lambda: any(v == "dataset/demo_sft.jsonl" for _, v in dataset._options), "scan")
+        assert form.query_one("#dim", Input).value == "512"  # the 26M default until the demo corpus is picked
+        dataset.value = "dataset/demo_sft.jsonl"
+        await wait_for(pilot, lambda: form.query_one("#learning_rate", Input).value == "1e-3", "the demo SFT recipe")
+        await pilot.pause()
+        spec = form.spec()
+        assert (spec.mode, spec.dim, spec.max_seq_len, spec.epochs) == ("sft", 128, 128, 2)
+        assert spec.data_path == "dataset/demo_sft.jsonl"
+
+
 async def test_launch_refuses_a_bad_field_with_its_name(make_app, fake_launcher):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:

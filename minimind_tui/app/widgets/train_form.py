@@ -18,7 +18,7 @@ from minimind_tui.runs import layout
 from minimind_tui.runs.launcher import TrainSpec, shell_command
 from minimind_tui.tokenizer_choice import choose_tokenizer_dir, find_weights
 
-from ..datasets import DemoData, demo_data, describe_file, flag_values, local_datasets
+from ..datasets import DemoData, demo_data, demo_mode_of, describe_file, flag_values, local_datasets
 from ..presets import CUSTOM, PRESETS, estimate_memory, tokenizer_vocab
 
 MODE_DEFAULTS = {  # MiniMind's recipe
@@ -275,8 +275,11 @@ class TrainForm(VerticalScroll):
         if str(event.value) in DEMO_CHOICES:
             self.query_one("#data_info", Static).update("writing the demo corpus under dataset/ …")
             self.fetch_demo(str(event.value).split(":")[1])
-        else:
-            self.query_one("#data_path", Input).value = str(event.value)
+            return
+        self.query_one("#data_path", Input).value = str(event.value)
+        demo_mode = demo_mode_of(self.root, str(event.value)) if self._demo_data is None else None
+        if demo_mode is not None:  # the demo corpus picked without --demo: its recipe too, once
+            self.fetch_demo(demo_mode)
 
     @on(Input.Changed, "#data_path")
     def _path_changed(self, event: Input.Changed) -> None:
