@@ -151,13 +151,14 @@ def _duration(seconds: float) -> str:
 
 def format_report(st, list_bad: bool = True) -> str:
     """The human-readable report; the Dataset tab shows the same figures (its table lists the bad lines)."""
-    lines = [f"{st.path}: {st.kind}, {st.lines:,} lines, {st.samples:,} samples, {st.bad_lines:,} bad lines"
+    lines = [f"{st.path}: {st.kind}, {st.lines:,} lines, {_count(st.samples, 'sample')}, {_count(st.bad_lines, 'bad line')}"
              + (f", {st.blank_lines:,} blank" if st.blank_lines else "")
              + ("" if st.complete else " (cancelled: partial)")]
     if st.bad_by_category:
         lines.append("bad lines by kind: " + ", ".join(f"{k} {v:,}" for k, v in sorted(st.bad_by_category.items())))
     lines.append(f"role-order problems: {st.role_order_problems:,}")
-    lines.append(f"duplicates: {st.duplicates:,} samples repeat an earlier one ({st.duplicate_groups:,} groups)")
+    lines.append(f"duplicates: {_count(st.duplicates, 'sample')} repeat{'s' if st.duplicates == 1 else ''} an earlier one "
+                 f"({_count(st.duplicate_groups, 'group')})")
     for line, first in st.duplicate_examples[:5]:
         lines.append(f"  line {line} = line {first}")
     if st.lengths is None:
@@ -169,10 +170,10 @@ def format_report(st, list_bad: bool = True) -> str:
                   f"truncated: {st.truncated:,} samples ({100 * st.truncated_share:.1f}%), "
                   f"{st.truncated_tokens:,} tokens cut",
                   f"samples with zero trained tokens: {st.zero_trained:,}"
-                  + (f" (lines {', '.join(map(str, st.zero_trained_examples[:5]))}"
+                  + (f" ({_lines_word(st.zero_trained)} {', '.join(map(str, st.zero_trained_examples[:5]))}"
                      + (", ..." if st.zero_trained > 5 else "") + ")" if st.zero_trained else ""),
                   f"samples whose loss reaches into padding (no reply after the last user turn): {st.pad_trained:,}"
-                  + (f" (lines {', '.join(map(str, st.pad_trained_examples[:5]))}"
+                  + (f" ({_lines_word(st.pad_trained)} {', '.join(map(str, st.pad_trained_examples[:5]))}"
                      + (", ..." if st.pad_trained > 5 else "") + ")" if st.pad_trained else ""),
                   f"per epoch: {st.tokens_per_epoch:,} tokens ({st.padded_tokens_per_epoch:,} positions padded to "
                   f"max_seq_len), {st.trained_tokens_per_epoch:,} trained"]
@@ -186,6 +187,14 @@ def format_report(st, list_bad: bool = True) -> str:
         if st.bad_lines > LISTED:
             lines.append(f"  ... and {st.bad_lines - LISTED:,} more")
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _lines_word(n: int) -> str:
+    return "line" if n == 1 else "lines"
 
 
 def histogram_lines(histogram: list[dict], max_seq_len: int, width: int = 40) -> list[str]:
