@@ -151,13 +151,15 @@ def _duration(seconds: float) -> str:
 
 def format_report(st, list_bad: bool = True) -> str:
     """The human-readable report; the Dataset tab shows the same figures (its table lists the bad lines)."""
-    lines = [f"{st.path}: {st.kind}, {st.lines:,} lines, {_count(st.samples, 'sample')}, {_count(st.bad_lines, 'bad line')}"
+    lines = [f"{st.path}: {st.kind}, {st.lines:,} lines, {_count(st.samples, 'sample')}, "
+             f"{_count(st.bad_lines, 'bad line')}"
              + (f", {st.blank_lines:,} blank" if st.blank_lines else "")
              + ("" if st.complete else " (cancelled: partial)")]
     if st.bad_by_category:
         lines.append("bad lines by kind: " + ", ".join(f"{k} {v:,}" for k, v in sorted(st.bad_by_category.items())))
     lines.append(f"role-order problems: {st.role_order_problems:,}")
-    lines.append(f"duplicates: {_count(st.duplicates, 'sample')} repeat{'s' if st.duplicates == 1 else ''} an earlier one "
+    repeat = "repeats" if st.duplicates == 1 else "repeat"
+    lines.append(f"duplicates: {_count(st.duplicates, 'sample')} {repeat} an earlier one "
                  f"({_count(st.duplicate_groups, 'group')})")
     for line, first in st.duplicate_examples[:5]:
         lines.append(f"  line {line} = line {first}")
