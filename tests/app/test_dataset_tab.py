@@ -105,6 +105,14 @@ async def test_samples_view_bubbles_navigation_jump_random_and_raw(tmp_path, sft
         await pilot.press("j")
         await pilot.pause()
         assert len(app.query(Bubble)) == 2
+        # o: back to the path field with its text selected, so a new path replaces it and letters type.
+        other = tmp_path / "other.jsonl"
+        other.write_text(ROWS[0] + "\n", encoding="utf-8")
+        await pilot.press("o")
+        assert app.focused is app.query_one("#ds-path", Input)
+        await pilot.press(*str(other), "enter")
+        await wait_for(pilot, lambda: tab.path == other and tab.sample is not None)
+        assert tab.index == 0 and len(app.query(Bubble)) == 2
 
 
 async def test_token_view_highlights_trained_tokens_and_marks_truncation(tmp_path, sft_file, tiny_tokenizer):

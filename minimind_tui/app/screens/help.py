@@ -33,6 +33,7 @@ HELP = """\
   n p         next / previous sample     g   go to line N
   x           random sample              j   raw JSON on/off
   t           token view (d: token ids)  i   statistics (c: cancel)
+  o           open another file (to the path field)
 
 [b]Chat[/b]
   enter       send; with no model loaded it loads the picked checkpoint

@@ -108,6 +108,7 @@ class DatasetTab(Widget):
         Binding("i", "view('ds-stats')", "Stats"),
         Binding("d", "ids", "Token ids", show=False),
         Binding("c", "cancel_stats", "Cancel stats", show=False),
+        Binding("o", "open_path", "Open another file", show=False),
     ]
 
     class FileOpened(Message):
@@ -197,6 +198,12 @@ class DatasetTab(Widget):
             field.tooltip = f"measured by run {m.run} (real tokens/s); edit to estimate for another setup"
 
     # ---- opening -------------------------------------------------------------------------------------------
+    def action_open_path(self) -> None:
+        """Into the path field, its text selected: typing replaces it (letters there type, not run keys)."""
+        field = self.query_one("#ds-path", Input)
+        field.focus()
+        field.select_all()
+
     @property
     def is_empty(self) -> bool:
         """No file shown and none waiting to be."""
