@@ -150,10 +150,12 @@ def _precheck(settings: dict) -> None:
     """The mistakes that cost nothing to catch before a run folder exists: a missing data or init file.
     (With an explicit --run_dir, e.g. from the dashboard, the same errors are also recorded in the run.)"""
     from dataset import DataError
+    from dataset.jsonl import check_data_file
 
-    data = Path(settings["data_path"])
-    if not data.is_file():
-        raise DataError(f"{data}: no such file; check --data_path")
+    try:
+        check_data_file(Path(settings["data_path"]))  # missing, a folder (naming its .jsonl files), or empty
+    except DataError as e:
+        raise DataError(f"{e} (--data_path)") from None
     if settings["init"] != "none":
         init = init_weights_file(settings["init"] or default_init_path(settings))
         if not init.is_file():

@@ -124,7 +124,12 @@ def test_sigint_stops_after_the_step_with_a_checkpoint(tmp_path, data):
 def test_bad_input_is_one_clear_message(tmp_path, data, monkeypatch, capsys):
     assert train_here(tmp_path, "pretrain", "--data_path", "nope.jsonl", *TINY, monkeypatch=monkeypatch) == 2
     err = capsys.readouterr().err
-    assert "nope.jsonl: no such file" in err and "Traceback" not in err
+    assert "nope.jsonl: no such file (--data_path)" in err and "Traceback" not in err
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "dataset" / "pretrain_hq.jsonl").write_text('{"text": "ok"}\n')
+    assert train_here(tmp_path, "pretrain", "--data_path", "dataset", *TINY, monkeypatch=monkeypatch) == 2
+    assert "dataset: a folder, not a file; pick a .jsonl in it: pretrain_hq.jsonl" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # caught before any run folder was made
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\n{"text": "fine"}\n{"text": broken\n')
