@@ -28,11 +28,14 @@ def load_state_dict(path) -> dict[str, torch.Tensor]:
             warnings.simplefilter("ignore", UserWarning)
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"{path}: refused: not plain weights (weights_only=True rejected it: {_first_line(e)}). Either it is "
-            f"not a torch checkpoint, or it needs arbitrary Python code to load: only load checkpoints you trust, "
-            f"re-saved as a plain state dict."
-        ) from None
+        detail = next((line.strip() for line in str(e).splitlines() if "GLOBAL" in line or "Unsupported" in line),
+                      _first_line(e))
+        if "GLOBAL" in detail:  # the file names Python code to run while loading
+            raise CheckpointError(
+                f"{path}: refused: this file needs arbitrary Python code to load (weights_only=True rejected it: "
+                f"{detail[:200]}). Only load checkpoints you trust, re-saved as a plain state dict.") from None
+        raise CheckpointError(f"{path}: not a torch checkpoint (a plain pickle, or another format: {detail[:200]}); "
+                              f"MiniMind's weights are saved with torch.save") from None
     except Exception as e:  # noqa: BLE001 - whatever a damaged file makes the unpickler raise
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): "
                               f"{type(e).__name__}: {_first_line(e)}") from None

@@ -144,7 +144,7 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("content, message", [
     (b"", "empty file"),
     (b"hello\n", "not a readable checkpoint"),  # the unpickler raises KeyError on this
-    (b"\x80\x04}\x94.", "refused: not plain weights"),  # a bare pickle, not a torch file
+    (b"\x80\x04}\x94.", "not a torch checkpoint"),  # a bare pickle
 ])
 def test_a_file_that_is_no_checkpoint_gets_one_line_naming_it(tmp_path, content, message):
     (tmp_path / "x.pth").write_bytes(content)
