@@ -64,14 +64,14 @@ def choose_tokenizer_dir(root: Path = Path("."), explicit: str | Path | None = N
     if explicit:
         explicit = Path(explicit)
         return (explicit if explicit.is_absolute() or root == Path(".") else root / explicit), "--tokenizer"
+    if meta is None:
+        meta = recorded_meta(weights) if weights is not None else {}
+    recorded = [(meta.get("tokenizer"), "recorded with the weights")]
     if weights is not None:
-        meta = recorded_meta(weights) if meta is None else meta
-        for recorded, why in ((meta.get("tokenizer"), "recorded with the weights"),
-                              (run_settings(weights).get("tokenizer"), "recorded in the run's config.json")):
-            if isinstance(recorded, str) and (Path(recorded) / "tokenizer.json").is_file():
-                return Path(recorded), why
-    elif meta and isinstance(meta.get("tokenizer"), str) and (Path(meta["tokenizer"]) / "tokenizer.json").is_file():
-        return Path(meta["tokenizer"]), "recorded with the weights"
+        recorded.append((run_settings(weights).get("tokenizer"), "recorded in the run's config.json"))
+    for folder, why in recorded:
+        if isinstance(folder, str) and (Path(folder) / "tokenizer.json").is_file():
+            return Path(folder), why
     found = default_tokenizer_dir(root)
     if found == root / "model" / "minimind_tokenizer":
         return found, "MiniMind's model/minimind_tokenizer"

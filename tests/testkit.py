@@ -46,7 +46,7 @@ class FakeTokenCache:
         return len(self.lengths)
 
 
-async def wait_for(pilot, condition, what="condition", rounds: int = 250):
+async def wait_for(pilot, condition, what="condition", rounds: int = 500):
     """Let the app run until condition() holds; fail after a bounded number of rounds. `what` may be a
     callable, called on failure, to say what the app showed instead."""
     for _ in range(rounds):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from textual.app import App, ComposeResult
+from testkit import wait_for
 from textual.widgets import Input, Select, Static
 
 from minimind_tui.app.widgets.chat_tab import ChatMessage, ChatTab
@@ -56,14 +57,6 @@ def root(tmp_path, vocab) -> Path:
     (ck / "meta.json").write_text(json.dumps({"mode": "pretrain", "step": 40, "tokenizer": None}))
     (ck / "COMPLETE").write_text("")
     return tmp_path
-
-
-async def wait_for(pilot, condition, what: str, rounds: int = 500):
-    for _ in range(rounds):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def status(app) -> str:

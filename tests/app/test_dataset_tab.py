@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from textual.app import App
+from testkit import wait_for
 from textual.widgets import DataTable, Input, Label, Static
 
 from dataset.jsonl import JsonlFile
@@ -43,15 +44,6 @@ class Host(App):
 
     def on_dataset_tab_stats_computed(self, m):
         self.messages.append(m)
-
-
-async def wait_for(pilot, cond, tries: int = 400):
-    """Bounded wait for a condition that workers make true (never a bare sleep)."""
-    for _ in range(tries):
-        if cond():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition not reached")
 
 
 @pytest.fixture
