@@ -131,7 +131,8 @@ def child_index(path: str) -> dict:
     for _ in range(1000):
         i = rng.randrange(len(j))
         sample_from_raw(j.line(i), i, "sft")
-    return {"index_build_s": build, "index_cached_s": cached, "random_sample_ms": (time.perf_counter() - t0) / 1000 * 1e3,
+    return {"index_build_s": build, "index_cached_s": cached,
+            "random_sample_ms": (time.perf_counter() - t0) / 1000 * 1e3,
             "lines": len(j), "peak_mb": peak_mb()}
 
 
@@ -155,7 +156,7 @@ def child_stats_tokens(path: str) -> dict:
     tok = load_tokenizer(REF_TOKENIZER if (REF_TOKENIZER / "tokenizer.json").is_file() else None)
     part = Path(path).with_name("first_20000.jsonl")
     with open(path, "rb") as src, open(part, "wb") as dst:
-        for _, line in zip(range(20_000), src):
+        for _, line in zip(range(20_000), src, strict=False):
             dst.write(line)
     j = JsonlFile(part)
     t0 = time.perf_counter()

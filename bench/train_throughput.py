@@ -4,9 +4,9 @@ The reference-style step does what MiniMind's train_full_sft.py does: every samp
 max_seq_len, tokenised (chat template, encode, Python loss-mask scan) in the training loop, full logits
 for every position and per-token cross-entropy times the mask. Ours: tokens from the memory-mapped
 cache, each batch packed into one unpadded row (the trainer's CPU default; --chunk-tokens N measures
-length-sorted padded passes instead), the vocab projection only on loss-mask rows. Same seed-0 initial weights, same file-order batches, same AdamW; the two steps
-alternate so machine noise hits both alike. Reports per-step times, their ratio, real/computed
-tokens per second, and the loss difference at every step.
+length-sorted padded passes instead), the vocab projection only on loss-mask rows. Same seed-0 initial
+weights, same file-order batches, same AdamW; the two steps alternate so machine noise hits both alike.
+Reports per-step times, their ratio, real/computed tokens per second, and the loss difference at every step.
 
     .venv/bin/python bench/train_throughput.py --config small --steps 10
     .venv/bin/python bench/train_throughput.py --config 26m --steps 6
@@ -76,7 +76,7 @@ class ReferenceStyleSFT:
 
     def batch(self, indices):
         import torch
-        X, Y, M = zip(*(self[i] for i in indices))
+        X, Y, M = zip(*(self[i] for i in indices), strict=True)
         return torch.stack(X), torch.stack(Y), torch.stack(M)
 
 
@@ -99,6 +99,7 @@ def reference_step(model, optimizer, data, indices, vocab):
 def our_step(compute, optimizer, collate, indices):
     """One optimizer step exactly as the trainer takes it (its collator, its per-pass loss)."""
     import torch
+
     from minimind_tui.train.loop import pass_loss, samples_in
     passes = collate(indices)
     n_mask = float(sum(int(p.loss_mask.sum()) for p in passes))
@@ -116,10 +117,11 @@ def our_step(compute, optimizer, collate, indices):
 
 def side_by_side(name: str, steps: int, data_path: Path, tok_dir: Path, chunk_tokens: int) -> dict:
     import torch
+
     from dataset.batching import epoch_batches
-    from minimind_tui.train.loop import compute_module, make_collator
     from dataset.datasets import SFTDataset
     from dataset.token_cache import build, open_cache
+    from minimind_tui.train.loop import compute_module, make_collator
     from model import LMConfig, MiniMindLM, Tokenizer
 
     cfg = CONFIGS[name]
@@ -145,7 +147,8 @@ def side_by_side(name: str, steps: int, data_path: Path, tok_dir: Path, chunk_to
     ref_model = MiniMindLM(config)
     torch.manual_seed(0)
     our_model = MiniMindLM(config)
-    assert all(torch.equal(a, b) for a, b in zip(ref_model.state_dict().values(), our_model.state_dict().values()))
+    ref_weights, our_weights = ref_model.state_dict().values(), our_model.state_dict().values()
+    assert all(torch.equal(a, b) for a, b in zip(ref_weights, our_weights, strict=True))
     # 5.5e-5: the SFT recipe's cosine schedule at its first steps (1.1 x 5e-5); with it the reference-style
     # side reproduces the first losses quoted in ../shared/README.md (8.880, 8.891, 8.878 on the small config).
     ref_opt = torch.optim.AdamW(ref_model.parameters(), lr=5.5e-5)
@@ -215,7 +218,7 @@ def peak_rss_of(argv: list[str], env: dict, cwd: Path) -> tuple:
         if first_step is None and " step 1/" in line:
             first_step = time.time() - t0
     proc.wait()
-    peak_kb = next(int(l.split()[1]) for l in reversed(out_lines) if l.startswith("PEAK_KB"))
+    peak_kb = next(int(line.split()[1]) for line in reversed(out_lines) if line.startswith("PEAK_KB"))
     return proc.returncode, peak_kb / 1024, time.time() - t0, first_step, "".join(out_lines[-5:])
 
 

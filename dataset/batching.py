@@ -10,7 +10,8 @@ whole batch's mask count, so loss and gradient equal the reference's single padd
 from __future__ import annotations
 
 import math
-from typing import Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -68,7 +69,7 @@ class Collator:
         width = max(int(lengths.max()), 2)  # ids per row; X and Y are one shorter
         ids = np.full((len(indices), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(indices), width), dtype=np.int64)
-        for row, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist())):  # one slice copy per sample
+        for row, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):  # one slice copy per sample
             ids[row, :n] = self.cache.tokens[s:s + n]
             mask[row, :n] = self.cache.mask[s:s + n]
         ids_t = torch.from_numpy(ids)
@@ -141,7 +142,7 @@ class PackingCollator:
         mask = np.zeros(n, dtype=np.int64)
         positions = np.zeros(n, dtype=np.int64)
         spans, at = [], 0
-        for s, full, k in zip(starts.tolist(), self.cache.lengths[indices].tolist(), lengths.tolist()):
+        for s, full, k in zip(starts.tolist(), self.cache.lengths[indices].tolist(), lengths.tolist(), strict=True):
             tok = self.cache.tokens[s:s + full]
             ids[at:at + min(full, k)] = tok[:k]
             targets[at:at + full - 1] = tok[1:]

@@ -144,7 +144,7 @@ def token_view(sample: Sample, tokenizer, max_seq_len: int, max_pieces: int | No
               for p in range(kept, min(len(full), kept + max(0, limit - len(order))))]
     texts = _piece_texts(tokenizer, [t for _, t, _, _, _ in order])
     pieces = [TokenPiece(t, text, flag and not cut, t in special, pad=pad, cut=cut, would_train=flag and cut)
-              for (_, t, flag, pad, cut), text in zip(order, texts)]
+              for (_, t, flag, pad, cut), text in zip(order, texts, strict=True)]
     n_trained = int(mask.sum())
     return TokenView(prompt=prompt, pieces=pieces, max_seq_len=max_seq_len, n_tokens=len(full), n_kept=kept,
                      n_truncated=len(full) - kept, n_trained=n_trained,

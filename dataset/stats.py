@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import numpy as np
 import orjson
@@ -139,7 +139,8 @@ def _histogram(lengths: np.ndarray, bins: int = 16) -> list[dict]:
     step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw_step)  # a round bin width
     edges = np.arange(low // step * step, top + step, step)  # from the shortest sample, not from 0
     counts, _ = np.histogram(lengths, bins=edges)
-    return [{"lo": int(lo), "hi": int(hi), "count": int(c)} for lo, hi, c in zip(edges[:-1], edges[1:], counts)]
+    return [{"lo": int(lo), "hi": int(hi), "count": int(c)}
+            for lo, hi, c in zip(edges[:-1], edges[1:], counts, strict=True)]
 
 
 def compute_stats(jsonl: JsonlFile, kind: str, tokenizer=None, max_seq_len: int = 512,

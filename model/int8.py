@@ -31,7 +31,7 @@ class Int8Linear:
         self.out_features = weight.shape[0]
 
     @classmethod
-    def stacked(cls, parts: list["Int8Linear"]) -> "Int8Linear":
+    def stacked(cls, parts: list[Int8Linear]) -> Int8Linear:
         """Several matrices applied to the same input as one (rows are quantized independently, so this
         is exact): one kernel call instead of several per token."""
         fused = cls.__new__(cls)
@@ -73,10 +73,10 @@ class Int8Weights:
         fused, sizes = self.stacks[id(module)]
         return fused(x).split(sizes, dim=-1)
 
-    _cache: "weakref.WeakKeyDictionary[nn.Module, Int8Weights]" = weakref.WeakKeyDictionary()
+    _cache: weakref.WeakKeyDictionary[nn.Module, Int8Weights] = weakref.WeakKeyDictionary()
 
     @classmethod
-    def for_model(cls, model: nn.Module) -> "Int8Weights":
+    def for_model(cls, model: nn.Module) -> Int8Weights:
         """Cached per model; rebuilt if any weight changed in place since (e.g. more training)."""
         found = cls._cache.get(model)
         if found is None or found._versions != _versions(model):
@@ -105,7 +105,7 @@ class StackedWeights:
         weight, sizes = self.stacks[id(module)]
         return torch.nn.functional.linear(x, weight).split(sizes, dim=-1)
 
-    _cache: "weakref.WeakKeyDictionary[nn.Module, StackedWeights]" = weakref.WeakKeyDictionary()
+    _cache: weakref.WeakKeyDictionary[nn.Module, StackedWeights] = weakref.WeakKeyDictionary()
     for_model = classmethod(Int8Weights.for_model.__func__)
 
 

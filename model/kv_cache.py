@@ -14,7 +14,7 @@ class KVCache:
         self.length = 0  # tokens already cached
 
     @classmethod
-    def for_model(cls, model, batch: int, max_len: int) -> "KVCache":
+    def for_model(cls, model, batch: int, max_len: int) -> KVCache:
         c = model.config
         p = next(model.parameters())
         return cls(c.n_layers, batch, max_len, c.n_kv_heads, c.head_dim, dtype=p.dtype, device=p.device)

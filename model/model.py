@@ -232,10 +232,10 @@ class MiniMindLM(nn.Module):
         sin = self.rope_sin[start_pos:start_pos + T]
         h = self.dropout(self.tok_embeddings(input_ids))
         presents = []
-        for layer, past in zip(self.layers, pasts):
+        for layer, past in zip(self.layers, pasts, strict=True):
             h, present = layer(h, cos, sin, past, use_cache, start_pos)
             presents.append(present)
-        aux_loss = sum((l.feed_forward.aux_loss for l in self.layers if isinstance(l.feed_forward, MoEFeedForward)),
+        aux_loss = sum((b.feed_forward.aux_loss for b in self.layers if isinstance(b.feed_forward, MoEFeedForward)),
                        h.new_zeros(()))
         if cache is not None:
             cache.advance(start_pos + T)

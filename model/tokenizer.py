@@ -38,7 +38,7 @@ class Tokenizer:
         return i
 
     @classmethod
-    def from_dir(cls, path) -> "Tokenizer":
+    def from_dir(cls, path) -> Tokenizer:
         path = Path(path)
         tj, tc = path / "tokenizer.json", path / "tokenizer_config.json"
         if not tj.is_file():
@@ -126,7 +126,7 @@ def _byte_level_decoder() -> dict[str, int]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
+    return {chr(c): b for b, c in zip(bs, cs, strict=True)}
 
 
 _BYTE_DECODER = _byte_level_decoder()

@@ -398,6 +398,8 @@ class MiniMindApp(App):
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        if not self.screen_stack:  # a late activation while the app shuts down: no screen left to refresh
+            return
         self.refresh_bindings()
         if event.pane.id in LAZY_TABS:  # a click on the tab, before the preload got to it
             self.lazy_tab(event.pane.id)

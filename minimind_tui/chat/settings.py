@@ -21,7 +21,7 @@ class GenerationSettings:
     seed: int | None = None
     int8: bool = False  # CPU only: int8 weight copies for decoding, faster and slightly approximate
 
-    def validate(self) -> "GenerationSettings":
+    def validate(self) -> GenerationSettings:
         """Raise ValueError naming the first setting out of range."""
         checks = [
             (self.temperature >= 0, "temperature must be >= 0 (0 = greedy)"),

@@ -52,7 +52,6 @@ def evaluate(weights: Path, device: str | None) -> tuple[int, int]:
 
 def run(args) -> int:
     from minimind_tui.demo import PRETRAIN_FLAGS, SFT_FLAGS, ensure_demo_data
-
     from minimind_tui.runs.layout import weights_name
     from model.config import PRESETS
 

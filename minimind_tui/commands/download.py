@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "download", help="list or fetch MiniMind's datasets, tokenizer and weights (resumable, verified)",
         description="Fetch files of the MiniMind recipe from ModelScope (Hugging Face as the fallback): datasets "
-                    "into ./dataset, weights into ./out, the tokenizer into ./model/minimind_tokenizer (where `train` looks). An "
-                    "interrupted download resumes from its .part file; failures are retried with back-off; "
-                    "files are verified before an atomic rename. Without NAMEs, lists what is available.")
+                    "into ./dataset, weights into ./out, the tokenizer into ./model/minimind_tokenizer "
+                    "(where `train` looks). An interrupted download resumes from its .part file; failures are "
+                    "retried with back-off; files are verified before an atomic rename. Without NAMEs, lists what is "
+                    "available.")
     p.add_argument("names", nargs="*", metavar="NAME",
                    help="file names, shell patterns (sft_*.jsonl) or groups: tokenizer, quickstart, lora")
     p.add_argument("--list", action="store_true", help="list the catalogue and what is already downloaded")
@@ -54,8 +54,7 @@ def _print_catalogue(entries, args) -> None:
 
 
 def _download_one(entry, args) -> None:
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                               TransferSpeedColumn)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
     from minimind_tui.interop.download import download
 

@@ -30,7 +30,8 @@ def register(subparsers) -> None:
     for mode in MODES:
         help_text = "pretraining on {\"text\": ...} lines" if mode == "pretrain" else \
             "supervised fine-tuning on {\"conversations\": [...]} lines"
-        sub = modes.add_parser(mode, help=help_text, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub = modes.add_parser(mode, help=help_text, epilog=EPILOG,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
         add_arguments(sub)
         sub.set_defaults(func=run)
 

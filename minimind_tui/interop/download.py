@@ -14,13 +14,12 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from minimind_tui.runs.layout import fsync_dir
 
@@ -151,7 +150,7 @@ def _fetch_once(url, part: Path, entry: Entry, progress, stop, timeout_s) -> boo
         if e.code in PERMANENT:
             raise _Permanent(f"HTTP {e.code} {e.reason}") from None
         raise _Transient(f"HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, http.client.HTTPException, socket.timeout, ConnectionError, OSError) as e:
+    except (TimeoutError, urllib.error.URLError, http.client.HTTPException, ConnectionError, OSError) as e:
         raise _Transient(_describe(e)) from None
 
     with response:
@@ -186,7 +185,7 @@ def _fetch_once(url, part: Path, entry: Entry, progress, stop, timeout_s) -> boo
                 except http.client.IncompleteRead as e:
                     f.write(e.partial)
                     raise _Transient("the connection dropped mid-file") from None
-                except (socket.timeout, ConnectionError, OSError, http.client.HTTPException) as e:
+                except (TimeoutError, ConnectionError, OSError, http.client.HTTPException) as e:
                     raise _Transient(_describe(e)) from None
                 if not chunk:
                     break

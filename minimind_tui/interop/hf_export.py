@@ -76,8 +76,9 @@ def export_hf(checkpoint, out_dir, tokenizer_dir=None, *, n_heads: int | None = 
 
     tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir else hints.get("tokenizer_dir")
     if tokenizer_dir is None:
-        raise InteropError(f"{checkpoint}: no tokenizer recorded for this checkpoint and no ./model/minimind_tokenizer; "
-                           f"pass --tokenizer DIR (the directory with tokenizer.json the model was trained with)")
+        raise InteropError(f"{checkpoint}: no tokenizer recorded for this checkpoint and no "
+                           f"./model/minimind_tokenizer; pass --tokenizer DIR (the directory with tokenizer.json the "
+                           f"model was trained with)")
     tokenizer = Tokenizer.from_dir(tokenizer_dir)
     if tokenizer.vocab_size > config.vocab_size:
         raise InteropError(f"{tokenizer_dir}: tokenizer has {tokenizer.vocab_size} tokens but the model's "

@@ -155,7 +155,8 @@ class RunState:
         args = next((cfg[k] for k in ("settings", "args") if isinstance(cfg.get(k), dict)), cfg)
         status, reason, pid, hb_age = self._status(now, exit_code)
         mode = start.get("mode") or cfg.get("mode") or _mode_from_id(self.run_dir.name)
-        end_time = (self.end or {}).get("time") or (self.last_time if status not in ("live", "stalled", "starting") else now)
+        running = status in ("live", "stalled", "starting")
+        end_time = (self.end or {}).get("time") or (now if running else self.last_time)
         ckpt_step, ckpt_path = self._last_checkpoint(status)
         return RunSummary(
             run_id=self.run_dir.name, status=status, reason=reason, mode=mode,

@@ -43,11 +43,13 @@ def parse_bool(text: str) -> bool:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    def flag(name, **kw):
-        p.add_argument(f"--{name}", *([f"--{name.replace('_', '-')}"] if "_" in name else []),
-                       dest=name, default=None, **kw)
+    group = None  # the heading `train --help` lists the next flags under
 
-    g = p.add_argument_group("data and output")
+    def flag(name, **kw):
+        group.add_argument(f"--{name}", *([f"--{name.replace('_', '-')}"] if "_" in name else []),
+                           dest=name, default=None, **kw)
+
+    group = p.add_argument_group("data and output")
     flag("data_path", metavar="JSONL", help="training data (default: MiniMind's dataset/pretrain_hq.jsonl or "
                                             "dataset/sft_mini_512.jsonl)")
     flag("out_dir", metavar="DIR", help="where MiniMind-style weights pretrain_{dim}.pth / full_sft_{dim}.pth go "
@@ -66,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     flag("num_workers", type=int, help="data-loading worker processes (default 0: batches are memory-mapped "
                                        "copies, cheap in the main process)")
 
-    g = p.add_argument_group("model")
+    group = p.add_argument_group("model")
     flag("preset", choices=("demo", "small", "base", "moe"), help="model size preset; --dim etc. override it")
     flag("dim", type=int, help="hidden size (default 512)")
     flag("n_layers", type=int, help="transformer blocks (default 8)")
@@ -75,7 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     flag("max_seq_len", type=int, help="longest training sample in tokens (default 512)")
     flag("use_moe", nargs="?", const=True, type=parse_bool, help="mixture-of-experts feed-forward")
 
-    g = p.add_argument_group("optimisation")
+    group = p.add_argument_group("optimisation")
     flag("epochs", type=int, help="passes over the data (default 1)")
     flag("batch_size", type=int, help="samples per micro-batch per process (default 32 pretrain, 16 sft)")
     flag("auto_batch_size", nargs="?", const=True, type=parse_bool,
@@ -95,7 +97,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                         "(default: 8192 on CUDA; on CPU dense models pack each batch into one "
                                         "unpadded row instead)")
 
-    g = p.add_argument_group("logging and saving")
+    group = p.add_argument_group("logging and saving")
     flag("log_interval", type=int, help="write a step event / log line every N optimizer steps (default 1)")
     flag("save_interval", type=int, help="save a checkpoint every N optimizer steps (default 100)")
     flag("keep_last", type=int, help="checkpoints kept in the run directory (default 3)")

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from model.checkpoint import CheckpointError, load_state_dict, save_atomic
 from minimind_tui.runs import layout
+from model.checkpoint import CheckpointError, load_state_dict, save_atomic
 
 TMP_PREFIX = ".step_"
 
@@ -33,8 +33,12 @@ def _write_file(path: Path, write) -> None:
 
 
 def sha256(path: Path) -> str:
+    # Read in 1 MiB blocks (hashlib.file_digest would do this, but needs Python 3.11).
+    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -131,8 +135,10 @@ def clean_leftovers(run_dir: Path) -> list[Path]:
     root = Path(run_dir) / layout.CHECKPOINTS
     if not root.is_dir():
         return []
-    junk = [p for p in root.iterdir() if p.is_dir() and (p.name.startswith(TMP_PREFIX) or
-                                                         (p.name.startswith("step_") and not (p / layout.COMPLETE).is_file()))]
+    def interrupted(p: Path) -> bool:
+        return p.name.startswith(TMP_PREFIX) or (p.name.startswith("step_") and not (p / layout.COMPLETE).is_file())
+
+    junk = [p for p in root.iterdir() if p.is_dir() and interrupted(p)]
     for p in junk:
         shutil.rmtree(p, ignore_errors=True)
     return junk

@@ -4,8 +4,8 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from dataset import DataError
 from dataset.jsonl import JsonlFile

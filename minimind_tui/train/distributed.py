@@ -12,7 +12,6 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-
 # Ranks wait in a collective while rank 0 tokenises a large dataset once; allow for that.
 COLLECTIVE_TIMEOUT = timedelta(minutes=90)
 

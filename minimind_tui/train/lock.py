@@ -54,7 +54,7 @@ class TrainerLock:
         self.path = Path(run_dir) / layout.LOCK
         self.held = False
 
-    def acquire(self) -> "TrainerLock":
+    def acquire(self) -> TrainerLock:
         me = f"{os.getpid()} {_start_time(os.getpid()) or 0:.3f} {socket.gethostname()}\n"
         for _ in range(5):
             if self._create(me):

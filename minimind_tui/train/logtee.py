@@ -37,7 +37,7 @@ class LogTee:
         self._log = None
         self._saved = None
 
-    def start(self) -> "LogTee":
+    def start(self) -> LogTee:
         self._log = open(self.path, "a", encoding="utf-8", errors="replace")
         lock = threading.Lock()
         self._saved = (sys.stdout, sys.stderr)

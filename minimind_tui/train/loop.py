@@ -25,8 +25,15 @@ from pathlib import Path
 
 import torch
 
-from dataset.batching import (ChunkedCollator, Collator, PackedBatch, PackingCollator, batches_per_epoch,
-                              epoch_batches, iterate)
+from dataset.batching import (
+    ChunkedCollator,
+    Collator,
+    PackedBatch,
+    PackingCollator,
+    batches_per_epoch,
+    epoch_batches,
+    iterate,
+)
 from minimind_tui.errors import UserError
 from minimind_tui.runs import layout
 from minimind_tui.runs.events import SCHEMA_VERSION, EventWriter
@@ -36,6 +43,7 @@ from model.checkpoint import CheckpointError
 from . import EXIT_DONE, EXIT_FAILED, EXIT_OOM, auto_batch, checkpointing, distributed, fault_hooks
 from .args import conflicts_on_resume, default_init_path, resolve
 from .data import prepare
+from .fault_hooks import FAKE_OOM_ENV, STOP_AT_ENV
 from .heartbeat import Heartbeat
 from .lock import TrainerLock
 from .logtee import LogTee
@@ -43,8 +51,7 @@ from .metrics import StepMeter, format_line
 from .model_setup import build_model, choose_tokenizer, init_weights_file, load_init, model_config, write_sidecar
 from .run_dir import create, new_run_dir, saved_settings, write_config
 from .schedule import learning_rate
-from .signals import StopRequest, Stopped
-from .fault_hooks import FAKE_OOM_ENV, STOP_AT_ENV
+from .signals import Stopped, StopRequest
 from .trackers import open_trackers
 from .watchdog import StallWatchdog
 
@@ -515,8 +522,8 @@ class Trainer:
             try:
                 if os.environ.get(fault_hooks.HANG_IN_SAVE_ENV):
                     fault_hooks.hang_forever()
-                folder = checkpointing.save_checkpoint(self.run_dir, self.step, checkpointing.plain_state_dict(raw_model),
-                                                       state, meta)
+                weights = checkpointing.plain_state_dict(raw_model)
+                folder = checkpointing.save_checkpoint(self.run_dir, self.step, weights, state, meta)
                 target = self._export_path()
                 if target.is_file():
                     previous = recorded_meta(target).get("run_id")

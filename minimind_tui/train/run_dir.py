@@ -41,8 +41,9 @@ def git_revision() -> str | None:
 
 
 def versions() -> dict:
-    import torch
     from importlib.metadata import PackageNotFoundError, version
+
+    import torch
     try:
         ours = version("minimind-tui")
     except PackageNotFoundError:

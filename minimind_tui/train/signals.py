@@ -16,7 +16,7 @@ class StopRequest:
         self.signal_name: str | None = None
         self._previous: dict[int, object] = {}
 
-    def install(self) -> "StopRequest":
+    def install(self) -> StopRequest:
         if threading.current_thread() is not threading.main_thread():
             return self  # signal handlers can only be set from the main thread
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -44,7 +43,7 @@ async def test_launch_builds_the_trainer_command_and_switches_to_the_new_run(mak
         await wait_for(pilot, lambda: fake_launcher.launched, "launch")
         mode, args, gpus = fake_launcher.launched[0]
         assert mode == "sft" and gpus == 1
-        flags = dict(zip(args[1::2], args[2::2]))
+        flags = dict(zip(args[1::2], args[2::2], strict=False))
         # SFT defaults from the recipe, and what was typed.
         assert flags["--learning_rate"] == "5e-05" and flags["--accumulation_steps"] == "1"
         assert flags["--batch_size"] == "16" and flags["--data_path"] == "dataset/sft_mini_512.jsonl"

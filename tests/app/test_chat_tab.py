@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from textual.app import App, ComposeResult
 from testkit import wait_for
+from textual.app import App, ComposeResult
 from textual.widgets import Input, Select, Static
 
 from minimind_tui.app.widgets.chat_tab import ChatMessage, ChatTab
@@ -190,7 +190,7 @@ async def test_probe_answers_every_prompt_and_scores_demo_questions(root):
         answers = messages(app, "assistant")
         assert len(answers) == len(expected)
         assert all(a.note for a in answers)
-        assert [a.text[:len(p.prompt)] for a, p in zip(answers, expected)] == [p.prompt for p in expected]
+        assert [a.text[:len(p.prompt)] for a, p in zip(answers, expected, strict=False)] == [p.prompt for p in expected]
         assert "held-out questions correct:" in status(app)
         assert tab.session.history == []  # probes never join the conversation
 

@@ -6,8 +6,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from textual.app import App
 from testkit import wait_for
+from textual.app import App
 from textual.widgets import DataTable, Input, Label, Static
 
 from dataset.jsonl import JsonlFile
@@ -22,7 +22,7 @@ from minimind_tui.app.widgets.dataset_tokens import TokenPane
 
 def conv(*turns, roles=None):
     roles = roles or ["user", "assistant"] * len(turns)
-    return json.dumps({"conversations": [{"role": r, "content": t} for r, t in zip(roles, turns)]},
+    return json.dumps({"conversations": [{"role": r, "content": t} for r, t in zip(roles, turns, strict=False)]},
                       ensure_ascii=False)
 
 
@@ -225,7 +225,7 @@ async def test_typed_path_kind_choice_and_bad_files(tmp_path, sft_file, tiny_tok
         assert 'missing "text" key' in texts(app.query(Bubble))[0]
         for name, reason in [("nope.jsonl", "no such file"), ("empty.jsonl", "empty")]:
             tab.open_file(name)
-            await wait_for(pilot, lambda: reason in str(app.query_one("#ds-status", Label).render()))
+            await wait_for(pilot, lambda r=reason: r in str(app.query_one("#ds-status", Label).render()))
             assert tab.jsonl is None
 
 

@@ -24,7 +24,7 @@ SIZES = [(80, 24), (120, 40)]
 
 def conversation(*turns) -> str:
     roles = ["system", "user", "assistant"] if len(turns) == 3 else ["user", "assistant"]
-    return json.dumps({"conversations": [{"role": r, "content": t} for r, t in zip(roles, turns)]},
+    return json.dumps({"conversations": [{"role": r, "content": t} for r, t in zip(roles, turns, strict=False)]},
                       ensure_ascii=False)
 
 

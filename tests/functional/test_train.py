@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from testkit import TINY, train_here, write_demo_corpus
 
 from minimind_tui.runs import layout
 from minimind_tui.runs.reader import read_all
-
-from testkit import TINY, train_here, write_demo_corpus
 
 
 @pytest.fixture(scope="module")
@@ -141,9 +140,8 @@ def test_bad_input_is_one_clear_message(tmp_path, data, monkeypatch, capsys):
 
 
 def test_init_shape_mismatch_names_key_and_shapes(tmp_path, data, monkeypatch, capsys):
-    from model import LMConfig, MiniMindLM
     from minimind_tui.demo import demo_tokenizer_dir
-    from model import Tokenizer
+    from model import LMConfig, MiniMindLM, Tokenizer
     vocab = Tokenizer.from_dir(demo_tokenizer_dir()).vocab_size
     torch.save(MiniMindLM(LMConfig(dim=32, n_layers=1, n_heads=4, vocab_size=vocab, hidden_dim=64)).state_dict(),
                tmp_path / "other.pth")

@@ -9,7 +9,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from reliability_kit import kill_group  # noqa: E402
-
 from testkit import write_demo_corpus  # noqa: E402
 
 

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import psutil
+from testkit import TINY as _TINY
+from testkit import train_here  # noqa: F401  (the scenarios import it from here)
 
 from minimind_tui.runs import layout
 from minimind_tui.runs.reader import read_all
-from testkit import TINY as _TINY
-from testkit import train_here  # noqa: F401  (the scenarios import it from here)
 
 TINY = [*_TINY, "--device", "cpu"]
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
-from reliability_kit import cache_env, TINY, events, of_kind, steps, train_here, wait_until
+from reliability_kit import TINY, cache_env, events, of_kind, steps, train_here, wait_until
 
 from minimind_tui.runs import layout
 from minimind_tui.train import checkpointing
@@ -83,11 +82,11 @@ def test_sigkill_at_random_moments_of_saving_never_leaves_a_pickable_partial(sto
     phases: dict[str, int] = {}
     partial_picks = fallbacks = 0
     save_s = []
-    for i in range(KILLS):
+    for _ in range(KILLS):
         before = layout.complete_checkpoints(run)
         first = int(before[-1].name.split("_")[1]) + 1
         t0 = time.monotonic()
-        pid = _fork(lambda: _saver(run, out_file, base, first))
+        pid = _fork(lambda first=first: _saver(run, out_file, base, first))
         # The child saves back to back; a random delay lands the kill anywhere in a save, export or prune.
         time.sleep(rng.uniform(0.0, 0.25))
         os.kill(pid, signal.SIGKILL)

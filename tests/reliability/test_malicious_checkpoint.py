@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from reliability_kit import cache_env, TINY, of_kind, train_here
+from reliability_kit import TINY, cache_env, of_kind, train_here
 
 from minimind_tui.cli import main as cli_main
 from minimind_tui.runs import layout

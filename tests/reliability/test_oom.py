@@ -64,9 +64,7 @@ def test_auto_batch_size_keeps_a_batch_that_fits(tmp_path, corpus, monkeypatch, 
 
 
 def test_even_batch_one_does_not_fit_is_an_oom_exit(tmp_path, corpus, monkeypatch):
-    from minimind_tui.train import fault_hooks
-
-    from minimind_tui.train import auto_batch
+    from minimind_tui.train import auto_batch, fault_hooks
 
     def never_fits(batch_size):
         raise torch.OutOfMemoryError("simulated: nothing fits")

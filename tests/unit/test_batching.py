@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from testkit import FakeTokenCache
 
 from dataset.batching import Collator, batches_per_epoch, epoch_batches
-from testkit import FakeTokenCache
 
 
 def test_file_order_gives_the_reference_batches():
@@ -102,5 +102,5 @@ def test_chunked_passes_give_the_single_pass_loss_and_gradient():
     with torch.no_grad():
         ref = model(whole.X, labels=whole.Y, loss_mask=whole.loss_mask, return_logits=False).loss
     assert total == pytest.approx(float(ref), abs=1e-5)
-    for g, r in zip((p.grad for p in model.parameters()), ref_grads):
+    for g, r in zip((p.grad for p in model.parameters()), ref_grads, strict=False):
         torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-4)

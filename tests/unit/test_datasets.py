@@ -6,8 +6,8 @@ import torch
 
 from dataset import DataError, PretrainDataset, SFTDataset
 from dataset.jsonl import JsonlFile
-from model import Tokenizer
 from minimind_tui.demo import demo_tokenizer_dir
+from model import Tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def tok():
 
 
 def write(path, lines, mode="w"):
-    path.write_text("".join(l + "\n" for l in lines), encoding="utf-8")
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
 
 

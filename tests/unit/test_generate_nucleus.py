@@ -9,14 +9,14 @@ def plain_nucleus(logits, top_p):
     sorted_p, order = probs.sort(descending=True)
     keep = (sorted_p.cumsum(0) - sorted_p) < top_p
     kept = sorted_p[keep] / sorted_p[keep].sum()
-    return dict(zip(order[keep].tolist(), kept.tolist()))
+    return dict(zip(order[keep].tolist(), kept.tolist(), strict=False))
 
 
 def candidate_nucleus(logits, top_p):
     values, index, probs = _nucleus_candidates(logits[None], top_p)
     probs = probs.masked_fill((probs.cumsum(-1) - probs) >= top_p, 0.0)[0]
     keep = probs > 0
-    return dict(zip(index[0][keep].tolist(), (probs[keep] / probs[keep].sum()).tolist()))
+    return dict(zip(index[0][keep].tolist(), (probs[keep] / probs[keep].sum()).tolist(), strict=False))
 
 
 def assert_same(a, b):

@@ -7,7 +7,8 @@ from minimind_tui.app.presets import PRESETS, estimate_memory, param_count
 
 
 def test_preset_table_mirrors_model_config():
-    from model.config import PRESETS as MODEL_PRESETS, LMConfig
+    from model.config import PRESETS as MODEL_PRESETS
+    from model.config import LMConfig
 
     assert set(PRESETS) == set(MODEL_PRESETS)
     for key, p in PRESETS.items():

@@ -10,7 +10,7 @@ from dataset.preview import default_tokenizer_dir, head_lines, sample_from_raw, 
 
 def conv(*turns, roles=None):
     roles = roles or ["user", "assistant"] * len(turns)
-    return json.dumps({"conversations": [{"role": r, "content": t} for r, t in zip(roles, turns)]},
+    return json.dumps({"conversations": [{"role": r, "content": t} for r, t in zip(roles, turns, strict=False)]},
                       ensure_ascii=False)
 
 

@@ -15,7 +15,8 @@ from minimind_tui.runs.control import stop_run
 STUB = textwrap.dedent("""
     import os, signal, subprocess, sys, time
     run, behaviour = sys.argv[1], sys.argv[2]
-    child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"])
+    ignore_sigint = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"
+    child = subprocess.Popen([sys.executable, "-c", ignore_sigint])
     if behaviour == "graceful":
         def on_int(*_):
             child.kill(); child.wait()

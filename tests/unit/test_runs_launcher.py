@@ -34,7 +34,7 @@ def test_spec_uses_minimind_flag_names():
                      accumulation_steps=1, dim=512, n_layers=8, max_seq_len=512, init="out/pretrain_512.pth")
     args = spec.train_args()
     assert args[0] == "sft"
-    flags = dict(zip(args[1::2], args[2::2]))
+    flags = dict(zip(args[1::2], args[2::2], strict=False))
     assert flags == {"--data_path": "dataset/sft_mini_512.jsonl", "--batch_size": "64", "--learning_rate": "5e-05",
                      "--epochs": "1", "--accumulation_steps": "1", "--dim": "512", "--n_layers": "8",
                      "--max_seq_len": "512", "--use_moe": "0", "--dtype": "bfloat16", "--device": "cuda:0",

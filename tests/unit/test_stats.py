@@ -13,7 +13,7 @@ from dataset.stats import BATCH, bad_category, compute_stats, detect_file_kind, 
 
 def conv(*turns, roles=None):
     roles = roles or ["user", "assistant"] * len(turns)
-    return json.dumps({"conversations": [{"role": r, "content": t} for r, t in zip(roles, turns)]},
+    return json.dumps({"conversations": [{"role": r, "content": t} for r, t in zip(roles, turns, strict=False)]},
                       ensure_ascii=False)
 
 

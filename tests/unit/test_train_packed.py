@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from testkit import FakeTokenCache
 
 from dataset.batching import Collator, PackingCollator
 from minimind_tui.train.packed import PackedLM
 from model import LMConfig, MiniMindLM
-from testkit import FakeTokenCache
 
 
 def test_packed_loss_and_gradients_equal_the_padded_batch():

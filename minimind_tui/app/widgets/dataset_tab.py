@@ -350,8 +350,9 @@ class DatasetTab(Widget):
         view = self.query_one(SampleView)
         if self.kind is None:
             self.sample = None
+            raw = self._raw_line(i).decode("utf-8", "replace")[:2000]
             view.show(None, note="Cannot tell pretraining ({\"text\"}) from SFT ({\"conversations\"}) data in the "
-                                 "first lines: choose the kind above.\n\n" + self._raw_line(i).decode("utf-8", "replace")[:2000])
+                                 "first lines: choose the kind above.\n\n" + raw)
         else:
             self.sample = sample_from_raw(self._raw_line(i), i, self.kind)
             view.show(self.sample)

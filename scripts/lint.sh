@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The linters CI runs before the tests. Usage: scripts/lint.sh (after scripts/install.sh --test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=.venv/bin
+# Style and likely bugs (rules in pyproject.toml).
+"$bin/ruff" check .
+# Nothing newer than Python 3.10: rented GPU images often ship it.
+"$bin/vermin" --target=3.10- --no-tips --violations --eval-annotations -q model dataset minimind_tui bench tests scripts
+echo "lint: ruff and vermin passed" >&2
