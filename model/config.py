@@ -1,4 +1,7 @@
-"""LMConfig: MiniMind's hyper-parameters, field names and defaults, plus named presets."""
+"""LMConfig: MiniMind's hyper-parameters, field names and defaults, plus named presets.
+
+Imports nothing heavy (no torch): the dashboard reads the presets and the FFN width from here to fill its
+form and estimate memory without loading a model."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,7 +15,7 @@ class LMConfig:
     n_heads: int = 8
     n_kv_heads: int = 2            # grouped-query attention: 4 query heads share one K/V head
     vocab_size: int = 6400
-    hidden_dim: int | None = None  # None -> 64-multiple of 8/3 * dim (SwiGLU keeps FFN params ~ 8*dim^2)
+    hidden_dim: int | None = None  # None -> ffn_hidden_dim(dim, multiple_of)
     multiple_of: int = 64
     norm_eps: float = 1e-5
     max_seq_len: int = 8192
@@ -32,8 +35,7 @@ class LMConfig:
 
     def __post_init__(self):
         if self.hidden_dim is None:
-            hidden = int(2 * (4 * self.dim) / 3)
-            self.hidden_dim = self.multiple_of * ((hidden + self.multiple_of - 1) // self.multiple_of)
+            self.hidden_dim = ffn_hidden_dim(self.dim, self.multiple_of)
         if self.dim % self.n_heads:
             raise ValueError(f"dim {self.dim} is not divisible by n_heads {self.n_heads}")
         if self.n_heads % self.n_kv_heads:
@@ -54,6 +56,13 @@ class LMConfig:
         known = {k: v for k, v in d.items() if k in names}
         extra = {k: v for k, v in d.items() if k not in names}
         return cls(**known, extra=extra)
+
+
+def ffn_hidden_dim(dim: int, multiple_of: int = 64) -> int:
+    """MiniMind's feed-forward width: 8/3 * dim rounded up to a multiple of `multiple_of`. SwiGLU has three
+    matrices instead of two, so 8/3 keeps its parameters at about those of a 4 * dim two-matrix MLP."""
+    hidden = int(2 * (4 * dim) / 3)
+    return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
 
 
 # Presets named as users know them. Parameter counts (tied embeddings counted once):

@@ -1,7 +1,8 @@
-"""Model presets and a GPU-memory estimate, without importing torch (the app must start instantly).
+"""The Train tab's view of the model presets, and a GPU-memory estimate, without importing torch (the app
+must start instantly).
 
-The preset numbers mirror `model.config.PRESETS` (importing `model` would import torch); a unit test checks
-they stay equal, and that `param_count` equals the real model's parameter count.
+The presets and the FFN width come from `model.config` (torch-free); a unit test checks that `param_count`
+equals the real model's parameter count.
 """
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-VOCAB = 6400
+from model.config import PRESETS as MODEL_PRESETS
+from model.config import LMConfig, ffn_hidden_dim
+
+_DEFAULT = LMConfig()
+VOCAB = _DEFAULT.vocab_size  # MiniMind's tokenizer
 
 
 @functools.lru_cache(maxsize=8)
@@ -39,37 +44,35 @@ class Preset:
     label: str
     dim: int
     n_layers: int
-    n_heads: int = 8
-    n_kv_heads: int = 2
-    use_moe: bool = False
-    max_seq_len: int | None = None  # the model's own cap, when the preset sets one
+    n_heads: int
+    n_kv_heads: int
+    use_moe: bool
+    max_seq_len: int | None  # the model's own cap, when the preset sets one
 
 
-PRESETS: dict[str, Preset] = {
-    "demo": Preset("demo", "demo (~1M)", 128, 4, max_seq_len=256),
-    "small": Preset("small", "26M small", 512, 8),
-    "base": Preset("base", "104M base", 768, 16),
-    "moe": Preset("moe", "MoE 145M", 640, 8, use_moe=True),
-}
+# What the Train tab's menu shows; a preset added to model.config appears under its own name.
+LABELS = {"demo": "demo (~1M)", "small": "26M small", "base": "104M base", "moe": "MoE 145M"}
+
+
+def _preset(key: str) -> Preset:
+    cfg = LMConfig(**MODEL_PRESETS[key])
+    return Preset(key, LABELS.get(key, key), cfg.dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.use_moe,
+                  MODEL_PRESETS[key].get("max_seq_len"))
+
+
+PRESETS: dict[str, Preset] = {key: _preset(key) for key in MODEL_PRESETS}
 CUSTOM = "custom"
 
-# MoE layout (model.config defaults): 4 routed experts (top-2) plus one shared expert.
-N_ROUTED_EXPERTS, N_SHARED_EXPERTS, EXPERTS_PER_TOKEN = 4, 1, 2
 
-
-def hidden_dim(dim: int, multiple_of: int = 64) -> int:
-    hidden = int(2 * (4 * dim) / 3)
-    return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
-
-
-def param_count(dim: int, n_layers: int, use_moe: bool = False, n_heads: int = 8, n_kv_heads: int = 2,
-                vocab: int = VOCAB) -> int:
+def param_count(dim: int, n_layers: int, use_moe: bool = False, n_heads: int = _DEFAULT.n_heads,
+                n_kv_heads: int = _DEFAULT.n_kv_heads, vocab: int = VOCAB) -> int:
     """Exact parameter count of MiniMindLM (tied embedding counted once)."""
     kv_dim = n_kv_heads * (dim // n_heads)
     attention = 2 * dim * dim + 2 * dim * kv_dim
-    ffn = 3 * dim * hidden_dim(dim)
-    if use_moe:
-        ffn = ffn * (N_ROUTED_EXPERTS + N_SHARED_EXPERTS) + N_ROUTED_EXPERTS * dim  # + router
+    ffn = 3 * dim * ffn_hidden_dim(dim)
+    if use_moe:  # the MoE layout is model.config's default: routed experts, a shared one, a router
+        experts = _DEFAULT.n_routed_experts + int(_DEFAULT.n_shared_experts)
+        ffn = ffn * experts + _DEFAULT.n_routed_experts * dim
     return vocab * dim + n_layers * (attention + ffn + 2 * dim) + dim
 
 

@@ -10,20 +10,24 @@ from pathlib import Path
 
 from minimind_tui.errors import UserError
 from minimind_tui.runs import layout
+from model.config import PRESETS, LMConfig
 
 MODES = ("pretrain", "sft")
 
-# Per-mode defaults, as in MiniMind's train_pretrain.py / train_full_sft.py.
+# Per-mode defaults, as in MiniMind's train_pretrain.py / train_full_sft.py. The one copy: the Train tab
+# fills its form from it too.
 MODE_DEFAULTS = {
     "pretrain": dict(learning_rate=5e-4, accumulation_steps=8, batch_size=32,
                      data_path="./dataset/pretrain_hq.jsonl", init="none"),
     "sft": dict(learning_rate=5e-5, accumulation_steps=1, batch_size=16,
                 data_path="./dataset/sft_mini_512.jsonl", init=None),  # None -> {out_dir}/pretrain_{dim}.pth
 }
+_MODEL = LMConfig()  # the model's shape defaults are model.config's (training's max_seq_len is MiniMind's 512)
 COMMON_DEFAULTS = dict(
     out_dir="out", epochs=1, dtype="bfloat16", num_workers=0, grad_clip=1.0, warmup_iters=0,
-    log_interval=1, save_interval=100, dim=512, n_layers=8, n_heads=8, n_kv_heads=2, max_seq_len=512,
-    use_moe=False, shuffle=1, seed=1337, keep_last=3, compile=False, skip_bad_lines=False,
+    log_interval=1, save_interval=100, dim=_MODEL.dim, n_layers=_MODEL.n_layers, n_heads=_MODEL.n_heads,
+    n_kv_heads=_MODEL.n_kv_heads, max_seq_len=512, use_moe=_MODEL.use_moe, shuffle=1, seed=1337, keep_last=3,
+    compile=False, skip_bad_lines=False,
     use_wandb=False, use_swanlab=False, wandb_project="MiniMind", tokenizer=None, device=None,
     preset=None, run_dir=None, resume=None, chunk_tokens=None, auto_batch_size=False,
 )
@@ -31,6 +35,20 @@ COMMON_DEFAULTS = dict(
 FIXED_ON_RESUME = ("learning_rate", "accumulation_steps", "batch_size", "data_path", "dim", "n_layers", "n_heads",
                    "n_kv_heads", "max_seq_len", "use_moe", "shuffle", "seed", "epochs", "warmup_iters",
                    "tokenizer", "init", "skip_bad_lines", "preset")
+
+
+def default_text(value) -> str:
+    """A default as MiniMind's recipes write it: 5e-4 rather than 0.0005 (the Train tab shows the same)."""
+    if isinstance(value, float) and 0 < abs(value) < 1e-3:
+        mantissa, exponent = f"{value:e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return str(value)
+
+
+def _defaults(name: str) -> str:
+    if name in COMMON_DEFAULTS:
+        return f"default {default_text(COMMON_DEFAULTS[name])}"
+    return "default " + ", ".join(f"{default_text(d[name])} {mode}" for mode, d in MODE_DEFAULTS.items())
 
 
 def parse_bool(text: str) -> bool:
@@ -69,22 +87,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                        "copies, cheap in the main process)")
 
     group = p.add_argument_group("model")
-    flag("preset", choices=("demo", "small", "base", "moe"), help="model size preset; --dim etc. override it")
-    flag("dim", type=int, help="hidden size (default 512)")
-    flag("n_layers", type=int, help="transformer blocks (default 8)")
-    flag("n_heads", type=int, help="attention heads (default 8)")
-    flag("n_kv_heads", type=int, help="key/value heads (default 2)")
-    flag("max_seq_len", type=int, help="longest training sample in tokens (default 512)")
+    flag("preset", choices=tuple(PRESETS), help="model size preset; --dim etc. override it")
+    flag("dim", type=int, help=f"hidden size ({_defaults('dim')})")
+    flag("n_layers", type=int, help=f"transformer blocks ({_defaults('n_layers')})")
+    flag("n_heads", type=int, help=f"attention heads ({_defaults('n_heads')})")
+    flag("n_kv_heads", type=int, help=f"key/value heads ({_defaults('n_kv_heads')})")
+    flag("max_seq_len", type=int, help=f"longest training sample in tokens ({_defaults('max_seq_len')})")
     flag("use_moe", nargs="?", const=True, type=parse_bool, help="mixture-of-experts feed-forward")
 
     group = p.add_argument_group("optimisation")
     flag("epochs", type=int, help="passes over the data (default 1)")
-    flag("batch_size", type=int, help="samples per micro-batch per process (default 32 pretrain, 16 sft)")
+    flag("batch_size", type=int, help=f"samples per micro-batch per process ({_defaults('batch_size')})")
     flag("auto_batch_size", nargs="?", const=True, type=parse_bool,
          help="before training, halve --batch_size until a forward+backward pass at --max_seq_len fits in memory; "
               "accumulation grows to keep the effective batch")
-    flag("learning_rate", type=float, help="peak learning rate (default 5e-4 pretrain, 5e-5 sft)")
-    flag("accumulation_steps", type=int, help="micro-batches per optimizer step (default 8 pretrain, 1 sft)")
+    flag("learning_rate", type=float, help=f"peak learning rate ({_defaults('learning_rate')})")
+    flag("accumulation_steps", type=int, help=f"micro-batches per optimizer step ({_defaults('accumulation_steps')})")
     flag("grad_clip", type=float, help="clip the gradient norm to this; 0 = no clipping (default 1.0)")
     flag("warmup_iters", type=int, help="linear warm-up, in optimizer steps (default 0)")
     flag("dtype", choices=("bfloat16", "float16", "float32"), help="autocast dtype on CUDA (default bfloat16; "
@@ -121,7 +139,6 @@ def resolve(mode: str, explicit: dict, base: dict | None = None) -> dict:
         raise UserError(f"unknown training mode {mode!r}; use one of {', '.join(MODES)}")
     settings = {**COMMON_DEFAULTS, **MODE_DEFAULTS[mode]}
     if base is None and explicit.get("preset"):
-        from model.config import PRESETS
         settings.update({k: v for k, v in PRESETS[explicit["preset"]].items() if k in settings})
     settings.update(base or {})
     settings.update(explicit)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from minimind_tui.runs import layout
-from minimind_tui.train.args import add_arguments, conflicts_on_resume, given, resolve
+from minimind_tui.train.args import add_arguments, conflicts_on_resume, default_text, given, resolve
 from minimind_tui.train.heartbeat import Heartbeat
 from minimind_tui.train.lock import RunLocked, TrainerLock
 from minimind_tui.train.schedule import learning_rate
@@ -39,6 +39,16 @@ def test_minimind_flags_in_both_spellings_and_mode_defaults():
     assert pre["learning_rate"] == 5e-4 and pre["accumulation_steps"] == 8 and pre["init"] == "none"
     assert _parse("--use_moe")["use_moe"] is True and _parse("--use_moe", "1")["use_moe"] is True
     assert resolve("pretrain", {"preset": "demo"})["dim"] == 128
+
+
+def test_every_model_preset_is_a_train_flag_and_defaults_read_as_the_recipes_write_them():
+    from model.config import PRESETS
+
+    for name in PRESETS:
+        assert _parse("--preset", name) == {"preset": name}
+    with pytest.raises(SystemExit):
+        _parse("--preset", "no-such-preset")
+    assert [default_text(v) for v in (5e-4, 5e-5, 1.5e-4, 8, 1.0)] == ["5e-4", "5e-5", "1.5e-4", "8", "1.0"]
 
 
 def test_resume_conflicts_are_listed():

@@ -17,19 +17,22 @@ from textual.widgets import Button, Input, Label, Select, Static
 from minimind_tui.runs import layout
 from minimind_tui.runs.launcher import TrainSpec, shell_command
 from minimind_tui.tokenizer_choice import choose_tokenizer_dir, find_weights
+from minimind_tui.train.args import COMMON_DEFAULTS, MODE_DEFAULTS, default_text
 
 from ..datasets import DemoData, demo_data, demo_mode_of, describe_file, flag_values, local_datasets
 from ..presets import CUSTOM, PRESETS, estimate_memory, tokenizer_vocab
 
-MODE_DEFAULTS = {  # MiniMind's recipe
-    "pretrain": dict(learning_rate="5e-4", accumulation_steps="8"),
-    "sft": dict(learning_rate="5e-5", accumulation_steps="1"),
-}
+MODE_FIELDS = ("learning_rate", "accumulation_steps")  # what choosing a mode resets to the trainer's default
 DTYPES = ("bfloat16", "float16", "float32")
 TRAINER_DEFAULT_INIT = "default"
 DEMO_CHOICES = {"demo:pretrain": "demo pretrain corpus (bundled)", "demo:sft": "demo SFT corpus (bundled)"}
 # Form fields a recipe (the demo's train flags) may set.
 RECIPE_FIELDS = ("batch_size", "max_seq_len", "learning_rate", "epochs", "accumulation_steps")
+
+
+def trainer_default(field: str, mode: str = "pretrain") -> str:
+    """The trainer's own default for a flag, as the form shows it: the form starts where the CLI does."""
+    return default_text({**COMMON_DEFAULTS, **MODE_DEFAULTS[mode]}[field])
 
 
 class FormError(ValueError):
@@ -112,16 +115,15 @@ class TrainForm(VerticalScroll):
             yield Select([("trainer default (out/pretrain_<dim>.pth)", TRAINER_DEFAULT_INIT)],
                          value=TRAINER_DEFAULT_INIT, allow_blank=False, compact=True, id="init", classes="wide")
             yield Label("batch")
-            yield Input("32", type="integer", compact=True, id="batch_size")
+            yield Input(trainer_default("batch_size"), type="integer", compact=True, id="batch_size")
             yield Label("seq len")
-            yield Input("512", type="integer", compact=True, id="max_seq_len")
+            yield Input(trainer_default("max_seq_len"), type="integer", compact=True, id="max_seq_len")
             yield Label("lr")
-            yield Input(MODE_DEFAULTS["pretrain"]["learning_rate"], type="number", compact=True, id="learning_rate")
+            yield Input(trainer_default("learning_rate"), type="number", compact=True, id="learning_rate")
             yield Label("epochs")
-            yield Input("1", type="integer", compact=True, id="epochs")
+            yield Input(trainer_default("epochs"), type="integer", compact=True, id="epochs")
             yield Label("accum")
-            yield Input(MODE_DEFAULTS["pretrain"]["accumulation_steps"], type="integer", compact=True,
-                        id="accumulation_steps")
+            yield Input(trainer_default("accumulation_steps"), type="integer", compact=True, id="accumulation_steps")
             yield Label("dtype")
             yield Select([(d, d) for d in DTYPES], value="bfloat16", allow_blank=False, compact=True, id="dtype")
             yield Label("device")
@@ -300,8 +302,8 @@ class TrainForm(VerticalScroll):
         self.refresh_preview()
 
     def _apply_mode(self, mode: str) -> None:
-        for field, value in MODE_DEFAULTS[mode].items():
-            self.query_one(f"#{field}", Input).value = value
+        for field in MODE_FIELDS:
+            self.query_one(f"#{field}", Input).value = trainer_default(field, mode)
         sft = mode == "sft"
         self.query_one("#init", Select).disabled = not sft
         self.query_one("#init_label", Label).update("Base" if sft else "Base (SFT)")
