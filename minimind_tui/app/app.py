@@ -23,7 +23,7 @@ from textual.worker import get_current_worker
 from minimind_tui.gpu.monitor import GpuMonitor, GpuReading
 from minimind_tui.gpu.system import SystemMonitor, SystemReading
 from minimind_tui.runs import layout
-from minimind_tui.runs.control import StopOutcome, stop_run
+from minimind_tui.runs.control import STOP_TIMEOUT_S, StopOutcome, stop_run
 from minimind_tui.runs.launcher import Launched, Launcher, TrainSpec
 from minimind_tui.runs.summary import RunSummary
 from minimind_tui.tokenizer_choice import recorded_meta
@@ -36,7 +36,6 @@ from .widgets.run_monitor import RunMonitor
 from .widgets.runs_tab import RunsTab
 from .widgets.train_form import TrainForm
 
-STOP_TIMEOUT_S = 60.0
 LIST_EVERY = 4  # runs poller: re-read every run's files every 4th poll (2 s); the selected run every poll
 # Built after the first frame, or when first shown: their imports and widgets would add ~0.4 s to first paint.
 # pane id -> (module, class, name for messages, widget id)
@@ -188,7 +187,7 @@ class MiniMindApp(App):
             if selected is None and self._first_runs_poll:
                 live = newest_live(summaries)  # reattach: a live run is what the user came back for
                 if live is not None:
-                    selected = self.root / "runs" / live.run_id
+                    selected = layout.run_path(self.root, live.run_id)
             view = index.view(selected) if selected is not None else None
             if view is not None:  # the selected run's row is as fresh as its monitor
                 fresh = without_series(view.summary)
@@ -258,7 +257,7 @@ class MiniMindApp(App):
         for run_id, (status, notes) in current.items():
             before = self._last_seen.get(run_id)
             seen_notes = before[1] if before else (len(notes) if notes is not None else 0)
-            if before is not None and status != before[0] and status in ("stalled", "failed", "oom", "killed"):
+            if before is not None and status != before[0] and status.needs_attention:
                 self.bell()
                 self.notify(f"{run_id}: {status}", title="Run needs attention", severity="error", timeout=30)
             if notes is not None:
@@ -271,7 +270,7 @@ class MiniMindApp(App):
 
     @on(RunsTab.RunSelected)
     def _run_selected(self, message: RunsTab.RunSelected) -> None:
-        self.selected_run = self.root / "runs" / message.run_id
+        self.selected_run = layout.run_path(self.root, message.run_id)
         self.refresh_runs()
 
     # ---- launch ------------------------------------------------------------------------------------------
@@ -346,7 +345,7 @@ class MiniMindApp(App):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.stop(self.root / "runs" / run_id)
+                self.stop(layout.run_path(self.root, run_id))
 
         self.push_screen(ConfirmScreen(f"Stop {run_id}?\nThe trainer finishes its step, saves a checkpoint and "
                                        f"exits; after {self.services.stop_timeout:g}s it is killed.", yes="Stop"),
@@ -374,7 +373,7 @@ class MiniMindApp(App):
             self.notify(f"{message.run_id} has nothing to resume from (it is running or has no checkpoint)",
                         severity="warning")
             return
-        self.resume(self.root / "runs" / message.run_id, summary.mode or "pretrain", summary.world_size)
+        self.resume(layout.run_path(self.root, message.run_id), summary.mode or "pretrain", summary.world_size)
 
     @work(thread=True, group="launch", exit_on_error=False)
     def resume(self, run_dir: Path, mode: str, gpus: int) -> None:

@@ -93,7 +93,7 @@ class RunsIndex:
 def _run_dirs(root: Path) -> list[Path]:
     """layout.list_runs plus runs just launched (only launcher files yet), newest first."""
     found = layout.list_runs(root)
-    runs = root / "runs"
+    runs = layout.runs_dir(root)
     if runs.is_dir():
         known = set(found)
         fresh = [p for p in runs.iterdir() if p not in known and (p / LAUNCHER_PID).is_file()]

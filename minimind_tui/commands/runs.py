@@ -5,6 +5,8 @@ import argparse
 from pathlib import Path
 
 from minimind_tui.errors import UserError
+from minimind_tui.runs import layout
+from minimind_tui.runs.control import STOP_TIMEOUT_S
 
 
 def register(subparsers) -> None:
@@ -15,18 +17,18 @@ def register(subparsers) -> None:
     ls.set_defaults(func=list_runs)
     st = sub.add_parser("stop", help="graceful stop (the trainer saves and exits), kill after --timeout")
     st.add_argument("run", help="run id (a folder name under runs/) or path to a run directory")
-    st.add_argument("--timeout", type=float, default=60.0, help="seconds to wait before SIGKILL (default: 60)")
+    st.add_argument("--timeout", type=float, default=STOP_TIMEOUT_S,
+                    help=f"seconds to wait before SIGKILL (default: {STOP_TIMEOUT_S:g})")
     st.add_argument("--root", default=argparse.SUPPRESS, help="project folder (default: .)")
     st.set_defaults(func=stop)
 
 
 def list_runs(args) -> int:
-    from minimind_tui.runs import layout
     from minimind_tui.runs.summary import format_duration, summarize
 
     runs = layout.list_runs(Path(args.root))
     if not runs:
-        print(f"no runs under {Path(args.root) / 'runs'}")
+        print(f"no runs under {layout.runs_dir(args.root)}")
         return 0
     rows = [("RUN", "STATUS", "MODE", "DATASET", "LOSS", "STEP", "TIME", "REASON")]
     for run_dir in runs:
@@ -42,10 +44,10 @@ def list_runs(args) -> int:
 
 
 def resolve_run(root: Path, run: str) -> Path:
-    for candidate in (Path(run), Path(root) / "runs" / run):
+    for candidate in (Path(run), layout.run_path(root, run)):
         if candidate.is_dir():
             return candidate
-    raise UserError(f"{run}: no such run (looked in {Path(root) / 'runs'}); `minimind-tui runs list` shows them")
+    raise UserError(f"{run}: no such run (looked in {layout.runs_dir(root)}); `minimind-tui runs list` shows them")
 
 
 def stop(args) -> int:

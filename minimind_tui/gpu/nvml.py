@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
-from minimind_tui.runs.layout import pid_exists as _pid_exists
+from minimind_tui.runs.pids import alive as _pid_exists
 
 from .monitor import GpuInfo, GpuReading
 

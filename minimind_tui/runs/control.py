@@ -15,10 +15,11 @@ from pathlib import Path
 
 import psutil
 
-from . import layout
-from .launcher import launcher_pid
+from . import layout, pids
+from .launcher import LAUNCHER_PID, launcher_pid
 
-DEFAULT_TIMEOUT_S = 60.0
+# How long a stop waits for the trainer to save and exit before it kills it (`runs stop`, the dashboard).
+STOP_TIMEOUT_S = 60.0
 # Written next to the run's files when a stop is requested (and updated if it had to kill), so anyone reading
 # the run later can tell a requested stop or kill from a host kill or a crash.
 STOP_REQUEST = "stop_request.json"
@@ -32,28 +33,30 @@ class StopOutcome:
 
 
 def run_pids(run_dir: Path) -> list[int]:
-    """The trainer's pid (from its lock) and the launcher's, whichever are alive, and all their descendants:
-    torchrun starts each rank in a session of its own, which a signal to torchrun's group never reaches."""
-    pids = [p for p in (layout.lock_pid(run_dir), launcher_pid(run_dir)) if p is not None]
-    found = [p for p in dict.fromkeys(pids) if _alive(p)]
+    """The trainer's pid (from its lock) and the launcher's, whichever still run, and all their descendants:
+    torchrun starts each rank in a session of its own, which a signal to torchrun's group never reaches.
+    A recorded pid counts only while it names the very process that was recorded (start time and host):
+    after a restart the number may belong to anything, and that must never be signalled."""
+    recorded = [pids.live_pid(Path(run_dir) / name) for name in (layout.LOCK, LAUNCHER_PID)]
+    found = list(dict.fromkeys(p for p in recorded if p is not None))
     for pid in list(found):
         try:
             found += [c.pid for c in psutil.Process(pid).children(recursive=True)]
         except psutil.Error:
             continue
-    return [p for p in dict.fromkeys(found) if _alive(p)]
+    return [p for p in dict.fromkeys(found) if pids.alive(p)]
 
 
-def stop_run(run_dir: Path, timeout: float = DEFAULT_TIMEOUT_S, poll: float = 0.1,
+def stop_run(run_dir: Path, timeout: float = STOP_TIMEOUT_S, poll: float = 0.1,
              clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
              progress: Callable[[str], None] | None = None) -> StopOutcome:
     run_dir = Path(run_dir)
     t0 = clock()
-    pids = run_pids(run_dir)
-    if not pids:
+    running = run_pids(run_dir)
+    if not running:
         return StopOutcome("not_running", f"{run_dir.name}: no running trainer process", 0.0)
-    targets = _targets(pids)
-    graceful = _targets(_ranks_of_torchrun(run_dir, pids)) or targets
+    targets = _targets(running)
+    graceful = _targets(_ranks_of_torchrun(run_dir, running)) or targets
     _record(run_dir, requested=time.time(), timeout=timeout, result="pending")
     _signal(graceful, signal.SIGINT)
     if progress:
@@ -71,12 +74,12 @@ def stop_run(run_dir: Path, timeout: float = DEFAULT_TIMEOUT_S, poll: float = 0.
                        clock() - t0)
 
 
-def _ranks_of_torchrun(run_dir: Path, pids: list[int]) -> list[int]:
+def _ranks_of_torchrun(run_dir: Path, running: list[int]) -> list[int]:
     """The ranks when the launcher is torchrun and started them in sessions of their own (torch >= 2.x):
     the stop goes to them only. Signalled itself, torchrun would SIGKILL the ranks 30 s later, cutting a
     long final save short; left alone, it exits on its own once the ranks have saved and exited."""
     launcher = launcher_pid(run_dir)
-    if launcher is None or launcher not in pids:
+    if launcher is None or launcher not in running:
         return []
     try:
         own = os.getsid(launcher)
@@ -86,7 +89,7 @@ def _ranks_of_torchrun(run_dir: Path, pids: list[int]) -> list[int]:
     ranks = []
     for child in children:
         try:
-            if child.pid in pids and os.getsid(child.pid) != own:
+            if child.pid in running and os.getsid(child.pid) != own:
                 ranks.append(child.pid)
         except OSError:
             continue
@@ -104,11 +107,11 @@ def read_stop_request(run_dir: Path) -> dict | None:
     return layout.read_json(Path(run_dir) / STOP_REQUEST)
 
 
-def _targets(pids: list[int]) -> list[tuple[str, int]]:
+def _targets(running: list[int]) -> list[tuple[str, int]]:
     """("group", pgid) for pids in their own group, ("pid", pid) for any sharing our group."""
     own = os.getpgid(0)
     targets: list[tuple[str, int]] = []
-    for pid in pids:
+    for pid in running:
         try:
             pgid = os.getpgid(pid)
         except ProcessLookupError:
@@ -139,7 +142,7 @@ def _wait_gone(targets, deadline: float, poll: float, clock, sleep) -> bool:
 def _target_alive(target: tuple[str, int]) -> bool:
     kind, ident = target
     if kind == "pid":
-        return _alive(ident)
+        return pids.alive(ident)
     for p in psutil.process_iter(["status"]):
         try:
             if os.getpgid(p.pid) == ident and p.info["status"] != psutil.STATUS_ZOMBIE:
@@ -147,14 +150,6 @@ def _target_alive(target: tuple[str, int]) -> bool:
         except (ProcessLookupError, psutil.Error):
             continue
     return False
-
-
-def _alive(pid: int) -> bool:
-    """Exists and is not a zombie (a finished child its parent has not reaped yet)."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def _describe(targets) -> str:

@@ -28,11 +28,50 @@ Readers ignore unknown fields and unknown events, so adding either does not bump
 from __future__ import annotations
 
 import time
+from enum import Enum
 
 import orjson
 
 SCHEMA_VERSION = 1
-END_STATUSES = ("done", "stopped", "failed", "oom")
+
+
+class RunStatus(str, Enum):
+    """A run's status. A `str` so the values compare equal to the strings in metrics.jsonl and in old code.
+
+    The trainer's `end` event carries one of the END statuses; readers (summary.py) derive the others."""
+    STARTING = "starting"   # process started, no heartbeat yet
+    LIVE = "live"           # heartbeat fresh
+    STALLED = "stalled"     # alive, but no heartbeat or no step for long
+    DONE = "done"
+    STOPPED = "stopped"     # a requested stop (SIGINT/SIGTERM): saved and exited
+    FAILED = "failed"
+    OOM = "oom"
+    KILLED = "killed"       # no `end` event and no live process: SIGKILL, host OOM or power loss
+
+    # f"{status}" and str(status) give the value on every Python (3.11 changed what a str mixin prints).
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+    @property
+    def is_live(self) -> bool:
+        return self in (RunStatus.STARTING, RunStatus.LIVE, RunStatus.STALLED)
+
+    @property
+    def ended_badly(self) -> bool:
+        return self in (RunStatus.FAILED, RunStatus.OOM, RunStatus.KILLED)
+
+    @property
+    def needs_attention(self) -> bool:
+        """A status the dashboard warns about when a run turns to it."""
+        return self is RunStatus.STALLED or self.ended_badly
+
+    @property
+    def resumable(self) -> bool:
+        """Ended without finishing: can continue from its last checkpoint."""
+        return self in (RunStatus.STOPPED, RunStatus.KILLED, RunStatus.FAILED, RunStatus.OOM)
+
+
+END_STATUSES = (RunStatus.DONE, RunStatus.STOPPED, RunStatus.FAILED, RunStatus.OOM)  # what `end` may carry
 
 
 def encode(event: str, now: float | None = None, **fields) -> bytes:

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from . import layout
+from . import layout, pids
 
 LAUNCHER_LOG = "launcher.log"
-LAUNCHER_PID = "launcher.pid"  # pid of the process we started (torchrun or the trainer); a session leader
+# "PID START_TIME HOST" (pids.py) of the process we started (torchrun or the trainer); a session leader
+LAUNCHER_PID = "launcher.pid"
 
 
 @dataclass
@@ -87,20 +88,6 @@ class Launcher(Protocol):
     def exit_code(self, run_dir: Path) -> int | None: ...
 
 
-def create_run_dir(root: Path, mode: str, now: float | None = None) -> Path:
-    runs = Path(root) / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    base = layout.new_run_id(mode, now)
-    for n in range(1, 1000):
-        run_dir = runs / (base if n == 1 else f"{base}-{n}")
-        try:
-            run_dir.mkdir(mode=0o700)  # runs may hold private data: owner only
-            return run_dir
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a run directory under {runs}")
-
-
 class ProcessLauncher:
     """Starts real trainer processes. Keeps their Popen objects so they are reaped (no zombies while the
     app runs) and so the app can tell "killed by signal 9" from "exited with status 1"."""
@@ -111,9 +98,9 @@ class ProcessLauncher:
         self._procs: dict[Path, subprocess.Popen] = {}
 
     def launch(self, root: Path, mode: str, train_args: list[str], gpus: int = 1) -> Launched:
-        run_dir = create_run_dir(root, mode, self.clock())
+        run_dir = layout.create_run_dir(root, mode, self.clock())
         # Relative to root, the working directory of the trainer: keeps absolute paths out of the command.
-        argv = train_argv(train_args, Path("runs") / run_dir.name, gpus, self.python)
+        argv = train_argv(train_args, layout.run_path(Path(), run_dir.name), gpus, self.python)
         return self._start(Path(root), run_dir, argv)
 
     def resume(self, root: Path, run_dir: Path, mode: str, gpus: int = 1) -> Launched:
@@ -128,7 +115,7 @@ class ProcessLauncher:
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
             proc = subprocess.Popen(argv, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True, close_fds=True, env=env)
-        layout.write_private(run_dir / LAUNCHER_PID, f"{proc.pid}\n")
+        layout.write_private(run_dir / LAUNCHER_PID, pids.record_line(proc.pid))
         self._procs[run_dir.resolve()] = proc
         return Launched(run_dir, proc.pid, argv)
 
@@ -150,7 +137,6 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def launcher_pid(run_dir: Path) -> int | None:
-    try:
-        return int((Path(run_dir) / LAUNCHER_PID).read_text().split()[0])
-    except (FileNotFoundError, ValueError, IndexError):
-        return None
+    """The pid launcher.pid records, running or not (pids.live_pid says whether it still is)."""
+    record = pids.read_record(Path(run_dir) / LAUNCHER_PID)
+    return None if record is None else record.pid

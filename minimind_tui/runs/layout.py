@@ -5,7 +5,7 @@ runs/<run-id>/
     metrics.jsonl        one JSON event per line (schema: events.py)
     train.log            the trainer's stdout and stderr
     heartbeat            touched every few seconds by a live trainer (mtime = last sign of life)
-    trainer.lock         pid of the single writer
+    trainer.lock         "PID START_TIME HOST" of the single writer (pids.py)
     checkpoints/step_00000123/
         model.pth        plain fp32 state dict, loadable by MiniMind's own scripts
         state.pt         optimizer, scaler, schedule position, RNG, data position (resume only)
@@ -20,6 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import pids
+
+RUNS = "runs"  # under the project folder (--root)
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 LOG = "train.log"
@@ -40,6 +43,32 @@ HEARTBEAT_STALE_S = 15.0
 def new_run_id(mode: str, now: float | None = None) -> str:
     t = time.localtime(now)
     return f"{time.strftime('%Y%m%d-%H%M%S', t)}-{mode}"
+
+
+def runs_dir(root: Path) -> Path:
+    """The folder holding every run of a project."""
+    return Path(root) / RUNS
+
+
+def run_path(root: Path, run_id: str) -> Path:
+    """Where the run `run_id` of the project at `root` lives."""
+    return runs_dir(root) / run_id
+
+
+def create_run_dir(root: Path, mode: str, now: float | None = None) -> Path:
+    """A new, empty run directory runs/<time>-<mode>, private to the user (0700: runs may hold private data).
+    Runs started within the same second get -2, -3, ...: mkdir fails for all but one of two racing creators."""
+    runs = runs_dir(root)
+    runs.mkdir(parents=True, exist_ok=True)
+    base = new_run_id(mode, now)
+    for n in range(1, 1000):
+        run_dir = runs / (base if n == 1 else f"{base}-{n}")
+        try:
+            run_dir.mkdir(mode=0o700)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a run directory under {runs}")
 
 
 def checkpoint_dir(run_dir: Path, step: int) -> Path:
@@ -63,40 +92,23 @@ def heartbeat_age(run_dir: Path, now: float | None = None) -> float | None:
 
 
 def is_alive(run_dir: Path, now: float | None = None) -> bool:
-    """Heartbeat fresh and, when the lock names a pid on this host, that process exists."""
+    """Heartbeat fresh and, when the lock names a process on this host, that very process still runs."""
     age = heartbeat_age(run_dir, now)
     if age is None or age > HEARTBEAT_STALE_S:
         return False
-    pid = lock_pid(run_dir)
-    return pid is None or pid_exists(pid)
+    record = pids.read_record(Path(run_dir) / LOCK)
+    return record is None or not record.here or record.running()
 
 
 def lock_pid(run_dir: Path) -> int | None:
-    try:
-        return int((Path(run_dir) / LOCK).read_text().split()[0])
-    except (FileNotFoundError, ValueError, IndexError):
-        return None
-
-
-def pid_exists(pid: int) -> bool:
-    """A running process has this pid. A zombie (exited, not yet reaped by its parent, e.g. a trainer the
-    dashboard started and a host kill ended) is not running."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True  # no /proc (macOS): trust kill(0)
+    """The pid trainer.lock records, running or not (pids.live_pid says whether it still is)."""
+    record = pids.read_record(Path(run_dir) / LOCK)
+    return None if record is None else record.pid
 
 
 def list_runs(root: Path) -> list[Path]:
     """Run directories under root/runs, newest first."""
-    runs = Path(root) / "runs"
+    runs = runs_dir(root)
     if not runs.is_dir():
         return []
     found = [p for p in runs.iterdir() if p.is_dir() and ((p / CONFIG).is_file() or (p / METRICS).is_file())]

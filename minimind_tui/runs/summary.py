@@ -1,10 +1,8 @@
 """Turn a run's events, heartbeat and pids into what a person wants to know: status, loss, progress, reason.
 
 `RunState` folds events in incrementally (the dashboard feeds it from a tail reader in a worker thread);
-`RunState.summary()` decides the status. Statuses:
-  starting  process started, no heartbeat yet          live     heartbeat fresh
-  stalled   alive but no heartbeat / no step for long   done / stopped / failed / oom   from the `end` event
-  killed    no `end`, no live process: SIGKILL, host OOM or power loss (resume from the last checkpoint)
+`RunState.summary()` decides the status (events.RunStatus): done, stopped, failed and oom come from the
+`end` event; starting, live and stalled from a live process and its heartbeat; killed when there is neither.
 """
 from __future__ import annotations
 
@@ -13,12 +11,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import layout
+from . import layout, pids
 from .control import read_stop_request
+from .events import END_STATUSES, RunStatus
 from .launcher import LAUNCHER_LOG, LAUNCHER_PID, launcher_pid
 from .reader import read_all
 
-FINISHED = ("done", "stopped", "failed", "oom", "killed")
 # With no heartbeat yet, a just-started process is "starting" (torch import, tokenising) rather than stalled.
 STARTUP_GRACE_S = 600.0
 
@@ -52,7 +50,7 @@ class Downsampler:
 @dataclass(frozen=True)
 class RunSummary:
     run_id: str
-    status: str
+    status: RunStatus
     reason: str = ""
     mode: str | None = None
     dataset: str | None = None
@@ -79,11 +77,11 @@ class RunSummary:
 
     @property
     def is_live(self) -> bool:
-        return self.status in ("starting", "live", "stalled")
+        return self.status.is_live
 
     @property
     def can_resume(self) -> bool:
-        return self.status in ("stopped", "killed", "failed", "oom") and self.last_ckpt_step is not None
+        return self.status.resumable and self.last_ckpt_step is not None
 
 
 @dataclass
@@ -155,7 +153,7 @@ class RunState:
         args = next((cfg[k] for k in ("settings", "args") if isinstance(cfg.get(k), dict)), cfg)
         status, reason, pid, hb_age = self._status(now, exit_code)
         mode = start.get("mode") or cfg.get("mode") or _mode_from_id(self.run_dir.name)
-        running = status in ("live", "stalled", "starting")
+        running = status.is_live
         end_time = (self.end or {}).get("time") or (now if running else self.last_time)
         ckpt_step, ckpt_path = self._last_checkpoint(status)
         return RunSummary(
@@ -164,7 +162,7 @@ class RunState:
             step=step.get("step"), total=step.get("total") or start.get("total"),
             epoch=step.get("epoch"), epochs=args.get("epochs"),
             loss=step.get("loss"), lr=step.get("lr"), tokens_per_s=step.get("tokens_per_s"),
-            eta_s=step.get("eta") if status in ("live", "stalled") else None,
+            eta_s=step.get("eta") if status in (RunStatus.LIVE, RunStatus.STALLED) else None,
             duration_s=(end_time - self.first_time) if self.first_time is not None and end_time else None,
             mem_peak_gb=step.get("mem_peak_gb"),
             last_ckpt_step=ckpt_step, last_ckpt_path=ckpt_path,
@@ -174,12 +172,12 @@ class RunState:
             preparing=_preparing(self.last_prepare) if self.last_step is None else None,
         )
 
-    def _last_checkpoint(self, status: str) -> tuple[int | None, str | None]:
+    def _last_checkpoint(self, status: RunStatus) -> tuple[int | None, str | None]:
         """The checkpoint a resume would start from. A trainer killed between finishing a checkpoint and
         logging it leaves the disk ahead of the events, and resume reads the disk: so once the run is over,
         the disk wins. While it runs, the events are current and cost no directory scan."""
         event = self.last_ckpt or {}
-        if event and status in ("live", "stalled", "starting"):
+        if event and status.is_live:
             return event.get("step"), event.get("path")
         done = layout.complete_checkpoints(self.run_dir)
         step = _ckpt_step(done[-1]) if done else None
@@ -189,47 +187,59 @@ class RunState:
             return step, event.get("path")
         return step, str(done[-1].relative_to(self.run_dir))
 
-    def _status(self, now: float, exit_code: int | None) -> tuple[str, str, int | None, float | None]:
+    def _status(self, now: float, exit_code: int | None) -> tuple[RunStatus, str, int | None, float | None]:
         run_dir = self.run_dir
         hb_age = layout.heartbeat_age(run_dir, now)
-        pid = layout.lock_pid(run_dir) or launcher_pid(run_dir)
-        pid_alive = pid is not None and layout.pid_exists(pid) and exit_code is None
+        record = pids.read_record(run_dir / layout.LOCK) or pids.read_record(run_dir / LAUNCHER_PID)
+        pid = record.pid if record is not None else None
+        # The recorded process itself, not whatever holds its pid now: a stale record reads as dead.
+        pid_alive = record is not None and record.running() and exit_code is None
         at = f" at step {self.last_step['step']}" if self.last_step else ""
         if self.end is not None:
-            status = str(self.end.get("status") or "done")
-            reason = str(self.end.get("reason") or "")
-            if status == "oom":
+            status, reason = _end_status(self.end)
+            if status is RunStatus.OOM:
                 reason = _oom_reason(self.last_oom or self.end) or reason
             return status, reason, pid, hb_age
         if pid_alive:
             if hb_age is None:
                 started = _mtime(run_dir / LAUNCHER_PID) or _mtime(run_dir)
                 if started is not None and now - started > STARTUP_GRACE_S:
-                    return "stalled", f"process {pid} alive but no heartbeat after {_secs(now - started)}", pid, None
-                return "starting", "", pid, None
+                    return (RunStatus.STALLED, f"process {pid} alive but no heartbeat after {_secs(now - started)}",
+                            pid, None)
+                return RunStatus.STARTING, "", pid, None
             if hb_age > layout.HEARTBEAT_STALE_S:
-                return "stalled", f"no heartbeat for {_secs(hb_age)}{at} (process {pid} still exists)", pid, hb_age
+                return (RunStatus.STALLED, f"no heartbeat for {_secs(hb_age)}{at} (process {pid} still exists)", pid,
+                        hb_age)
             stall = self.last_stall
             if stall and (not self.last_step or stall.get("time", 0) >= self.last_step.get("time", 0)):
-                return "stalled", f"no step for {_secs(stall.get('seconds_since_step'))}{at}", pid, hb_age
-            return "live", "", pid, hb_age
-        if pid is None and hb_age is not None and hb_age <= layout.HEARTBEAT_STALE_S:
-            return "live", "", None, hb_age  # a trainer that wrote no lock (or on another host)
+                return RunStatus.STALLED, f"no step for {_secs(stall.get('seconds_since_step'))}{at}", pid, hb_age
+            return RunStatus.LIVE, "", pid, hb_age
+        if (record is None or not record.here) and hb_age is not None and hb_age <= layout.HEARTBEAT_STALE_S:
+            return RunStatus.LIVE, "", None, hb_age  # a trainer that wrote no lock, or one on another host
         request = read_stop_request(run_dir)
         if request and request.get("result") == "killed":
-            return "killed", (f"killed{at}: a stop was requested and it had not exited after "
-                              f"{_secs(request.get('timeout'))}"), pid, hb_age
+            return RunStatus.KILLED, (f"killed{at}: a stop was requested and it had not exited after "
+                                      f"{_secs(request.get('timeout'))}"), pid, hb_age
         if exit_code is not None and exit_code < 0:
-            return "killed", f"killed by {_signal_name(-exit_code)}{at}", pid, hb_age
+            return RunStatus.KILLED, f"killed by {_signal_name(-exit_code)}{at}", pid, hb_age
         if exit_code is not None and exit_code > 0:
-            return "failed", f"exited with status {exit_code}{at}: {_last_line(run_dir)}", pid, hb_age
+            return RunStatus.FAILED, f"exited with status {exit_code}{at}: {_last_line(run_dir)}", pid, hb_age
         if self.start is None and self.last_step is None:
-            return "failed", f"trainer exited before starting: {_last_line(run_dir)}", pid, hb_age
+            return RunStatus.FAILED, f"trainer exited before starting: {_last_line(run_dir)}", pid, hb_age
         # No end event and no process: how it died is unknown to a dashboard that did not launch it (only the
         # launching process can read the exit signal), but that it was killed is not.
         stopped = f", heartbeat stopped {_secs(hb_age)} ago" if hb_age is not None else ""
-        return "killed", (f"killed{at}: no end event and the process is gone{stopped} "
-                          "(killed by a signal, host out of memory or power loss)"), pid, hb_age
+        return RunStatus.KILLED, (f"killed{at}: no end event and the process is gone{stopped} "
+                                  "(killed by a signal, host out of memory or power loss)"), pid, hb_age
+
+
+def _end_status(end: dict) -> tuple[RunStatus, str]:
+    """The status and reason an `end` event records; one the schema does not know reads as failed."""
+    value = end.get("status") or RunStatus.DONE
+    reason = str(end.get("reason") or "")
+    if value in END_STATUSES:
+        return RunStatus(value), reason
+    return RunStatus.FAILED, f"unknown end status {value!r}" + (f": {reason}" if reason else "")
 
 
 def summarize(run_dir: Path, now: float | None = None, exit_code: int | None = None) -> RunSummary:

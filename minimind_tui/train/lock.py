@@ -1,52 +1,29 @@
 """trainer.lock: one trainer per run directory.
 
-The file holds "PID START_TIME HOST". A lock whose process is gone (or whose pid now belongs to a
-different, later process) is stale and is cleared.
+The file holds "PID START_TIME HOST" (runs/pids.py). A lock whose process is gone (or whose pid now belongs to
+a different, later process) is stale and is cleared.
 """
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
-import psutil
-
 from minimind_tui.errors import UserError
-from minimind_tui.runs import layout
+from minimind_tui.runs import layout, pids
 
 
 class RunLocked(UserError):
     pass
 
 
-def _start_time(pid: int) -> float | None:
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return None  # exited (e.g. killed by the host) and not yet reaped by the dashboard that started it
-        return process.create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
-
-
 def _holder_alive(text: str) -> int | None:
     """The live pid holding a lock with this content, or None when the lock is stale."""
-    parts = text.split()
-    try:
-        pid = int(parts[0])
-    except (IndexError, ValueError):
+    record = pids.parse(text)
+    if record is None:
         return None
-    host = parts[2] if len(parts) > 2 else socket.gethostname()
-    if host != socket.gethostname():
-        return pid  # another machine's process: we cannot tell, so respect it
-    started = _start_time(pid)
-    if started is None:
-        return None
-    try:
-        recorded = float(parts[1])
-    except (IndexError, ValueError):
-        return pid
-    return pid if abs(started - recorded) < 1.0 else None  # pid reused by a newer process
+    if not record.here:
+        return record.pid  # another machine's process: we cannot tell, so respect it
+    return record.pid if record.running() else None
 
 
 class TrainerLock:
@@ -55,7 +32,7 @@ class TrainerLock:
         self.held = False
 
     def acquire(self) -> TrainerLock:
-        me = f"{os.getpid()} {_start_time(os.getpid()) or 0:.3f} {socket.gethostname()}\n"
+        me = pids.record_line()
         for _ in range(5):
             if self._create(me):
                 self.held = True

@@ -35,7 +35,7 @@ from dataset.batching import (
     iterate,
 )
 from minimind_tui.errors import UserError
-from minimind_tui.runs import layout
+from minimind_tui.runs import layout, pids
 from minimind_tui.runs.events import SCHEMA_VERSION, EventWriter
 from minimind_tui.tokenizer_choice import recorded_meta
 from model.checkpoint import CheckpointError
@@ -49,7 +49,7 @@ from .lock import TrainerLock
 from .logtee import LogTee
 from .metrics import StepMeter, format_line
 from .model_setup import build_model, choose_tokenizer, init_weights_file, load_init, model_config, write_sidecar
-from .run_dir import create, new_run_dir, saved_settings, write_config
+from .run_dir import create, saved_settings, write_config
 from .schedule import learning_rate
 from .signals import Stopped, StopRequest
 from .trackers import open_trackers
@@ -141,7 +141,7 @@ def _train(mode, explicit, root, info, device, stop) -> int:
         if run_dir is None:
             _precheck(settings)  # a typo should not leave a new run folder behind
             if info.is_main:
-                run_dir = new_run_dir(Path(root), mode)
+                run_dir = layout.create_run_dir(Path(root), mode)
         run_dir = Path(distributed.broadcast_object(str(run_dir), info))
         if (Path(run_dir) / layout.METRICS).exists() and layout.complete_checkpoints(run_dir):
             raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, "
@@ -218,7 +218,7 @@ class Trainer:
         out = Path(self.s["out_dir"])
         for tmp in out.glob(".*.pth.tmp*") if out.is_dir() else []:
             pid = tmp.name.rsplit(".tmp", 1)[-1]
-            if pid.isdigit() and not layout.pid_exists(int(pid)):
+            if pid.isdigit() and not pids.alive(int(pid)):
                 tmp.unlink(missing_ok=True)
 
     def _gpu_util(self) -> int | None:

@@ -1,4 +1,4 @@
-"""Creating a run directory and its config.json; reading a previous run's settings for --resume."""
+"""A run directory's config.json; reading a previous run's settings for --resume."""
 from __future__ import annotations
 
 import json
@@ -17,17 +17,9 @@ from minimind_tui.runs import layout
 NOT_INHERITED = ("run_dir", "resume", "mode")
 
 
-def new_run_dir(root: Path, mode: str) -> Path:
-    base = Path(root) / "runs" / layout.new_run_id(mode)
-    path, n = base, 1
-    while path.exists():  # two runs started within the same second
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
-
-
 def create(run_dir: Path) -> None:
-    """Run directories are private to the user (0700), like the checkpoints inside."""
+    """A run directory named with --run_dir (new ones come from layout.create_run_dir): private to the user
+    (0700), like the checkpoints inside."""
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 

@@ -13,7 +13,8 @@ sys.path.insert(0, str(Path(__file__).parent))  # canned.py
 from canned import T0  # noqa: E402
 
 from minimind_tui.gpu.fake import FakeGpuMonitor, FakeSystemMonitor, one_gpu  # noqa: E402
-from minimind_tui.runs.launcher import Launched, create_run_dir  # noqa: E402
+from minimind_tui.runs.launcher import Launched  # noqa: E402
+from minimind_tui.runs.layout import create_run_dir  # noqa: E402
 
 
 class FakeLauncher:

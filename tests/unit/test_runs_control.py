@@ -2,18 +2,23 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
 import time
 
 import psutil
+import pytest
 
+from minimind_tui.runs import layout, pids
 from minimind_tui.runs.control import stop_run
+from minimind_tui.runs.launcher import LAUNCHER_PID
 
 # A trainer stand-in: writes its lock, starts a child (like a torchrun worker or dataloader), then waits.
 STUB = textwrap.dedent("""
     import os, signal, subprocess, sys, time
+    from minimind_tui.runs.pids import record_line
     run, behaviour = sys.argv[1], sys.argv[2]
     ignore_sigint = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"
     child = subprocess.Popen([sys.executable, "-c", ignore_sigint])
@@ -25,7 +30,8 @@ STUB = textwrap.dedent("""
         signal.signal(signal.SIGINT, on_int)
     else:  # a save that hangs: SIGINT is ignored
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    open(os.path.join(run, "trainer.lock"), "w").write(f"{os.getpid()} {child.pid}")
+    open(os.path.join(run, "child"), "w").write(str(child.pid))
+    open(os.path.join(run, "trainer.lock"), "w").write(record_line())
     time.sleep(60)
 """)
 
@@ -39,7 +45,7 @@ def start(tmp_path, behaviour):
         if (run / "trainer.lock").exists() and (run / "trainer.lock").read_text().strip():
             break
         time.sleep(0.02)
-    child = int((run / "trainer.lock").read_text().split()[1])
+    child = int((run / "child").read_text())
     return run, proc, child
 
 
@@ -110,3 +116,46 @@ def test_a_kill_after_a_stop_request_is_reported_as_such(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def _victim():
+    """An unrelated process in a session of its own: SIGINT (its default action) would end it."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True,
+                            stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("record", ["other start", "other host", "old format, written before it started"])
+def test_a_recorded_pid_that_now_names_another_process_is_never_signalled(tmp_path, record):
+    """PID reuse: after a restart the trainer's pid belongs to an unrelated process. `runs stop` (and the
+    dashboard's Stop, which calls the same function) must leave it alone, and the run reads as dead."""
+    from minimind_tui.runs.summary import summarize
+
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    victim = _victim()
+    try:
+        started = psutil.Process(victim.pid).create_time()
+        text = {"other start": f"{victim.pid} {started - 3600:.3f} {socket.gethostname()}\n",
+                "other host": f"{victim.pid} {started:.3f} another-host\n",
+                "old format, written before it started": f"{victim.pid}\n"}[record]
+        for name in (layout.LOCK, LAUNCHER_PID):
+            (run / name).write_text(text)
+            os.utime(run / name, (started - 3600, started - 3600))
+        assert pids.live_pid(run / layout.LOCK) is None
+        assert stop_run(run, timeout=5).result == "not_running"
+        assert victim.poll() is None  # not signalled: still running
+        assert not summarize(run).is_live
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def test_the_recorded_process_itself_is_live(tmp_path):
+    victim = _victim()
+    try:
+        (tmp_path / layout.LOCK).write_text(pids.record_line(victim.pid))
+        assert pids.live_pid(tmp_path / layout.LOCK) == victim.pid
+    finally:
+        victim.kill()
+        victim.wait()
+    assert pids.live_pid(tmp_path / layout.LOCK) is None  # gone (reaped): the record is stale

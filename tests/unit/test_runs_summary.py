@@ -147,3 +147,14 @@ def test_preparation_progress_before_the_first_step(tmp_path):
     assert state.summary(T0).preparing == "tokenise 512/4,000"
     state.add([{"event": "step", "time": 2, "step": 1, "total": 10, "loss": 5.0, "lr": 1e-3}])
     assert state.summary(T0).preparing is None
+
+
+def test_status_is_one_enum_that_reads_as_the_strings_in_the_files(tmp_path):
+    s = summarize(make_run(tmp_path, "r1", steps=3, end="stopped"), now=T0)
+    assert s.status is events.RunStatus.STOPPED and s.status == "stopped" and f"{s.status}" == "stopped"
+    assert s.status.resumable and not s.status.is_live
+
+
+def test_an_end_status_the_schema_does_not_know_reads_as_failed(tmp_path):
+    s = summarize(make_run(tmp_path, "r1", steps=3, end="exploded", reason="boom"), now=T0)
+    assert s.status == "failed" and s.reason == "unknown end status 'exploded': boom"

@@ -151,7 +151,7 @@ class RunMonitor(Vertical):
         if self.stopping_note:
             notes.append(f"\n{self.stopping_note}", style="bold yellow")
         if s.reason:
-            notes.append(f"\n{s.reason}", style="bold red" if s.status in ("failed", "oom", "killed") else "")
+            notes.append(f"\n{s.reason}", style="bold red" if s.status.ended_badly else "")
         if s.notes:
             notes.append(f"\n{s.notes[-1]}", style="yellow")
         self.query_one("#monitor-notes", Static).update(notes)
