@@ -2,6 +2,9 @@
 
 The dataset classes are imported lazily so the dashboard can use the JSONL index and checks
 without importing torch.
+
+atomic.py, the project's one way to replace a file, lives here because this is the lowest layer that
+model/, dataset/ and minimind_tui/ all import (it imports nothing of theirs, nor torch or Textual).
 """
 from .errors import DataError
 

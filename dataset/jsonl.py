@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_atomic
 from .errors import DataError
 
 CHUNK = 16 << 20
@@ -92,15 +93,14 @@ class JsonlFile:
         if use_cache and cached.is_file():
             try:
                 return np.load(cached)
-            except (OSError, ValueError):
-                pass  # unreadable cache: rebuild below
+            except (OSError, ValueError, EOFError):
+                pass  # unreadable (empty, torn) cache: rebuild below
         offsets = build_index(self.path, progress)
         if use_cache:
             try:
                 cached.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cached.with_suffix(f".tmp{os.getpid()}.npy")
-                np.save(tmp, offsets)
-                os.replace(tmp, cached)
+                # A cache: an unreadable one is rebuilt (above), so it needs no fsync.
+                write_atomic(cached, lambda f: np.save(f, offsets), durable=False)
             except OSError:
                 pass  # a read-only cache only costs a rebuild next time
         return offsets

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import temp_dir
 from .jsonl import cache_dir
 
 FORMAT_VERSION = 1
@@ -128,9 +129,7 @@ def build(dataset, folder: Path, vocab_size: int, meta: dict,
     samples in parallel and this process writes them in order."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp = temp_dir(folder)
     dtype = np.uint16 if vocab_size <= 1 << 16 else np.int32
     n = len(dataset)
     offsets = np.zeros(n + 1, dtype=np.int64)

@@ -1,13 +1,14 @@
 """Safe checkpoint I/O: MiniMind-compatible plain state dicts, loaded with weights_only=True only."""
 from __future__ import annotations
 
-import os
 import pickle
 import re
 import warnings
 from pathlib import Path
 
 import torch
+
+from dataset.atomic import write_atomic
 
 from .config import LMConfig
 
@@ -54,23 +55,10 @@ def _first_line(e: BaseException) -> str:
 
 
 def save_atomic(obj, path) -> None:
-    """torch.save through a temporary file, fsync and rename: a crash never leaves a partial file."""
+    """torch.save through dataset.atomic: a crash never leaves a partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def infer_config(state_dict: dict[str, torch.Tensor], **overrides) -> LMConfig:

@@ -9,11 +9,10 @@ into the chat form, so capitals are not held out.)
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from pathlib import Path
 
+from dataset.atomic import write_atomic
 from dataset.tokenizer_dir import DEMO_TOKENIZER
 
 from .facts import CAPITALS, COLOURS, OPPOSITES
@@ -116,17 +115,9 @@ def held_out_questions() -> list[tuple[str, str]]:
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
-    # A temporary name of its own: two writers at once (the dashboard scans from two threads at start-up)
-    # each rename a whole file, instead of one renaming the other's away from under it.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Two writers at once (the dashboard scans from two threads at start-up) each write a temporary file of
+    # their own and rename a whole file.
+    write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def ensure_demo_data(root=".") -> tuple[Path, Path]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import re
 import shutil
 import threading
@@ -21,7 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from minimind_tui.runs.layout import fsync_dir
+from dataset.atomic import no_follow, publish, write_atomic
 
 from .catalogue import Entry
 from .errors import InteropError
@@ -84,13 +83,12 @@ def download(entry: Entry, dest_dir, *, urls: list[str] | None = None,
 
 def _download_from(urls, entry, final, part, source_file, progress, stop, retries, backoff_s, max_backoff_s,
                    timeout_s, max_requests, sleep) -> Path:
-    dest_dir = final.parent
     failures = []
     for url in urls:
         # A partial file from another source is not continued: its bytes may come from a different file version.
         if part.exists() and _read(source_file) != url:
             part.unlink()
-        source_file.write_text(url)
+        write_atomic(source_file, url)
         try:
             _fetch_with_retries(url, part, entry, progress, stop, retries, backoff_s, max_backoff_s, timeout_s,
                                 max_requests, sleep)
@@ -98,10 +96,8 @@ def _download_from(urls, entry, final, part, source_file, progress, stop, retrie
             failures.append(f"{url}: {e}")
             continue
         _verify(part, entry, url)
-        _fsync(part)
-        os.replace(part, final)
+        publish(part, final)
         source_file.unlink(missing_ok=True)
-        fsync_dir(dest_dir)
         return final
     raise DownloadError(f"could not download {entry.name}: " + "; ".join(failures)
                         + (f". The partial file {part} is kept: run again to resume" if part.exists() else ""))
@@ -173,7 +169,7 @@ def _fetch_once(url, part: Path, entry: Entry, progress, stop, timeout_s) -> boo
         expected_now = response.headers.get("Content-Length")
         expected_now = int(expected_now) if expected_now and expected_now.isdigit() else None
         received = 0
-        with open(part, mode) as f:
+        with open(part, mode, opener=no_follow) as f:  # a symlink planted at NAME.part is refused
             if progress:
                 progress(have, total)
             while True:
@@ -253,9 +249,5 @@ def _read(path: Path) -> str | None:
     except OSError:
         return None
 
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
 
 

@@ -11,12 +11,12 @@ out/
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from dataset.atomic import write_atomic
 from model.checkpoint import CheckpointError, check_compatible, infer_config, load_state_dict
 from model.config import LMConfig
 from model.tokenizer import DEFAULT_SYSTEM_PROMPT, Tokenizer
@@ -180,9 +180,4 @@ def _write_json(path: Path, obj) -> None:
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, data)

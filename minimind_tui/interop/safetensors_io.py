@@ -6,11 +6,12 @@ shape and byte range, then the raw bytes. Unlike a pickle it cannot run code whe
 from __future__ import annotations
 
 import json
-import os
 import struct
 from pathlib import Path
 
 import torch
+
+from dataset.atomic import write_atomic
 
 from .errors import InteropError
 
@@ -19,24 +20,19 @@ MAX_HEADER_BYTES = 100_000_000
 
 
 def save_safetensors(tensors: dict[str, torch.Tensor], path, metadata: dict[str, str] | None = None) -> None:
-    """Write through a temporary file and rename, so a crash never leaves a half-written file.
+    """Write through dataset.atomic, so a crash never leaves a half-written file.
 
     safetensors refuses tensors that share storage (tied weights, views of one buffer): each tensor is
     made contiguous and given storage of its own first.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     owned = {name: t.detach().to("cpu").contiguous().clone() for name, t in tensors.items()}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        save_file(owned, str(tmp), metadata=metadata)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # Serialised in memory and written through our own temporary file: safetensors' save_file would open a
+    # path by name, following whatever is there.
+    write_atomic(path, save(owned, metadata=metadata))
 
 
 def read_header(path) -> dict:

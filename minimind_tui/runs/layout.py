@@ -15,10 +15,11 @@ runs/<run-id>/
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from dataset.atomic import write_atomic
 
 from . import pids
 
@@ -145,12 +146,9 @@ def find_checkpoints(root: Path) -> list[CheckpointInfo]:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write a small file readable by its owner only (0600) whatever the caller's umask: the dashboard
-    runs with the user's umask (often 022) but writes into private run directories."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(path, 0o600)  # an existing file keeps its old mode through O_CREAT
+    """Replace a small file with one readable by its owner only (0600) whatever the caller's umask: the
+    dashboard runs with the user's umask (often 022) but writes into private run directories."""
+    write_atomic(path, text, mode=0o600)
 
 
 # MiniMind's names for the weights in out/: pretrain_512.pth, full_sft_640_moe.pth.
@@ -159,15 +157,6 @@ WEIGHTS_PREFIX = {"pretrain": "pretrain", "sft": "full_sft"}
 
 def weights_name(mode: str, dim: int, use_moe: bool) -> str:
     return f"{WEIGHTS_PREFIX[mode]}_{dim}{'_moe' if use_moe else ''}.pth"
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or a new file inside `folder` durable: without it a power loss can undo the rename."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_json(path: Path) -> dict | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from dataset.atomic import fsync_dir, link_atomic
 from minimind_tui.runs import layout
 from model.checkpoint import CheckpointError, load_state_dict, save_atomic
 
@@ -85,11 +86,11 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict, train_state: dict, 
                 "sha256": {name: sha256(tmp / name) for name in (layout.MODEL_FILE, layout.STATE_FILE)}}
         _write_file(tmp / layout.META_FILE, lambda f: f.write(json.dumps(meta, indent=2).encode()))
         _write_file(tmp / layout.COMPLETE, lambda f: f.write(b"ok\n"))  # last: marks the set as whole
-        layout.fsync_dir(tmp)
+        fsync_dir(tmp)
         if final.exists():
             shutil.rmtree(final)  # an incomplete folder from an interrupted save of the same step
         os.rename(tmp, final)
-        layout.fsync_dir(root)
+        fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -105,14 +106,9 @@ def export_weights(checkpoint: Path, target: Path) -> None:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     source = Path(checkpoint) / layout.MODEL_FILE
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    tmp.unlink(missing_ok=True)
     try:
-        os.link(source, tmp)
-        os.replace(tmp, target)
-        layout.fsync_dir(target.parent)
+        link_atomic(source, target)
     except OSError:
-        tmp.unlink(missing_ok=True)
         save_atomic(load_state_dict(source), target)
 
 

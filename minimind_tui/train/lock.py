@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dataset.atomic import create_exclusive
 from minimind_tui.errors import UserError
 from minimind_tui.runs import layout, pids
 
@@ -50,19 +51,9 @@ class TrainerLock:
         raise RunLocked(f"{self.path}: could not take the run lock (another trainer is starting?)")
 
     def _create(self, content: str) -> bool:
-        """Create the lock with its content in one step (a hard link of a finished file), so no other
-        trainer ever reads a half-written lock and takes it for a stale one."""
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(content)
-        try:
-            os.link(tmp, self.path)
-            return True
-        except FileExistsError:
-            return False
-        finally:
-            tmp.unlink(missing_ok=True)
+        """Create the lock with its content in one step, so no other trainer ever reads a half-written lock
+        and takes it for a stale one."""
+        return create_exclusive(self.path, content)
 
     def _clear_stale(self, stale: str) -> bool:
         """Remove the lock only if it is still the stale one we read: two trainers clearing the same stale

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from dataset.atomic import stale_temps
 from dataset.batching import (
     ChunkedCollator,
     Collator,
@@ -214,12 +215,10 @@ class Trainer:
                                        else None).start()
 
     def _remove_stale_exports(self) -> None:
-        """Temporary files of an export into --out_dir interrupted by a kill (named .NAME.tmpPID)."""
+        """Temporary files of an export into --out_dir interrupted by a kill (dataset.atomic's names)."""
         out = Path(self.s["out_dir"])
-        for tmp in out.glob(".*.pth.tmp*") if out.is_dir() else []:
-            pid = tmp.name.rsplit(".tmp", 1)[-1]
-            if pid.isdigit() and not pids.alive(int(pid)):
-                tmp.unlink(missing_ok=True)
+        for tmp in stale_temps(out, "*.pth", pids.alive) if out.is_dir() else []:
+            tmp.unlink(missing_ok=True)
 
     def _gpu_util(self) -> int | None:
         """This device's utilisation in percent from NVML (None when NVML cannot tell)."""

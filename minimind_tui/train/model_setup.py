@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from dataset.atomic import write_atomic
 from minimind_tui.errors import UserError
 from minimind_tui.tokenizer_choice import choose_tokenizer_dir, find_weights, sidecar_path
 from model import LMConfig, MiniMindLM, Tokenizer
@@ -65,7 +66,4 @@ def load_init(model: MiniMindLM, weights: Path, log=print, tokenizer_dir=None) -
 
 
 def write_sidecar(weights: Path, meta: dict) -> None:
-    path = sidecar_path(weights)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({**meta, "weights_size": Path(weights).stat().st_size}, indent=2))
-    tmp.replace(path)
+    write_atomic(sidecar_path(weights), json.dumps({**meta, "weights_size": Path(weights).stat().st_size}, indent=2))

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from dataset.atomic import write_atomic
 from minimind_tui.errors import UserError
 from minimind_tui.runs import layout
 
@@ -57,10 +58,7 @@ def write_config(run_dir: Path, settings: dict, extra: dict) -> None:
         "created": time.time(),
         **extra,
     }
-    path = Path(run_dir) / layout.CONFIG
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str))
-    os.replace(tmp, path)
+    write_atomic(Path(run_dir) / layout.CONFIG, json.dumps(record, indent=2, default=str))
 
 
 def saved_settings(run_dir: Path, mode: str) -> dict:

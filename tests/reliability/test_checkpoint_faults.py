@@ -142,7 +142,7 @@ def test_a_real_start_after_a_killed_save_cleans_up_and_resumes(stopped_run, tmp
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-    stale_export = root / "out" / f".pretrain_32.pth.tmp{pid}"
+    stale_export = root / "out" / f".pretrain_32.pth.{pid}.0123abcd.tmp"  # dataset.atomic's temporary name
     stale_export.write_bytes(b"half a file")
     assert layout.find_checkpoints(root)[0].path.name != stale_export.name
 

@@ -171,6 +171,16 @@ def test_index_random_access_and_cache(tmp_path):
     assert len(JsonlFile(p)) == 10
 
 
+def test_an_empty_cached_index_is_rebuilt(tmp_path):
+    """The index cache is written without fsync: after a power loss it may be empty; that is a rebuild."""
+    from dataset.jsonl import cache_dir
+
+    p = write(tmp_path / "d.jsonl", ['{"text": "a"}', '{"text": "b"}'])
+    cached = cache_dir() / "index" / f"{JsonlFile(p).fingerprint}.npy"
+    cached.write_bytes(b"")
+    assert len(JsonlFile(p)) == 2 and cached.stat().st_size > 0
+
+
 def test_last_line_without_newline(tmp_path):
     p = tmp_path / "d.jsonl"
     p.write_bytes(b'{"text": "a"}\n{"text": "b"}')
