@@ -1,6 +1,7 @@
 """Safe checkpoint I/O: MiniMind-compatible plain state dicts, loaded with weights_only=True only."""
 from __future__ import annotations
 
+import hashlib
 import pickle
 import re
 import warnings
@@ -59,6 +60,16 @@ def save_atomic(obj, path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda f: torch.save(obj, f))
+
+
+def sha256(path) -> str:
+    """The file's SHA-256 in hex: what meta.json records for each checkpoint file, checked before use."""
+    # Read in 1 MiB blocks (hashlib.file_digest would do this, but needs Python 3.11).
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def infer_config(state_dict: dict[str, torch.Tensor], **overrides) -> LMConfig:

@@ -34,7 +34,7 @@ def checkpoint_meta(weights: Path) -> dict:
 def verify_checksum(weights: Path) -> None:
     """A run checkpoint's weights must match the sha256 its meta.json recorded: a truncated or bit-flipped
     file is refused by name, as resume refuses it, instead of chatting with damaged weights."""
-    from minimind_tui.train.checkpointing import sha256
+    from model.checkpoint import sha256
 
     recorded = ((layout.read_json(weights.parent / layout.META_FILE) or {}).get("sha256") or {}).get(weights.name)
     if recorded and sha256(weights) != recorded:

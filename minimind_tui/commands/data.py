@@ -1,7 +1,8 @@
 """`minimind-tui data inspect|validate FILE`: what a training JSONL file holds, from the command line.
 
-`inspect` prints the statistics the dashboard's Dataset tab shows (or `--json` for scripts); `--line N`
-shows one sample as the trainer sees it. `validate` lists bad lines and exits 2 when there are any.
+`inspect` prints the statistics the dashboard's Dataset tab shows (formatted by dataset/report.py; or `--json`
+for scripts); `--line N` shows one sample as the trainer sees it. `validate` lists bad lines and exits 2 when
+there are any.
 """
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import sys
 from pathlib import Path
 
 from minimind_tui.errors import UserError
-
-LISTED = 20  # bad lines / examples printed in the human-readable report
 
 
 def register(sub) -> None:
@@ -71,6 +70,7 @@ def _progress_printer(what: str):
 
 def run_inspect(args) -> int:
     from dataset.preview import load_tokenizer
+    from dataset.report import format_report
     from dataset.stats import compute_stats
 
     if args.max_seq_len < 2:
@@ -122,6 +122,7 @@ def _show_line(args, jsonl, kind, tok) -> int:
 
 
 def run_validate(args) -> int:
+    from dataset.report import LISTED
     from dataset.stats import compute_stats
 
     jsonl, kind = _open(args)
@@ -139,71 +140,3 @@ def run_validate(args) -> int:
     print(f"{args.file}: {st.samples:,} {kind} samples, no bad lines"
           + (f", {st.duplicates:,} duplicates" if st.duplicates else ""))
     return 0
-
-
-def _duration(seconds: float) -> str:
-    s = int(round(seconds))
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    return (f"{d}d " if d else "") + (f"{h}h " if h or d else "") + f"{m}m {s:02d}s"
-
-
-def format_report(st, list_bad: bool = True) -> str:
-    """The human-readable report; the Dataset tab shows the same figures (its table lists the bad lines)."""
-    lines = [f"{st.path}: {st.kind}, {st.lines:,} lines, {_count(st.samples, 'sample')}, "
-             f"{_count(st.bad_lines, 'bad line')}"
-             + (f", {st.blank_lines:,} blank" if st.blank_lines else "")
-             + ("" if st.complete else " (cancelled: partial)")]
-    if st.bad_by_category:
-        lines.append("bad lines by kind: " + ", ".join(f"{k} {v:,}" for k, v in sorted(st.bad_by_category.items())))
-    lines.append(f"role-order problems: {st.role_order_problems:,}")
-    repeat = "repeats" if st.duplicates == 1 else "repeat"
-    lines.append(f"duplicates: {_count(st.duplicates, 'sample')} {repeat} an earlier one "
-                 f"({_count(st.duplicate_groups, 'group')})")
-    for line, first in st.duplicate_examples[:5]:
-        lines.append(f"  line {line} = line {first}")
-    if st.lengths is None:
-        lines.append("token statistics: skipped (no tokenizer)")
-    else:
-        L = st.lengths
-        lines += [f"tokenizer: {st.tokenizer}, max_seq_len {st.max_seq_len}",
-                  f"token lengths: min {L.min}, median {L.median:g}, mean {L.mean:.1f}, p95 {L.p95:g}, max {L.max}",
-                  f"truncated: {st.truncated:,} samples ({100 * st.truncated_share:.1f}%), "
-                  f"{st.truncated_tokens:,} tokens cut",
-                  f"samples with zero trained tokens: {st.zero_trained:,}"
-                  + (f" ({_lines_word(st.zero_trained)} {', '.join(map(str, st.zero_trained_examples[:5]))}"
-                     + (", ..." if st.zero_trained > 5 else "") + ")" if st.zero_trained else ""),
-                  f"samples whose loss reaches into padding (no reply after the last user turn): {st.pad_trained:,}"
-                  + (f" ({_lines_word(st.pad_trained)} {', '.join(map(str, st.pad_trained_examples[:5]))}"
-                     + (", ..." if st.pad_trained > 5 else "") + ")" if st.pad_trained else ""),
-                  f"per epoch: {st.tokens_per_epoch:,} tokens ({st.padded_tokens_per_epoch:,} positions padded to "
-                  f"max_seq_len), {st.trained_tokens_per_epoch:,} trained"]
-        if st.seconds_per_epoch is not None:
-            lines.append(f"time per epoch at {st.throughput:,.0f} tokens/s: {_duration(st.seconds_per_epoch)}")
-        lines.append("token-length histogram:")
-        lines += histogram_lines(st.histogram, st.max_seq_len)
-    if st.bad and list_bad:
-        lines.append("bad lines:")
-        lines += [f"  {st.path}:{b.line_number}: {b.reason}" for b in st.bad[:LISTED]]
-        if st.bad_lines > LISTED:
-            lines.append(f"  ... and {st.bad_lines - LISTED:,} more")
-    return "\n".join(lines)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
-def _lines_word(n: int) -> str:
-    return "line" if n == 1 else "lines"
-
-
-def histogram_lines(histogram: list[dict], max_seq_len: int, width: int = 40) -> list[str]:
-    top = max((b["count"] for b in histogram), default=0) or 1
-    out = []
-    for b in histogram:
-        mark = " ✂" if b["lo"] <= max_seq_len < b["hi"] else ""
-        bar = "█" * max(1 if b["count"] else 0, round(width * b["count"] / top))
-        out.append(f"  {b['lo']:>6}-{b['hi'] - 1:<6} {bar} {b['count']:,}{mark}")
-    return out

@@ -8,7 +8,6 @@ fails its checksum or cannot be read.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -21,7 +20,7 @@ import torch
 
 from dataset.atomic import fsync_dir, link_atomic
 from minimind_tui.runs import layout
-from model.checkpoint import CheckpointError, load_state_dict, save_atomic
+from model.checkpoint import CheckpointError, load_state_dict, save_atomic, sha256
 
 TMP_PREFIX = ".step_"
 
@@ -31,15 +30,6 @@ def _write_file(path: Path, write) -> None:
         write(f)
         f.flush()
         os.fsync(f.fileno())
-
-
-def sha256(path: Path) -> str:
-    # Read in 1 MiB blocks (hashlib.file_digest would do this, but needs Python 3.11).
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -55,3 +55,33 @@ def test_runs_and_gpu_modules_import_no_textual():
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("textual", "torch")))
     """)
     assert out == "[]"
+
+
+def _imported_modules(folder: Path) -> dict[str, set[str]]:
+    """Every module each .py file under `folder` imports, at the top or inside a function."""
+    import ast
+
+    found = {}
+    for path in folder.rglob("*.py"):
+        package = list(path.relative_to(REPO).parent.parts)
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):  # `from ..x import y` resolved against the file's package
+                base = package[:len(package) - node.level + 1] if node.level else []
+                names.add(".".join(base + ([node.module] if node.module else [])))
+        found[str(path.relative_to(REPO))] = names
+    return found
+
+
+def test_the_app_uses_no_cli_command_module_and_chat_no_trainer_module():
+    """The Dataset tab formats through dataset.report, not `data inspect`'s module; chat verifies checksums
+    with model.checkpoint, not the trainer's checkpointing."""
+    app = _imported_modules(REPO / "minimind_tui" / "app")
+    assert {f: sorted(m for m in mods if m.startswith("minimind_tui.commands"))
+            for f, mods in app.items() if any(m.startswith("minimind_tui.commands") for m in mods)} == {}
+    chat = {**_imported_modules(REPO / "minimind_tui" / "chat"),
+            **{f: m for f, m in app.items() if f.endswith("chat_tab.py")}}
+    assert {f: sorted(m for m in mods if m.startswith("minimind_tui.train"))
+            for f, mods in chat.items() if any(m.startswith("minimind_tui.train") for m in mods)} == {}

@@ -13,7 +13,7 @@ from reliability_kit import TINY, cache_env, of_kind, train_here
 
 from minimind_tui.cli import main as cli_main
 from minimind_tui.runs import layout
-from minimind_tui.train import checkpointing
+from model.checkpoint import sha256
 
 REFUSED = "refused: this file needs arbitrary Python code to load"
 
@@ -72,7 +72,7 @@ def test_resume_refuses_and_falls_back(project, tmp_path, monkeypatch, capsys, m
     real = torch.load(newest / layout.MODEL_FILE, weights_only=True)
     write_evil(newest / victim, marker, around=real if victim == layout.MODEL_FILE else {"step": torch.tensor(4)})
     meta = json.loads((newest / layout.META_FILE).read_text())
-    meta["sha256"][victim] = checkpointing.sha256(newest / victim)  # an attacker can fix the checksum too
+    meta["sha256"][victim] = sha256(newest / victim)  # an attacker can fix the checksum too
     (newest / layout.META_FILE).write_text(json.dumps(meta))
 
     assert train_here(root, "pretrain", "--resume", "runs/r", monkeypatch=monkeypatch) == 0

@@ -14,8 +14,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Static
 
+from dataset.report import format_report
 from dataset.stats import DatasetStats, bad_category
-from minimind_tui.commands.data import format_report
 
 ROWS_PER_KIND = 1000
 PROBLEM_COLUMNS = ("line", "problem", "detail")
