@@ -7,6 +7,7 @@ from pathlib import Path
 from minimind_tui.errors import UserError
 from minimind_tui.runs import layout
 from minimind_tui.runs.control import STOP_TIMEOUT_S
+from minimind_tui.runs.launcher import shell_quote
 
 
 def register(subparsers) -> None:
@@ -35,12 +36,18 @@ def list_runs(args) -> int:
         s = summarize(run_dir)
         steps = f"{s.step}/{s.total}" if s.step is not None else "—"
         loss = f"{s.loss:.3f}" if isinstance(s.loss, (int, float)) else "—"
-        rows.append((s.run_id, s.status, s.mode or "?", s.dataset or "?", loss, steps,
-                     format_duration(s.duration_s), s.reason))
+        # One row per run whatever its files hold: the id as `runs stop` takes it (quoted for the shell), the
+        # rest with control characters (a newline in a reason or a dataset name) shown as escapes.
+        rows.append((shell_quote(s.run_id), *map(_one_line, (s.status, s.mode or "?", s.dataset or "?", loss,
+                                                             steps, format_duration(s.duration_s), s.reason))))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
     return 0
+
+
+def _one_line(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 def resolve_run(root: Path, run: str) -> Path:

@@ -73,6 +73,27 @@ def shell_command(train_args: list[str], run_dir: str | None = None, gpus: int =
     return f"minimind-tui {tail}"
 
 
+def shell_quote(word: Path | str) -> str:
+    """`word` as one shell word on one line, safe to paste: shlex.quote, except that a name holding a newline
+    or another control character is written with bash/zsh's $'...' escapes, so it stays on one line (and a
+    terminal escape sequence in a folder name is shown, not obeyed)."""
+    text = str(word)
+    if text.isprintable():
+        return shlex.quote(text)
+    escaped = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+    return "$'" + "".join(escaped.get(c) or (c if c.isprintable() else _code(c)) for c in text) + "'"
+
+
+def _code(c: str) -> str:
+    n = ord(c)
+    return f"\\x{n:02x}" if n < 0x80 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
+
+
+def resume_command(mode: str, run_dir: Path | str) -> str:
+    """What a person types to continue a stopped run (the trainer prints it when it stops)."""
+    return f"minimind-tui train {mode} --resume {shell_quote(run_dir)}"
+
+
 @dataclass
 class Launched:
     run_dir: Path

@@ -38,6 +38,7 @@ from dataset.batching import (
 from minimind_tui.errors import UserError
 from minimind_tui.runs import layout, pids
 from minimind_tui.runs.events import SCHEMA_VERSION, EventWriter
+from minimind_tui.runs.launcher import resume_command, shell_quote
 from minimind_tui.tokenizer_choice import recorded_meta
 from model.checkpoint import CheckpointError
 
@@ -133,7 +134,7 @@ def _train(mode, explicit, root, info, device, stop) -> int:
         clashes = conflicts_on_resume(explicit, saved)
         if clashes:
             raise UserError(f"a resumed run keeps its own settings; these differ: {', '.join(clashes)}. "
-                            f"Start a new run (with --init {run_dir}) to change them")
+                            f"Start a new run (with --init {shell_quote(run_dir)}) to change them")
         settings = resolve(mode, explicit, base=saved)
         settings["resume"] = str(explicit["resume"])
     else:
@@ -145,7 +146,7 @@ def _train(mode, explicit, root, info, device, stop) -> int:
                 run_dir = layout.create_run_dir(Path(root), mode)
         run_dir = Path(distributed.broadcast_object(str(run_dir), info))
         if (Path(run_dir) / layout.METRICS).exists() and layout.complete_checkpoints(run_dir):
-            raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, "
+            raise UserError(f"{run_dir} already holds a run; continue it with --resume {shell_quote(run_dir)}, "
                             f"or pick a new --run_dir")
     settings["device"] = device
     settings["run_dir"] = str(run_dir)
@@ -479,7 +480,7 @@ class Trainer:
                     self._save(raw_model, optimizer, scaler, next_pos, loss_value)
                     reason = f"{self.stop.signal_name or 'stop requested'} at step {self.step}"
                     self.emit("end", status="stopped", reason=reason, step=self.step)
-                    self.log(f"stopped: {reason}; resume with: minimind-tui train {s['mode']} --resume {self.run_dir}")
+                    self.log(f"stopped: {reason}; resume with: {resume_command(s['mode'], self.run_dir)}")
                     return EXIT_DONE
                 if self.step % s["save_interval"] == 0 and not last:
                     self._save(raw_model, optimizer, scaler, next_pos, loss_value)

@@ -13,6 +13,7 @@ from pathlib import Path
 from dataset.atomic import write_atomic
 from minimind_tui.errors import UserError
 from minimind_tui.runs import layout
+from minimind_tui.runs.launcher import shell_quote
 
 # Settings that describe this invocation rather than the run; never carried into a resume.
 NOT_INHERITED = ("run_dir", "resume", "mode")
@@ -67,5 +68,5 @@ def saved_settings(run_dir: Path, mode: str) -> dict:
         raise UserError(f"{Path(run_dir) / layout.CONFIG}: missing or unreadable; cannot resume this run")
     if config.get("mode") != mode:
         raise UserError(f"{run_dir} is a {config.get('mode')} run; resume it with `train {config.get('mode')} "
-                        f"--resume {run_dir}`")
+                        f"--resume {shell_quote(run_dir)}`")
     return {k: v for k, v in config["settings"].items() if k not in NOT_INHERITED}
