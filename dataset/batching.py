@@ -178,14 +178,14 @@ def iterate(batches: list[np.ndarray], collate, num_workers: int = 0) -> Iterato
             yield collate(b)
         return
     # Workers cannot pin (that needs CUDA in the worker); the loader pins in the main process instead.
+    unpinned: PackingCollator | Collator | ChunkedCollator
     if isinstance(collate, PackingCollator):
         pin, unpinned = collate.pin_memory, PackingCollator(collate.cache, pin_memory=False)
     else:
         inner = collate.collate if isinstance(collate, ChunkedCollator) else collate
         pin = inner.pin_memory
-        unpinned = Collator(inner.cache, inner.pad_id, pin_memory=False)
-        if isinstance(collate, ChunkedCollator):
-            unpinned = ChunkedCollator(unpinned, collate.token_budget)
+        plain = Collator(inner.cache, inner.pad_id, pin_memory=False)
+        unpinned = ChunkedCollator(plain, collate.token_budget) if isinstance(collate, ChunkedCollator) else plain
     loader = torch.utils.data.DataLoader(
         _IndexDataset(len(collate.cache)), batch_sampler=[b.tolist() for b in batches],
         collate_fn=unpinned, num_workers=num_workers, pin_memory=pin)

@@ -103,7 +103,7 @@ def _piece_texts(tokenizer, ids) -> list[str]:
     """Per token, the characters it completes: a CJK character split over three byte tokens appears on
     the third, so joining the texts gives the decoded string exactly."""
     dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    special = getattr(tokenizer, "special_ids", set())
+    special: set[int] = getattr(tokenizer, "special_ids", set())
     out = []
     for i in ids:
         if i in special:
@@ -115,7 +115,7 @@ def _piece_texts(tokenizer, ids) -> list[str]:
 
 def token_view(sample: Sample, tokenizer, max_seq_len: int, max_pieces: int | None = None) -> TokenView:
     """`max_pieces` limits the per-token pieces built (a multi-MB line has millions); counts cover everything."""
-    if not sample.ok:
+    if sample.obj is None:  # not sample.ok
         raise ValueError(f"line {sample.line_number} is not a sample: {sample.error}")
     pad = tokenizer.pad_token_id
     if sample.kind == "sft":
@@ -133,7 +133,7 @@ def token_view(sample: Sample, tokenizer, max_seq_len: int, max_pieces: int | No
     mask = mask.copy()
     if len(mask):
         mask[0] = 0  # position 0 is never a target: Y = ids[1:], loss_mask = mask[1:]
-    special = getattr(tokenizer, "special_ids", set())
+    special: set[int] = getattr(tokenizer, "special_ids", set())
     kept = min(len(full), max_seq_len)
     limit = len(full) + len(ids) if max_pieces is None else max_pieces
     # Order shown: kept tokens, padding the reference's mask reaches into, then the tokens cut off.

@@ -49,8 +49,11 @@ class RunStatus(str, Enum):
     KILLED = "killed"       # no `end` event and no live process: SIGKILL, host OOM or power loss
 
     # f"{status}" and str(status) give the value on every Python (3.11 changed what a str mixin prints).
-    __str__ = str.__str__
-    __format__ = str.__format__
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
     @property
     def is_live(self) -> bool:
