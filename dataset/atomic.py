@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -26,7 +25,7 @@ _ATTEMPTS = 100  # names drawn before giving up: each has 2^32 values, so only a
 
 
 def _token() -> str:
-    return secrets.token_hex(4)
+    return os.urandom(4).hex()
 
 
 def _new_temp(path: Path, create: Callable[[Path], object]):
