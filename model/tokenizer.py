@@ -1,6 +1,19 @@
-"""MiniMind's tokenizer directory (tokenizer.json + tokenizer_config.json) through the `tokenizers` library.
+"""A MiniMind tokenizer directory (tokenizer.json + tokenizer_config.json) through the `tokenizers` library,
+for every MiniMind generation.
 
-The chat template is MiniMind's Jinja template re-expressed in Python, so nothing needs Jinja at run time.
+The generation decides what a conversation means for training (which marker ids surround the trained reply,
+how tools and reasoning are given); it is told by the tokenizer itself:
+
+- "v1": the April 2025 code (`model/minimind_tokenizer`): ids 0/1/2 are `<unk>`/`<s>`/`</s>`.
+- "gen2": MiniMind2 (April 2025 to March 2026): the same vocabulary and merges, ids 0/1/2 renamed
+  `<|endoftext|>`/`<|im_start|>`/`<|im_end|>`.
+- "gen3": minimind-3 (March 2026 on): a new BPE with the same 0/1/2, ids 3-20 special (vision, audio, tts,
+  box markers) and 21-35 (`<tool_call>`, `</tool_call>`, `<tool_response>`, `</tool_response>`, `<think>`,
+  `</think>`, `<|buffer1|>`...) single tokens that are not special (decoding with skip_special_tokens keeps them).
+
+Chat templates are the folder's own Jinja `chat_template` (model/chat_template.py). A folder without one gets
+v1's format rendered in Python (`render_chat`), which is also used for v1's own template: tests check that the
+two render alike, and it is about ten times faster than Jinja when a token cache renders millions of samples.
 """
 from __future__ import annotations
 
@@ -10,12 +23,42 @@ from pathlib import Path
 
 from tokenizers import Tokenizer as _HFTokenizer
 
+from .chat_template import ChatTemplate
+
 DEFAULT_SYSTEM_PROMPT = "你是 MiniMind，是一个有用的人工智能助手。"
-SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]  # ids 0, 1, 2; <unk> doubles as padding
+SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]  # v1 ids 0, 1, 2; <unk> doubles as padding
+
+GENERATIONS = {"v1": "MiniMind v1", "gen2": "MiniMind2", "gen3": "minimind-3"}  # id -> what users call it
+
+# v1's Jinja template (tokenizer_config.json of model/minimind_tokenizer and of tokenizers trained here):
+# `render_chat` renders exactly this.
+V1_CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] == 'system' %}{% set system_message = messages[0]['content'] %}"
+    "{{ '<s>system\\n' + system_message + '</s>\\n' }}{% else %}"
+    "{{ '<s>system\\n你是 MiniMind，是一个有用的人工智能助手。</s>\\n' }}{% endif %}"
+    "{% for message in messages %}{% set content = message['content'] %}"
+    "{% if message['role'] == 'user' %}{{ '<s>user\\n' + content + '</s>\\n<s>assistant\\n' }}"
+    "{% elif message['role'] == 'assistant' %}{{ content + '</s>' + '\\n' }}{% endif %}{% endfor %}"
+)
 
 
 class TokenizerError(ValueError):
     user_facing = True
+
+
+def detect_generation(bos_token: str, added_tokens: set[str]) -> str:
+    """v1 opens turns with `<s>`; MiniMind2 and minimind-3 with `<|im_start|>`, and only minimind-3's
+    vocabulary has `<think>` as one added token (MiniMind2 spells it with ordinary BPE pieces)."""
+    if bos_token != "<|im_start|>":
+        return "v1"
+    return "gen3" if "<think>" in added_tokens else "gen2"
+
+
+def _token_text(value) -> str | None:
+    """A special token as tokenizer_config.json writes it: a string, or an AddedToken dict."""
+    if isinstance(value, dict):
+        return value.get("content")
+    return value
 
 
 class Tokenizer:
@@ -23,19 +66,42 @@ class Tokenizer:
         self._tok = backend
         self.config = config
         self.path = path
-        self.bos_token = config.get("bos_token", "<s>")
-        self.eos_token = config.get("eos_token", "</s>")
-        self.pad_token = config.get("pad_token") or config.get("unk_token", "<unk>")
+        self.bos_token = _token_text(config.get("bos_token")) or "<s>"
+        self.eos_token = _token_text(config.get("eos_token")) or "</s>"
+        self.pad_token = _token_text(config.get("pad_token")) or _token_text(config.get("unk_token")) or "<unk>"
         self.bos_token_id = self._id(self.bos_token)
         self.eos_token_id = self._id(self.eos_token)
         self.pad_token_id = self._id(self.pad_token)
-        self.special_ids = {i for i, t in backend.get_added_tokens_decoder().items() if t.special}
+        added = backend.get_added_tokens_decoder()
+        self.special_ids = {i for i, t in added.items() if t.special}
+        self.added_ids = set(added)  # special or not, each is one token spelled literally (no byte-level BPE)
+        self.generation = detect_generation(self.bos_token, {t.content for t in added.values()})
+        self._template = self._load_template(config.get("chat_template"))
+        head, tail = self._markers()
+        self.sft_start_ids: list[int] = head
+        self.sft_end_ids: list[int] = tail
 
     def _id(self, token: str) -> int:
         i = self._tok.token_to_id(token)
         if i is None:
             raise TokenizerError(f"special token {token!r} is not in the vocabulary of {self.path}")
         return i
+
+    def _load_template(self, template) -> ChatTemplate | None:
+        """The folder's chat template; a list of named templates (transformers' format) gives its "default"."""
+        if isinstance(template, list):
+            named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+            template = named.get("default")
+        if not template or template == V1_CHAT_TEMPLATE:
+            return None  # render_chat: v1's format, in Python
+        return ChatTemplate(template, f"{self.path / 'tokenizer_config.json' if self.path else 'tokenizer_config'}")
+
+    def _markers(self) -> tuple[list[int], list[int]]:
+        """The ids an SFT loss mask looks for around each assistant reply. v1's reference matches `<s>assistant`
+        and `</s>` (its off-by-one then skips the newline after the first and takes the one after the second,
+        see dataset/masking.py); MiniMind2 and minimind-3 match `<|im_start|>assistant\\n` and `<|im_end|>\\n`."""
+        newline = "" if self.generation == "v1" else "\n"
+        return self.encode(f"{self.bos_token}assistant{newline}"), self.encode(f"{self.eos_token}{newline}")
 
     @classmethod
     def from_dir(cls, path) -> Tokenizer:
@@ -63,12 +129,22 @@ class Tokenizer:
     def __len__(self) -> int:
         return self.vocab_size
 
+    @property
+    def generation_name(self) -> str:
+        return GENERATIONS[self.generation]
+
+    @property
+    def chat_template(self) -> str:
+        return self._template.template if self._template else V1_CHAT_TEMPLATE
+
     def fingerprint(self) -> str:
-        """Content hash: token caches are keyed by it, so a different tokenizer never reuses them."""
-        return hashlib.sha256(self._tok.to_str().encode()).hexdigest()[:16]
+        """Content hash: token caches are keyed by it, so a different tokenizer never reuses them. A chat
+        template of its own is part of it (it decides what SFT samples are); v1's leaves the hash as it was."""
+        text = self._tok.to_str() + (self._template.template if self._template else "")
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def encode(self, text: str) -> list[int]:
-        # MiniMind's tokenizer adds no special tokens on encode; "<s>" in text maps to its id.
+        # MiniMind's tokenizers add no special tokens on encode; "<s>" in text maps to its id.
         return self._tok.encode(text, add_special_tokens=False).ids
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
@@ -82,13 +158,27 @@ class Tokenizer:
 
     def token_bytes(self, i: int) -> bytes:
         """The raw bytes one token stands for (byte-level BPE), for streaming without splitting a character."""
-        if i in self.special_ids:
+        if i in self.added_ids:
             return self._tok.id_to_token(i).encode()
         return bytes(_BYTE_DECODER[c] for c in self._tok.id_to_token(i) or "")
 
-    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True,
-                            tokenize: bool = False):
-        text = render_chat(messages, self.bos_token, self.eos_token)
+    def template_variables(self) -> dict:
+        """What transformers passes to every template besides the messages: the special tokens."""
+        names = ("bos_token", "eos_token", "unk_token", "pad_token")
+        out = {n: _token_text(self.config.get(n)) for n in names if self.config.get(n) is not None}
+        out["additional_special_tokens"] = [_token_text(t) for t in self.config.get("additional_special_tokens") or []]
+        return out
+
+    def apply_chat_template(self, messages: list[dict], tools: list | None = None, add_generation_prompt: bool = True,
+                            tokenize: bool = False, **kwargs):
+        """The conversation as the model reads it. `kwargs` pass through to the template (`enable_thinking` for
+        MiniMind2, `open_thinking` for minimind-3). A template error raises ChatTemplateError naming this folder's
+        tokenizer_config.json and the message it was reading."""
+        if self._template is None:
+            text = render_chat(messages, self.bos_token, self.eos_token)
+        else:
+            text = self._template.render(messages, tools=tools, add_generation_prompt=add_generation_prompt,
+                                         variables=self.template_variables(), **kwargs)
         return self.encode(text) if tokenize else text
 
     def save(self, path) -> None:
@@ -100,7 +190,7 @@ class Tokenizer:
 
 
 def render_chat(messages: list[dict], bos: str = "<s>", eos: str = "</s>") -> str:
-    """MiniMind's chat template. Like the original, every user turn is followed by the assistant header,
+    """MiniMind v1's chat template. Like the original, every user turn is followed by the assistant header,
     so `add_generation_prompt` changes nothing, and a default system prompt is used when none is given."""
     if not messages:
         raise TokenizerError("cannot render an empty conversation")

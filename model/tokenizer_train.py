@@ -7,18 +7,11 @@ from pathlib import Path
 from tokenizers import Tokenizer as _HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
-from .tokenizer import SPECIAL_TOKENS, Tokenizer, render_chat
+from .tokenizer import SPECIAL_TOKENS, V1_CHAT_TEMPLATE, Tokenizer, render_chat
 
 # MiniMind's chat template, kept so tools that read tokenizer_config.json (transformers) render
 # conversations the same way our Python renderer does.
-CHAT_TEMPLATE = (
-    "{% if messages[0]['role'] == 'system' %}{% set system_message = messages[0]['content'] %}"
-    "{{ '<s>system\\n' + system_message + '</s>\\n' }}{% else %}"
-    "{{ '<s>system\\n你是 MiniMind，是一个有用的人工智能助手。</s>\\n' }}{% endif %}"
-    "{% for message in messages %}{% set content = message['content'] %}"
-    "{% if message['role'] == 'user' %}{{ '<s>user\\n' + content + '</s>\\n<s>assistant\\n' }}"
-    "{% elif message['role'] == 'assistant' %}{{ content + '</s>' + '\\n' }}{% endif %}{% endfor %}"
-)
+CHAT_TEMPLATE = V1_CHAT_TEMPLATE
 
 
 def tokenizer_config() -> dict:
