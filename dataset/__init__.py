@@ -1,4 +1,4 @@
-"""Training data: JSONL indexing and checking (torch-free), Pretrain/SFT datasets (need torch).
+"""Training data: JSONL indexing and checking (torch-free), Pretrain/SFT/DPO datasets (need torch).
 
 The dataset classes are imported lazily so the dashboard can use the JSONL index and checks
 without importing torch.
@@ -8,11 +8,11 @@ model/, dataset/ and minimind_tui/ all import (it imports nothing of theirs, nor
 """
 from .errors import DataError
 
-__all__ = ["DataError", "PretrainDataset", "SFTDataset", "JsonlFile"]
+__all__ = ["DataError", "DPODataset", "PretrainDataset", "SFTDataset", "JsonlFile"]
 
 
 def __getattr__(name):
-    if name in ("PretrainDataset", "SFTDataset"):
+    if name in ("PretrainDataset", "SFTDataset", "DPODataset"):
         from . import datasets
         return getattr(datasets, name)
     if name == "JsonlFile":

@@ -1,8 +1,13 @@
-"""PretrainDataset and SFTDataset: what each sample means, exactly as MiniMind defines it.
+"""PretrainDataset, SFTDataset and DPODataset: what each sample means, exactly as the tokenizer's MiniMind
+generation defines it (model/tokenizer.py tells the generation from the tokenizer).
 
-`ds[i]` gives MiniMind's `(X, Y, loss_mask)`, padded to max_length. `ds.encode(i)` gives the same sample
-unpadded (ids and a per-id mask in the same coordinates), so a batch padded only to its longest sample
-computes the same loss with less work.
+`ds[i]` gives that generation's own item, padded to max_length:
+- v1: `(X, Y, loss_mask)`, each max_length - 1 long;
+- MiniMind2 / minimind-3: `(input_ids, labels)`, max_length long, labels unshifted with -100 where untrained;
+- DPO, every generation: the dict of x/y/mask for chosen and rejected, max_length - 1 long.
+`ds.encode(i)` gives the same pretraining/SFT sample unpadded, as ids and a per-id mask in the same coordinates
+(dataset/masking.py explains how that maps onto each generation's item), so a batch padded only to its longest
+sample computes the same loss with less work.
 """
 from __future__ import annotations
 
@@ -11,23 +16,29 @@ import orjson
 import torch
 from torch.utils.data import Dataset
 
-from model.tokenizer import Tokenizer, render_chat
+from model.tokenizer import Tokenizer
 
+from .conversation import Randomness, render_side
 from .jsonl import JsonlFile
-from .masking import _find, assistant_mask, finish_sft, pretrain_ids, sft_markers  # noqa: F401 (re-exported)
-from .validate import checked_lines, messages_of
+from .masking import SampleEncoder, assistant_mask, sft_markers
+from .validate import checked_lines
+
+IGNORE_INDEX = -100  # MiniMind2/minimind-3 labels: not a target
 
 
 class _JsonlDataset(Dataset):
     kind = ""
 
     def __init__(self, path, tokenizer: Tokenizer, max_length: int = 512, skip_bad_lines: bool = False,
-                 report=print, jsonl: JsonlFile | None = None):
+                 report=print, jsonl: JsonlFile | None = None, randomness: Randomness | None = None):
         self.file = jsonl or JsonlFile(path)
         self.path = self.file.path
         self.tokenizer = tokenizer
+        self.generation = tokenizer.generation
         self.max_length = max_length
-        self.lines = np.asarray(checked_lines(self.file, self.kind, skip_bad_lines, report), dtype=np.int64)
+        self.randomness = randomness or Randomness()
+        self.lines = np.asarray(checked_lines(self.file, self.kind, skip_bad_lines, report, self.generation),
+                                dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -38,47 +49,96 @@ class _JsonlDataset(Dataset):
     def line_number(self, i: int) -> int:
         return int(self.lines[i]) + 1
 
+    @property
+    def cache_tag(self) -> str:
+        """What a token cache of this dataset is keyed by besides data, tokenizer, length and kind."""
+        return self.randomness.tag()
+
+
+class _TokenDataset(_JsonlDataset):
+    """Pretraining and SFT: one token sequence per line. `text(i)` is what is tokenised and `finish(ids)`
+    turns its ids into the sample, so the token cache can tokenise many texts in one call."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.encoder = SampleEncoder(self.tokenizer, self.kind, self.max_length, self.randomness)
+
+    def text(self, i: int) -> str:
+        return self.encoder.text(self.sample(i), int(self.lines[i]))  # random draws are keyed by the line
+
+    def finish(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        return self.encoder.finish(ids)
+
     def encode(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        return self.finish(self.tokenizer.encode(self.text(i)))
 
     def __getitem__(self, i: int):
         ids, mask = self.encode(i)
         pad = self.max_length - len(ids)
-        ids = np.pad(ids, (0, pad), constant_values=self.tokenizer.pad_token_id)
-        mask = np.pad(mask, (0, pad))
-        X = torch.from_numpy(ids[:-1].astype(np.int64))
-        Y = torch.from_numpy(ids[1:].astype(np.int64))
-        return X, Y, torch.from_numpy(mask[1:].astype(np.int64))
+        ids = np.pad(ids, (0, pad), constant_values=self.tokenizer.pad_token_id).astype(np.int64)
+        mask = np.pad(mask, (0, pad)).astype(bool)
+        if self.generation == "v1":
+            X = torch.from_numpy(ids[:-1].copy())
+            Y = torch.from_numpy(ids[1:].copy())
+            return X, Y, torch.from_numpy(mask[1:].astype(np.int64))
+        labels = np.where(mask, ids, IGNORE_INDEX)
+        return torch.from_numpy(ids), torch.from_numpy(labels)
 
 
-class PretrainDataset(_JsonlDataset):
-    """`{"text": ...}` lines, rendered `<s>text</s>`, loss on every non-padding token."""
+class PretrainDataset(_TokenDataset):
+    """`{"text": ...}` lines: v1 `<s>text</s>` cut at max_length; MiniMind2/minimind-3 the text cut at
+    max_length - 2 between bos and eos. Loss on every id but the pad id."""
 
     kind = "pretrain"
 
-    def encode(self, i: int):
-        return pretrain_ids(self.tokenizer, self.sample(i)["text"], self.max_length)
 
+class SFTDataset(_TokenDataset):
+    """`{"conversations": [...]}` lines through the chat template, loss on assistant replies only.
 
-class SFTDataset(_JsonlDataset):
-    """`{"conversations": [...]}` lines through the chat template, loss on assistant replies only."""
+    `add_system_ratio` / `empty_think_ratio` / `seed`: see dataset/conversation.py (defaults: no change)."""
 
     kind = "sft"
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.head, self.tail = sft_markers(self.tokenizer)
+    def __init__(self, path, tokenizer: Tokenizer, max_length: int = 512, skip_bad_lines: bool = False,
+                 report=print, jsonl: JsonlFile | None = None, *, add_system_ratio: float = 0.0,
+                 empty_think_ratio: float = 1.0, seed: int = 0):
+        super().__init__(path, tokenizer, max_length, skip_bad_lines, report, jsonl,
+                         Randomness(add_system_ratio, empty_think_ratio, seed))
 
     def prompt(self, i: int) -> str:
-        return render_chat(messages_of(self.sample(i)), self.tokenizer.bos_token, self.tokenizer.eos_token)
+        """The rendered conversation of sample i (after the random system prompt and empty-think draws)."""
+        return self.text(i)
 
-    def encode(self, i: int):
-        return self.encode_prompt(self.prompt(i))
 
-    def encode_prompt(self, prompt: str) -> tuple[np.ndarray, np.ndarray]:
-        ids = np.asarray(self.tokenizer.encode(prompt)[:self.max_length], dtype=np.int64)
-        return self.finish(ids)
+class DPODataset(_JsonlDataset):
+    """`{"chosen": [...], "rejected": [...]}` lines. Each side is rendered without a generation prompt, its empty
+    think blocks drawn for (chosen first), cut at max_length and padded to it, and masked by the SFT rule."""
 
-    def finish(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mask for already tokenised (and truncated) ids; see `masking.finish_sft`."""
-        return finish_sft(ids, self.head, self.tail, self.max_length, self.tokenizer.pad_token_id)
+    kind = "dpo"
+
+    def __init__(self, path, tokenizer: Tokenizer, max_length: int = 1024, skip_bad_lines: bool = False,
+                 report=print, jsonl: JsonlFile | None = None, *, empty_think_ratio: float = 1.0, seed: int = 0):
+        super().__init__(path, tokenizer, max_length, skip_bad_lines, report, jsonl,
+                         Randomness(0.0, empty_think_ratio, seed))
+        self.markers = sft_markers(tokenizer)
+
+    def prompts(self, i: int) -> tuple[str, str]:
+        obj, r = self.sample(i), self.randomness
+        rng = r.rng(int(self.lines[i]))  # one generator for both sides: chosen draws first, as upstream
+        return (render_side(self.tokenizer, obj["chosen"], rng, r.empty_think_ratio),
+                render_side(self.tokenizer, obj["rejected"], rng, r.empty_think_ratio))
+
+    def _side(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.asarray(self.tokenizer.encode(text)[:self.max_length], dtype=np.int64)
+        ids = np.pad(ids, (0, self.max_length - len(ids)), constant_values=self.tokenizer.pad_token_id)
+        return ids, assistant_mask(ids, self.markers, self.max_length).astype(np.int64)
+
+    def __getitem__(self, i: int) -> dict:
+        out = {}
+        for name, text in zip(("chosen", "rejected"), self.prompts(i), strict=True):
+            ids, mask = self._side(text)
+            out[f"x_{name}"] = torch.from_numpy(ids[:-1].copy())
+            out[f"y_{name}"] = torch.from_numpy(ids[1:].copy())
+            out[f"mask_{name}"] = torch.from_numpy(mask[1:].copy())
+        return {k: out[k] for k in ("x_chosen", "y_chosen", "mask_chosen", "x_rejected", "y_rejected",
+                                    "mask_rejected")}

@@ -1,17 +1,47 @@
-"""Token ids and loss masks of one sample, as MiniMind defines them (numpy only, no torch).
+"""Token ids and loss masks of one sample, as each MiniMind generation defines them (numpy only, no torch).
 
-Kept apart from datasets.py so the dashboard and `data inspect` can show exactly what the trainer
-will see without importing torch. `tokenizer` is anything with encode/bos_token/eos_token/pad_token_id.
+Kept apart from datasets.py so the dashboard and `data inspect` can show exactly what the trainer will see
+without importing torch. `tokenizer` is a model.tokenizer.Tokenizer (or anything with its encode, special
+tokens, `generation` and `sft_start_ids`/`sft_end_ids`).
+
+One representation for every generation: a sample is its unpadded ids and a per-id mask in the same
+coordinates, 1 where that id is a training target. The trainer feeds ids[:-1] and predicts ids[1:] where
+mask[1:] is 1. MiniMind2/minimind-3 return (input_ids, labels), unshifted, with -100 for untrained
+positions: labels[t] == input_ids[t] exactly where mask[t] == 1, and their model shifts internally, so
+"upstream's label at position t+1" is our Y/mask at t and the loss is the same mean over the same targets.
+v1 returns (X, Y, loss_mask) = (ids[:-1], ids[1:], mask[1:]).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
+
+from .conversation import Randomness, render_conversation
+
+
+def pretrain_text(tokenizer, text: str) -> str:
+    """What is tokenised for a pretraining line: v1 wraps the text in `<s>`...`</s>` first; MiniMind2 and
+    minimind-3 tokenise the text alone and add the ids of bos and eos after truncating it."""
+    if tokenizer.generation == "v1":
+        return f"{tokenizer.bos_token}{text}{tokenizer.eos_token}"
+    return text
+
+
+def finish_pretrain(tokenizer, ids, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ids of `pretrain_text` -> the sample. v1 cuts the whole at max_length (a long text loses its `</s>`);
+    MiniMind2/minimind-3 cut the text at max_length - 2 and always end with eos. The mask is every id that
+    is not the pad id, as upstream masks by value: a literal `<|endoftext|>` in the text is masked too."""
+    if tokenizer.generation == "v1":
+        out = np.asarray(ids[:max_length], dtype=np.int64)
+    else:
+        out = np.asarray([tokenizer.bos_token_id, *ids[:max(max_length - 2, 0)], tokenizer.eos_token_id],
+                         dtype=np.int64)
+    return out, (out != tokenizer.pad_token_id).astype(np.uint8)
 
 
 def pretrain_ids(tokenizer, text: str, max_length: int) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.asarray(tokenizer.encode(f"{tokenizer.bos_token}{text}{tokenizer.eos_token}")[:max_length],
-                     dtype=np.int64)
-    return ids, (ids != tokenizer.pad_token_id).astype(np.uint8)
+    return finish_pretrain(tokenizer, tokenizer.encode(pretrain_text(tokenizer, text)), max_length)
 
 
 def _find(ids: np.ndarray, pattern: np.ndarray) -> np.ndarray:
@@ -25,9 +55,25 @@ def _find(ids: np.ndarray, pattern: np.ndarray) -> np.ndarray:
     return np.flatnonzero(hits)
 
 
-def assistant_mask(ids: np.ndarray, head: np.ndarray, tail: np.ndarray, max_length: int) -> np.ndarray:
-    """MiniMind's SFT loss mask over the padded ids: after each `head`, from one past the head through
-    one past the closing `tail`, cut at max_length (the reference's exact rule)."""
+class Markers(NamedTuple):
+    """The SFT rule of a generation: after each `head`, the ids from `shift` past it through `shift` past the
+    next `tail` are trained. v1's reference matches `<s>assistant` / `</s>` with shift 1 (skipping the newline
+    after the header, taking the one after `</s>`); MiniMind2/minimind-3 match `<|im_start|>assistant\\n` /
+    `<|im_end|>\\n` with shift 0. Both train the reply, the end token and its newline."""
+    head: np.ndarray
+    tail: np.ndarray
+    shift: int
+
+
+def sft_markers(tokenizer) -> Markers:
+    return Markers(np.asarray(tokenizer.sft_start_ids, dtype=np.int64), np.asarray(tokenizer.sft_end_ids,
+                   dtype=np.int64), 1 if tokenizer.generation == "v1" else 0)
+
+
+def assistant_mask(ids: np.ndarray, markers: Markers, max_length: int) -> np.ndarray:
+    """The SFT loss mask over the padded ids, by the reference's exact scan: the marker search knows nothing
+    of turns, a span cut by truncation runs to the end, and heads inside a handled span are skipped."""
+    head, tail, shift = markers
     mask = np.zeros(len(ids), dtype=np.uint8)
     heads, tails = _find(ids, head), _find(ids, tail)
     n, i = len(ids), 0
@@ -37,27 +83,47 @@ def assistant_mask(ids: np.ndarray, head: np.ndarray, tail: np.ndarray, max_leng
         start = int(h) + len(head)
         later = tails[tails >= start]
         end = int(later[0]) if len(later) else n
-        mask[start + 1:min(end + len(tail) + 1, max_length)] = 1
+        mask[start + shift:min(end + len(tail) + shift, max_length)] = 1
         i = end + len(tail) if end < n else n
     return mask
 
 
-def sft_markers(tokenizer) -> tuple[np.ndarray, np.ndarray]:
-    """The id patterns the SFT mask looks for. The reference matches "<s>assistant" and "</s>" (no
-    newline); its off-by-one start then skips the "\\n" after the header and its end takes in the "\\n"
-    after "</s>"."""
-    head = np.asarray(tokenizer.encode(f"{tokenizer.bos_token}assistant"), dtype=np.int64)
-    tail = np.asarray(tokenizer.encode(tokenizer.eos_token), dtype=np.int64)
-    return head, tail
-
-
-def finish_sft(ids: np.ndarray, head: np.ndarray, tail: np.ndarray, max_length: int,
-               pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+def finish_sft(ids: np.ndarray, markers: Markers, max_length: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Mask for already tokenised (and truncated) ids. The mask is computed over the ids padded to
     max_length, as the reference does; a reply cut by truncation can then mark padding positions,
     so the returned length extends to the last marked one."""
     padded = np.pad(ids, (0, max_length - len(ids)), constant_values=pad_id)
-    mask = assistant_mask(padded, head, tail, max_length)
+    mask = assistant_mask(padded, markers, max_length)
     marked = np.flatnonzero(mask)
     length = max(len(ids), int(marked[-1]) + 1 if len(marked) else 0)
     return padded[:length], mask[:length]
+
+
+class SampleEncoder:
+    """One line's training text, ids and mask for a tokenizer's generation: the one place the datasets, the
+    token cache, `data inspect` and the Dataset tab get them from. `text(obj, i)` is what is tokenised,
+    `finish(ids)` turns its ids into the sample (ids may come from a batched tokenizer call)."""
+
+    def __init__(self, tokenizer, kind: str, max_length: int, randomness: Randomness | None = None):
+        self.tokenizer = tokenizer
+        self.kind = kind
+        self.max_length = max_length
+        self.randomness = randomness or Randomness()
+        self.markers = sft_markers(tokenizer) if kind == "sft" else None
+
+    def text(self, obj: dict, index: int = 0) -> str:
+        if self.kind == "pretrain":
+            return pretrain_text(self.tokenizer, str(obj["text"]))
+        r = self.randomness
+        return render_conversation(self.tokenizer, obj, r.rng(index), r.add_system_ratio, r.empty_think_ratio)
+
+    def finish(self, ids, max_length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        max_length = self.max_length if max_length is None else max_length
+        if self.kind == "pretrain":
+            return finish_pretrain(self.tokenizer, ids, max_length)
+        kept = np.asarray(ids[:max_length], dtype=np.int64)
+        assert self.markers is not None  # kind == "sft"
+        return finish_sft(kept, self.markers, max_length, self.tokenizer.pad_token_id)
+
+    def encode(self, obj: dict, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        return self.finish(self.tokenizer.encode(self.text(obj, index)))

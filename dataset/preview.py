@@ -2,21 +2,34 @@
 the per-token loss mask at a chosen max_seq_len, and where truncation cuts.
 
 Torch-free and Textual-free (the Dataset tab and `data inspect` share it). The ids and mask are those of
-`PretrainDataset`/`SFTDataset` (same helpers in `masking.py`), so what is shown is what is trained.
+`PretrainDataset`/`SFTDataset` (the same `masking.SampleEncoder`), so what is shown is what is trained, by the
+rule of the tokenizer's MiniMind generation. `Sample.blocks` splits a conversation into what a reader should
+tell apart: system and tool definitions, user turns, reasoning, replies, tool calls and tool responses.
 """
 from __future__ import annotations
 
 import codecs
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .masking import finish_sft, pretrain_ids, sft_markers
+from .conversation import TOOL_FIELD, as_json, turns_of
+from .masking import SampleEncoder
 from .tokenizer_dir import default_tokenizer_dir
-from .validate import messages_of, parse_line
+from .validate import parse_line
 
 _BOM = b"\xef\xbb\xbf"
+
+
+@dataclass
+class Block:
+    """One part of a sample to show on its own: `role` is what it is (system, tools, user, reasoning, assistant,
+    tool_call, tool, text) and `title` what to call it."""
+    role: str
+    title: str
+    text: str
 
 
 @dataclass
@@ -27,6 +40,8 @@ class Sample:
     obj: dict | None = None    # None when the line is bad or blank
     error: str | None = None   # why the line is not a sample (validate.parse_line's reason)
     messages: list[dict] = field(default_factory=list)  # {"role", "content"}; pretrain: one "text" message
+    blocks: list[Block] = field(default_factory=list)   # what the sample view shows, in order
+    generation: str | None = None  # the tokenizer generation whose rules checked it (None: the line's shape)
 
     @property
     def line_number(self) -> int:
@@ -37,20 +52,73 @@ class Sample:
         return self.obj is not None
 
 
-def sample_from_raw(raw: bytes, index: int, kind: str) -> Sample:
-    s = Sample(index=index, kind=kind, raw=raw.decode("utf-8", errors="replace"))
+def sample_from_raw(raw: bytes, index: int, kind: str, generation: str | None = None) -> Sample:
+    """`generation`: the tokenizer's (its rules check the line); None checks it by its own shape."""
+    s = Sample(index=index, kind=kind, raw=raw.decode("utf-8", errors="replace"), generation=generation)
     try:
-        s.obj = parse_line(raw, kind)
+        s.obj = parse_line(raw, kind, generation)
     except ValueError as e:
         s.error = str(e)
         return s
     if s.obj is None:
         s.error = "blank line (not a sample)"
     elif kind == "sft":
-        s.messages = messages_of(s.obj)
+        turns = turns_of(s.obj)
+        s.messages = [{k: v for k, v in t.items() if v is not None} for t in turns]
+        s.blocks = conversation_blocks(turns)
     else:
         s.messages = [{"role": "text", "content": s.obj["text"]}]
+        s.blocks = [Block("text", "text", s.obj["text"])]
     return s
+
+
+def _json_text(value) -> str:
+    try:
+        return json.dumps(as_json(value), ensure_ascii=False, indent=2)
+    except ValueError:
+        return str(value)
+
+
+def _call_text(call) -> str:
+    """A tool call as `name(arguments)`, the OpenAI-style "function" wrapper unwrapped."""
+    if not isinstance(call, dict):
+        return str(call)
+    inner: dict = call["function"] if isinstance(call.get("function"), dict) else call
+    args = inner.get("arguments")
+    args = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+    return f"{inner.get('name')}({args})"
+
+
+def _split_think(content: str) -> tuple[str, str]:
+    """(reasoning, reply) of a reply that starts with an inline `<think>...</think>` block, cut the way
+    minimind-3's template cuts it; ("", content) when there is none."""
+    if "</think>" not in content:
+        return "", content
+    reasoning = content.split("</think>")[0].rstrip("\n").split("<think>")[-1].lstrip("\n")
+    return reasoning, content.split("</think>")[-1].lstrip("\n")
+
+
+def conversation_blocks(turns: list[dict]) -> list[Block]:
+    """Each turn's parts as blocks: a system turn's tool definitions (MiniMind2 `functions`, minimind-3 `tools`)
+    after its text, an assistant turn's reasoning (`reasoning_content` or an inline think block) before its
+    reply and its tool calls after it. Display only: the token view shows the text exactly as trained."""
+    out = []
+    for turn in turns:
+        role, content = turn["role"], turn.get("content") or ""
+        calls = as_json(turn.get("tool_calls")) if turn.get("tool_calls") else []
+        if role == "assistant":
+            reasoning = turn.get("reasoning_content")
+            if not isinstance(reasoning, str):
+                reasoning, content = _split_think(content)
+            if reasoning.strip("\n"):
+                out.append(Block("reasoning", "reasoning", reasoning.strip("\n")))
+        if content or not calls:
+            out.append(Block(role, "tool response" if role == "tool" else role, content))
+        for field_name in TOOL_FIELD.values():
+            if role == "system" and turn.get(field_name):
+                out.append(Block("tools", f"tools ({field_name})", _json_text(turn[field_name])))
+        out += [Block("tool_call", "tool call", _call_text(c)) for c in (calls if isinstance(calls, list) else [])]
+    return out
 
 
 def head_lines(path, max_lines: int = 200, max_bytes: int = 4 << 20) -> tuple[list[bytes], bool]:
@@ -113,43 +181,57 @@ def _piece_texts(tokenizer, ids) -> list[str]:
     return out
 
 
+def _check_for(sample: Sample, tokenizer) -> None:
+    """A sample checked by its shape alone is checked again by the rules of the tokenizer's generation (v1 has
+    no tool turns: its template would drop them)."""
+    generation = getattr(tokenizer, "generation", "v1")
+    if sample.generation != generation:
+        try:
+            parse_line(sample.raw.encode("utf-8"), sample.kind, generation)
+        except ValueError as e:
+            raise ValueError(f"line {sample.line_number}: {e}") from None
+
+
 def token_view(sample: Sample, tokenizer, max_seq_len: int, max_pieces: int | None = None) -> TokenView:
     """`max_pieces` limits the per-token pieces built (a multi-MB line has millions); counts cover everything."""
     if sample.obj is None:  # not sample.ok
         raise ValueError(f"line {sample.line_number} is not a sample: {sample.error}")
-    pad = tokenizer.pad_token_id
-    if sample.kind == "sft":
-        from model.tokenizer import render_chat  # torch-free module
-        prompt = render_chat(sample.messages, tokenizer.bos_token, tokenizer.eos_token)
-        full = np.asarray(tokenizer.encode(prompt), dtype=np.int64)
-        head, tail = sft_markers(tokenizer)
-        ids, mask = finish_sft(full[:max_seq_len], head, tail, max_seq_len, pad)
-        _, full_mask = finish_sft(full, head, tail, max(len(full), max_seq_len), pad)
+    _check_for(sample, tokenizer)
+    assert sample.obj is not None  # sample.ok
+    encoder = SampleEncoder(tokenizer, sample.kind, max_seq_len)
+    text = encoder.text(sample.obj, sample.index)
+    text_ids = tokenizer.encode(text)
+    ids, mask = encoder.finish(text_ids)
+    if sample.kind == "sft":  # untruncated: its mask may reach into padding, as the kept one may
+        full = np.asarray(text_ids, dtype=np.int64)
+        _, full_mask = encoder.finish(text_ids, max(len(text_ids), max_seq_len))
     else:
-        prompt = f"{tokenizer.bos_token}{sample.obj['text']}{tokenizer.eos_token}"
-        ids, mask = pretrain_ids(tokenizer, sample.obj["text"], max_seq_len)
-        full = np.asarray(tokenizer.encode(prompt), dtype=np.int64)
-        full_mask = (full != pad).astype(np.uint8)
+        full, full_mask = encoder.finish(text_ids, len(text_ids) + 2)
+    prompt = text
+    cut_from = min(len(full), max_seq_len)  # where the tokens cut off start in `full`
+    if sample.kind == "pretrain" and tokenizer.generation != "v1":
+        prompt = f"{tokenizer.bos_token}{text}{tokenizer.eos_token}"
+        if len(full) > max_seq_len:
+            cut_from -= 1  # the text is cut one earlier: the eos is kept at the end
     mask = mask.copy()
     if len(mask):
         mask[0] = 0  # position 0 is never a target: Y = ids[1:], loss_mask = mask[1:]
     special: set[int] = getattr(tokenizer, "special_ids", set())
     kept = min(len(full), max_seq_len)
+    n_cut = len(full) - kept
     limit = len(full) + len(ids) if max_pieces is None else max_pieces
     # Order shown: kept tokens, padding the reference's mask reaches into, then the tokens cut off.
-    order = [(p, int(full[p]), bool(mask[p]), False, False) for p in range(min(kept, limit))]
-    order += [(kept + k, int(ids[kept + k]), bool(mask[kept + k]), True, False)
+    order = [(int(ids[p]), bool(mask[p]), False, False) for p in range(min(kept, limit))]
+    order += [(int(ids[kept + k]), bool(mask[kept + k]), True, False)
               for k in range(min(len(ids) - kept, max(0, limit - len(order))))]
-    order += [(p, int(full[p]), bool(full_mask[p]), False, True)
-              for p in range(kept, min(len(full), kept + max(0, limit - len(order))))]
-    texts = _piece_texts(tokenizer, [t for _, t, _, _, _ in order])
+    order += [(int(full[cut_from + k]), bool(full_mask[cut_from + k]), False, True)
+              for k in range(min(n_cut, max(0, limit - len(order))))]
+    texts = _piece_texts(tokenizer, [t for t, _, _, _ in order])
     pieces = [TokenPiece(t, text, flag and not cut, t in special, pad=pad, cut=cut, would_train=flag and cut)
-              for (_, t, flag, pad, cut), text in zip(order, texts, strict=True)]
-    n_trained = int(mask.sum())
+              for (t, flag, pad, cut), text in zip(order, texts, strict=True)]
     return TokenView(prompt=prompt, pieces=pieces, max_seq_len=max_seq_len, n_tokens=len(full), n_kept=kept,
-                     n_truncated=len(full) - kept, n_trained=n_trained,
-                     n_pad_trained=int(mask[kept:].sum()),
-                     n_trained_lost=int(full_mask[kept:].sum()))
+                     n_truncated=n_cut, n_trained=int(mask.sum()), n_pad_trained=int(mask[kept:].sum()),
+                     n_trained_lost=int(full_mask[cut_from:cut_from + n_cut].sum()))
 
 
 def load_tokenizer(path=None, root=None):

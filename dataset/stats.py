@@ -16,8 +16,8 @@ import numpy as np
 import orjson
 
 from .jsonl import JsonlFile
-from .masking import finish_sft, sft_markers
-from .validate import BadLine, messages_of, parse_line
+from .masking import SampleEncoder
+from .validate import BadLine, parse_line
 
 BATCH = 256           # lines per tokenizer call and per cancel check
 MAX_LISTED = 1000     # bad lines / examples kept with their line numbers (counts are always exact)
@@ -110,23 +110,17 @@ class DatasetStats:
         return d
 
 
-def _tokenize_batch(tokenizer, kind: str, objs: list, max_seq_len: int, markers):
-    """(untruncated length, trained positions at max_seq_len, of which padding positions) per sample."""
-    if kind == "sft":
-        from model.tokenizer import render_chat  # torch-free; imported here so stats work without a tokenizer
-        texts = [render_chat(messages_of(o), tokenizer.bos_token, tokenizer.eos_token) for o in objs]
-    else:
-        texts = [f"{tokenizer.bos_token}{o['text']}{tokenizer.eos_token}" for o in objs]
+def _tokenize_batch(encoder: SampleEncoder, objs: list, lines: np.ndarray):
+    """(untruncated length, trained positions at max_seq_len, of which padding positions) per sample, by the
+    rule of the tokenizer's generation (`masking.SampleEncoder`, as the datasets)."""
+    texts = [encoder.text(o, int(line)) for o, line in zip(objs, lines, strict=True)]  # line: random draws
     out = []
-    pad = tokenizer.pad_token_id
-    for ids in tokenizer.encode_batch(texts):
-        kept = np.asarray(ids[:max_seq_len], dtype=np.int64)
-        if kind == "sft":
-            _, mask = finish_sft(kept, markers[0], markers[1], max_seq_len, pad)
-        else:
-            mask = kept != pad
+    extra = 2 if encoder.kind == "pretrain" and encoder.tokenizer.generation != "v1" else 0  # bos, eos added
+    for ids in encoder.tokenizer.encode_batch(texts):
+        kept, mask = encoder.finish(ids)
+        kept_len = min(len(ids) + extra, encoder.max_length)
         # Position 0 is never a target (Y = ids[1:]); marks past the sample are padding the loss counts.
-        out.append((len(ids), int(mask[1:].sum()), int(mask[len(kept):].sum())))
+        out.append((len(ids) + extra, int(mask[1:].sum()), int(mask[kept_len:].sum())))
     return out
 
 
@@ -153,7 +147,8 @@ def compute_stats(jsonl: JsonlFile, kind: str, tokenizer=None, max_seq_len: int 
     hashes = np.zeros(n, dtype=np.uint64)
     sample_lines = np.zeros(n, dtype=np.uint32)   # 0-based line of each good sample
     lengths = np.zeros(n if tokenizer else 0, dtype=np.uint32)
-    markers = sft_markers(tokenizer) if tokenizer is not None and kind == "sft" else None
+    encoder = SampleEncoder(tokenizer, kind, max_seq_len) if tokenizer is not None else None
+    generation = getattr(tokenizer, "generation", None)
     i = 0
     while i < n:
         if should_stop and should_stop():
@@ -162,7 +157,7 @@ def compute_stats(jsonl: JsonlFile, kind: str, tokenizer=None, max_seq_len: int 
         objs, first_sample = [], st.samples
         for j in range(i, end):
             try:
-                obj = parse_line(jsonl.line(j), kind)
+                obj = parse_line(jsonl.line(j), kind, generation)
             except ValueError as e:
                 _count_bad(st, BadLine(j + 1, str(e)))
                 continue
@@ -174,8 +169,8 @@ def compute_stats(jsonl: JsonlFile, kind: str, tokenizer=None, max_seq_len: int 
             sample_lines[st.samples] = j
             st.samples += 1
             objs.append(obj)
-        if tokenizer is not None and objs:
-            batch = _tokenize_batch(tokenizer, kind, objs, max_seq_len, markers)
+        if encoder is not None and objs:
+            batch = _tokenize_batch(encoder, objs, sample_lines[first_sample:st.samples])
             for k, (length, trained, pad_trained) in enumerate(batch):
                 lengths[first_sample + k] = length
                 st.trained_tokens_per_epoch += trained

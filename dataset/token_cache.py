@@ -2,8 +2,10 @@
 
 A cache folder holds every sample's unpadded ids (uint16 when the vocabulary fits, else int32), its
 per-id loss mask (uint8) and the start offset of each sample (int64), plus meta.json. It is keyed by
-the data file's fingerprint, the tokenizer's fingerprint, max_length, the mode and the bad-line
-policy, so any change to one of them builds a new cache. A build writes into a temporary folder and
+the data file's fingerprint, the tokenizer's fingerprint, max_length, the mode, the bad-line
+policy and the dataset's random-change settings, so any change to one of them builds a new cache.
+Every MiniMind generation is stored alike: ids and a mask of training targets in the same coordinates
+(dataset/masking.py). A build writes into a temporary folder and
 renames it into place, so an interrupted build is never mistaken for a finished one. Opening a cache
 maps the files: RAM use does not grow with the data.
 """
@@ -27,8 +29,12 @@ ENCODE_CHUNK = 512       # samples tokenised together (the Rust tokenizer batche
 
 
 def cache_key(data_fingerprint: str, tokenizer_fingerprint: str, max_length: int, mode: str,
-              skip_bad_lines: bool = False) -> str:
+              skip_bad_lines: bool = False, tag: str = "") -> str:
+    """`tag`: anything else the samples depend on (a dataset's `cache_tag`: its random system prompt and
+    empty-think settings); empty for the defaults, which keeps the keys of earlier caches."""
     text = f"v{FORMAT_VERSION}|{data_fingerprint}|{tokenizer_fingerprint}|{max_length}|{mode}|{int(skip_bad_lines)}"
+    if tag:
+        text += f"|{tag}"
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -64,10 +70,9 @@ class TokenCache:
 
 def _encode_chunk(dataset, start: int, stop: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Samples start..stop-1 exactly as `dataset.encode(i)` gives them, batched where the dataset allows."""
-    if hasattr(dataset, "prompt") and hasattr(dataset, "finish"):  # SFT: batch the tokenizer call
-        prompts = [dataset.prompt(i) for i in range(start, stop)]
-        ids = dataset.tokenizer.encode_batch(prompts)
-        return [dataset.finish(np.asarray(x[:dataset.max_length], dtype=np.int64)) for x in ids]
+    if hasattr(dataset, "text") and hasattr(dataset, "finish"):  # batch the tokenizer call
+        ids = dataset.tokenizer.encode_batch([dataset.text(i) for i in range(start, stop)])
+        return [dataset.finish(x) for x in ids]
     return [dataset.encode(i) for i in range(start, stop)]
 
 

@@ -60,7 +60,7 @@ def _environment() -> ImmutableSandboxedEnvironment:
 _ENV: ImmutableSandboxedEnvironment | None = None
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 

@@ -159,13 +159,13 @@ class Tokenizer:
     def token_bytes(self, i: int) -> bytes:
         """The raw bytes one token stands for (byte-level BPE), for streaming without splitting a character."""
         if i in self.added_ids:
-            return self._tok.id_to_token(i).encode()
+            return (self._tok.id_to_token(i) or "").encode()
         return bytes(_BYTE_DECODER[c] for c in self._tok.id_to_token(i) or "")
 
     def template_variables(self) -> dict:
         """What transformers passes to every template besides the messages: the special tokens."""
         names = ("bos_token", "eos_token", "unk_token", "pad_token")
-        out = {n: _token_text(self.config.get(n)) for n in names if self.config.get(n) is not None}
+        out: dict[str, object] = {n: _token_text(self.config.get(n)) for n in names if self.config.get(n) is not None}
         out["additional_special_tokens"] = [_token_text(t) for t in self.config.get("additional_special_tokens") or []]
         return out
 
