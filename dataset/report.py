@@ -33,7 +33,11 @@ def format_report(st: DatasetStats, list_bad: bool = True) -> str:
         lines.append("token statistics: skipped (no tokenizer)")
     else:
         L = st.lengths
-        lines += [f"tokenizer: {st.tokenizer}, max_seq_len {st.max_seq_len}",
+        generation = ""
+        if st.generation not in (None, "v1"):  # v1's report reads as before
+            from model.tokenizer import GENERATIONS  # a tokenizer was loaded for these statistics already
+            generation = f" ({GENERATIONS[st.generation]})"
+        lines += [f"tokenizer: {st.tokenizer}{generation}, max_seq_len {st.max_seq_len}",
                   f"token lengths: min {L.min}, median {L.median:g}, mean {L.mean:.1f}, p95 {L.p95:g}, max {L.max}",
                   f"truncated: {st.truncated:,} samples ({100 * st.truncated_share:.1f}%), "
                   f"{st.truncated_tokens:,} tokens cut",

@@ -86,6 +86,7 @@ class DatasetStats:
     duplicate_groups: int = 0
     duplicate_examples: list[tuple[int, int]] = field(default_factory=list)  # (line, line of first copy)
     tokenizer: str | None = None         # None: token statistics were not computed
+    generation: str | None = None        # the tokenizer's MiniMind generation, whose rules checked the lines
     lengths: LengthSummary | None = None  # untruncated token lengths of good samples
     histogram: list[dict] = field(default_factory=list)        # {"lo", "hi", "count"}: lo <= length < hi
     truncated: int = 0                   # samples longer than max_seq_len
@@ -143,12 +144,12 @@ def compute_stats(jsonl: JsonlFile, kind: str, tokenizer=None, max_seq_len: int 
     t0 = time.perf_counter()
     n = len(jsonl)
     st = DatasetStats(path=str(jsonl.path), kind=kind, max_seq_len=max_seq_len, throughput=throughput,
-                      tokenizer=str(getattr(tokenizer, "path", None) or "given") if tokenizer else None)
+                      tokenizer=str(getattr(tokenizer, "path", None) or "given") if tokenizer else None,
+                      generation=getattr(tokenizer, "generation", None))
     hashes = np.zeros(n, dtype=np.uint64)
     sample_lines = np.zeros(n, dtype=np.uint32)   # 0-based line of each good sample
     lengths = np.zeros(n if tokenizer else 0, dtype=np.uint32)
     encoder = SampleEncoder(tokenizer, kind, max_seq_len) if tokenizer is not None else None
-    generation = getattr(tokenizer, "generation", None)
     i = 0
     while i < n:
         if should_stop and should_stop():
@@ -157,7 +158,7 @@ def compute_stats(jsonl: JsonlFile, kind: str, tokenizer=None, max_seq_len: int 
         objs, first_sample = [], st.samples
         for j in range(i, end):
             try:
-                obj = parse_line(jsonl.line(j), kind, generation)
+                obj = parse_line(jsonl.line(j), kind, st.generation)
             except ValueError as e:
                 _count_bad(st, BadLine(j + 1, str(e)))
                 continue

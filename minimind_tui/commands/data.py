@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from minimind_tui.errors import UserError
@@ -90,18 +91,25 @@ def run_inspect(args) -> int:
 
 def _show_line(args, jsonl, kind, tok) -> int:
     from dataset.preview import sample_from_raw, token_view
+    from model.tokenizer import GENERATIONS
 
     if not 1 <= args.line <= len(jsonl):
         raise UserError(f"{args.file}: --line {args.line} is out of range (the file has {len(jsonl)} lines)")
-    sample = sample_from_raw(jsonl.line(args.line - 1), args.line - 1, kind)
+    sample = sample_from_raw(jsonl.line(args.line - 1), args.line - 1, kind, tok.generation)
     if not sample.ok:
         raise UserError(f"{args.file}:{args.line}: {sample.error}")
     tv = token_view(sample, tok, args.max_seq_len)
     if args.json:
-        out = {"line": args.line, "kind": kind, "messages": sample.messages, **tv.to_dict()}
+        out = {"line": args.line, "kind": kind, "generation": tok.generation, "messages": sample.messages,
+               "blocks": [asdict(b) for b in sample.blocks], **tv.to_dict()}
         print(json.dumps(out, ensure_ascii=False))
         return 0
-    print(f"{args.file}:{args.line} ({kind})")
+    later = f", {GENERATIONS[tok.generation]} tokenizer" if tok.generation != "v1" else ""  # v1 reads as before
+    print(f"{args.file}:{args.line} ({kind}{later})")
+    if any(b.role in ("tools", "tool_call", "tool", "reasoning") for b in sample.blocks):
+        for b in sample.blocks:  # what a plain role/content listing would hide
+            print(f"── {b.title} ──\n{b.text}")
+        print()
     print(f"tokens {tv.n_tokens}, kept {tv.n_kept}, truncated {tv.n_truncated}, trained {tv.n_trained}"
           + (f" (of which {tv.n_pad_trained} padding)" if tv.n_pad_trained else "")
           + (f", trained tokens lost to truncation {tv.n_trained_lost}" if tv.n_trained_lost else ""))

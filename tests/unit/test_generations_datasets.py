@@ -320,3 +320,24 @@ def test_cache_holds_gen3_samples(tmp_path, chatml_tokenizer):
     for i in range(len(ds)):
         ids, mask = ds.encode(i)
         assert np.array_equal(cache.sample(i)[0], ids) and np.array_equal(cache.sample(i)[1], mask)
+
+
+# ---- data inspect ---------------------------------------------------------------------------------------------
+def test_data_inspect_shows_the_generation_and_tool_blocks(tmp_path, capsys, chatml_tokenizer, tiny_tokenizer):
+    from minimind_tui.cli import main
+
+    path = write(tmp_path / "t2t.jsonl", [tool_row(True, "gen3")])
+    tok = str(chatml_tokenizer.path)
+    assert main(["data", "inspect", str(path), "--line", "1", "--tokenizer", tok]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{path}:1 (sft, minimind-3 tokenizer)")
+    assert '── tool call ──\nget_weather({"city": "上海"})' in out and "── reasoning ──\n看工具结果" in out
+    assert "[<think>\n看工具结果\n</think>\n\n晴天。<|im_end|>\n]" in out  # think block, reply, end, newline
+    assert main(["data", "inspect", str(path), "--line", "1", "--tokenizer", tok, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["generation"] == "gen3" and {"role": "tool_call", "title": "tool call",
+                                          "text": 'get_weather({"city": "上海"})'} in d["blocks"]
+    assert main(["data", "inspect", str(path), "--tokenizer", tok]) == 0
+    assert f"tokenizer: {tok} (minimind-3), max_seq_len 512" in capsys.readouterr().out
+    assert main(["data", "inspect", str(path), "--line", "1", "--tokenizer", str(tiny_tokenizer.path)]) == 2
+    assert "tools need a MiniMind2 or minimind-3 tokenizer" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""One JSONL sample shown as chat bubbles (role by role) or as its raw JSON, bad lines with their reason."""
+"""One JSONL sample shown as chat bubbles (role by role; tool definitions, tool calls, tool responses and reasoning
+in bubbles of their own) or as its raw JSON, bad lines with their reason."""
 from __future__ import annotations
 
 import orjson
@@ -27,13 +28,17 @@ class Bubble(Static):
     Bubble.role-assistant { margin-right: 8; border: round $success; }
     Bubble.role-system { border: round $warning; color: $text-muted; }
     Bubble.role-text { border: round $primary; }
+    Bubble.role-tools { border: round $warning; color: $text-muted; }
+    Bubble.role-reasoning { margin-right: 8; border: round $success-darken-2; color: $text-muted; text-style: italic; }
+    Bubble.role-tool_call { margin-right: 8; border: round $success; color: $text-accent; }
+    Bubble.role-tool { margin-left: 8; border: round $secondary; }
     Bubble.error { border: heavy $error; }
     """
 
-    def __init__(self, role: str, content: str, classes: str = ""):
+    def __init__(self, role: str, content: str, classes: str = "", title: str | None = None):
         super().__init__(Text(_clip(content)), classes=f"role-{role} {classes}".strip())
         self.role = role
-        self.border_title = role
+        self.border_title = title or role
 
 
 class SampleView(VerticalScroll):
@@ -74,5 +79,5 @@ class SampleView(VerticalScroll):
             pretty = orjson.dumps(sample.obj, option=orjson.OPT_INDENT_2).decode()
             yield Static(Text(_clip(pretty)), classes="raw")
             return
-        for m in sample.messages:
-            yield Bubble(m["role"], m["content"])
+        for block in sample.blocks:
+            yield Bubble(block.role, block.text, title=block.title)
