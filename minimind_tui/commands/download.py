@@ -9,11 +9,13 @@ def register(subparsers) -> None:
         "download", help="list or fetch MiniMind's datasets, tokenizer and weights (resumable, verified)",
         description="Fetch files of the MiniMind recipe from ModelScope (Hugging Face as the fallback): datasets "
                     "into ./dataset, weights into ./out, the tokenizer into ./model/minimind_tokenizer "
-                    "(where `train` looks). An interrupted download resumes from its .part file; failures are "
+                    "(where `train` looks); minimind-3's weights into ./out/minimind-3 and its tokenizer into "
+                    "./model/minimind-3_tokenizer. An interrupted download resumes from its .part file; failures are "
                     "retried with back-off; files are verified before an atomic rename. Without NAMEs, lists what is "
                     "available.")
     p.add_argument("names", nargs="*", metavar="NAME",
-                   help="file names, shell patterns (sft_*.jsonl) or groups: tokenizer, quickstart, lora")
+                   help="file names, shell patterns (sft_*.jsonl, minimind-3/*) or groups: tokenizer, "
+                        "quickstart, lora, tokenizer-3, quickstart-3")
     p.add_argument("--list", action="store_true", help="list the catalogue and what is already downloaded")
     p.add_argument("--dest", help="put every file into this folder instead of ./dataset, ./out")
     p.add_argument("--source", choices=["modelscope", "hf"], default="modelscope",
@@ -42,15 +44,15 @@ def _print_catalogue(entries, args) -> None:
 
     table = Table(title="minimind-tui download NAME…", title_justify="left")
     for column in ("name", "size", "goes to", "what"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a name is what the user types: shown whole
     for e in entries:
         folder = e.destination(args.root, args.dest)
-        present = (folder / e.name).exists()
+        present = (folder / e.file).exists()
         table.add_row(e.name + (" ✓" if present else ""), e.approx_size, str(folder), e.description)
     console = Console()
     console.print(table)
-    console.print("groups: tokenizer, quickstart (pretrain_hq + sft_mini_512 + tokenizer), lora;  "
-                  "✓ = already downloaded")
+    console.print("groups: tokenizer, quickstart (pretrain_hq + sft_mini_512 + tokenizer), lora, tokenizer-3, "
+                  "quickstart-3 (pretrain_t2t_mini + sft_t2t_mini + minimind-3 tokenizer);  ✓ = already downloaded")
 
 
 def _download_one(entry, args) -> None:

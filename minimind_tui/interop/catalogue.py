@@ -1,14 +1,20 @@
-"""The files of MiniMind's recipe that `minimind-tui download` knows: where they live and where they go.
+"""The files of MiniMind's recipes that `minimind-tui download` knows: where they live and where they go.
 
 Sources (MiniMind's README): datasets in the ModelScope dataset gongjy/minimind_dataset, mirrored on Hugging
-Face as jingyaogong/minimind_dataset; native PyTorch weights in gongjy/MiniMind2-PyTorch (Hugging Face:
-jingyaogong/MiniMind2-Pytorch); the tokenizer from the transformers release gongjy/MiniMind2
-(jingyaogong/MiniMind2). ModelScope is tried first, Hugging Face second.
+Face as jingyaogong/minimind_dataset; MiniMind2's native PyTorch weights in gongjy/MiniMind2-PyTorch (Hugging Face:
+jingyaogong/MiniMind2-Pytorch) and its tokenizer from the transformers release gongjy/MiniMind2
+(jingyaogong/MiniMind2); minimind-3's weights in gongjy/minimind-3-pytorch (jingyaogong/minimind-3-pytorch) and its
+tokenizer from the transformers release gongjy/minimind-3 (jingyaogong/minimind-3). ModelScope is tried first,
+Hugging Face second.
+
+minimind-3 publishes files under the same names as MiniMind2 (`full_sft_768.pth`, `tokenizer.json`), which are
+different files: its entries are typed with a `minimind-3/` prefix and go into folders of their own
+(out/minimind-3/, model/minimind-3_tokenizer/), so one never passes for the other.
 
 Sizes are the README's rounded figures (display only). Exact byte counts and sha256 digests are verified
 when an entry carries them; upstream publishes none for these files, so none are recorded here rather than
 guessed. The upstream dataset repository has since added files for its newer recipe (pretrain_t2t_mini.jsonl,
-sft_t2t_mini.jsonl) and may retire older ones: a 404 is reported per source.
+sft_t2t_mini.jsonl, minimind-3's data) and may retire older ones: a 404 is reported per source.
 """
 from __future__ import annotations
 
@@ -27,33 +33,46 @@ _SOURCES = {
                 HUGGINGFACE: "https://huggingface.co/jingyaogong/MiniMind2-Pytorch/resolve/main/"},
     "tokenizer": {MODELSCOPE: "https://www.modelscope.cn/models/gongjy/MiniMind2/resolve/master/",
                   HUGGINGFACE: "https://huggingface.co/jingyaogong/MiniMind2/resolve/main/"},
+    "weights-3": {MODELSCOPE: "https://www.modelscope.cn/models/gongjy/minimind-3-pytorch/resolve/master/",
+                  HUGGINGFACE: "https://huggingface.co/jingyaogong/minimind-3-pytorch/resolve/main/"},
+    "tokenizer-3": {MODELSCOPE: "https://www.modelscope.cn/models/gongjy/minimind-3/resolve/master/",
+                    HUGGINGFACE: "https://huggingface.co/jingyaogong/minimind-3/resolve/main/"},
 }
-# Where each kind goes under the project root (`--dest` replaces the first part).
-# The tokenizer goes where a MiniMind checkout keeps it, which is where `train` looks by default.
-_FOLDERS = {"dataset": ("dataset", ""), "weights": ("out", ""), "tokenizer": ("model", "minimind_tokenizer")}
+# Where each source's files go under the project root (`--dest` replaces the first part).
+# MiniMind2's tokenizer goes where a MiniMind checkout keeps it, which is where `train` looks by default.
+_FOLDERS = {"dataset": ("dataset", ""), "weights": ("out", ""), "tokenizer": ("model", "minimind_tokenizer"),
+            "weights-3": ("out", "minimind-3"), "tokenizer-3": ("model", "minimind-3_tokenizer")}
+GENERATION_PREFIX = "minimind-3/"
 
 
 @dataclass(frozen=True)
 class Entry:
-    name: str                     # the file name, also what the user types
+    name: str                     # what the user types: the file name, "minimind-3/" before minimind-3's
     kind: str                     # "dataset" | "weights" | "tokenizer"
     approx_size: str = ""         # for the listing
     description: str = ""
     size: int | None = None       # exact bytes: verified when known
     sha256: str | None = None     # verified when known
+    source: str | None = None     # a key of _SOURCES (default: the kind)
+
+    @property
+    def file(self) -> str:
+        """The file's name upstream and on disk."""
+        return self.name.rsplit("/", 1)[-1]
 
     def urls(self, source: str = MODELSCOPE, mirror: str | None = None) -> list[str]:
         """Download URLs in the order to try: the chosen source first, then the other one.
         `mirror` (a base URL) replaces both, for a local or corporate mirror."""
         if mirror:
-            return [mirror.rstrip("/") + "/" + self.name]
-        bases = _SOURCES[self.kind]
+            return [mirror.rstrip("/") + "/" + self.file]
+        bases = _SOURCES[self.source or self.kind]
         order = [source] + [s for s in bases if s != source]
-        return [bases[s] + self.name for s in order if s in bases]
+        return [bases[s] + self.file for s in order if s in bases]
 
     def destination(self, root: Path | str = ".", dest: Path | str | None = None) -> Path:
-        """The folder the file goes into: root/dataset, root/out, root/model/minimind_tokenizer, or dest."""
-        base, sub = _FOLDERS[self.kind]
+        """The folder the file goes into: root/dataset, root/out, root/model/minimind_tokenizer (minimind-3:
+        root/out/minimind-3, root/model/minimind-3_tokenizer), or dest (and the same subfolder)."""
+        base, sub = _FOLDERS[self.source or self.kind]
         folder = Path(dest) if dest is not None else Path(root) / base
         return folder / sub if sub else folder
 
@@ -69,34 +88,58 @@ def _datasets() -> list[Entry]:
         ("r1_mix_1024.jsonl", "340 MB", "reasoning distillation (DeepSeek-R1 style <think>)"),
         ("lora_identity.jsonl", "23 KB", "LoRA: the model's self-identity"),
         ("lora_medical.jsonl", "34 MB", "LoRA: medical Q&A"),
-        ("pretrain_t2t_mini.jsonl", "1.2 GB", "newer upstream recipe: quick pretraining text"),
-        ("sft_t2t_mini.jsonl", "1.6 GB", "newer upstream recipe: quick SFT conversations"),
+        ("pretrain_t2t_mini.jsonl", "1.2 GB", "minimind-3: quick pretraining text (max_seq_len ~768)"),
+        ("pretrain_t2t.jsonl", "10 GB", "minimind-3: main pretraining text (max_seq_len ~380)"),
+        ("sft_t2t_mini.jsonl", "1.6 GB", "minimind-3: quick SFT conversations, with tool calls and reasoning"),
+        ("sft_t2t.jsonl", "14 GB", "minimind-3: main SFT conversations, with tool calls and reasoning"),
     ]
     return [Entry(name, "dataset", size, desc) for name, size, desc in rows]
 
 
 def _weights() -> list[Entry]:
+    """MiniMind2's weights: `rlhf_*` is the April 2025 name of the DPO stage, `dpo_*` MiniMind2's later one."""
     rows = []
     for dim, label, size in (("512", "MiniMind2-Small 26M", "~50 MB"), ("768", "MiniMind2 104M", "~200 MB"),
                              ("640_moe", "MiniMind2-MoE 145M", "~290 MB")):
         rows.append(Entry(f"pretrain_{dim}.pth", "weights", size, f"{label}, pretrained"))
         rows.append(Entry(f"full_sft_{dim}.pth", "weights", size, f"{label}, after SFT (chat)"))
         rows.append(Entry(f"rlhf_{dim}.pth", "weights", size, f"{label}, after DPO"))
+        rows.append(Entry(f"dpo_{dim}.pth", "weights", size, f"{label}, after DPO (MiniMind2's newer name)"))
         if dim != "640_moe":
             rows.append(Entry(f"reason_{dim}.pth", "weights", size, f"{label}, reasoning distillation"))
     return rows
 
 
+def _minimind3() -> list[Entry]:
+    """minimind-3's weights (fp16, as its trainers write them) and tokenizer. Only what its README names."""
+    p = GENERATION_PREFIX
+    models = (("", "minimind-3 64M", "~130 MB"), ("_moe", "minimind-3-moe 198M-A64M", "~400 MB"))
+    stages = (("pretrain", "pretrained"), ("full_sft", "after SFT (chat, tools)"))
+    rows = [Entry(f"{p}{stage}_768{moe}.pth", "weights", size, f"{label}, {what}", source="weights-3")
+            for moe, label, size in models for stage, what in stages]
+    rows.append(Entry(f"{p}full_sft_zero_768.pth", "weights", "~130 MB",
+                      "minimind-3 64M Zero (t2t_mini data only)", source="weights-3"))
+    rows.append(Entry(f"{p}tokenizer.json", "tokenizer", "0.5 MB", "minimind-3 tokenizer (its own BPE, 6400 tokens)",
+                      source="tokenizer-3"))
+    rows.append(Entry(f"{p}tokenizer_config.json", "tokenizer", "14 KB",
+                      "minimind-3 tokenizer settings, chat template", source="tokenizer-3"))
+    return rows
+
+
 CATALOGUE: list[Entry] = _datasets() + _weights() + [
-    Entry("tokenizer.json", "tokenizer", "0.5 MB", "MiniMind tokenizer (byte-level BPE, 6400 tokens)"),
-    Entry("tokenizer_config.json", "tokenizer", "2 KB", "MiniMind tokenizer settings and chat template"),
-]
+    Entry("tokenizer.json", "tokenizer", "0.5 MB", "MiniMind2 release tokenizer (byte-level BPE, 6400 tokens; "
+                                                   "v1's vocabulary)"),
+    Entry("tokenizer_config.json", "tokenizer", "2 KB", "MiniMind2 release tokenizer settings and chat template"),
+] + _minimind3()
 
 # Names that stand for several files.
 GROUPS = {
     "tokenizer": ["tokenizer.json", "tokenizer_config.json"],
     "quickstart": ["pretrain_hq.jsonl", "sft_mini_512.jsonl", "tokenizer.json", "tokenizer_config.json"],
     "lora": ["lora_*.jsonl"],
+    "tokenizer-3": [f"{GENERATION_PREFIX}tokenizer.json", f"{GENERATION_PREFIX}tokenizer_config.json"],
+    "quickstart-3": ["pretrain_t2t_mini.jsonl", "sft_t2t_mini.jsonl", f"{GENERATION_PREFIX}tokenizer.json",
+                     f"{GENERATION_PREFIX}tokenizer_config.json"],
 }
 
 

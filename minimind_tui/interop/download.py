@@ -60,9 +60,9 @@ def download(entry: Entry, dest_dir, *, urls: list[str] | None = None,
     later resume).
     """
     dest_dir = Path(dest_dir)
-    final = dest_dir / entry.name
-    part = dest_dir / (entry.name + ".part")
-    source_file = dest_dir / (entry.name + ".part.url")
+    final = dest_dir / entry.file
+    part = dest_dir / (entry.file + ".part")
+    source_file = dest_dir / (entry.file + ".part.url")
     if final.exists():
         size = final.stat().st_size
         if entry.size is None or size == entry.size:
