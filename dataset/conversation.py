@@ -45,11 +45,12 @@ def as_json(value):
 
 
 def turns_of(obj: dict) -> list[dict]:
-    """The conversation's turns with roles filled by position where absent (user first, then alternating)."""
+    """The conversation's turns with roles filled by position where absent (user first, then alternating).
+    Turns that have a role are returned as they are (not copied): nothing here changes them."""
     out, expected = [], "user"
     for t, turn in enumerate(obj["conversations"]):
         role = turn.get("role") or expected
-        out.append({**turn, "role": role})
+        out.append(turn if turn.get("role") else {**turn, "role": role})
         if not (role == "system" and t == 0):
             expected = "assistant" if role == "user" else "user"
     return out
