@@ -76,7 +76,8 @@ class Tokenizer:
         self.special_ids = {i for i, t in added.items() if t.special}
         self.added_ids = set(added)  # special or not, each is one token spelled literally (no byte-level BPE)
         self.generation = detect_generation(self.bos_token, {t.content for t in added.values()})
-        self._template = self._load_template(config.get("chat_template"))
+        self._template_text = self._template_of(config.get("chat_template"))
+        self._template: ChatTemplate | None = None  # compiled when first used: pretraining never needs it
         head, tail = self._markers()
         self.sft_start_ids: list[int] = head
         self.sft_end_ids: list[int] = tail
@@ -87,14 +88,16 @@ class Tokenizer:
             raise TokenizerError(f"special token {token!r} is not in the vocabulary of {self.path}")
         return i
 
-    def _load_template(self, template) -> ChatTemplate | None:
-        """The folder's chat template; a list of named templates (transformers' format) gives its "default"."""
+    @staticmethod
+    def _template_of(template) -> str | None:
+        """The folder's chat template (None: v1's format, rendered in Python by `render_chat`); a list of named
+        templates (transformers' format) gives its "default"."""
         if isinstance(template, list):
             named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
             template = named.get("default")
-        if not template or template == V1_CHAT_TEMPLATE:
-            return None  # render_chat: v1's format, in Python
-        return ChatTemplate(template, f"{self.path / 'tokenizer_config.json' if self.path else 'tokenizer_config'}")
+        if not isinstance(template, str) or not template or template == V1_CHAT_TEMPLATE:
+            return None
+        return template
 
     def _markers(self) -> tuple[list[int], list[int]]:
         """The ids an SFT loss mask looks for around each assistant reply. v1's reference matches `<s>assistant`
@@ -135,12 +138,12 @@ class Tokenizer:
 
     @property
     def chat_template(self) -> str:
-        return self._template.template if self._template else V1_CHAT_TEMPLATE
+        return self._template_text or V1_CHAT_TEMPLATE
 
     def fingerprint(self) -> str:
         """Content hash: token caches are keyed by it, so a different tokenizer never reuses them. A chat
         template of its own is part of it (it decides what SFT samples are); v1's leaves the hash as it was."""
-        text = self._tok.to_str() + (self._template.template if self._template else "")
+        text = self._tok.to_str() + (self._template_text or "")
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def encode(self, text: str) -> list[int]:
@@ -174,9 +177,12 @@ class Tokenizer:
         """The conversation as the model reads it. `kwargs` pass through to the template (`enable_thinking` for
         MiniMind2, `open_thinking` for minimind-3). A template error raises ChatTemplateError naming this folder's
         tokenizer_config.json and the message it was reading."""
-        if self._template is None:
+        if self._template_text is None:
             text = render_chat(messages, self.bos_token, self.eos_token)
         else:
+            if self._template is None:
+                source = self.path / "tokenizer_config.json" if self.path else "tokenizer_config.json"
+                self._template = ChatTemplate(self._template_text, str(source))
             text = self._template.render(messages, tools=tools, add_generation_prompt=add_generation_prompt,
                                          variables=self.template_variables(), **kwargs)
         return self.encode(text) if tokenize else text

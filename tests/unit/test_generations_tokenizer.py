@@ -158,8 +158,9 @@ def test_template_errors_are_one_line_naming_the_folder_and_the_message(tmp_path
                                  {"role": "user", "content": None}])
     config["chat_template"] = "{% for m in messages %}\n{{ m.content }\n{% endfor %}"
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    tok = Tokenizer.from_dir(folder)  # loads: pretraining never renders a template
     with pytest.raises(ChatTemplateError, match=r"tokenizer_config.json: chat template line 2: .*") as caught:
-        Tokenizer.from_dir(folder)
+        tok.apply_chat_template([{"role": "user", "content": "a"}])
     assert "\n" not in str(caught.value)
 
 
