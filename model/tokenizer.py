@@ -20,10 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tokenizers import Tokenizer as _HFTokenizer
 
-from .chat_template import ChatTemplate
+if TYPE_CHECKING:
+    from .chat_template import ChatTemplate
 
 DEFAULT_SYSTEM_PROMPT = "你是 MiniMind，是一个有用的人工智能助手。"
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]  # v1 ids 0, 1, 2; <unk> doubles as padding
@@ -181,6 +183,8 @@ class Tokenizer:
             text = render_chat(messages, self.bos_token, self.eos_token)
         else:
             if self._template is None:
+                from .chat_template import ChatTemplate  # jinja2 only where a template is rendered
+
                 source = self.path / "tokenizer_config.json" if self.path else "tokenizer_config.json"
                 self._template = ChatTemplate(self._template_text, str(source))
             text = self._template.render(messages, tools=tools, add_generation_prompt=add_generation_prompt,
