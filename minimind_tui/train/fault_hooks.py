@@ -5,13 +5,17 @@ rented GPU box does to a run. All are off unless their variable is set; none cos
   MINIMIND_TUI_FAKE_OOM_ABOVE_BATCH=N    out-of-memory error whenever a batch of more than N samples runs
                                          (also in --auto_batch_size's probe)
   MINIMIND_TUI_STOP_AT_STEP=k            stop request after step k, as a SIGINT then would
-  MINIMIND_TUI_HANG_AT_STEP=k            the main thread hangs after step k (a stuck collective or kernel)
+  MINIMIND_TUI_HANG_AT_STEP=k            the main thread hangs after step k (a stuck collective or kernel),
+                                         once step k is logged and saved; k before the last step
   MINIMIND_TUI_HANG_IN_SAVE=1            every checkpoint save hangs (a dead network file system)
+
+The loop reaches all the per-step ones through one call, `FaultHooks.before_step`.
 """
 from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 
 import torch
 
@@ -37,3 +41,34 @@ def hang_forever() -> None:
     """Block the calling thread; signals still run their (flag-setting) handlers, only SIGKILL ends it."""
     while True:
         threading.Event().wait(3600)
+
+
+def hang_in_save() -> None:
+    if os.environ.get(HANG_IN_SAVE_ENV):
+        hang_forever()
+
+
+@dataclass
+class FaultHooks:
+    """The per-step hooks, read once when training starts (0 = off)."""
+    oom_at: int = 0
+    stop_at: int = 0
+    hang_at: int = 0
+
+    @classmethod
+    def from_env(cls) -> FaultHooks:
+        return cls(env_int(FAKE_OOM_ENV), env_int(STOP_AT_ENV), env_int(HANG_AT_ENV))
+
+    def before_step(self, done: int, batch_size: int, stop) -> None:
+        """Called before each optimizer step, with `done` steps finished (the last one logged and saved).
+
+        A stop requested now is seen when the coming step ends, exactly as a SIGINT during it would be:
+        so "stop after step k" asks before step k runs. `>=`: a resume may start past k.
+        """
+        if self.hang_at and done == self.hang_at:
+            hang_forever()
+        if self.oom_at and done + 1 == self.oom_at:
+            raise torch.OutOfMemoryError(f"simulated out of memory ({FAKE_OOM_ENV}={self.oom_at})")
+        fake_oom_for_batch(batch_size)
+        if self.stop_at and done + 1 >= self.stop_at:
+            stop.request(f"{STOP_AT_ENV}={self.stop_at}")

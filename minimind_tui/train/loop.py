@@ -1,8 +1,8 @@
 """The training loop: set-up, the step, logging, checkpoints, and how a run ends.
 
-Read top to bottom: `train()` resolves settings and the run directory, `Trainer.run()` builds the
-model, data and optimizer, then loops over optimizer steps. The step only computes and counts;
-metrics.py turns counts into events, checkpointing.py writes files.
+Read top to bottom: `train()` resolves settings and the run directory; `Trainer.run()` builds the
+model, data and optimizer (`_build`), then loops: `train_step` computes and counts (a StepResult),
+`_after_step` logs, saves and stops. metrics.py turns counts into events, checkpointing.py writes files.
 
 No wasted work, same loss as MiniMind: batches come from the token cache (tokenised once); on the CPU
 a dense model's batch is packed into one unpadded row (packed.py), elsewhere it is split into
@@ -10,8 +10,9 @@ length-sorted passes padded only to their own longest sample (--chunk_tokens); e
 summed cross-entropy over the whole batch's mask count, so loss and gradients equal the reference's
 one padded pass; the vocab projection runs only on loss-mask rows.
 
-Fault-injection hooks (environment variables, listed in fault_hooks.py): simulated out-of-memory at a
-step or above a batch size, a stop request after step k, a hang after step k or in every save.
+Fault-injection hooks (environment variables, listed in fault_hooks.py; one call before each step):
+simulated out-of-memory at a step or above a batch size, a stop request after step k, a hang after step
+k or in every save.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -40,17 +42,15 @@ from minimind_tui.runs import layout, pids
 from minimind_tui.runs.events import SCHEMA_VERSION, EventWriter
 from minimind_tui.runs.launcher import resume_command, shell_quote
 from minimind_tui.tokenizer_choice import recorded_meta
-from model.checkpoint import CheckpointError
 
 from . import EXIT_DONE, EXIT_FAILED, EXIT_OOM, auto_batch, checkpointing, distributed, fault_hooks
-from .args import conflicts_on_resume, default_init_path, resolve
+from .args import conflicts_on_resume, resolve
 from .data import prepare
-from .fault_hooks import FAKE_OOM_ENV, STOP_AT_ENV
 from .heartbeat import Heartbeat
 from .lock import TrainerLock
 from .logtee import LogTee
 from .metrics import StepMeter, format_line
-from .model_setup import build_model, choose_tokenizer, init_weights_file, load_init, model_config, write_sidecar
+from .model_setup import build_model, choose_tokenizer, initial_weights, load_init, model_config, write_sidecar
 from .run_dir import create, saved_settings, write_config
 from .schedule import learning_rate
 from .signals import Stopped, StopRequest
@@ -102,6 +102,26 @@ def compute_module(model, settings: dict, device: str):
         from .packed import PackedLM
         return PackedLM(model)
     return model
+
+
+DEFAULT_CHUNK_TOKENS = 8192  # padded tokens per forward pass on CUDA (--chunk_tokens)
+
+
+def chunk_budget(settings: dict, device: str) -> int | None:
+    """Padded tokens per forward pass on the chunked path: None = the whole batch in one pass, 0 = one
+    sample per pass. (make_collator spells the same rule out; it is to call this.)"""
+    budget = settings.get("chunk_tokens")
+    if budget is None:
+        budget = DEFAULT_CHUNK_TOKENS if device.startswith("cuda") else 0
+    return None if budget < 0 else budget
+
+
+def rows_per_pass(settings: dict, device: str, use_moe: bool) -> int | None:
+    """Samples of --max_seq_len tokens that one forward pass holds (None: the whole batch, as packing does)."""
+    budget = chunk_budget(settings, device)
+    if use_packing(settings, device, use_moe) or budget is None:
+        return None
+    return max(1, budget // settings["max_seq_len"])
 
 
 def default_device() -> str:
@@ -165,18 +185,30 @@ def _precheck(settings: dict) -> None:
         check_data_file(Path(settings["data_path"]))  # missing, a folder (naming its .jsonl files), or empty
     except DataError as e:
         raise DataError(f"{e} (--data_path)") from None
-    if settings["init"] != "none":
-        init = init_weights_file(settings["init"] or default_init_path(settings))
-        if not init.is_file():
-            raise CheckpointError(f"{init}: initial weights not found; " + (
-                "run `minimind-tui train pretrain` first, or pass --init PATH (or --init none for random weights)"
-                if settings["init"] is None else "check the path"))
+    initial_weights(settings)
+
+
+@dataclass
+class StepResult:
+    """What one optimizer step produced on this rank, before anything is reduced across ranks or
+    turned into an event (metrics.py does that)."""
+    loss_sum: torch.Tensor   # the micro-batches' losses summed, on the device
+    n_micro: int             # micro-batches in the step
+    grad_norm: torch.Tensor  # before clipping
+    lr: float
+    real_tokens: int
+    padded_tokens: int       # tokens computed, padding included
+    samples: int
 
 
 class Trainer:
+    """One run, split as torchtitan splits its trainer: `_build` (model, DDP, compile, optimizer, scaler,
+    resume state), `train_step` (forward, backward and optimizer step; only computes and counts), and
+    `_after_step` (log, save, stop)."""
+
     def __init__(self, settings: dict, run_dir: Path, info, device: str, stop: StopRequest,
                  resume_checkpoint: Path | None, resuming: bool):
-        self.s = settings
+        self.settings = settings
         self.run_dir = run_dir
         self.info = info
         self.device = device
@@ -186,7 +218,12 @@ class Trainer:
         self.events: EventWriter | None = None
         self._lock = self._tee = self._heartbeat = self._watchdog = None
         self.trackers = None
+        self.faults = fault_hooks.FaultHooks.from_env()
+        self.step = 0             # optimizer steps done; a resume starts at the checkpoint's
+        self.total = 0            # optimizer steps in the whole run
+        self.start_at = (0, 0)    # (epoch, step within the epoch) the loop begins at
         self.last_saved_step = -1
+        self.loss_value = float("nan")  # the last step's loss over all ranks
 
     # ----- output: only rank 0 writes to the run directory -----
     def emit(self, event: str, **fields) -> None:
@@ -217,7 +254,7 @@ class Trainer:
 
     def _remove_stale_exports(self) -> None:
         """Temporary files of an export into --out_dir interrupted by a kill (dataset.atomic's names)."""
-        out = Path(self.s["out_dir"])
+        out = Path(self.settings["out_dir"])
         for tmp in stale_temps(out, "*.pth", pids.alive) if out.is_dir() else []:
             tmp.unlink(missing_ok=True)
 
@@ -245,7 +282,10 @@ class Trainer:
         try:
             self._open_run_dir()
             self.log(f"run directory: {self.run_dir}")
-            return self._run()
+            t_begin = time.time()
+            self._build()
+            self._announce(setup_s=time.time() - t_begin)
+            return self._train_loop()
         except Stopped:
             self.emit("end", status="stopped", reason=f"{self.stop.signal_name} before training started", step=0)
             self.log("stopped before training started")
@@ -254,11 +294,11 @@ class Trainer:
             return self._out_of_memory(e)
         except Exception as e:
             if getattr(e, "user_facing", False):
-                self.emit("end", status="failed", reason=str(e), step=getattr(self, "step", 0))
+                self.emit("end", status="failed", reason=str(e), step=self.step)
                 raise
             if self.info.is_main:
                 traceback.print_exc()  # into train.log while the tee is on
-            self.emit("end", status="failed", reason=f"{type(e).__name__}: {e}", step=getattr(self, "step", 0))
+            self.emit("end", status="failed", reason=f"{type(e).__name__}: {e}", step=self.step)
             return EXIT_FAILED
         finally:
             self._close_run_dir()
@@ -267,16 +307,17 @@ class Trainer:
         mem = None
         if self.device.startswith("cuda"):
             mem = round(torch.cuda.max_memory_allocated(self.device) / 1e9, 3)
-        batch = self.s["batch_size"]
-        step = getattr(self, "step", 0)
+        batch = self.settings["batch_size"]
+        step = self.step
         suggestion = batch // 2 or None  # None: even one sample does not fit
         self.emit("oom", step=step, rank=self.info.rank, batch_size=batch, mem_gb=mem, suggestion=suggestion)
         advice = (f"try --batch_size {suggestion}" if suggestion else
                   "even one sample does not fit; try a smaller --max_seq_len or model")
         self.emit("end", status="oom", reason=f"out of memory at step {step} with batch size {batch}; {advice}",
                   step=step)
+        accum = self.settings["accumulation_steps"] * 2
         print(f"out of memory at step {step} (batch size {batch}): {str(e).splitlines()[0]}\n" +
-              (f"{advice} (with --accumulation_steps {self.s['accumulation_steps'] * 2} for the same effective batch)"
+              (f"{advice} (with --accumulation_steps {accum} for the same effective batch)"
                if suggestion else advice), file=sys.stderr, flush=True)
         return EXIT_OOM
 
@@ -284,22 +325,40 @@ class Trainer:
         if self.stop.requested:
             raise Stopped()
 
-    # ----- set-up -----
+    # ----- build: everything the loop needs, in the order it needs it -----
+    def _build(self) -> None:
+        s, info = self.settings, self.info
+        model, loaded = self._setup_model()
+        self.model = model  # the plain MiniMindLM: what is saved and exported
+        if s.get("auto_batch_size") and not self.resuming:  # a resumed run keeps the batch it chose
+            self._choose_batch_size(model)
+        if info.is_main and not self.resuming:
+            write_config(self.run_dir, s, {"model_config": self.config.to_dict(), "world_size": info.world_size,
+                                           "params": model.num_parameters()})
+        self._prepare_data()
+        self.module = self._parallelize(model)
+        cuda = self.device.startswith("cuda")
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=s["learning_rate"], fused=cuda or None)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cuda and s["dtype"] == "float16")
+        self.params = list(model.parameters())
+        if loaded is not None:
+            self._restore(loaded.state)
+            self.last_saved_step = self.step
+        self.trackers = open_trackers(s, self.run_dir.name, log=self.log) if info.is_main else None
+        self.autocast = self._autocast()
+
     def _setup_model(self):
-        s = self.s
-        loaded = None
-        init_meta, init_file = {}, None
+        """The tokenizer, the model config, and the model with its starting weights: a checkpoint's on
+        resume, else --init's. Returns (model, the loaded checkpoint or None)."""
+        s = self.settings
+        loaded, init_file, init_meta = None, None, {}
         if self.resuming:
             loaded = (checkpointing.load_checkpoint(self.resume_checkpoint) if self.resume_checkpoint
                       else checkpointing.load_latest(self.run_dir, log=self._fallback_message))
             init_meta = loaded.meta
-        elif s["init"] != "none":
-            init_file = init_weights_file(s["init"] or default_init_path(s))
-            if not init_file.is_file():
-                hint = ("run `minimind-tui train pretrain` first, or pass --init PATH (or --init none for random "
-                        "weights)") if s["init"] is None else "check the path"
-                raise CheckpointError(f"{init_file}: initial weights not found; {hint}")
-            init_meta = recorded_meta(init_file)
+        else:
+            init_file = initial_weights(s)
+            init_meta = recorded_meta(init_file) if init_file is not None else {}
         self.tokenizer = choose_tokenizer(s["tokenizer"], init_meta, log=self.log, init_file=init_file)
         s["tokenizer"] = str(self.tokenizer.path.resolve()) if self.tokenizer.path else None
         self.config = model_config(s, self.tokenizer.vocab_size)
@@ -314,12 +373,10 @@ class Trainer:
     def _choose_batch_size(self, model) -> None:
         """--auto_batch_size: the largest batch up to --batch_size that fits; accumulation makes up the rest.
         Every rank probes its own device; all take the smallest answer so the data order stays shared."""
-        s = self.s
+        s = self.settings
         requested = s["batch_size"]
         model.to(self.device)
-        budget = s["chunk_tokens"] if s.get("chunk_tokens") is not None else (8192 if self.device.startswith("cuda")
-                                                                              else 0)
-        rows = max(1, budget // s["max_seq_len"]) if budget > 0 else None
+        rows = rows_per_pass(s, self.device, self.config.use_moe)
         try:
             chosen = auto_batch.find_batch_size(model, requested, s["max_seq_len"], self.config.vocab_size,
                                                 self.device, rows, self._autocast(), log=self.log)
@@ -339,190 +396,191 @@ class Trainer:
         self.log(text)
         self.emit("log", level="warning", message=text)
 
-    def _autocast(self):
-        if self.device.startswith("cuda") and self.s["dtype"] in ("bfloat16", "float16"):
-            return torch.autocast("cuda", dtype=getattr(torch, self.s["dtype"]))
-        return contextlib.nullcontext()  # CPU: fp32, as the reference effectively does there
-
-    # ----- the run -----
-    def _run(self) -> int:
-        s, info = self.s, self.info
-        t_begin = time.time()
-        model, loaded = self._setup_model()
-        n_params = model.num_parameters()
-        if s.get("auto_batch_size") and not self.resuming:  # a resumed run keeps the batch it chose
-            self._choose_batch_size(model)
-        if info.is_main and not self.resuming:
-            write_config(self.run_dir, s, {"model_config": self.config.to_dict(), "world_size": info.world_size,
-                                           "params": n_params})
+    def _prepare_data(self) -> None:
+        """The token cache, and how many optimizer steps it makes."""
+        s, info = self.settings, self.info
         self.emit("prepare", stage="data", done=0, total=None)
-        cache = prepare(s, self.tokenizer, info, emit=self.emit if info.is_main else None,
-                        check_stop=self._check_stop)
-        n = len(cache)
-        accum = s["accumulation_steps"]
-        nb = batches_per_epoch(n, s["batch_size"], info.world_size)
-        if nb == 0:
+        self.cache = prepare(s, self.tokenizer, info, emit=self.emit if info.is_main else None,
+                             check_stop=self._check_stop)
+        n = len(self.cache)
+        self.batches_per_epoch = batches_per_epoch(n, s["batch_size"], info.world_size)
+        if self.batches_per_epoch == 0:
             raise UserError(f"{s['data_path']}: {n} samples are fewer than one global batch "
                             f"({s['batch_size']} x {info.world_size} processes)")
-        groups_per_epoch = math.ceil(nb / accum)
-        self.total = total = s["epochs"] * groups_per_epoch
+        self.steps_per_epoch = math.ceil(self.batches_per_epoch / s["accumulation_steps"])
+        self.total = s["epochs"] * self.steps_per_epoch
+        self.collate = make_collator(self.cache, s, self.device, self.tokenizer.pad_token_id, self.config.use_moe)
 
+    def _parallelize(self, model):
+        """What the step calls: the model on its device, packed or not, wrapped in DDP, compiled."""
         model.to(self.device)
-        raw_model = model
-        model = compute_module(raw_model, s, self.device)
-        if info.enabled:
+        module = compute_module(model, self.settings, self.device)
+        if self.info.enabled:
             # MoE: an expert that got no tokens has no gradient this step, which DDP must be told to expect.
-            model = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[torch.device(self.device).index] if self.device.startswith("cuda") else None,
+            module = torch.nn.parallel.DistributedDataParallel(
+                module, device_ids=[torch.device(self.device).index] if self.device.startswith("cuda") else None,
                 find_unused_parameters=self.config.use_moe)
-        if s["compile"]:
+        if self.settings["compile"]:
             self.log("compiling the model (torch.compile)...")
-            model = torch.compile(model, dynamic=True)  # every pass has its own length
-        cuda = self.device.startswith("cuda")
-        optimizer = torch.optim.AdamW(raw_model.parameters(), lr=s["learning_rate"], fused=cuda or None)
-        scaler = torch.amp.GradScaler("cuda", enabled=cuda and s["dtype"] == "float16")
+            module = torch.compile(module, dynamic=True)  # every pass has its own length
+        return module
 
-        self.step, epoch0, group0 = 0, 0, 0
-        if loaded is not None:
-            st = loaded.state
-            optimizer.load_state_dict(st["optimizer"])
-            if st.get("scaler"):
-                scaler.load_state_dict(st["scaler"])
-            self.step, epoch0, group0 = int(st["step"]), int(st["epoch"]), int(st["next_group"])
-            rngs = st.get("rng") or []
-            if rngs:
-                checkpointing.set_rng_state(rngs[info.rank] if info.rank < len(rngs) else rngs[0])
-            if st.get("world_size") != info.world_size:
-                self.log(f"note: the checkpoint was written by {st.get('world_size')} processes, this run has "
-                         f"{info.world_size}: the data order continues by global batch")
-        self.last_saved_step = self.step if loaded is not None else -1
-        self.trackers = open_trackers(s, self.run_dir.name, log=self.log) if info.is_main else None
+    def _restore(self, state: dict) -> None:
+        """Optimizer, scaler, position in the data and random state from a checkpoint's training state."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.start_at = (int(state["epoch"]), int(state["next_group"]))
+        rngs = state.get("rng") or []
+        if rngs:
+            checkpointing.set_rng_state(rngs[self.info.rank] if self.info.rank < len(rngs) else rngs[0])
+        if state.get("world_size") != self.info.world_size:
+            self.log(f"note: the checkpoint was written by {state.get('world_size')} processes, this run has "
+                     f"{self.info.world_size}: the data order continues by global batch")
 
+    def _autocast(self):
+        if self.device.startswith("cuda") and self.settings["dtype"] in ("bfloat16", "float16"):
+            return torch.autocast("cuda", dtype=getattr(torch, self.settings["dtype"]))
+        return contextlib.nullcontext()  # CPU: fp32, as the reference effectively does there
+
+    def _announce(self, setup_s: float) -> None:
+        s, info = self.settings, self.info
+        n_params, n = self.model.num_parameters(), len(self.cache)
         self.emit("start", schema=SCHEMA_VERSION, run_id=self.run_dir.name, mode=s["mode"], pid=os.getpid(),
-                  world_size=info.world_size, total=total, config=self.config.to_dict(), params=n_params,
-                  resumed_from=self.step if loaded is not None else None, batch_size=s["batch_size"],
-                  accumulation_steps=accum, device=self.device, dtype=s["dtype"] if cuda else "float32",
-                  samples=n, tokenizer=s["tokenizer"], data_path=s["data_path"],
-                  setup_s=round(time.time() - t_begin, 3))
-        self.log(f"{s['mode']}: {n_params / 1e6:.2f}M parameters, {n} samples, {total} optimizer steps "
-                 f"({s['epochs']} epoch(s) x {groups_per_epoch}), batch {s['batch_size']} x {accum} accumulation"
+                  world_size=info.world_size, total=self.total, config=self.config.to_dict(), params=n_params,
+                  resumed_from=self.step if self.resuming else None, batch_size=s["batch_size"],
+                  accumulation_steps=s["accumulation_steps"], device=self.device,
+                  dtype=s["dtype"] if self.device.startswith("cuda") else "float32", samples=n,
+                  tokenizer=s["tokenizer"], data_path=s["data_path"], setup_s=round(setup_s, 3))
+        self.log(f"{s['mode']}: {n_params / 1e6:.2f}M parameters, {n} samples, {self.total} optimizer steps "
+                 f"({s['epochs']} epoch(s) x {self.steps_per_epoch}), batch {s['batch_size']} x "
+                 f"{s['accumulation_steps']} accumulation"
                  f"{f' x {info.world_size} processes' if info.enabled else ''}, device {self.device}")
 
-        collate = make_collator(cache, s, self.device, self.tokenizer.pad_token_id, self.config.use_moe)
-        meter = StepMeter(total, start_step=self.step)
-        fake_oom = fault_hooks.env_int(FAKE_OOM_ENV)
-        stop_at = fault_hooks.env_int(STOP_AT_ENV)
-        hang_at = fault_hooks.env_int(fault_hooks.HANG_AT_ENV)
-        ctx = self._autocast()
-        params = [p for p in raw_model.parameters()]
-        loss_value = float("nan")
-
+    # ----- the loop -----
+    def _train_loop(self) -> int:
+        s = self.settings
+        accum, nb = s["accumulation_steps"], self.batches_per_epoch
+        self.meter = StepMeter(self.total, start_step=self.step)
+        epoch0, step0 = self.start_at
         for epoch in range(epoch0, s["epochs"]):
-            batches = epoch_batches(n, epoch, s["batch_size"], s["seed"], bool(s["shuffle"]),
-                                    info.world_size, info.rank)
-            first = group0 if epoch == epoch0 else 0
-            stream = iterate(batches[first * accum:], collate, s["num_workers"])
-            for group in range(first, groups_per_epoch):
-                n_micro = min(accum, nb - group * accum)
-                lr = learning_rate(self.step, total, s["learning_rate"], s["warmup_iters"])
-                for pg in optimizer.param_groups:
-                    pg["lr"] = lr
-                if fake_oom and self.step + 1 == fake_oom:
-                    raise torch.OutOfMemoryError(f"simulated out of memory ({FAKE_OOM_ENV}={fake_oom})")
-                fault_hooks.fake_oom_for_batch(s["batch_size"])
-                # counters: summed loss, real tokens, computed tokens, samples, stop requested
-                counts = torch.zeros(5, dtype=torch.float64)
-                loss_sum = torch.zeros((), device=self.device)
-                for micro in range(n_micro):
-                    passes = next(stream)  # one batch as length-sorted forward passes
-                    n_mask = float(sum(int(p.loss_mask.sum()) for p in passes))
-                    rows = sum(samples_in(p) for p in passes)
-                    if info.enabled:  # normalise by the global batch's mask count (see _pass_loss)
-                        n_mask = distributed.sum_across(torch.tensor([n_mask], device=self.device), info).item()
-                    for k, batch in enumerate(passes):
-                        final_pass = micro == n_micro - 1 and k == len(passes) - 1
-                        sync = model.no_sync() if info.enabled and not final_pass else contextlib.nullcontext()
-                        with sync:
-                            with ctx:
-                                loss = self._pass_loss(model, batch, n_mask, samples_in(batch) / rows)
-                            scaler.scale(loss / n_micro).backward()
-                        loss_sum += loss.detach().float()
-                        counts[1] += batch.real_tokens
-                        counts[2] += batch.padded_tokens
-                        counts[3] += samples_in(batch)
-                scaler.unscale_(optimizer)
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, s["grad_clip"] if s["grad_clip"] > 0 else math.inf)
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                self.step += 1
-                if self._watchdog:
-                    self._watchdog.stepped(self.step)
-                if stop_at and self.step >= stop_at:  # >=: a resume may start past k
-                    self.stop.request(f"{STOP_AT_ENV}={stop_at}")
+            batches = epoch_batches(len(self.cache), epoch, s["batch_size"], s["seed"], bool(s["shuffle"]),
+                                    self.info.world_size, self.info.rank)
+            first = step0 if epoch == epoch0 else 0
+            stream = iterate(batches[first * accum:], self.collate, s["num_workers"])
+            for k in range(first, self.steps_per_epoch):
+                self.faults.before_step(self.step, s["batch_size"], self.stop)
+                result = self.train_step(stream, n_micro=min(accum, nb - k * accum))
+                next_at = (epoch, k + 1) if k + 1 < self.steps_per_epoch else (epoch + 1, 0)
+                status = self._after_step(result, epoch, next_at)
+                if status is not None:
+                    return status
+        return self._finish()
 
-                counts[0] = loss_sum.item() / n_micro
-                counts[4] = 1.0 if self.stop.requested else 0.0
-                if info.enabled:  # NCCL reduces only GPU tensors
-                    counts = distributed.sum_across(counts.to(self.device), info).cpu()
-                loss_value = counts[0].item() / info.world_size
-                stop_now = counts[4].item() > 0
-                meter.count(int(counts[1]), int(counts[2]), int(counts[3]))
-                last = self.step == total
-                if self.step % s["log_interval"] == 0 or last or stop_now or self.step == 1:
-                    fields = meter.event(self.step, epoch, loss_value, lr, float(grad_norm), self.device)
-                    self.emit("step", **fields)
-                    self.log(format_line(fields))
-                    if self.trackers:
-                        self.trackers.log(fields, self.step)
-                next_pos = (epoch, group + 1) if group + 1 < groups_per_epoch else (epoch + 1, 0)
-                if stop_now and not last:
-                    self._save(raw_model, optimizer, scaler, next_pos, loss_value)
-                    reason = f"{self.stop.signal_name or 'stop requested'} at step {self.step}"
-                    self.emit("end", status="stopped", reason=reason, step=self.step)
-                    self.log(f"stopped: {reason}; resume with: {resume_command(s['mode'], self.run_dir)}")
-                    return EXIT_DONE
-                if self.step % s["save_interval"] == 0 and not last:
-                    self._save(raw_model, optimizer, scaler, next_pos, loss_value)
-                if hang_at and self.step == hang_at:
-                    fault_hooks.hang_forever()
+    def train_step(self, stream, n_micro: int) -> StepResult:
+        """One optimizer step over `n_micro` micro-batches, each a list of length-sorted forward passes."""
+        s, info, model = self.settings, self.info, self.module
+        lr = learning_rate(self.step, self.total, s["learning_rate"], s["warmup_iters"])
+        for pg in self.optimizer.param_groups:
+            pg["lr"] = lr
+        loss_sum = torch.zeros((), device=self.device)
+        real = padded = samples = 0
+        for micro in range(n_micro):
+            passes = next(stream)
+            n_mask = float(sum(int(p.loss_mask.sum()) for p in passes))
+            rows = sum(samples_in(p) for p in passes)
+            if info.enabled:  # normalise by the global batch's mask count (see pass_loss)
+                n_mask = distributed.sum_across(torch.tensor([n_mask], device=self.device), info).item()
+            for k, batch in enumerate(passes):
+                final_pass = micro == n_micro - 1 and k == len(passes) - 1
+                sync = model.no_sync() if info.enabled and not final_pass else contextlib.nullcontext()
+                with sync:
+                    with self.autocast:
+                        loss = pass_loss(model, batch, n_mask, samples_in(batch) / rows, info.world_size,
+                                         self.device)
+                    self.scaler.scale(loss / n_micro).backward()
+                loss_sum += loss.detach().float()
+                real += batch.real_tokens
+                padded += batch.padded_tokens
+                samples += samples_in(batch)
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, s["grad_clip"] if s["grad_clip"] > 0 else math.inf)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return StepResult(loss_sum, n_micro, grad_norm, lr, real, padded, samples)
 
-        ok = self._save(raw_model, optimizer, scaler, (s["epochs"], 0), loss_value)
+    def _after_step(self, result: StepResult, epoch: int, next_at: tuple[int, int]) -> int | None:
+        """Everything around a step that is not training: log, save, stop. An exit status ends the run."""
+        s = self.settings
+        if self._watchdog:
+            self._watchdog.stepped(self.step)
+        # One reduction for all counters: summed loss, real tokens, computed tokens, samples, stop requested.
+        counts = torch.tensor([result.loss_sum.item() / result.n_micro, result.real_tokens, result.padded_tokens,
+                               result.samples, 1.0 if self.stop.requested else 0.0], dtype=torch.float64)
+        if self.info.enabled:  # NCCL reduces only GPU tensors
+            counts = distributed.sum_across(counts.to(self.device), self.info).cpu()
+        self.loss_value = counts[0].item() / self.info.world_size
+        stop_now = counts[4].item() > 0
+        self.meter.count(int(counts[1]), int(counts[2]), int(counts[3]))
+        last = self.step == self.total
+        if self.step % s["log_interval"] == 0 or last or stop_now or self.step == 1:
+            self._log_step(epoch, result)
+        if stop_now and not last:
+            self._save(next_at)
+            reason = f"{self.stop.signal_name or 'stop requested'} at step {self.step}"
+            self.emit("end", status="stopped", reason=reason, step=self.step)
+            self.log(f"stopped: {reason}; resume with: {resume_command(s['mode'], self.run_dir)}")
+            return EXIT_DONE
+        if self.step % s["save_interval"] == 0 and not last:
+            self._save(next_at)
+        return None
+
+    def _log_step(self, epoch: int, result: StepResult) -> None:
+        fields = self.meter.event(self.step, epoch, self.loss_value, result.lr, float(result.grad_norm), self.device)
+        self.emit("step", **fields)
+        self.log(format_line(fields))
+        if self.trackers:
+            self.trackers.log(fields, self.step)
+
+    def _finish(self) -> int:
+        ok = self._save((self.settings["epochs"], 0))
         if not ok:
             self.emit("end", status="failed", reason="training finished but the final checkpoint could not be saved",
                       step=self.step)
             return EXIT_FAILED
         self.emit("end", status="done", reason="finished", step=self.step)
-        self.log(f"done: {self.step} steps, final loss {loss_value:.4f}, weights in {self._export_path()}")
+        self.log(f"done: {self.step} steps, final loss {self.loss_value:.4f}, weights in {self._export_path()}")
         return EXIT_DONE
-
-    def _pass_loss(self, model, batch, n_mask: float, row_share: float):
-        return pass_loss(model, batch, n_mask, row_share, self.info.world_size, self.device)
 
     # ----- checkpoints -----
     def _export_path(self) -> Path:
-        return Path(self.s["out_dir"]) / layout.weights_name(self.s["mode"], self.config.dim, self.config.use_moe)
+        return Path(self.settings["out_dir"]) / layout.weights_name(self.settings["mode"], self.config.dim,
+                                                                    self.config.use_moe)
 
-    def _save(self, raw_model, optimizer, scaler, next_pos, loss_value) -> bool:
-        """Save on rank 0 (all ranks take part in gathering RNG states). False when the disk refused."""
+    def _save(self, next_at: tuple[int, int]) -> bool:
+        """Save on rank 0 (all ranks take part in gathering RNG states). False when the disk refused.
+        `next_at` is where a resume continues: (epoch, step within the epoch)."""
         if self.step == self.last_saved_step:
             return True
         rngs = distributed.gather_objects(checkpointing.rng_state(), self.info)
         ok = True
         if self.info.is_main:
             t0 = time.time()
-            state = {"step": self.step, "epoch": next_pos[0], "next_group": next_pos[1], "total": self.total,
-                     "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": rngs,
+            s, loss = self.settings, self.loss_value
+            state = {"step": self.step, "epoch": next_at[0], "next_group": next_at[1], "total": self.total,
+                     "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(), "rng": rngs,
                      "world_size": self.info.world_size}
-            meta = {"mode": self.s["mode"], "config": self.config.to_dict(), "tokenizer": self.s["tokenizer"],
-                    "loss": loss_value if loss_value == loss_value else None, "run_id": self.run_dir.name,
-                    "epoch": next_pos[0], "total": self.total}
+            meta = {"mode": s["mode"], "config": self.config.to_dict(), "tokenizer": s["tokenizer"],
+                    "loss": loss if loss == loss else None, "run_id": self.run_dir.name,
+                    "epoch": next_at[0], "total": self.total}
             if self._watchdog:
                 self._watchdog.pause()
             try:
-                if os.environ.get(fault_hooks.HANG_IN_SAVE_ENV):
-                    fault_hooks.hang_forever()
-                weights = checkpointing.plain_state_dict(raw_model)
+                fault_hooks.hang_in_save()
+                weights = checkpointing.plain_state_dict(self.model)
                 folder = checkpointing.save_checkpoint(self.run_dir, self.step, weights, state, meta)
                 target = self._export_path()
                 if target.is_file():
@@ -532,7 +590,7 @@ class Trainer:
                                                            if previous else "(not written by minimind-tui)"))
                 checkpointing.export_weights(folder, target)
                 write_sidecar(target, {**meta, "step": self.step, "run_dir": str(self.run_dir.resolve())})
-                checkpointing.prune(self.run_dir, self.s["keep_last"])
+                checkpointing.prune(self.run_dir, s["keep_last"])
             except OSError as e:
                 ok = False
                 reason = f"{type(e).__name__}: {e}"

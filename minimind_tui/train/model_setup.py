@@ -12,6 +12,8 @@ from minimind_tui.tokenizer_choice import choose_tokenizer_dir, find_weights, si
 from model import LMConfig, MiniMindLM, Tokenizer
 from model.checkpoint import CheckpointError, check_compatible, load_state_dict
 
+from .args import default_init_path
+
 
 def init_weights_file(init: str | Path) -> Path:
     """--init may name a .pth file, a checkpoint folder, or a run folder (its newest complete checkpoint)."""
@@ -19,6 +21,18 @@ def init_weights_file(init: str | Path) -> Path:
     if found is None:
         raise CheckpointError(f"{init}: no model.pth and no complete checkpoint inside")
     return found
+
+
+def initial_weights(settings: dict) -> Path | None:
+    """The file --init names (None for random weights); a missing file is an error saying what to do."""
+    if settings["init"] == "none":
+        return None
+    init = init_weights_file(settings["init"] or default_init_path(settings))
+    if not init.is_file():
+        raise CheckpointError(f"{init}: initial weights not found; " + (
+            "run `minimind-tui train pretrain` first, or pass --init PATH (or --init none for random weights)"
+            if settings["init"] is None else "check the path"))
+    return init
 
 
 def choose_tokenizer(explicit: str | None, init_meta: dict, log=print, init_file: Path | None = None) -> Tokenizer:
