@@ -44,19 +44,26 @@ def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def rng_state() -> dict:
+def rng_state(device: str = "cpu") -> dict:
+    """This process's random state. On CUDA only its own device's generator: a resume on a box with
+    fewer GPUs (or a narrower CUDA_VISIBLE_DEVICES) could not restore one state per GPU of the old box."""
     state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict, device: str = "cpu") -> None:
     torch.set_rng_state(state["torch"])
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is None or not str(device).startswith("cuda") or not torch.cuda.is_available():
+        return
+    if isinstance(cuda, (list, tuple)):  # older checkpoints: one state per GPU the saving process could see
+        index = torch.device(device).index or 0
+        cuda = cuda[index] if index < len(cuda) else cuda[0]
+    torch.cuda.set_rng_state(cuda, device)
 
 
 def save_checkpoint(run_dir: Path, step: int, weights: dict, train_state: dict, meta: dict) -> Path:

@@ -434,7 +434,8 @@ class Trainer:
         self.start_at = (int(state["epoch"]), int(state["next_group"]))
         rngs = state.get("rng") or []
         if rngs:
-            checkpointing.set_rng_state(rngs[self.info.rank] if self.info.rank < len(rngs) else rngs[0])
+            checkpointing.set_rng_state(rngs[self.info.rank] if self.info.rank < len(rngs) else rngs[0],
+                                        self.device)
         if state.get("world_size") != self.info.world_size:
             self.log(f"note: the checkpoint was written by {state.get('world_size')} processes, this run has "
                      f"{self.info.world_size}: the data order continues by global batch")
@@ -565,7 +566,7 @@ class Trainer:
         `next_at` is where a resume continues: (epoch, step within the epoch)."""
         if self.step == self.last_saved_step:
             return True
-        rngs = distributed.gather_objects(checkpointing.rng_state(), self.info)
+        rngs = distributed.gather_objects(checkpointing.rng_state(self.device), self.info)
         ok = True
         if self.info.is_main:
             t0 = time.time()

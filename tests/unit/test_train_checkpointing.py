@@ -112,3 +112,61 @@ def test_export_weights_is_a_plain_state_dict(tmp_path):
     checkpointing.export_weights(folder, tmp_path / "out" / "pretrain_4.pth")
     sd = torch.load(tmp_path / "out" / "pretrain_4.pth", weights_only=True)
     assert list(sd) == ["w"]
+
+
+class _FakeCuda:
+    """torch.cuda on a box with `count` GPUs, recording which generator states are read and written."""
+
+    def __init__(self, monkeypatch, count: int):
+        self.count = count
+        self.set: list[tuple[int, int]] = []  # (device index, first byte of the state)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+        monkeypatch.setattr(torch.cuda, "get_rng_state", self.get_rng_state)
+        monkeypatch.setattr(torch.cuda, "set_rng_state", self.set_rng_state)
+        monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [self.get_rng_state(i) for i in range(count)])
+        monkeypatch.setattr(torch.cuda, "set_rng_state_all", self.set_rng_state_all)
+
+    def index(self, device) -> int:
+        index = torch.device(device).index if not isinstance(device, int) else device
+        if index is None:
+            index = 0
+        if index >= self.count:
+            raise IndexError(f"device {index} of {self.count}")  # what torch raises for a missing GPU
+        return index
+
+    def get_rng_state(self, device="cuda"):
+        return torch.full((4,), self.index(device) + 10, dtype=torch.uint8)
+
+    def set_rng_state(self, state, device="cuda"):
+        self.set.append((self.index(device), int(state[0])))
+
+    def set_rng_state_all(self, states):
+        for i, state in enumerate(states):
+            self.set_rng_state(state, i)
+
+
+def test_rng_state_holds_the_own_device_only_and_resumes_on_fewer_gpus(monkeypatch):
+    saved_on_four = _FakeCuda(monkeypatch, 4)
+    state = checkpointing.rng_state("cuda:2")
+    assert torch.equal(state["cuda"], torch.full((4,), 12, dtype=torch.uint8))  # rank 2's own GPU, not all four
+    one_gpu = _FakeCuda(monkeypatch, 1)
+    checkpointing.set_rng_state(state, "cuda:0")
+    assert one_gpu.set == [(0, 12)]
+    assert saved_on_four.set == []
+
+
+def test_old_checkpoints_with_one_state_per_gpu_still_resume(monkeypatch):
+    old = {"torch": torch.get_rng_state(), "python": __import__("random").getstate(),
+           "cuda": [torch.full((4,), 10 + i, dtype=torch.uint8) for i in range(4)]}  # saved on a 4-GPU box
+    one_gpu = _FakeCuda(monkeypatch, 1)
+    checkpointing.set_rng_state(old, "cuda:0")
+    assert one_gpu.set == [(0, 10)]
+    two_gpus = _FakeCuda(monkeypatch, 2)
+    checkpointing.set_rng_state(old, "cuda:1")
+    assert two_gpus.set == [(1, 11)]
+    cpu_only = _FakeCuda(monkeypatch, 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    checkpointing.set_rng_state(old, "cpu")  # a CUDA checkpoint resumed on the CPU: the CUDA part is ignored
+    assert cpu_only.set == []
