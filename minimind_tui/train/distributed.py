@@ -1,21 +1,29 @@
 """torchrun / DDP helpers. Single-process runs go through the same functions with world size 1.
 
-torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; we use NCCL on CUDA and Gloo on CPU. Only rank 0 writes
-to the run directory.
+torchrun sets RANK, LOCAL_RANK, LOCAL_WORLD_SIZE and WORLD_SIZE. Two process groups:
+  the default group  NCCL on CUDA (Gloo on CPU): DDP's gradient all-reduce, with a short timeout, so a
+                     wedged rank ends the run in minutes instead of holding every GPU for an hour and a half.
+  info.control       Gloo, long timeout: object collectives, host-side sums and flags, and the long waits
+                     (rank 0 tokenising the data, a save). Ranks waiting there leave their GPU idle rather than
+                     spinning in an NCCL kernel, so the stall watchdog sees what is going on.
+Only rank 0 writes to the run directory.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from minimind_tui.errors import UserError
 
-# Ranks wait in a collective while rank 0 tokenises a large dataset once; allow for that.
-COLLECTIVE_TIMEOUT = timedelta(minutes=90)
+# A training collective finishes in well under a second unless a rank is stuck.
+TRAINING_TIMEOUT = timedelta(minutes=10)
+# Ranks wait on the control group while rank 0 tokenises a large dataset once; allow for that.
+CONTROL_TIMEOUT = timedelta(minutes=90)
 
 
 @dataclass
@@ -24,6 +32,7 @@ class DistInfo:
     local_rank: int = 0
     world_size: int = 1
     local_world_size: int = 1  # processes on this node
+    control: Any = field(default=None, repr=False, compare=False)  # the Gloo group (None: single process)
 
     @property
     def enabled(self) -> bool:
@@ -47,9 +56,11 @@ def init(device: str) -> tuple[DistInfo, str]:
     if device.startswith("cuda"):
         device = rank_device(info)
         torch.cuda.set_device(device)
-        dist.init_process_group("nccl", timeout=COLLECTIVE_TIMEOUT)
+        # device_id binds the communicator to this rank's GPU now instead of at the first collective.
+        dist.init_process_group("nccl", timeout=TRAINING_TIMEOUT, device_id=torch.device(device))
     else:
-        dist.init_process_group("gloo", timeout=COLLECTIVE_TIMEOUT)
+        dist.init_process_group("gloo", timeout=TRAINING_TIMEOUT)
+    info.control = dist.new_group(backend="gloo", timeout=CONTROL_TIMEOUT)
     return info, device
 
 
@@ -82,30 +93,34 @@ def rank_device(info: DistInfo) -> str:
     return f"cuda:{info.local_rank}"
 
 
-def sum_across(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    if info.enabled:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
-
-
-def any_across(flag: bool, info: DistInfo, device) -> bool:
+def host_sum(values: list[float], info: DistInfo) -> list[float]:
+    """Numbers this process already holds, summed over all ranks through the control group: no GPU involved."""
     if not info.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM, group=info.control)
+    return t.tolist()
+
+
+def host_any(flags: list[bool], info: DistInfo) -> list[bool]:
+    """Each flag set on any rank (e.g. "stop requested"), through the control group."""
+    if not info.enabled:
+        return list(flags)
+    t = torch.tensor([float(f) for f in flags], dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=info.control)
+    return [v > 0 for v in t.tolist()]
 
 
 def barrier(info: DistInfo) -> None:
     if info.enabled:
-        dist.barrier()
+        dist.barrier(group=info.control)
 
 
 def gather_objects(obj, info: DistInfo) -> list:
     if not info.enabled:
         return [obj]
     out = [None] * info.world_size
-    dist.all_gather_object(out, obj)
+    dist.all_gather_object(out, obj, group=info.control)
     return out
 
 
@@ -113,7 +128,7 @@ def broadcast_object(obj, info: DistInfo):
     if not info.enabled:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=0, group=info.control)
     return box[0]
 
 

@@ -492,7 +492,7 @@ class Trainer:
             n_mask = float(sum(int(p.loss_mask.sum()) for p in passes))
             rows = sum(samples_in(p) for p in passes)
             if info.enabled:  # normalise by the global batch's mask count (see pass_loss)
-                n_mask = distributed.sum_across(torch.tensor([n_mask], device=self.device), info).item()
+                n_mask = distributed.host_sum([n_mask], info)[0]
             for k, batch in enumerate(passes):
                 final_pass = micro == n_micro - 1 and k == len(passes) - 1
                 sync = model.no_sync() if info.enabled and not final_pass else contextlib.nullcontext()
@@ -519,12 +519,11 @@ class Trainer:
         if self._watchdog:
             self._watchdog.stepped(self.step)
         # One reduction for all counters: summed loss, real tokens, computed tokens, samples, stop requested.
-        counts = torch.tensor([result.loss_sum.item() / result.n_micro, result.real_tokens, result.padded_tokens,
-                               result.samples, 1.0 if self.stop.requested else 0.0], dtype=torch.float64)
-        if self.info.enabled:  # NCCL reduces only GPU tensors
-            counts = distributed.sum_across(counts.to(self.device), self.info).cpu()
-        self.loss_value = counts[0].item() / self.info.world_size
-        stop_now = counts[4].item() > 0
+        counts = distributed.host_sum([result.loss_sum.item() / result.n_micro, result.real_tokens,
+                                       result.padded_tokens, result.samples, 1.0 if self.stop.requested else 0.0],
+                                      self.info)
+        self.loss_value = counts[0] / self.info.world_size
+        stop_now = counts[4] > 0
         self.meter.count(int(counts[1]), int(counts[2]), int(counts[3]))
         last = self.step == self.total
         if self.step % s["log_interval"] == 0 or last or stop_now or self.step == 1:

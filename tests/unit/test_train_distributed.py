@@ -66,3 +66,27 @@ def test_single_process_sets_the_device_it_was_given(gpus):
         distributed.init("cuda:2")
     calls["set_device"].clear()
     assert distributed.init("cpu")[1] == "cpu" and calls["set_device"] == []
+
+
+def test_nccl_has_a_short_timeout_and_its_device_and_waits_go_over_gloo(gpus, monkeypatch):
+    from datetime import timedelta
+    calls = gpus(2)
+    torchrun_env(monkeypatch, rank=1, local_rank=1, world=2, local_world=2)
+    info, _ = distributed.init("cuda")
+    (args, kw), = calls["init_process_group"]
+    assert args == ("nccl",) and kw["device_id"] == torch.device("cuda:1") and kw["timeout"] <= timedelta(minutes=10)
+    (_, group_kw), = calls["new_group"]
+    assert group_kw["backend"] == "gloo" and group_kw["timeout"] >= timedelta(minutes=60)
+    assert info.control == "gloo-group"
+    # Object collectives, host-side sums and barriers all name the Gloo group.
+    used = []
+    monkeypatch.setattr(dist, "all_gather_object", lambda out, obj, group=None: used.append(("gather", group)))
+    monkeypatch.setattr(dist, "broadcast_object_list", lambda box, src, group=None: used.append(("bcast", group)))
+    monkeypatch.setattr(dist, "barrier", lambda group=None: used.append(("barrier", group)))
+    monkeypatch.setattr(dist, "all_reduce", lambda t, op=None, group=None: used.append(("reduce", group)))
+    distributed.gather_objects(1, info)
+    distributed.broadcast_object(1, info)
+    distributed.barrier(info)
+    assert distributed.host_sum([1.0, 2.0], info) == [1.0, 2.0]
+    assert distributed.host_any([True, False], info) == [True, False]
+    assert used == [(kind, "gloo-group") for kind in ("gather", "bcast", "barrier", "reduce", "reduce")]
