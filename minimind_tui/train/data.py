@@ -1,4 +1,4 @@
-"""From --data_path to a memory-mapped token cache (built once, with progress) on every rank."""
+"""From --data_path to a memory-mapped token cache (built once per node, with progress) on every rank."""
 from __future__ import annotations
 
 import shutil
@@ -65,15 +65,18 @@ def _skip_reporter(emit):
 
 def prepare(settings: dict, tokenizer, info: DistInfo, emit=None, check_stop=lambda: None,
             root: Path | None = None) -> TokenCache:
-    """Rank 0 opens or builds the cache; the others wait and open it (or raise rank 0's error)."""
+    """Local rank 0 of each node opens or builds the cache on that node; the node's other ranks wait and
+    open it (or raise their leader's error). Nodes need not share a file system: a cache under one
+    node's home directory is no use to the others."""
     root = Path(root) if root else default_root()
     error, folder = None, None
-    if info.is_main:
+    if info.local_rank == 0:
         try:
             folder = _open_or_build(settings, tokenizer, root, emit, check_stop).folder
         except DataError as e:
             error = str(e)
-    error, folder = distributed.broadcast_object((error, folder and str(folder)), info)
+    # Every rank waits here (leaders build in parallel), then reads what its own node's leader found.
+    error, folder = distributed.gather_objects((error, folder and str(folder)), info)[info.node_leader]
     if error:
         raise DataError(error)
     cache = open_cache(Path(folder))

@@ -42,6 +42,11 @@ class DistInfo:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def node_leader(self) -> int:
+        """Global rank of local rank 0 on this node (torchrun numbers each node's ranks consecutively)."""
+        return self.rank - self.local_rank
+
 
 def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
