@@ -4,6 +4,7 @@ One job per module:
   args.py          the command line (MiniMind's flag names), per-mode defaults, resume merging
   schedule.py      the learning-rate schedule
   distributed.py   torchrun/DDP set-up, rank helpers, cross-rank sums
+  devices.py       which device a run trains on; a GPU torch cannot use is said, not skipped
   run_dir.py       creating a run directory, config.json, finding what --resume names
   lock.py          trainer.lock: a single writer per run directory
   heartbeat.py     the heartbeat file, touched from a side thread

@@ -43,7 +43,7 @@ from minimind_tui.runs.events import SCHEMA_VERSION, EventWriter
 from minimind_tui.runs.launcher import resume_command, shell_quote
 from minimind_tui.tokenizer_choice import recorded_meta
 
-from . import EXIT_DONE, EXIT_FAILED, EXIT_OOM, auto_batch, checkpointing, distributed, fault_hooks
+from . import EXIT_DONE, EXIT_FAILED, EXIT_OOM, auto_batch, checkpointing, devices, distributed, fault_hooks
 from .args import conflicts_on_resume, resolve
 from .data import prepare
 from .heartbeat import Heartbeat
@@ -124,15 +124,9 @@ def rows_per_pass(settings: dict, device: str, use_moe: bool) -> int | None:
     return max(1, budget // settings["max_seq_len"])
 
 
-def default_device() -> str:
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
-
-
 def train(mode: str, explicit: dict, root: str = ".") -> int:
     """Entry point of `minimind-tui train MODE`. Returns the exit status (user errors raise)."""
-    device = explicit.get("device") or default_device()
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: no CUDA GPU is visible to PyTorch here; use --device cpu")
+    device = devices.choose_device(explicit.get("device"))
     old_umask = os.umask(0o077)  # run folders, checkpoints and weights are private to the user
     info, device = distributed.init(device)
     stop = StopRequest().install()
