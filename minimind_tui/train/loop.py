@@ -217,7 +217,8 @@ class Trainer:
         self.total = 0            # optimizer steps in the whole run
         self.start_at = (0, 0)    # (epoch, step within the epoch) the loop begins at
         self.last_saved_step = -1
-        self.loss_value = float("nan")  # the last step's loss over all ranks
+        self.loss_value = float("nan")  # the loss over all ranks at the last log or save step
+        self._loss_at = (-1, self.loss_value)
 
     # ----- output: only rank 0 writes to the run directory -----
     def emit(self, event: str, **fields) -> None:
@@ -413,7 +414,8 @@ class Trainer:
             # MoE: an expert that got no tokens has no gradient this step, which DDP must be told to expect.
             module = torch.nn.parallel.DistributedDataParallel(
                 module, device_ids=[torch.device(self.device).index] if self.device.startswith("cuda") else None,
-                find_unused_parameters=self.config.use_moe)
+                find_unused_parameters=self.config.use_moe,
+                broadcast_buffers=False)  # the only buffers are the RoPE tables, equal on every rank
         if self.settings["compile"]:
             self.log("compiling the model (torch.compile)...")
             module = torch.compile(module, dynamic=True)  # every pass has its own length
@@ -459,6 +461,7 @@ class Trainer:
         accum, nb = s["accumulation_steps"], self.batches_per_epoch
         self.meter = StepMeter(self.total, start_step=self.step)
         epoch0, step0 = self.start_at
+        result = None  # a resumed run may have no step left
         for epoch in range(epoch0, s["epochs"]):
             batches = epoch_batches(len(self.cache), epoch, s["batch_size"], s["seed"], bool(s["shuffle"]),
                                     self.info.world_size, self.info.rank)
@@ -471,7 +474,7 @@ class Trainer:
                 status = self._after_step(result, epoch, next_at)
                 if status is not None:
                     return status
-        return self._finish()
+        return self._finish(result)
 
     def train_step(self, stream, n_micro: int) -> StepResult:
         """One optimizer step over `n_micro` micro-batches, each a list of length-sorted forward passes."""
@@ -508,39 +511,48 @@ class Trainer:
         return StepResult(loss_sum, n_micro, grad_norm, lr, real, padded, samples)
 
     def _after_step(self, result: StepResult, epoch: int, next_at: tuple[int, int]) -> int | None:
-        """Everything around a step that is not training: log, save, stop. An exit status ends the run."""
+        """Everything around a step that is not training: log, save, stop. An exit status ends the run.
+
+        Nothing here waits for the GPU except at log and save steps: the counters kept every step are
+        host numbers, and the stop flag is agreed between ranks on the host (the control group)."""
         s = self.settings
         if self._watchdog:
             self._watchdog.stepped(self.step)
-        # One reduction for all counters: summed loss, real tokens, computed tokens, samples, stop requested.
-        counts = distributed.host_sum([result.loss_sum.item() / result.n_micro, result.real_tokens,
-                                       result.padded_tokens, result.samples, 1.0 if self.stop.requested else 0.0],
-                                      self.info)
-        self.loss_value = counts[0] / self.info.world_size
-        stop_now = counts[4] > 0
-        self.meter.count(int(counts[1]), int(counts[2]), int(counts[3]))
+        self.meter.count(result.real_tokens, result.padded_tokens, result.samples)
+        stop_now, = distributed.host_any([self.stop.requested], self.info)
         last = self.step == self.total
         if self.step % s["log_interval"] == 0 or last or stop_now or self.step == 1:
             self._log_step(epoch, result)
         if stop_now and not last:
-            self._save(next_at)
+            self._save(next_at, result)
             reason = f"{self.stop.signal_name or 'stop requested'} at step {self.step}"
             self.emit("end", status="stopped", reason=reason, step=self.step)
             self.log(f"stopped: {reason}; resume with: {resume_command(s['mode'], self.run_dir)}")
             return EXIT_DONE
         if self.step % s["save_interval"] == 0 and not last:
-            self._save(next_at)
+            self._save(next_at, result)
         return None
 
+    def _global_loss(self, result: StepResult) -> float:
+        """The step's loss over all ranks: waits for the GPU, so only at log and save steps (which every
+        rank reaches together)."""
+        if self._loss_at[0] != self.step:
+            local = result.loss_sum.item() / result.n_micro
+            self._loss_at = (self.step, distributed.host_sum([local], self.info)[0] / self.info.world_size)
+        self.loss_value = self._loss_at[1]
+        return self.loss_value
+
     def _log_step(self, epoch: int, result: StepResult) -> None:
-        fields = self.meter.event(self.step, epoch, self.loss_value, result.lr, float(result.grad_norm), self.device)
+        loss = self._global_loss(result)
+        window = distributed.host_sum(self.meter.window(), self.info)  # tokens and samples of every rank
+        fields = self.meter.event(self.step, epoch, loss, result.lr, float(result.grad_norm), self.device, window)
         self.emit("step", **fields)
         self.log(format_line(fields))
         if self.trackers:
             self.trackers.log(fields, self.step)
 
-    def _finish(self) -> int:
-        ok = self._save((self.settings["epochs"], 0))
+    def _finish(self, result: StepResult | None) -> int:
+        ok = self._save((self.settings["epochs"], 0), result)
         if not ok:
             self.emit("end", status="failed", reason="training finished but the final checkpoint could not be saved",
                       step=self.step)
@@ -554,11 +566,13 @@ class Trainer:
         return Path(self.settings["out_dir"]) / layout.weights_name(self.settings["mode"], self.config.dim,
                                                                     self.config.use_moe)
 
-    def _save(self, next_at: tuple[int, int]) -> bool:
+    def _save(self, next_at: tuple[int, int], result: StepResult | None = None) -> bool:
         """Save on rank 0 (all ranks take part in gathering RNG states). False when the disk refused.
         `next_at` is where a resume continues: (epoch, step within the epoch)."""
         if self.step == self.last_saved_step:
             return True
+        if result is not None:
+            self._global_loss(result)
         rngs = distributed.gather_objects(checkpointing.rng_state(self.device), self.info)
         ok = True
         if self.info.is_main:

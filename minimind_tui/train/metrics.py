@@ -26,8 +26,15 @@ class StepMeter:
         self._padded += padded_tokens
         self._samples += samples
 
-    def event(self, step: int, epoch: int, loss: float, lr: float, grad_norm: float, device) -> dict:
-        """Fields of the `step` event for optimizer step `step` (1-based); resets the window."""
+    def window(self) -> list[float]:
+        """This process's counts since the last event: real tokens, computed tokens, samples."""
+        return [self._real, self._padded, self._samples]
+
+    def event(self, step: int, epoch: int, loss: float, lr: float, grad_norm: float, device,
+              totals: list[float] | None = None) -> dict:
+        """Fields of the `step` event for optimizer step `step` (1-based); resets the window. `totals`:
+        window() summed over all ranks (default: this process's own)."""
+        real, padded, samples = totals if totals is not None else self.window()
         now = self.clock()
         window = max(now - self._window_t, 1e-9)
         done_here = step - self.steps_at_start
@@ -35,8 +42,8 @@ class StepMeter:
         eta = elapsed / done_here * (self.total - step) if done_here > 0 else None
         fields = dict(step=step, total=self.total, epoch=epoch, loss=round(loss, 6), lr=lr,
                       grad_norm=round(grad_norm, 6) if grad_norm == grad_norm else None,
-                      tokens_per_s=round(self._real / window, 1), padded_tokens_per_s=round(self._padded / window, 1),
-                      step_s=round(window / max(self._window_steps, 1), 4), samples=self._samples,
+                      tokens_per_s=round(real / window, 1), padded_tokens_per_s=round(padded / window, 1),
+                      step_s=round(window / max(self._window_steps, 1), 4), samples=int(samples),
                       elapsed=round(elapsed, 3), eta=round(eta, 1) if eta is not None else None,
                       mem_peak_gb=peak_gpu_gb(device), rss_gb=round(psutil.Process().memory_info().rss / 1e9, 3))
         self._window_t, self._window_steps, self._real, self._padded, self._samples = now, 0, 0, 0, 0
