@@ -3,11 +3,13 @@
 Every event has "event" and "time" (unix seconds). Events:
   start    schema, run_id, mode, pid, world_size, total (optimizer steps), config (model), params
   step     step, total, epoch, loss, lr, grad_norm, tokens_per_s (real), padded_tokens_per_s,
-           samples, elapsed, eta, mem_peak_gb (CUDA only, else null)
+           samples, elapsed, eta, mem_peak_gb (CUDA only, else null: peak memory allocated by tensors
+           since the previous step event, in GiB)
   eval     step, loss
   ckpt     step, path (relative to the run dir), seconds
   checkpoint_failed  step, reason
-  oom      step, rank, batch_size, mem_gb, suggestion (batch size to try)
+  oom      step, rank, batch_size, mem_gb (peak allocated since the last step event, GiB), suggestion
+           (batch size to try)
   stall    step, seconds_since_step
   log      level, message (notable things a person should see)
   end      status ("done" | "stopped" | "failed" | "oom"), reason, step
@@ -15,8 +17,9 @@ Added by the trainer (readers may ignore them):
   prepare  stage ("data" | "tokenise"), done, total: progress before the first step (tokenising the data)
   start    also resumed_from (step or null), batch_size, accumulation_steps, device, dtype, samples,
            tokenizer, data_path, setup_s
-  step     also step_s (seconds per optimizer step over the window), rss_gb; epoch is 0-based; loss,
-           rates and samples cover all ranks
+  step     also step_s (seconds per optimizer step over the window), rss_gb, mem_reserved_gb (peak memory
+           reserved by the CUDA caching allocator over the window, GiB; null off CUDA); epoch is 0-based;
+           loss, rates and samples cover all ranks
   ckpt     also weights (the MiniMind-style file refreshed with it, e.g. out/pretrain_512.pth)
   log      level "warning": e.g. a corrupt checkpoint skipped on resume, bad lines skipped (--skip_bad_lines);
            level "info": e.g. the batch size --auto_batch_size chose

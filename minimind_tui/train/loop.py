@@ -49,7 +49,7 @@ from .data import prepare
 from .heartbeat import Heartbeat
 from .lock import TrainerLock
 from .logtee import LogTee
-from .metrics import StepMeter, format_line
+from .metrics import StepMeter, format_line, peak_allocated_gib
 from .model_setup import build_model, choose_tokenizer, initial_weights, load_init, model_config, write_sidecar
 from .run_dir import create, saved_settings, write_config
 from .schedule import learning_rate
@@ -299,9 +299,7 @@ class Trainer:
             self._close_run_dir()
 
     def _out_of_memory(self, e) -> int:
-        mem = None
-        if self.device.startswith("cuda"):
-            mem = round(torch.cuda.max_memory_allocated(self.device) / 1e9, 3)
+        mem = peak_allocated_gib(self.device)  # since the last step event
         batch = self.settings["batch_size"]
         step = self.step
         suggestion = batch // 2 or None  # None: even one sample does not fit

@@ -45,15 +45,30 @@ class StepMeter:
                       tokens_per_s=round(real / window, 1), padded_tokens_per_s=round(padded / window, 1),
                       step_s=round(window / max(self._window_steps, 1), 4), samples=int(samples),
                       elapsed=round(elapsed, 3), eta=round(eta, 1) if eta is not None else None,
-                      mem_peak_gb=peak_gpu_gb(device), rss_gb=round(psutil.Process().memory_info().rss / 1e9, 3))
+                      **memory_peaks(device), rss_gb=round(psutil.Process().memory_info().rss / 1e9, 3))
         self._window_t, self._window_steps, self._real, self._padded, self._samples = now, 0, 0, 0, 0
         return fields
 
 
-def peak_gpu_gb(device) -> float | None:
+GIB = 1 << 30  # NVML and nvidia-smi count memory in GiB
+
+
+def peak_allocated_gib(device) -> float | None:
     if str(device).startswith("cuda") and torch.cuda.is_available():
-        return round(torch.cuda.max_memory_allocated(device) / 1e9, 3)
+        return round(torch.cuda.max_memory_allocated(device) / GIB, 3)
     return None
+
+
+def memory_peaks(device) -> dict:
+    """Peak CUDA memory since the previous call, in GiB: allocated by tensors (mem_peak_gb) and reserved
+    by the caching allocator (mem_reserved_gb, what NVML sees of the process, less the CUDA context).
+    The peaks are reset, so each step event covers its own reporting interval."""
+    if not (str(device).startswith("cuda") and torch.cuda.is_available()):
+        return {"mem_peak_gb": None, "mem_reserved_gb": None}
+    peaks = {"mem_peak_gb": peak_allocated_gib(device),
+             "mem_reserved_gb": round(torch.cuda.max_memory_reserved(device) / GIB, 3)}
+    torch.cuda.reset_peak_memory_stats(device)
+    return peaks
 
 
 def format_line(f: dict) -> str:
