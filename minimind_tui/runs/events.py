@@ -18,11 +18,16 @@ Added by the trainer (readers may ignore them):
   start    also resumed_from (step or null), batch_size, accumulation_steps, device, dtype, samples,
            tokenizer, data_path, setup_s
   step     also step_s (seconds per optimizer step over the window), rss_gb, mem_reserved_gb (peak memory
-           reserved by the CUDA caching allocator over the window, GiB; null off CUDA); epoch is 0-based;
-           loss, rates and samples cover all ranks
+           reserved by the CUDA caching allocator over the window, GiB; null off CUDA), nonfinite_steps
+           (optimizer steps skipped so far for an inf/NaN gradient); epoch is 0-based; loss, rates and
+           samples cover all ranks
   ckpt     also weights (the MiniMind-style file refreshed with it, e.g. out/pretrain_512.pth)
   log      level "warning": e.g. a corrupt checkpoint skipped on resume, bad lines skipped (--skip_bad_lines);
            level "info": e.g. the batch size --auto_batch_size chose
+  nonfinite  step, count (steps skipped since the previous report), nonfinite_steps (in the whole run):
+           written at the next log or save step after an optimizer step was skipped for an inf/NaN
+           gradient; the weights and optimizer state were left untouched. Under --dtype float16 the
+           GradScaler's own overflow skips count too (a few early on are normal while it finds its scale)
   stall    also threshold_s; written by the trainer's watchdog thread when no step finished for
            max(10 x the median step time, 60 s) (saves excluded), once per stalled step
 Trainer exit statuses: 0 done or stopped, 1 crashed (end failed), 2 bad input, 3 out of memory (end oom).

@@ -124,6 +124,30 @@ def rows_per_pass(settings: dict, device: str, use_moe: bool) -> int | None:
     return max(1, budget // settings["max_seq_len"])
 
 
+def optimizer_step(optimizer, scaler, grad_norm: torch.Tensor) -> torch.Tensor:
+    """The optimizer step, skipped when the gradient norm is inf or NaN; returns 1.0 if it was skipped,
+    as a tensor on the device (reading it waits for the GPU, so only reports do).
+
+    One non-finite gradient would make AdamW write NaN into every weight, for good. The fp16 GradScaler
+    skips such steps by itself. Otherwise fused AdamW (CUDA's) takes the same `found_inf` flag the scaler
+    hands it and skips the update on the GPU, weights, moments and step count untouched, with no host
+    sync; other optimizers (the CPU's) are asked on the host, which costs nothing there.
+    """
+    skipped = (~torch.isfinite(grad_norm)).float()
+    if scaler.is_enabled():
+        scaler.step(optimizer)
+    elif optimizer.defaults.get("fused"):
+        optimizer.found_inf = skipped
+        try:
+            optimizer.step()
+        finally:
+            del optimizer.found_inf
+    elif not skipped:
+        optimizer.step()
+    scaler.update()
+    return skipped
+
+
 def train(mode: str, explicit: dict, root: str = ".") -> int:
     """Entry point of `minimind-tui train MODE`. Returns the exit status (user errors raise)."""
     device = devices.choose_device(explicit.get("device"))
@@ -219,6 +243,7 @@ class Trainer:
         self.last_saved_step = -1
         self.loss_value = float("nan")  # the loss over all ranks at the last log or save step
         self._loss_at = (-1, self.loss_value)
+        self.nonfinite_steps = 0  # optimizer steps skipped for an inf/NaN gradient (reported so far)
 
     # ----- output: only rank 0 writes to the run directory -----
     def emit(self, event: str, **fields) -> None:
@@ -334,6 +359,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=s["learning_rate"], fused=cuda or None)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cuda and s["dtype"] == "float16")
         self.params = list(model.parameters())
+        self._nonfinite_window = torch.zeros((), device=self.device)  # skipped steps not yet reported
         if loaded is not None:
             self._restore(loaded.state)
             self.last_saved_step = self.step
@@ -425,6 +451,7 @@ class Trainer:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
+        self.nonfinite_steps = int(state.get("nonfinite_steps", 0))
         self.start_at = (int(state["epoch"]), int(state["next_group"]))
         rngs = state.get("rng") or []
         if rngs:
@@ -466,7 +493,7 @@ class Trainer:
             first = step0 if epoch == epoch0 else 0
             stream = iterate(batches[first * accum:], self.collate, s["num_workers"])
             for k in range(first, self.steps_per_epoch):
-                self.faults.before_step(self.step, s["batch_size"], self.stop)
+                self.faults.before_step(self.step, s["batch_size"], self.stop, self.model)
                 result = self.train_step(stream, n_micro=min(accum, nb - k * accum))
                 next_at = (epoch, k + 1) if k + 1 < self.steps_per_epoch else (epoch + 1, 0)
                 status = self._after_step(result, epoch, next_at)
@@ -502,8 +529,7 @@ class Trainer:
                 samples += samples_in(batch)
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, s["grad_clip"] if s["grad_clip"] > 0 else math.inf)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        self._nonfinite_window += optimizer_step(self.optimizer, self.scaler, grad_norm)
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         return StepResult(loss_sum, n_micro, grad_norm, lr, real, padded, samples)
@@ -540,10 +566,25 @@ class Trainer:
         self.loss_value = self._loss_at[1]
         return self.loss_value
 
+    def _report_nonfinite(self) -> None:
+        """Steps skipped for an inf/NaN gradient since the last report: a `nonfinite` event and a warning.
+        (The gradient norm is the same on every rank, so every rank counts the same.)"""
+        count = int(self._nonfinite_window.item())
+        if count == 0:
+            return
+        self._nonfinite_window.zero_()
+        self.nonfinite_steps += count
+        text = (f"step {self.step}: {count} optimizer step(s) skipped since the last report, the gradient was "
+                f"inf or NaN (weights untouched; {self.nonfinite_steps} in this run)")
+        self.emit("nonfinite", step=self.step, count=count, nonfinite_steps=self.nonfinite_steps)
+        self.log(text)
+
     def _log_step(self, epoch: int, result: StepResult) -> None:
         loss = self._global_loss(result)
+        self._report_nonfinite()
         window = distributed.host_sum(self.meter.window(), self.info)  # tokens and samples of every rank
         fields = self.meter.event(self.step, epoch, loss, result.lr, float(result.grad_norm), self.device, window)
+        fields["nonfinite_steps"] = self.nonfinite_steps
         self.emit("step", **fields)
         self.log(format_line(fields))
         if self.trackers:
@@ -571,6 +612,7 @@ class Trainer:
             return True
         if result is not None:
             self._global_loss(result)
+        self._report_nonfinite()  # its count goes into the checkpoint
         rngs = distributed.gather_objects(checkpointing.rng_state(self.device), self.info)
         ok = True
         if self.info.is_main:
@@ -578,7 +620,7 @@ class Trainer:
             s, loss = self.settings, self.loss_value
             state = {"step": self.step, "epoch": next_at[0], "next_group": next_at[1], "total": self.total,
                      "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(), "rng": rngs,
-                     "world_size": self.info.world_size}
+                     "world_size": self.info.world_size, "nonfinite_steps": self.nonfinite_steps}
             meta = {"mode": s["mode"], "config": self.config.to_dict(), "tokenizer": s["tokenizer"],
                     "loss": loss if loss == loss else None, "run_id": self.run_dir.name,
                     "epoch": next_at[0], "total": self.total}
