@@ -9,7 +9,7 @@ Every event has "event" and "time" (unix seconds). Events:
   ckpt     step, path (relative to the run dir), seconds
   checkpoint_failed  step, reason
   oom      step, rank, batch_size, mem_gb (peak allocated since the last step event, GiB), suggestion
-           (batch size to try)
+           (batch size to try, or null)
   stall    step, seconds_since_step
   log      level, message (notable things a person should see)
   end      status ("done" | "stopped" | "failed" | "oom"), reason, step
@@ -21,6 +21,8 @@ Added by the trainer (readers may ignore them):
            reserved by the CUDA caching allocator over the window, GiB; null off CUDA), nonfinite_steps
            (optimizer steps skipped so far for an inf/NaN gradient); epoch is 0-based; loss, rates and
            samples cover all ranks
+  oom      also chunk_tokens (the pass budget in force, null: whole batch in one pass), suggest_chunk_tokens
+           (a smaller budget to try when passes, not the batch, set the peak; suggestion is then null)
   ckpt     also weights (the MiniMind-style file refreshed with it, e.g. out/pretrain_512.pth)
   log      level "warning": e.g. a corrupt checkpoint skipped on resume, bad lines skipped (--skip_bad_lines);
            level "info": e.g. the batch size --auto_batch_size chose

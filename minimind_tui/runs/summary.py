@@ -261,6 +261,8 @@ def _oom_reason(e: dict) -> str:
     text = f"out of GPU memory at step {e.get('step')}"
     if e.get("suggestion"):
         text += f" — try batch size {e['suggestion']}"
+    elif e.get("suggest_chunk_tokens"):
+        text += f" — try chunk_tokens {e['suggest_chunk_tokens']} (smaller forward passes)"
     elif e.get("batch_size") == 1:
         text += " — even batch size 1 does not fit; try a shorter max_seq_len or a smaller model"
     return text

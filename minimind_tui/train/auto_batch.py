@@ -2,13 +2,17 @@
 backward pass fits in memory at the longest sequence length, halving on out-of-memory.
 
 The probe runs the batch as the step will: in passes of at most `rows_per_pass` rows (the chunk budget
-on CUDA), gradients accumulating. Optimizer state (two fp32 copies of the weights for AdamW) comes on
-top and is small next to activations for these model sizes. When the batch shrinks, accumulation grows
-by the same factor so the effective batch, and so the recipe's optimisation, stay the same.
+on CUDA), gradients accumulating. While a pass holds fewer rows than the batch, the pass, not the batch,
+sets the peak: halving the batch would run the very same passes, so the search halves the pass instead
+(the run then uses a smaller --chunk_tokens and keeps its batch). Once the whole batch is one pass, the
+batch halves, and accumulation grows by the same factor so the effective batch, and so the recipe's
+optimisation, stay the same. Optimizer state (two fp32 copies of the weights for AdamW) comes on top and
+is small next to activations for these model sizes.
 """
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import Callable
 
 import torch
@@ -32,17 +36,36 @@ def fits(model, batch_size: int, seq_len: int, vocab: int, device: str, rows_per
         model.zero_grad(set_to_none=True)
 
 
+def release(device: str) -> None:
+    """Hand what a probe held back to the driver and reset the peak statistics, so the run's first memory
+    report shows its own peak, not the probe's. Called outside any `except` block: a live out-of-memory
+    exception keeps the failed probe's frames, and with them its activations."""
+    if str(device).startswith("cuda"):
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
 def find_batch_size(model, requested: int, seq_len: int, vocab: int, device: str, rows_per_pass: int | None = None,
-                    autocast=None, log: Callable[[str], None] = print) -> int:
-    b = requested
+                    autocast=None, log: Callable[[str], None] = print) -> tuple[int, int | None]:
+    """(batch size, rows per pass) that fit; rows per pass None: the whole batch in one pass."""
+    b, rows = requested, rows_per_pass
     while True:
+        failure = None
         try:
-            fits(model, b, seq_len, vocab, device, rows_per_pass or b, autocast or contextlib.nullcontext())
-            return b
-        except torch.OutOfMemoryError:
-            if device.startswith("cuda"):
-                torch.cuda.empty_cache()
-            if b == 1:
-                raise
-            log(f"auto batch size: {b} does not fit at {seq_len} tokens; trying {b // 2}")
-            b //= 2
+            fits(model, b, seq_len, vocab, device, rows or b, autocast or contextlib.nullcontext())
+        except torch.OutOfMemoryError as e:
+            failure = str(e)
+        release(device)
+        if failure is None:
+            return b, rows
+        if rows is not None and rows < b:  # the pass sets the peak: shrink it, keep the batch
+            if rows == 1:
+                raise torch.OutOfMemoryError(failure)
+            log(f"auto batch size: passes of {rows} x {seq_len} tokens do not fit; trying {rows // 2} per pass")
+            rows //= 2
+            continue
+        if b == 1:
+            raise torch.OutOfMemoryError(failure)
+        log(f"auto batch size: {b} does not fit at {seq_len} tokens; trying {b // 2}")
+        b //= 2

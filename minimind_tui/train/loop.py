@@ -124,6 +124,19 @@ def rows_per_pass(settings: dict, device: str, use_moe: bool) -> int | None:
     return max(1, budget // settings["max_seq_len"])
 
 
+def oom_advice(settings: dict, device: str, use_moe: bool) -> tuple[int | None, int | None]:
+    """What to try after running out of memory: (a batch size, a --chunk_tokens), at most one of them.
+
+    While a batch is split into passes of at most the chunk budget (batch x max_seq_len above it), a pass
+    of the budget's size sets the peak, and halving the batch runs the same passes until the batch is
+    below budget / max_seq_len: so the budget is what to halve. Passes of one sample each leave neither."""
+    batch, seq = settings["batch_size"], settings["max_seq_len"]
+    budget = chunk_budget(settings, device)
+    if not use_packing(settings, device, use_moe) and budget is not None and batch * seq > budget:
+        return None, (max(seq, budget // 2) if budget > seq else None)
+    return batch // 2 or None, None  # None: even one sample does not fit
+
+
 def optimizer_step(optimizer, scaler, grad_norm: torch.Tensor) -> torch.Tensor:
     """The optimizer step, skipped when the gradient norm is inf or NaN; returns 1.0 if it was skipped,
     as a tensor on the device (reading it waits for the GPU, so only reports do).
@@ -324,19 +337,25 @@ class Trainer:
             self._close_run_dir()
 
     def _out_of_memory(self, e) -> int:
+        s = self.settings
         mem = peak_allocated_gib(self.device)  # since the last step event
-        batch = self.settings["batch_size"]
-        step = self.step
-        suggestion = batch // 2 or None  # None: even one sample does not fit
-        self.emit("oom", step=step, rank=self.info.rank, batch_size=batch, mem_gb=mem, suggestion=suggestion)
-        advice = (f"try --batch_size {suggestion}" if suggestion else
-                  "even one sample does not fit; try a smaller --max_seq_len or model")
+        batch, step = s["batch_size"], self.step
+        suggestion, chunk = oom_advice(s, self.device, bool(s["use_moe"]))
+        self.emit("oom", step=step, rank=self.info.rank, batch_size=batch, mem_gb=mem, suggestion=suggestion,
+                  chunk_tokens=chunk_budget(s, self.device), suggest_chunk_tokens=chunk)
+        if chunk:
+            advice = f"try --chunk_tokens {chunk}"
+            detail = (f"{advice} (each forward pass holds up to {chunk_budget(s, self.device)} tokens, and a "
+                      f"smaller batch would run the same passes)")
+        elif suggestion:
+            advice = f"try --batch_size {suggestion}"
+            detail = f"{advice} (with --accumulation_steps {s['accumulation_steps'] * 2} for the same effective batch)"
+        else:
+            advice = detail = "even one sample does not fit; try a smaller --max_seq_len or model"
         self.emit("end", status="oom", reason=f"out of memory at step {step} with batch size {batch}; {advice}",
                   step=step)
-        accum = self.settings["accumulation_steps"] * 2
-        print(f"out of memory at step {step} (batch size {batch}): {str(e).splitlines()[0]}\n" +
-              (f"{advice} (with --accumulation_steps {accum} for the same effective batch)"
-               if suggestion else advice), file=sys.stderr, flush=True)
+        print(f"out of memory at step {step} (batch size {batch}): {str(e).splitlines()[0]}\n{detail}",
+              file=sys.stderr, flush=True)
         return EXIT_OOM
 
     def _check_stop(self) -> None:
@@ -391,23 +410,31 @@ class Trainer:
 
     def _choose_batch_size(self, model) -> None:
         """--auto_batch_size: the largest batch up to --batch_size that fits; accumulation makes up the rest.
+        When the chunk budget bounds a pass, the budget shrinks instead (auto_batch.py says why).
         Every rank probes its own device; all take the smallest answer so the data order stays shared."""
         s = self.settings
         requested = s["batch_size"]
         model.to(self.device)
         rows = rows_per_pass(s, self.device, self.config.use_moe)
         try:
-            chosen = auto_batch.find_batch_size(model, requested, s["max_seq_len"], self.config.vocab_size,
-                                                self.device, rows, self._autocast(), log=self.log)
+            chosen, fit_rows = auto_batch.find_batch_size(model, requested, s["max_seq_len"],
+                                                          self.config.vocab_size, self.device, rows,
+                                                          self._autocast(), log=self.log)
         except torch.OutOfMemoryError:
             s["batch_size"] = 1  # the OOM report then says what did not fit: a single sample
             raise
-        chosen = min(distributed.gather_objects(chosen, self.info))
+        answers = distributed.gather_objects((chosen, fit_rows), self.info)
+        chosen = min(b for b, _ in answers)
         factor = requested // chosen
         s["batch_size"], s["accumulation_steps"] = chosen, s["accumulation_steps"] * factor
         text = (f"auto batch size: {chosen} fits at {s['max_seq_len']} tokens" +
                 (f" (asked {requested}; accumulation {s['accumulation_steps']} keeps the effective batch)"
                  if factor > 1 else ""))
+        if rows is not None and any(r is not None and r < rows for _, r in answers):
+            before = chunk_budget(s, self.device)
+            s["chunk_tokens"] = min(r for _, r in answers) * s["max_seq_len"]
+            text += (f" in forward passes of at most {s['chunk_tokens']} tokens "
+                     f"(--chunk_tokens {s['chunk_tokens']}; was {before})")
         self.log(text)
         self.emit("log", level="info", message=text)
 

@@ -116,3 +116,70 @@ def test_real_cuda_auto_batch_size_fits_and_trains(tmp_path, monkeypatch, capsys
     start = of_kind(tmp_path / "r", "start")[0]
     assert 1 <= start["batch_size"] < 512 and start["batch_size"] * start["accumulation_steps"] == 512
     assert "does not fit" in out
+
+
+def test_oom_with_passes_bounded_by_the_chunk_budget_advises_the_budget(tmp_path, corpus, monkeypatch, capsys):
+    """8 x 48 tokens in passes of at most 192: a batch of 4 would run the same 192-token passes."""
+    code = train_here(tmp_path, "pretrain", "--data_path", str(corpus["pretrain"]), *TINY, "--batch_size", "8",
+                      "--chunk_tokens", "192", "--run_dir", "r", env={"MINIMIND_TUI_FAKE_OOM_AT_STEP": "1"},
+                      monkeypatch=monkeypatch)
+    assert code == 3
+    oom = of_kind(tmp_path / "r", "oom")[0]
+    assert (oom["suggestion"], oom["chunk_tokens"], oom["suggest_chunk_tokens"]) == (None, 192, 96)
+    assert "try --chunk_tokens 96" in capsys.readouterr().err
+    assert summarize(tmp_path / "r", exit_code=3).reason.endswith("try chunk_tokens 96 (smaller forward passes)")
+    # Once the whole batch fits in one pass, the batch is what to halve again.
+    code = train_here(tmp_path, "pretrain", "--data_path", str(corpus["pretrain"]), *TINY, "--batch_size", "4",
+                      "--chunk_tokens", "192", "--run_dir", "r2", env={"MINIMIND_TUI_FAKE_OOM_AT_STEP": "1"},
+                      monkeypatch=monkeypatch)
+    oom = of_kind(tmp_path / "r2", "oom")[0]
+    assert code == 3 and (oom["suggestion"], oom["suggest_chunk_tokens"]) == (2, None)
+
+
+def test_auto_batch_size_shrinks_the_pass_when_the_pass_sets_the_peak(monkeypatch):
+    """64 x 512 in passes of 16 rows (8192 tokens); only 2048 tokens fit in a pass. Halving the batch would
+    take it down to 4 before any pass got smaller; the search halves the pass and keeps the batch."""
+    from minimind_tui.train import auto_batch
+
+    probes = []
+
+    def fits(model, batch_size, seq_len, vocab, device, rows_per_pass, autocast):
+        probes.append((batch_size, rows_per_pass))
+        if min(rows_per_pass, batch_size) * seq_len > 2048:
+            raise torch.OutOfMemoryError("simulated: the pass is too big")
+    released = []
+
+    def empty_cache():
+        import sys
+        assert sys.exc_info()[0] is None  # not inside the except block: the failed probe is gone
+        released.append("empty_cache")
+    monkeypatch.setattr(auto_batch, "fits", fits)
+    monkeypatch.setattr(torch.cuda, "empty_cache", empty_cache)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: released.append(device))
+    found = auto_batch.find_batch_size(None, 64, 512, 100, "cuda:0", rows_per_pass=16, log=lambda text: None)
+    assert found == (64, 4) and probes == [(64, 16), (64, 8), (64, 4)]
+    assert released == ["empty_cache", "cuda:0"] * 3  # after every probe, the last (successful) one included
+    # Whole batch in one pass: the batch halves, as before.
+    probes.clear()
+    assert auto_batch.find_batch_size(None, 16, 512, 100, "cuda:0", rows_per_pass=None, log=print) == (4, None)
+    assert probes == [(16, 16), (8, 8), (4, 4)]
+
+
+def test_auto_batch_size_keeps_the_batch_and_records_the_smaller_budget(tmp_path, corpus, monkeypatch, capsys):
+    from minimind_tui.train import auto_batch
+
+    real = auto_batch.fits
+
+    def fits(model, batch_size, seq_len, vocab, device, rows_per_pass, autocast):
+        if min(rows_per_pass, batch_size) * seq_len > 96:  # a pass of more than two 48-token rows runs out
+            raise torch.OutOfMemoryError("simulated: the pass is too big")
+        return real(model, batch_size, seq_len, vocab, device, rows_per_pass, autocast)
+    monkeypatch.setattr(auto_batch, "fits", fits)
+    assert train_here(tmp_path, "pretrain", "--data_path", str(corpus["pretrain"]), *TINY, "--batch_size", "8",
+                      "--accumulation_steps", "1", "--chunk_tokens", "192", "--auto_batch_size", "--run_dir", "r",
+                      env={"MINIMIND_TUI_STOP_AT_STEP": "1"}, monkeypatch=monkeypatch) == 0
+    assert "passes of 4 x 48 tokens do not fit; trying 2 per pass" in capsys.readouterr().out
+    start = of_kind(tmp_path / "r", "start")[0]
+    assert start["batch_size"] == 8 and start["accumulation_steps"] == 1
+    assert json.loads((tmp_path / "r" / layout.CONFIG).read_text())["settings"]["chunk_tokens"] == 96
+    assert any("(--chunk_tokens 96; was 192)" in e["message"] for e in of_kind(tmp_path / "r", "log"))
