@@ -23,7 +23,9 @@ Added by the trainer (readers may ignore them):
            samples cover all ranks
   oom      also chunk_tokens (the pass budget in force, null: whole batch in one pass), suggest_chunk_tokens
            (a smaller budget to try when passes, not the batch, set the peak; suggestion is then null)
-  ckpt     also weights (the MiniMind-style file refreshed with it, e.g. out/pretrain_512.pth)
+  ckpt     also weights (the MiniMind-style file refreshed with it, e.g. out/pretrain_512.pth), blocked_s
+           (how long training paused to snapshot it; `seconds` is the background write); written when the
+           write finished, so it may follow later step events
   log      level "warning": e.g. a corrupt checkpoint skipped on resume, bad lines skipped (--skip_bad_lines);
            level "info": e.g. the batch size --auto_batch_size chose
   nonfinite  step, count (steps skipped since the previous report), nonfinite_steps (in the whole run):

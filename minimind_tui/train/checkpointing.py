@@ -5,6 +5,10 @@ temporary folder, fsyncs each, writes COMPLETE last, then renames the folder int
 moment leaves either the old set of folders or the new one plus a hidden leftover, which the next start
 removes. Resume walks the complete folders newest first and falls back, with a message, past any that
 fails its checksum or cannot be read.
+
+The training thread only snapshots weights and optimizer state into CPU memory; BackgroundWriter then
+writes, fsyncs and hashes on a side thread while training goes on, one save at a time (joined before
+the next save and at exit), so the folder-level atomicity above is unchanged.
 """
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ import json
 import os
 import random
 import shutil
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,14 +40,65 @@ def _write_file(path: Path, write) -> None:
 
 def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """fp32 CPU copy of the weights with MiniMind's keys; tied tensors stay shared (saved once)."""
-    copies: dict[int, torch.Tensor] = {}
+    copies: dict[tuple, torch.Tensor] = {}
     out = {}
     for k, v in model.state_dict().items():
         key = (v.data_ptr(), v.dtype, tuple(v.shape))
-        if key not in copies:  # saving is synchronous, so CPU fp32 tensors need no copy
-            copies[key] = v.detach().to("cpu", torch.float32)
+        if key not in copies:  # a copy even on the CPU: training goes on while it is written
+            copies[key] = v.detach().to("cpu", torch.float32, copy=True)
         out[k] = copies[key]
     return out
+
+
+def cpu_copy(obj):
+    """`obj` (an optimizer's state_dict) with every tensor copied to the CPU, sharing nothing with the live
+    state: what a background save writes while the next steps update the original."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(cpu_copy(v) for v in obj)
+    return obj
+
+
+class BackgroundWriter:
+    """Runs checkpoint writes on a side thread, one at a time.
+
+    `submit(write)` first waits for the previous write, so at most one save is ever in flight and the
+    keep-last pruning sees finished folders only. `write()` reports its own disk errors (the trainer's
+    `checkpoint_failed` event) and returns False for them; anything else it raises is raised again by
+    `wait()` in the training thread, as a synchronous save would have."""
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._ok = True
+        self._error: BaseException | None = None
+
+    def submit(self, write: Callable[[], bool]) -> None:
+        self.wait()
+        self._thread = threading.Thread(target=self._run, args=(write,), name="checkpoint-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self, write: Callable[[], bool]) -> None:
+        try:
+            self._ok = write()
+        except BaseException as e:
+            self._ok, self._error = False, e
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self) -> bool:
+        """Join the write in flight, if any; True when the last write succeeded (or there was none)."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return self._ok
 
 
 def rng_state(device: str = "cpu") -> dict:

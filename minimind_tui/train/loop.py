@@ -257,6 +257,8 @@ class Trainer:
         self.loss_value = float("nan")  # the loss over all ranks at the last log or save step
         self._loss_at = (-1, self.loss_value)
         self.nonfinite_steps = 0  # optimizer steps skipped for an inf/NaN gradient (reported so far)
+        self._writer = checkpointing.BackgroundWriter()
+        self._last_save_t = 0.0
 
     # ----- output: only rank 0 writes to the run directory -----
     def emit(self, event: str, **fields) -> None:
@@ -299,6 +301,7 @@ class Trainer:
             return None
 
     def _close_run_dir(self) -> None:
+        self._drain_writer()
         if self.trackers:
             self.trackers.finish()
         for closer in (self._watchdog and self._watchdog.stop, self._heartbeat and self._heartbeat.stop,
@@ -324,8 +327,10 @@ class Trainer:
             self.log("stopped before training started")
             return EXIT_DONE
         except torch.OutOfMemoryError as e:
+            self._drain_writer()
             return self._out_of_memory(e)
         except Exception as e:
+            self._drain_writer()
             if getattr(e, "user_facing", False):
                 self.emit("end", status="failed", reason=str(e), step=self.step)
                 raise
@@ -512,6 +517,7 @@ class Trainer:
         s = self.settings
         accum, nb = s["accumulation_steps"], self.batches_per_epoch
         self.meter = StepMeter(self.total, start_step=self.step)
+        self._last_save_t = self._now()
         epoch0, step0 = self.start_at
         result = None  # a resumed run may have no step left
         for epoch in range(epoch0, s["epochs"]):
@@ -570,19 +576,29 @@ class Trainer:
         if self._watchdog:
             self._watchdog.stepped(self.step)
         self.meter.count(result.real_tokens, result.padded_tokens, result.samples)
-        stop_now, = distributed.host_any([self.stop.requested], self.info)
+        stop_now, save_due = distributed.host_any([self.stop.requested, self._save_due()], self.info)
         last = self.step == self.total
         if self.step % s["log_interval"] == 0 or last or stop_now or self.step == 1:
             self._log_step(epoch, result)
         if stop_now and not last:
-            self._save(next_at, result)
+            self._save(next_at, result, wait=True)
             reason = f"{self.stop.signal_name or 'stop requested'} at step {self.step}"
             self.emit("end", status="stopped", reason=reason, step=self.step)
             self.log(f"stopped: {reason}; resume with: {resume_command(s['mode'], self.run_dir)}")
             return EXIT_DONE
-        if self.step % s["save_interval"] == 0 and not last:
+        if save_due and not last:
             self._save(next_at, result)
         return None
+
+    def _save_due(self) -> bool:
+        """--save_interval steps, or --save_every_min minutes, since the last save (either when both are set)."""
+        s = self.settings
+        by_steps = bool(s["save_interval"]) and self.step % s["save_interval"] == 0
+        by_time = bool(s["save_every_min"]) and self._now() - self._last_save_t >= s["save_every_min"] * 60
+        return by_steps or by_time
+
+    def _now(self) -> float:
+        return time.monotonic()
 
     def _global_loss(self, result: StepResult) -> float:
         """The step's loss over all ranks: waits for the GPU, so only at log and save steps (which every
@@ -618,7 +634,7 @@ class Trainer:
             self.trackers.log(fields, self.step)
 
     def _finish(self, result: StepResult | None) -> int:
-        ok = self._save((self.settings["epochs"], 0), result)
+        ok = self._save((self.settings["epochs"], 0), result, wait=True)
         if not ok:
             self.emit("end", status="failed", reason="training finished but the final checkpoint could not be saved",
                       step=self.step)
@@ -632,54 +648,81 @@ class Trainer:
         return Path(self.settings["out_dir"]) / layout.weights_name(self.settings["mode"], self.config.dim,
                                                                     self.config.use_moe)
 
-    def _save(self, next_at: tuple[int, int], result: StepResult | None = None) -> bool:
-        """Save on rank 0 (all ranks take part in gathering RNG states). False when the disk refused.
-        `next_at` is where a resume continues: (epoch, step within the epoch)."""
+    def _save(self, next_at: tuple[int, int], result: StepResult | None = None, wait: bool = False) -> bool:
+        """A checkpoint of this step: rank 0 snapshots into CPU memory and a side thread writes it while
+        training goes on (all ranks take part in gathering RNG states). wait=True (the last save, a
+        stop) also waits for the write and for every rank. `next_at` is where a resume continues: (epoch,
+        step within the epoch). Returns False when the disk refused the write waited for."""
         if self.step == self.last_saved_step:
-            return True
+            return self._writer.wait() if wait and self.info.is_main else True
         if result is not None:
             self._global_loss(result)
         self._report_nonfinite()  # its count goes into the checkpoint
         rngs = distributed.gather_objects(checkpointing.rng_state(self.device), self.info)
         ok = True
         if self.info.is_main:
-            t0 = time.time()
-            s, loss = self.settings, self.loss_value
-            state = {"step": self.step, "epoch": next_at[0], "next_group": next_at[1], "total": self.total,
-                     "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(), "rng": rngs,
-                     "world_size": self.info.world_size, "nonfinite_steps": self.nonfinite_steps}
-            meta = {"mode": s["mode"], "config": self.config.to_dict(), "tokenizer": s["tokenizer"],
-                    "loss": loss if loss == loss else None, "run_id": self.run_dir.name,
-                    "epoch": next_at[0], "total": self.total}
             if self._watchdog:
-                self._watchdog.pause()
+                self._watchdog.pause()  # waiting for a slow previous write is not a stalled step
+            try:
+                self._writer.wait()  # one write at a time; a failed one has reported itself
+                self._writer.submit(self._snapshot(next_at, rngs))
+                if wait:
+                    ok = self._writer.wait()
+            finally:
+                if self._watchdog:
+                    self._watchdog.resume()
+        if wait:
+            distributed.barrier(self.info)
+        self.last_saved_step = self.step
+        self._last_save_t = self._now()
+        return ok
+
+    def _snapshot(self, next_at: tuple[int, int], rngs: list):
+        """Copies of everything a checkpoint holds, taken now; returns the function that writes them."""
+        t0 = time.time()
+        s, step, loss = self.settings, self.step, self.loss_value
+        weights = checkpointing.plain_state_dict(self.model)
+        state = {"step": step, "epoch": next_at[0], "next_group": next_at[1], "total": self.total,
+                 "optimizer": checkpointing.cpu_copy(self.optimizer.state_dict()),
+                 "scaler": self.scaler.state_dict(), "rng": rngs, "world_size": self.info.world_size,
+                 "nonfinite_steps": self.nonfinite_steps}
+        meta = {"mode": s["mode"], "config": self.config.to_dict(), "tokenizer": s["tokenizer"],
+                "loss": loss if loss == loss else None, "run_id": self.run_dir.name,
+                "epoch": next_at[0], "total": self.total}
+        target = self._export_path()
+        blocked = time.time() - t0
+
+        def write() -> bool:  # on the writer thread: touches no live training state
+            t1 = time.time()
             try:
                 fault_hooks.hang_in_save()
-                weights = checkpointing.plain_state_dict(self.model)
-                folder = checkpointing.save_checkpoint(self.run_dir, self.step, weights, state, meta)
-                target = self._export_path()
+                folder = checkpointing.save_checkpoint(self.run_dir, step, weights, state, meta)
                 if target.is_file():
                     previous = recorded_meta(target).get("run_id")
                     if previous != self.run_dir.name:  # said once per run, naming what is replaced
                         self.log(f"replacing {target} " + (f"(from run {previous}, whose checkpoints keep it)"
                                                            if previous else "(not written by minimind-tui)"))
                 checkpointing.export_weights(folder, target)
-                write_sidecar(target, {**meta, "step": self.step, "run_dir": str(self.run_dir.resolve())})
+                write_sidecar(target, {**meta, "step": step, "run_dir": str(self.run_dir.resolve())})
                 checkpointing.prune(self.run_dir, s["keep_last"])
             except OSError as e:
-                ok = False
                 reason = f"{type(e).__name__}: {e}"
-                self.emit("checkpoint_failed", step=self.step, reason=reason)
-                print(f"checkpoint at step {self.step} FAILED ({reason}); the previous checkpoint is untouched, "
+                self.emit("checkpoint_failed", step=step, reason=reason)
+                print(f"checkpoint at step {step} FAILED ({reason}); the previous checkpoint is untouched, "
                       f"training continues", file=sys.stderr, flush=True)
-            else:
-                self.emit("ckpt", step=self.step, path=str(folder.relative_to(self.run_dir)),
-                          seconds=round(time.time() - t0, 3), weights=str(target))
-                self.log(f"saved {folder} and {target} ({time.time() - t0:.1f} s)")
-            finally:
-                if self._watchdog:
-                    self._watchdog.resume()
-        distributed.barrier(self.info)
-        if ok:
-            self.last_saved_step = self.step
-        return ok
+                return False
+            seconds = time.time() - t1
+            self.emit("ckpt", step=step, path=str(folder.relative_to(self.run_dir)), seconds=round(seconds, 3),
+                      blocked_s=round(blocked, 3), weights=str(target))
+            self.log(f"saved {folder} and {target} ({seconds:.1f} s, training paused {blocked:.2f} s)")
+            return True
+        return write
+
+    def _drain_writer(self) -> None:
+        """Let a checkpoint being written finish before the run's end is recorded: a crash elsewhere does
+        not cut it short, and no `ckpt` event lands after the `end` event."""
+        try:
+            self._writer.wait()
+        except Exception:
+            if self.info.is_main:
+                traceback.print_exc()
