@@ -24,7 +24,7 @@ MODE_DEFAULTS = {
 }
 _MODEL = LMConfig()  # the model's shape defaults are model.config's (training's max_seq_len is MiniMind's 512)
 COMMON_DEFAULTS = dict(
-    out_dir="out", epochs=1, dtype="bfloat16", num_workers=0, grad_clip=1.0, warmup_iters=0,
+    out_dir="out", epochs=1, dtype=None, num_workers=0, grad_clip=1.0, warmup_iters=0,
     log_interval=1, save_interval=None, save_every_min=None, dim=_MODEL.dim, n_layers=_MODEL.n_layers,
     n_heads=_MODEL.n_heads, n_kv_heads=_MODEL.n_kv_heads, max_seq_len=512, use_moe=_MODEL.use_moe, shuffle=1,
     seed=1337, keep_last=3, compile=False, skip_bad_lines=False,
@@ -108,8 +108,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     flag("accumulation_steps", type=int, help=f"micro-batches per optimizer step ({_defaults('accumulation_steps')})")
     flag("grad_clip", type=float, help="clip the gradient norm to this; 0 = no clipping (default 1.0)")
     flag("warmup_iters", type=int, help="linear warm-up, in optimizer steps (default 0)")
-    flag("dtype", choices=("bfloat16", "float16", "float32"), help="autocast dtype on CUDA (default bfloat16; "
-                                                                   "CPU always trains in float32)")
+    flag("dtype", choices=("bfloat16", "float16", "float32"),
+         help="autocast dtype on CUDA (default bfloat16; float16 with loss scaling on GPUs older than Ampere; "
+              "float32 lets matmuls use TF32 where the GPU has it). The CPU always trains in float32")
     flag("device", help="cuda:0, cuda, cpu (default: cuda:0 when available)")
     flag("compile", nargs="?", const=True, type=parse_bool, help="torch.compile the model")
     flag("chunk_tokens", type=int, help="split each batch into length-sorted forward passes of at most this many "

@@ -201,6 +201,11 @@ def _train(mode, explicit, root, info, device, stop) -> int:
                             f"or pick a new --run_dir")
     settings["device"] = device
     settings["run_dir"] = str(run_dir)
+    if settings["dtype"] is None:  # a resumed run keeps the dtype it was saved with
+        settings["dtype"] = devices.default_dtype(device)
+        if settings["dtype"] == "float16" and info.is_main:
+            print(f"dtype: float16 with loss scaling ({device} computes bfloat16 only by emulation; "
+                  f"--dtype chooses)", flush=True)
     trainer = Trainer(settings, Path(run_dir), info, device, stop, resume_from if explicit.get("resume") else None,
                       resuming=bool(explicit.get("resume")))
     return trainer.run()
@@ -382,6 +387,7 @@ class Trainer:
         cuda = self.device.startswith("cuda")
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=s["learning_rate"], fused=cuda or None)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cuda and s["dtype"] == "float16")
+        devices.configure_precision(self.device, s["dtype"])
         self.params = list(model.parameters())
         self._nonfinite_window = torch.zeros((), device=self.device)  # skipped steps not yet reported
         if loaded is not None:

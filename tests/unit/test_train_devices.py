@@ -62,3 +62,27 @@ def test_the_trainer_refuses_before_making_a_run_folder(box, tmp_path, monkeypat
     assert train_here(tmp_path, "pretrain", "--data_path", str(data["pretrain"]), *TINY, monkeypatch=monkeypatch) == 2
     assert "PyTorch cannot use them" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_gpus_before_ampere_default_to_float16_with_the_scaler(monkeypatch):
+    capability = {"cuda:0": (7, 5), "cuda:1": (8, 0), "cuda:2": (9, 0)}
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: capability[device])
+    assert devices.default_dtype("cuda:0") == "float16"  # T4: bfloat16 would be emulated
+    assert devices.default_dtype("cuda:1") == "bfloat16" and devices.default_dtype("cuda:2") == "bfloat16"
+    assert devices.default_dtype("cpu") == "bfloat16"  # recorded; the CPU trains in float32 anyway
+    from minimind_tui.train.args import resolve
+    assert resolve("pretrain", {})["dtype"] is None  # decided once the device is known
+    assert resolve("pretrain", {"dtype": "bfloat16"})["dtype"] == "bfloat16"
+
+
+def test_float32_on_a_gpu_uses_tf32_matmuls():
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("highest")
+        devices.configure_precision("cuda:0", "bfloat16")
+        devices.configure_precision("cpu", "float32")
+        assert torch.get_float32_matmul_precision() == "highest"
+        devices.configure_precision("cuda:0", "float32")
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(before)
