@@ -3,7 +3,9 @@
 Multi-GPU: `torchrun --nproc_per_node N -m minimind_tui train sft ...` (DDP; NCCL on CUDA, Gloo on CPU).
 Multi-node: run on every node `torchrun --nnodes M --node_rank I --nproc_per_node N
 --master_addr HOST0 --master_port 29500 -m minimind_tui train ...`; only global rank 0 writes the run
-directory, so give every node the same --run_dir on shared storage or read it on node 0.
+directory, so give every node the same --run_dir on shared storage or read it on node 0. The master port
+must not be reachable from outside the cluster: torchrun's store is unauthenticated. On one machine,
+`python -m minimind_tui.runs.torchrun_loopback --nproc_per_node N ...` keeps it on 127.0.0.1.
 """
 from __future__ import annotations
 

@@ -148,15 +148,17 @@ async def test_mode_switch_applies_recipe_defaults(make_app):
         assert form.query_one("#accumulation_steps", Input).value == "1"
 
 
-async def test_multi_gpu_launch_goes_through_torchrun(make_app, fake_launcher):
+async def test_multi_gpu_launch_goes_through_loopback_torchrun(make_app, fake_launcher):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         form = app.query_one(TrainForm)
         form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
         form.query_one("#gpus", Input).value = "4"
         await pilot.pause()
-        assert str(form.query_one("#command").render()).startswith(
-            "$ torchrun --standalone --nproc_per_node 4 -m minimind_tui train pretrain")
+        command = str(form.query_one("#command").render())
+        assert command.startswith(
+            "$ python -m minimind_tui.runs.torchrun_loopback --nproc_per_node 4 -m minimind_tui train pretrain")
+        assert "master port unreachable from outside the cluster" in command
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: fake_launcher.launched, "launch")
         assert fake_launcher.launched[0][2] == 4

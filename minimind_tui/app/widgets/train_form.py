@@ -389,6 +389,9 @@ class TrainForm(VerticalScroll):
             estimate.update("")
             return
         text = Text("$ " + shell_command(spec.train_args(), gpus=spec.gpus), style="bold")
+        if spec.gpus > 1:
+            text.append("\none node; its rendezvous listens on 127.0.0.1 only. Several nodes: run torchrun on each "
+                        "(README), with the master port unreachable from outside the cluster", style="dim")
         missing = self._missing_init(spec)
         if missing:
             text.append(f"\n⚠ {missing} not found: run a pretrain first, or choose a Base checkpoint", style="yellow")
