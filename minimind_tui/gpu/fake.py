@@ -46,7 +46,7 @@ class FakeNvml:
     NVML_TEMPERATURE_GPU = 0
 
     def __init__(self, gpus: list[FakeGpu] | None = None, mode: str = "ok", lost: Collection[int] = (),
-                 unsupported: Collection[str] = ()):
+                 unsupported: Collection[str] = (), driver: str = "550.54.15", cuda_version: int = 12040):
         assert mode in MODES, mode
         self.gpus = gpus if gpus is not None else [FakeGpu()]
         for i, g in enumerate(self.gpus):
@@ -57,6 +57,7 @@ class FakeNvml:
         self.unsupported = set(unsupported) | (
             {"temp", "power", "util", "processes"} if mode == "not_supported" else set())
         self.init_calls = 0
+        self.driver, self.cuda_version = driver, cuda_version
 
     def nvmlInit(self):
         self.init_calls += 1
@@ -72,7 +73,10 @@ class FakeNvml:
         return 0 if self.mode == "no_gpu" else len(self.gpus)
 
     def nvmlSystemGetDriverVersion(self):
-        return b"550.54.15"  # old pynvml returned bytes; the monitor accepts both
+        return self.driver.encode()  # old pynvml returned bytes; the monitor accepts both
+
+    def nvmlSystemGetCudaDriverVersion(self):
+        return self.cuda_version  # 12040 = CUDA 12.4, what driver 550 supports
 
     def nvmlDeviceGetHandleByIndex(self, i):
         if i in self.lost:

@@ -82,6 +82,13 @@ class NvmlMonitor:
             trainer_mem_gb=self._trainer_mem(h, pids),
         )
 
+    def cuda_driver_version(self) -> str | None:
+        """The newest CUDA version the installed driver supports ("12.4"), or None when NVML cannot say."""
+        if self._init():
+            return None
+        version = _try(self._nvml.nvmlSystemGetCudaDriverVersion)  # e.g. 12040
+        return f"{version // 1000}.{version % 1000 // 10}" if isinstance(version, int) and version > 0 else None
+
     def _identity_of(self, index: int, handle: Any) -> tuple:
         """UUID, PCI bus id and MIG instance UUIDs: they do not change while the driver is loaded, so they are
         read once (a failed read is retried at the next poll)."""
