@@ -10,7 +10,7 @@ import importlib
 import sys
 
 # Modules under minimind_tui.commands, in the order `--help` lists them.
-COMMANDS = ["train", "tokenizer", "data", "demo", "chat", "runs", "export", "import_hf", "download"]
+COMMANDS = ["train", "tokenizer", "data", "demo", "chat", "runs", "export", "import_hf", "download", "doctor"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -226,7 +226,7 @@ class MiniMindApp(App):
         panel.gpu, panel.system = message.gpu, message.system
         form = self.query_one(TrainForm)
         form.gpu_count = len(message.gpu.gpus)
-        form.free_gb = message.gpu.free_gb()
+        form.gpu_reading = message.gpu  # the form compares with the GPUs it selects
 
     @on(RunsUpdated)
     def _runs_updated(self, message: RunsUpdated) -> None:

@@ -31,25 +31,33 @@ class FakeGpu:
     power_mw: int = 412_000
     limit_mw: int = 700_000
     processes: list[tuple[int, int | None]] = field(default_factory=list)  # (pid, bytes or None)
+    uuid: str | None = None        # None: FakeNvml gives "GPU-0000000N-..." from the GPU's place in its list
+    pci_bus_id: str | None = None  # None: "00000000:NN:00.0", bus number = place in the list (PCI order)
+    mig: list[str] = field(default_factory=list)  # UUIDs of MIG instances carved out of this GPU
 
 
 class FakeNvml:
     """Looks like the parts of `pynvml` NvmlMonitor uses.
 
     mode: one of MODES. `lost` lists GPU indexes that report "GPU is lost"; `unsupported` lists
-    field names ("temp", "power", "util", "mem", "name", "processes") that raise NotSupported."""
+    field names ("temp", "power", "util", "mem", "name", "processes", "uuid", "pci", "mig") that raise
+    NotSupported."""
 
     NVML_TEMPERATURE_GPU = 0
 
     def __init__(self, gpus: list[FakeGpu] | None = None, mode: str = "ok", lost: Collection[int] = (),
-                 unsupported: Collection[str] = ()):
+                 unsupported: Collection[str] = (), driver: str = "550.54.15", cuda_version: int = 12040):
         assert mode in MODES, mode
         self.gpus = gpus if gpus is not None else [FakeGpu()]
+        for i, g in enumerate(self.gpus):
+            g.uuid = g.uuid or f"GPU-{i:08x}-1111-2222-3333-444444444444"
+            g.pci_bus_id = g.pci_bus_id or f"00000000:{0x10 + i:02X}:00.0"
         self.mode = mode
         self.lost = set(lost) | ({len(self.gpus) - 1} if mode == "gpu_lost" else set())
         self.unsupported = set(unsupported) | (
             {"temp", "power", "util", "processes"} if mode == "not_supported" else set())
         self.init_calls = 0
+        self.driver, self.cuda_version = driver, cuda_version
 
     def nvmlInit(self):
         self.init_calls += 1
@@ -65,7 +73,10 @@ class FakeNvml:
         return 0 if self.mode == "no_gpu" else len(self.gpus)
 
     def nvmlSystemGetDriverVersion(self):
-        return b"550.54.15"  # old pynvml returned bytes; the monitor accepts both
+        return self.driver.encode()  # old pynvml returned bytes; the monitor accepts both
+
+    def nvmlSystemGetCudaDriverVersion(self):
+        return self.cuda_version  # 12040 = CUDA 12.4, what driver 550 supports
 
     def nvmlDeviceGetHandleByIndex(self, i):
         if i in self.lost:
@@ -79,6 +90,22 @@ class FakeNvml:
 
     def nvmlDeviceGetName(self, h):
         return self._field(h, "name").name
+
+    def nvmlDeviceGetUUID(self, h):
+        if isinstance(h, tuple):  # a MIG instance's handle
+            return self.gpus[h[0]].mig[h[1]]
+        return self._field(h, "uuid").uuid
+
+    def nvmlDeviceGetPciInfo(self, h):
+        return SimpleNamespace(busId=self._field(h, "pci").pci_bus_id.encode())  # bytes, as old pynvml returns
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, h):
+        return 7 if self._field(h, "mig").mig else 0
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, h, i):
+        if i >= len(self.gpus[h].mig):
+            raise _error("NVML_ERROR_NOT_FOUND")
+        return (h, i)
 
     def nvmlDeviceGetMemoryInfo(self, h):
         g = self._field(h, "mem")

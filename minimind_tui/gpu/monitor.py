@@ -23,6 +23,10 @@ class GpuInfo:
     # a container's pid namespace, not supported).
     trainer_mem_gb: float | None = None
     error: str | None = None  # the whole GPU failed (e.g. "GPU is lost"); other fields are then None
+    # Identity, for finding which cuda:N this GPU is (mapping.py): NVML's index is not CUDA's.
+    uuid: str | None = None
+    pci_bus_id: str | None = None
+    mig_uuids: tuple[str, ...] = ()  # MIG instances carved out of this GPU (CUDA sees them as devices)
 
     @property
     def free_gb(self) -> float | None:

@@ -25,6 +25,7 @@ class NvmlMonitor:
         self._ready = False
         self._unavailable: str | None = None
         self._pid_exists = pid_exists or _pid_exists
+        self._identity: dict[int, tuple] = {}  # index -> (uuid, PCI bus id, MIG UUIDs): read once
 
     def _init(self) -> str | None:
         """Initialise NVML once; returns the reason it cannot be used, or None."""
@@ -68,8 +69,9 @@ class NvmlMonitor:
         util = _try(lambda: nv.nvmlDeviceGetUtilizationRates(h))
         power_mw = _try(lambda: nv.nvmlDeviceGetPowerUsage(h))
         limit_mw = _try(lambda: nv.nvmlDeviceGetEnforcedPowerLimit(h))
+        uuid, pci_bus_id, mig_uuids = self._identity_of(index, h)
         return GpuInfo(
-            index=index,
+            index=index, uuid=uuid, pci_bus_id=pci_bus_id, mig_uuids=mig_uuids,
             name=_try(lambda: _text(nv.nvmlDeviceGetName(h))),
             mem_used_gb=mem.used / GB if mem is not None else None,
             mem_total_gb=mem.total / GB if mem is not None else None,
@@ -79,6 +81,36 @@ class NvmlMonitor:
             power_limit_w=limit_mw / 1000 if limit_mw is not None else None,
             trainer_mem_gb=self._trainer_mem(h, pids),
         )
+
+    def cuda_driver_version(self) -> str | None:
+        """The newest CUDA version the installed driver supports ("12.4"), or None when NVML cannot say."""
+        if self._init():
+            return None
+        version = _try(self._nvml.nvmlSystemGetCudaDriverVersion)  # e.g. 12040
+        return f"{version // 1000}.{version % 1000 // 10}" if isinstance(version, int) and version > 0 else None
+
+    def _identity_of(self, index: int, handle: Any) -> tuple:
+        """UUID, PCI bus id and MIG instance UUIDs: they do not change while the driver is loaded, so they are
+        read once (a failed read is retried at the next poll)."""
+        if index in self._identity:
+            return self._identity[index]
+        nv = self._nvml
+        uuid = _try(lambda: _text(nv.nvmlDeviceGetUUID(handle)))
+        pci = _try(lambda: _text(nv.nvmlDeviceGetPciInfo(handle).busId).upper())
+        found = (uuid, pci, self._mig_uuids(handle))
+        if uuid is not None and pci is not None:
+            self._identity[index] = found
+        return found
+
+    def _mig_uuids(self, handle: Any) -> tuple[str, ...]:
+        nv = self._nvml
+        uuids = []
+        for i in range(_try(lambda: nv.nvmlDeviceGetMaxMigDeviceCount(handle)) or 0):
+            mig = _try(lambda i=i: nv.nvmlDeviceGetMigDeviceHandleByIndex(handle, i))  # absent slots raise
+            uuid = mig is not None and _try(lambda mig=mig: _text(nv.nvmlDeviceGetUUID(mig)))
+            if uuid:
+                uuids.append(uuid)
+        return tuple(uuids)
 
     def _trainer_mem(self, handle: Any, pids: set[int]) -> float | None:
         procs = _try(lambda: self._nvml.nvmlDeviceGetComputeRunningProcesses(handle))

@@ -20,6 +20,11 @@ from . import layout, pids
 LAUNCHER_LOG = "launcher.log"
 # "PID START_TIME HOST" (pids.py) of the process we started (torchrun or the trainer); a session leader
 LAUNCHER_PID = "launcher.pid"
+# Set for every run: cuda:N then counts GPUs in PCI order, as NVML does, so the dashboard's GPU numbers and the
+# trainer's agree (gpu/mapping.py).
+RUN_ENV = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "PYTHONUNBUFFERED": "1"}
+# Several GPUs on this machine: torchrun with its rendezvous stores on 127.0.0.1 only (torchrun_loopback.py).
+TORCHRUN = "minimind_tui.runs.torchrun_loopback"
 
 
 @dataclass
@@ -57,11 +62,11 @@ class TrainSpec:
 
 def train_argv(train_args: list[str], run_dir: Path | str | None, gpus: int = 1,
                python: str = sys.executable) -> list[str]:
-    """The exact argv; `torch.distributed.run` is what the `torchrun` script runs, without needing PATH."""
+    """The exact argv. Several GPUs: torchrun (as `python -m`, without needing PATH), single node, listening on
+    the loopback interface only."""
     tail = ["train", *train_args] + (["--run_dir", str(run_dir)] if run_dir is not None else [])
     if gpus > 1:
-        return [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(gpus),
-                "-m", "minimind_tui", *tail]
+        return [python, "-m", TORCHRUN, "--nproc_per_node", str(gpus), "-m", "minimind_tui", *tail]
     return [python, "-m", "minimind_tui", *tail]
 
 
@@ -69,7 +74,7 @@ def shell_command(train_args: list[str], run_dir: str | None = None, gpus: int =
     """The same command as a person would type it (what the Train tab shows for copying into a script)."""
     tail = shlex.join(["train", *train_args] + (["--run_dir", run_dir] if run_dir else []))
     if gpus > 1:
-        return f"torchrun --standalone --nproc_per_node {gpus} -m minimind_tui {tail}"
+        return f"python -m {TORCHRUN} --nproc_per_node {gpus} -m minimind_tui {tail}"
     return f"minimind-tui {tail}"
 
 
@@ -133,7 +138,7 @@ class ProcessLauncher:
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "ab", buffering=0) as log:
             log.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {shlex.join(argv)}\n".encode())
-            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, **RUN_ENV}
             proc = subprocess.Popen(argv, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True, close_fds=True, env=env)
         layout.write_private(run_dir / LAUNCHER_PID, pids.record_line(proc.pid))

@@ -113,6 +113,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
               "float32 lets matmuls use TF32 where the GPU has it). The CPU always trains in float32")
     flag("device", help="cuda:0, cuda, cpu (default: cuda:0 when available)")
     flag("compile", nargs="?", const=True, type=parse_bool, help="torch.compile the model")
+    flag("dry_run", action="store_true", help="print the plan (parameters, passes, tokens per pass, memory) and exit")
     flag("chunk_tokens", type=int, help="split each batch into length-sorted forward passes of at most this many "
                                         "padded tokens, so little padding is computed; loss and gradients equal one "
                                         "padded pass. 0 = one sample per pass; -1 = whole batch in one pass "

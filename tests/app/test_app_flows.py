@@ -148,15 +148,17 @@ async def test_mode_switch_applies_recipe_defaults(make_app):
         assert form.query_one("#accumulation_steps", Input).value == "1"
 
 
-async def test_multi_gpu_launch_goes_through_torchrun(make_app, fake_launcher):
+async def test_multi_gpu_launch_goes_through_loopback_torchrun(make_app, fake_launcher):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         form = app.query_one(TrainForm)
         form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
         form.query_one("#gpus", Input).value = "4"
         await pilot.pause()
-        assert str(form.query_one("#command").render()).startswith(
-            "$ torchrun --standalone --nproc_per_node 4 -m minimind_tui train pretrain")
+        command = str(form.query_one("#command").render())
+        assert command.startswith(
+            "$ python -m minimind_tui.runs.torchrun_loopback --nproc_per_node 4 -m minimind_tui train pretrain")
+        assert "master port unreachable from outside the cluster" in command
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: fake_launcher.launched, "launch")
         assert fake_launcher.launched[0][2] == 4
@@ -176,7 +178,36 @@ async def test_memory_estimate_warns_when_it_will_not_fit(make_app):
         assert "⚠" not in str(form.query_one("#estimate").render())
         form.query_one("#batch_size", Input).value = "64"
         await pilot.pause()
+        assert "⚠" not in str(form.query_one("#estimate").render())  # 64 x 512 runs as passes of 8192 tokens
+        form.query_one("#extra", Input).value = "--chunk_tokens -1"  # one padded pass of 32768 tokens
+        await pilot.pause()
         assert "⚠" in str(form.query_one("#estimate").render())
+        assert "--chunk_tokens" in str(form.query_one("#estimate").render())
+
+
+async def test_memory_estimate_compares_with_the_gpus_the_form_selects(make_app, monkeypatch):
+    """NVML lists the GPUs in its order; cuda:N counts them in PCI order (the launcher sets it)."""
+    from minimind_tui.gpu.fake import FakeGpuMonitor
+    from minimind_tui.gpu.monitor import GpuInfo, GpuReading
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    full = GpuInfo(0, "NVIDIA L4", 22.0, 24.0, uuid="GPU-aaaa", pci_bus_id="00000000:81:00.0")  # cuda:1
+    empty = GpuInfo(1, "NVIDIA L4", 0.0, 24.0, uuid="GPU-bbbb", pci_bus_id="00000000:01:00.0")  # cuda:0
+    app = make_app(gpu=FakeGpuMonitor(GpuReading(gpus=(full, empty), driver="550.54.15")))
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.query_one(TrainForm)
+        await wait_for(pilot, lambda: form.gpu_reading is not None, "GPU reading")
+        form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
+        form.query_one("#device", Input).value = "cuda:0"
+        await pilot.pause()
+        assert form.free_gb == 24.0 and "⚠" not in str(form.query_one("#estimate").render())
+        form.query_one("#device", Input).value = "cuda:1"
+        await pilot.pause()
+        assert form.free_gb == 2.0 and "⚠" in str(form.query_one("#estimate").render())
+        form.query_one("#device", Input).value = "cuda:0"
+        form.query_one("#gpus", Input).value = "2"  # both: the emptiest decides
+        await pilot.pause()
+        assert form.free_gb == 2.0 and "⚠" in str(form.query_one("#estimate").render())
 
 
 async def test_replay_of_a_finished_run(make_app, project):

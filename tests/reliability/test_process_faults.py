@@ -206,7 +206,7 @@ def launch_two_ranks(root, corpus, reap_groups, env=None):
     reap_groups.append(launched.pid)
     wait_for_step(launched.run_dir, 3, launched.pid)
     tree = [psutil.Process(launched.pid), *psutil.Process(launched.pid).children(recursive=True)]
-    ranks = [p for p in tree if "torch.distributed.run" not in " ".join(p.cmdline())]
+    ranks = [p for p in tree if p.pid != launched.pid]  # the launched process is torchrun's agent
     # torchrun starts each rank in a session of its own: a signal to torchrun's group alone misses them.
     assert len(ranks) == 2 and all(os.getsid(p.pid) != os.getsid(launched.pid) for p in ranks)
     reap_groups.extend(p.pid for p in ranks)

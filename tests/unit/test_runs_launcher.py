@@ -13,7 +13,8 @@ from minimind_tui.runs.launcher import ProcessLauncher, TrainSpec, launcher_pid,
 RECORDER = textwrap.dedent("""
     import json, os, sys
     out = {"argv": sys.argv[1:], "sid": os.getsid(0), "pid": os.getpid(), "cwd": os.getcwd(),
-           "stdin": sys.stdin.read(), "unbuffered": os.environ.get("PYTHONUNBUFFERED")}
+           "stdin": sys.stdin.read(), "unbuffered": os.environ.get("PYTHONUNBUFFERED"),
+           "device_order": os.environ.get("CUDA_DEVICE_ORDER"), "visible": os.environ.get("CUDA_VISIBLE_DEVICES")}
     print(json.dumps(out))
     print("to stderr", file=sys.stderr)
 """)
@@ -41,15 +42,16 @@ def test_spec_uses_minimind_flag_names():
                      "--init": "out/pretrain_512.pth", "--out_dir": "out"}
 
 
-def test_multi_gpu_goes_through_torchrun_without_a_device_flag():
+def test_multi_gpu_goes_through_loopback_torchrun_without_a_device_flag():
     spec = TrainSpec(mode="pretrain", data_path="d.jsonl", gpus=2)
     assert "--device" not in spec.train_args()
     argv = train_argv(spec.train_args(), "runs/x", gpus=2, python="py")
-    assert argv[:8] == ["py", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+    assert argv[:7] == ["py", "-m", "minimind_tui.runs.torchrun_loopback", "--nproc_per_node", "2", "-m",
                         "minimind_tui"]
-    assert argv[8:10] == ["train", "pretrain"] and argv[-2:] == ["--run_dir", "runs/x"]
+    assert argv[7:9] == ["train", "pretrain"] and argv[-2:] == ["--run_dir", "runs/x"]
     assert shell_command(spec.train_args(), gpus=2).startswith(
-        "torchrun --standalone --nproc_per_node 2 -m minimind_tui train pretrain --data_path d.jsonl")
+        "python -m minimind_tui.runs.torchrun_loopback --nproc_per_node 2 -m minimind_tui train pretrain "
+        "--data_path d.jsonl")
 
 
 def test_shell_command_quotes_paths():
@@ -66,7 +68,9 @@ def wait_exit(launcher, run_dir):
     raise AssertionError("launched process did not exit")
 
 
-def test_launch_starts_a_detached_process_writing_to_launcher_log(tmp_path):
+def test_launch_starts_a_detached_process_writing_to_launcher_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "FASTEST_FIRST")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-abc,1")
     root = tmp_path / "proj"
     root.mkdir()
     launcher = ProcessLauncher(python=fake_python(tmp_path))
@@ -83,6 +87,9 @@ def test_launch_starts_a_detached_process_writing_to_launcher_log(tmp_path):
                            f"runs/{run_dir.name}"]
     assert rec["sid"] == rec["pid"] != os.getsid(0)  # its own session: a hang-up of ours never reaches it
     assert rec["stdin"] == "" and rec["unbuffered"] == "1"
+    # cuda:N counts in PCI order, as NVML does, so the dashboard's GPU numbers are the trainer's; the user's
+    # choice of GPUs is kept.
+    assert rec["device_order"] == "PCI_BUS_ID" and rec["visible"] == "GPU-abc,1"
     assert os.path.realpath(rec["cwd"]) == os.path.realpath(root)
     assert "to stderr" in log[2]
     assert stat.S_IMODE((run_dir / "launcher.log").stat().st_mode) == 0o600

@@ -2,6 +2,7 @@
 estimate, launch. The form only posts `LaunchRequested`; the app does the launching."""
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +15,16 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Button, Input, Label, Select, Static
 
+from minimind_tui.gpu.mapping import free_gb_of
+from minimind_tui.gpu.monitor import GpuReading
 from minimind_tui.runs import layout
-from minimind_tui.runs.launcher import TrainSpec, shell_command
+from minimind_tui.runs.launcher import RUN_ENV, TrainSpec, shell_command
 from minimind_tui.tokenizer_choice import choose_tokenizer_dir, find_weights
 from minimind_tui.train.args import COMMON_DEFAULTS, MODE_DEFAULTS, default_text
+from minimind_tui.train.memory_plan import plan_memory
 
 from ..datasets import DemoData, demo_data, demo_mode_of, describe_file, flag_values, local_datasets
-from ..presets import CUSTOM, PRESETS, estimate_memory, tokenizer_vocab
+from ..presets import CUSTOM, PRESETS, tokenizer_vocab
 
 MODE_FIELDS = ("learning_rate", "accumulation_steps")  # what choosing a mode resets to the trainer's default
 DTYPES = ("bfloat16", "float16", "float32")
@@ -76,7 +80,7 @@ class TrainForm(VerticalScroll):
             self.path, self.text = path, text
 
     # Attributes set by the app from the GPU monitor.
-    free_gb: reactive[float | None] = reactive(None)
+    gpu_reading: reactive[GpuReading | None] = reactive(None)
     gpu_count: reactive[int | None] = reactive(None)
 
     def __init__(self, root: Path, demo: bool = False, **kwargs):
@@ -328,8 +332,23 @@ class TrainForm(VerticalScroll):
             self.query_one("#device", Input).value = "cuda:0" if count else "cpu"
         self.refresh_preview()
 
-    def watch_free_gb(self) -> None:
+    def watch_gpu_reading(self) -> None:
         self.refresh_preview()
+
+    @property
+    def free_gb(self) -> float | None:
+        """Free memory of the GPUs the form selects (the emptiest of them), None when unknown."""
+        gpus = self._value("gpus")
+        return self._free_gb(self._value("device") or "cpu", int(gpus) if gpus.isdigit() else 1)
+
+    def _free_gb(self, device: str, gpus: int) -> float | None:
+        if self.gpu_reading is None:
+            return None
+        # cuda:N the run will use: every rank its LOCAL_RANK under torchrun, else --device's index; numbered as
+        # the trainer will number them (the launcher's environment: PCI order, CUDA_VISIBLE_DEVICES honoured).
+        index = device.partition(":")[2]
+        ordinals = list(range(gpus)) if gpus > 1 else [int(index) if index.isdigit() else 0]
+        return free_gb_of(self.gpu_reading, ordinals, env={**os.environ, **RUN_ENV})
 
     # ---- the spec --------------------------------------------------------------------------------------
     def _value(self, widget_id: str) -> str:
@@ -389,6 +408,9 @@ class TrainForm(VerticalScroll):
             estimate.update("")
             return
         text = Text("$ " + shell_command(spec.train_args(), gpus=spec.gpus), style="bold")
+        if spec.gpus > 1:
+            text.append("\none node; its rendezvous listens on 127.0.0.1 only. Several nodes: run torchrun on each "
+                        "(README), with the master port unreachable from outside the cluster", style="dim")
         missing = self._missing_init(spec)
         if missing:
             text.append(f"\n⚠ {missing} not found: run a pretrain first, or choose a Base checkpoint", style="yellow")
@@ -404,18 +426,20 @@ class TrainForm(VerticalScroll):
 
     def _estimate_text(self, spec: TrainSpec) -> Text:
         vocab = tokenizer_vocab(self._tokenizer_dir(spec))
-        est = estimate_memory(spec.dim, spec.n_layers, spec.batch_size, spec.max_seq_len, spec.dtype, spec.use_moe,
-                              vocab=vocab)
-        params = f"{est.params / 1e6:.1f}M params"
-        if spec.device.startswith("cpu"):
-            return Text(f"{params} · CPU run, ≈{est.total_gb - 0.5:.1f} GB RAM (estimate)", style="dim")
-        if self.free_gb is None:
-            return Text(f"{params} · ≈{est.total_gb:.1f} GB per GPU (estimate); free GPU memory unknown")
-        if est.total_gb > self.free_gb:
-            return Text(f"⚠ {params} · ≈{est.total_gb:.1f} GB per GPU (estimate) > {self.free_gb:.1f} GB free: "
-                        "lower batch or seq len", style="bold red")
-        return Text(f"{params} · ≈{est.total_gb:.1f} GB per GPU (estimate) of {self.free_gb:.1f} GB free",
-                    style="green")
+        chunk = self._extra_flag("chunk_tokens")
+        plan = plan_memory(spec.dim, spec.n_layers, spec.batch_size, spec.max_seq_len, use_moe=spec.use_moe,
+                           vocab=vocab, dtype=spec.dtype, device=spec.device, world_size=spec.gpus,
+                           chunk_tokens=int(chunk) if chunk and chunk.lstrip("-").isdigit() else None)
+        params = f"{plan.params / 1e6:.1f}M params"
+        if plan.device == "cpu":
+            return Text(f"{params} · CPU run, ≈{plan.total_gb:.1f} GB RAM (estimate)", style="dim")
+        free = self._free_gb(spec.device, spec.gpus)
+        if free is None:
+            return Text(f"{params} · ≈{plan.total_gb:.1f} GB per GPU (estimate); free GPU memory unknown")
+        if plan.total_gb > free:
+            return Text(f"⚠ {params} · ≈{plan.total_gb:.1f} GB per GPU (estimate) > {free:.1f} GB free: "
+                        "lower batch, seq len or --chunk_tokens", style="bold red")
+        return Text(f"{params} · ≈{plan.total_gb:.1f} GB per GPU (estimate) of {free:.1f} GB free", style="green")
 
     @on(Button.Pressed, "#preview")
     def request_preview(self) -> None:
@@ -452,15 +476,21 @@ class TrainForm(VerticalScroll):
 
     def _tokenizer_flag(self) -> str | None:
         """--tokenizer DIR from the extra flags: the tokenizer the trainer will use instead of its default."""
+        return self._extra_flag("tokenizer")
+
+    def _extra_flag(self, name: str) -> str | None:
+        """The value of --NAME (or its dash spelling) among the extra flags, or None."""
         try:
             extra = shlex.split(self._value("extra"))
         except ValueError:
             return None
+        spellings = {f"--{name}", f"--{name.replace('_', '-')}"}
         for i, arg in enumerate(extra):
-            if arg == "--tokenizer" and i + 1 < len(extra):
+            if arg in spellings and i + 1 < len(extra):
                 return extra[i + 1]
-            if arg.startswith("--tokenizer="):
-                return arg.split("=", 1)[1]
+            flag, eq, value = arg.partition("=")
+            if eq and flag in spellings:
+                return value
         return None
 
     @on(Button.Pressed, "#launch")

@@ -1,0 +1,190 @@
+"""How much memory one training process needs: what the trainer really keeps, term by term. Torch-free, so
+the dashboard and `train --dry_run` use it on any machine.
+
+What the trainer does (loop.py): on CUDA each micro-batch is split into length-sorted forward passes of at most
+the chunk budget (--chunk_tokens, 8192 padded tokens by default); each pass runs forward and backward before the
+next starts, so only one pass's activations are alive at a time. The vocabulary projection and cross-entropy run
+on the loss-mask rows only. On the CPU a dense model's batch is one packed row without padding. At the peak (the
+start of the last layer's backward, or the loss) the process holds:
+
+  weights and gradients   fp32, 4 + 4 bytes per parameter
+  AdamW moments           fp32 exp_avg and exp_avg_sq, 8 bytes per parameter (once the first step was taken)
+  DDP buckets             a second copy of the gradients (4 bytes per parameter) when several processes train
+  autocast weight copies  bf16/fp16 copies of every matrix, made once per pass and kept for backward
+  activations             what autograd saves for backward, per token and layer (see
+                          activation_bytes_per_token_layer), for the tokens of one pass
+  loss                    per loss-mask row: the final norm's inputs, and the fp32 log-softmax, its gradient
+                          and the gradient of the logits alive together during the loss's backward
+
+The activation formula was read off autograd's saved tensors (tests/unit/test_memory_plan.py measures them
+with saved_tensors_hooks and compares within 15%). On a GPU the caching allocator holds somewhat more than the
+peak it hands out, and the CUDA context (and NCCL's buffers) come on top; total_gb includes both, so it compares
+with NVML's free memory. Worst cases are assumed where the data decides: every sample max_seq_len tokens long,
+every position a loss position. An estimate for planning, not a measurement.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from model.config import LMConfig, ffn_hidden_dim  # torch-free
+
+GiB = 1024**3
+_DEFAULT = LMConfig()
+VOCAB = _DEFAULT.vocab_size  # MiniMind's tokenizer
+
+# The trainer's default chunk budget on CUDA (loop.make_collator; a test keeps the two equal).
+CUDA_CHUNK_TOKENS = 8192
+# The packed CPU path computes the loss this many mask rows at a time (packed.LOSS_ROWS).
+PACKED_LOSS_ROWS = 512
+
+# MoE layout (model.config's defaults): routed experts, each token going to a few of them, plus shared ones.
+N_ROUTED_EXPERTS = _DEFAULT.n_routed_experts
+N_SHARED_EXPERTS = int(_DEFAULT.n_shared_experts)
+EXPERTS_PER_TOKEN = _DEFAULT.num_experts_per_tok
+
+FP32 = 4
+LOSS_BYTES_PER_VOCAB = 3 * FP32  # log-softmax output, its gradient and the logits' gradient, fp32
+CUDA_CONTEXT_GB = 0.5            # the CUDA context and kernels: outside PyTorch's allocator, seen by NVML
+NCCL_GB = 0.3                    # NCCL's communication buffers per process (rough; grows with the GPU count)
+ALLOCATOR_SLACK = 0.10           # reserved beyond the peak allocated: passes of different lengths fragment it
+CPU_RUNTIME_GB = 0.5             # on the CPU: torch's libraries and the interpreter
+
+
+def param_count(dim: int, n_layers: int, use_moe: bool = False, n_heads: int = _DEFAULT.n_heads,
+                n_kv_heads: int = _DEFAULT.n_kv_heads, vocab: int = VOCAB) -> int:
+    """Exact parameter count of MiniMindLM (tied embedding counted once)."""
+    kv_dim = n_kv_heads * (dim // n_heads)
+    attention = 2 * dim * dim + 2 * dim * kv_dim
+    ffn = 3 * dim * ffn_hidden_dim(dim)
+    if use_moe:
+        ffn = ffn * (N_ROUTED_EXPERTS + N_SHARED_EXPERTS) + N_ROUTED_EXPERTS * dim  # + router
+    return vocab * dim + n_layers * (attention + ffn + 2 * dim) + dim
+
+
+def activation_bytes_per_token_layer(dim: int, n_heads: int = 8, use_moe: bool = False,
+                                     low_precision: bool = True, packed: bool = False) -> int:
+    """Bytes autograd keeps for backward per token per transformer block.
+
+    low_precision: under bf16/fp16 autocast (fp32 training otherwise). Under autocast every matmul casts its
+    fp32 input to a low-precision copy of its own and keeps it; in fp32 the matmuls reading one tensor share
+    it. The residual stream and the RMSNorms stay fp32 either way.
+    """
+    D, F = dim, ffn_hidden_dim(dim)
+    lp = 2 if low_precision else FP32
+    # Each RMSNorm keeps its input and the normalised tensor (fp32) and a per-token rstd.
+    norms = 2 * (2 * D + 1) * FP32
+    # Attention: the input of wq/wk/wv (three copies under autocast), and SDPA's q, k and v (k and v repeated
+    # to every query head) and output, plus its per-head log-sum-exp. wo reads the output in place.
+    attention = (3 * D * lp if low_precision else D * FP32) + 4 * D * lp + n_heads * FP32
+    # SwiGLU: w1's and w3's input (shared in fp32), w1's output (silu's input), silu's output and w3's output
+    # (the product's inputs), and the product (w2's input).
+    def swiglu(input_bytes: int) -> int:
+        return input_bytes + 4 * F * lp
+
+    if not use_moe:
+        ffn = swiglu(2 * D * lp if low_precision else D * FP32)
+    else:
+        k, shared = EXPERTS_PER_TOKEN, N_SHARED_EXPERTS
+        norm_out = 0 if low_precision else D * FP32  # fp32: the router and the shared expert read it in place
+        router = (D * lp if low_precision else 0) + N_ROUTED_EXPERTS * FP32
+        shared_ffn = shared * swiglu(2 * D * lp if low_precision else 0)
+        # Each routed (token, expert) pair: the gathered rows (cast twice under autocast), the expert, its
+        # output (kept by the routing-weight multiply) and the weighted fp32 output (kept by index_add).
+        routed = k * (swiglu(2 * D * lp if low_precision else D * FP32) + D * lp + D * FP32)
+        ffn = norm_out + router + shared_ffn + routed
+    if packed:
+        # Per-sample attention: the outputs are concatenated (one more copy, wo's input), and RoPE's rotation
+        # is per token (positions restart per sample) for q and k.
+        attention += D * lp + 2 * (D // n_heads) * 4
+    return norms + attention + ffn
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    device: str               # "cuda" or "cpu"
+    dtype: str                # what the matmuls compute in: bfloat16 / float16 under autocast, else float32
+    world_size: int
+    params: int
+    batch_size: int
+    max_seq_len: int
+    chunk_tokens: int | None  # the pass budget in effect; None: one pass per micro-batch (packed or -1)
+    passes_per_micro_batch: int  # when every sample is max_seq_len tokens long
+    tokens_per_pass: int      # the most tokens (with padding) one forward pass computes
+    loss_rows_per_pass: int   # loss-mask rows projected onto the vocabulary at once (worst case: all)
+    weights_gb: float         # fp32 weights and gradients
+    optimizer_gb: float       # AdamW moments
+    ddp_gb: float             # DDP's gradient buckets
+    casts_gb: float           # autocast's low-precision weight copies
+    activations_gb: float
+    loss_gb: float
+    allocated_gb: float       # the peak PyTorch hands out (torch.cuda.max_memory_allocated)
+    overhead_gb: float        # allocator slack, CUDA context, NCCL (GPU); the runtime (CPU)
+    total_gb: float           # per process; on a GPU what NVML would show at the peak
+
+    def to_dict(self) -> dict:
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+def pass_shape(batch_size: int, seq_len: int, budget: int | None) -> tuple[int, int]:
+    """(passes per micro-batch with full-length samples, most padded tokens in one pass) for a chunk budget
+    (dataset.batching.plan_chunks): None = the whole batch in one pass, 0 = one sample per pass. Shorter
+    samples pack more rows into a pass, never more than the budget's tokens."""
+    if budget is None:
+        return 1, batch_size * seq_len
+    per_pass = max(1, budget // seq_len)
+    return math.ceil(batch_size / per_pass), min(batch_size * seq_len, max(budget, seq_len))
+
+
+def plan_memory(dim: int, n_layers: int, batch_size: int, max_seq_len: int, *, n_heads: int = 8,
+                n_kv_heads: int = 2, use_moe: bool = False, vocab: int = VOCAB, dtype: str = "bfloat16",
+                device: str = "cuda", chunk_tokens: int | None = None, world_size: int = 1) -> MemoryPlan:
+    """The peak memory of one training process, the way loop.py trains (arguments as its flags)."""
+    cuda = device.startswith("cuda")
+    low_precision = cuda and dtype in ("bfloat16", "float16")  # the CPU always trains in fp32
+    packed = not cuda and chunk_tokens is None and not use_moe  # loop.use_packing
+    if packed:
+        budget: int | None = None
+    else:
+        budget = chunk_tokens if chunk_tokens is not None else (CUDA_CHUNK_TOKENS if cuda else 0)
+        budget = None if budget < 0 else budget
+    passes, tokens = pass_shape(batch_size, max_seq_len, budget)
+    rows = tokens  # every position may be a loss position (pretraining: all real tokens are)
+
+    P = param_count(dim, n_layers, use_moe, n_heads, n_kv_heads, vocab)
+    matrices = P - n_layers * 2 * dim - dim  # everything but the RMSNorm weights goes through a matmul
+    weights = P * 2 * FP32
+    optimizer = P * 2 * FP32
+    ddp = P * FP32 if world_size > 1 else 0
+    casts = matrices * 2 if low_precision else 0
+    per_token = activation_bytes_per_token_layer(dim, n_heads, use_moe, low_precision, packed)
+    activations = tokens * (n_layers * per_token + 8)  # + the token ids the embedding keeps
+    lp = 2 if low_precision else FP32
+    # Final norm on the mask rows (input and normalised fp32; the projection's input), then the loss.
+    head_per_row = 2 * dim * FP32 + dim * lp
+    if packed:  # a slice of rows at a time: each slice's log-softmax stays for backward, one slice peaks
+        loss = rows * (head_per_row + vocab * FP32) + min(rows, PACKED_LOSS_ROWS) * 2 * vocab * FP32
+    else:
+        loss = rows * (head_per_row + vocab * LOSS_BYTES_PER_VOCAB)
+    # The optimizer step (after backward, activations gone) never needs more than a pass does.
+    allocated = weights + optimizer + ddp + casts + activations + loss
+    if cuda:
+        overhead = ALLOCATOR_SLACK * (activations + loss) / GiB + CUDA_CONTEXT_GB + (NCCL_GB if world_size > 1 else 0)
+    else:
+        overhead = CPU_RUNTIME_GB
+    return MemoryPlan(
+        device="cuda" if cuda else "cpu", dtype=dtype if low_precision else "float32", world_size=world_size,
+        params=P, batch_size=batch_size, max_seq_len=max_seq_len, chunk_tokens=budget,
+        passes_per_micro_batch=passes, tokens_per_pass=tokens, loss_rows_per_pass=rows,
+        weights_gb=weights / GiB, optimizer_gb=optimizer / GiB, ddp_gb=ddp / GiB, casts_gb=casts / GiB,
+        activations_gb=activations / GiB, loss_gb=loss / GiB, allocated_gb=allocated / GiB, overhead_gb=overhead,
+        total_gb=allocated / GiB + overhead)
+
+
+def plan_for_settings(settings: dict, vocab: int, world_size: int = 1) -> MemoryPlan:
+    """The plan for the trainer's resolved settings (train.args.resolve) and a device."""
+    return plan_memory(settings["dim"], settings["n_layers"], settings["batch_size"], settings["max_seq_len"],
+                       n_heads=settings["n_heads"], n_kv_heads=settings["n_kv_heads"],
+                       use_moe=bool(settings["use_moe"]), vocab=vocab, dtype=settings["dtype"],
+                       device=settings.get("device") or "cpu", chunk_tokens=settings.get("chunk_tokens"),
+                       world_size=world_size)
