@@ -83,7 +83,7 @@ class Tokenizer:
     def token_bytes(self, i: int) -> bytes:
         """The raw bytes one token stands for (byte-level BPE), for streaming without splitting a character."""
         if i in self.special_ids:
-            return self._tok.id_to_token(i).encode()
+            return (self._tok.id_to_token(i) or "").encode()
         return bytes(_BYTE_DECODER[c] for c in self._tok.id_to_token(i) or "")
 
     def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True,
