@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING
 
 from tokenizers import Tokenizer as _HFTokenizer
 
+from .config import GENERATIONS
+
 if TYPE_CHECKING:
     from .chat_template import ChatTemplate
 
 DEFAULT_SYSTEM_PROMPT = "你是 MiniMind，是一个有用的人工智能助手。"
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]  # v1 ids 0, 1, 2; <unk> doubles as padding
 
-GENERATIONS = {"v1": "MiniMind v1", "gen2": "MiniMind2", "gen3": "minimind-3"}  # id -> what users call it
 
 # v1's Jinja template (tokenizer_config.json of model/minimind_tokenizer and of tokenizers trained here):
 # `render_chat` renders exactly this.
