@@ -43,6 +43,11 @@ class ConcatCache:
     def __init__(self, pairs: list | None, n_layers: int):
         self.pairs: list = list(pairs) if pairs is not None else [None] * n_layers
 
+    def cached_length(self) -> int:
+        """Positions already held (the next token's position)."""
+        first = self.pairs[0] if self.pairs else None
+        return 0 if first is None else first[0].shape[1]
+
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor, start_pos: int):
         """Append k, v (B, T, n_kv, hd) to the layer's pair; returns the extended pair."""
         past = self.pairs[layer]
