@@ -1,18 +1,34 @@
-"""The MiniMind network, its tokenizer, generation and checkpoint I/O. Never imports Textual.
+"""The MiniMind network (every generation: v1, MiniMind2, minimind-3), its tokenizer, generation and
+checkpoint I/O. Never imports Textual.
 
-MiniMindLM (torch) is imported lazily so the tokenizer alone can be used without torch (the dashboard's
-Dataset tab tokenizes samples without loading a model), and Tokenizer (the `tokenizers` library) lazily so
-the dashboard's first frame, which reads model.config's presets, imports neither."""
-from .config import PRESETS, LMConfig, preset
+    from model import load_minimind, Tokenizer
+    m = load_minimind("out/full_sft_768.pth", hidden_size=768, num_hidden_layers=8)   # any generation
 
-__all__ = ["LMConfig", "MiniMindLM", "Tokenizer", "PRESETS", "preset"]
+MiniMindLM, load_minimind and save_minimind (torch) are imported lazily so the tokenizer alone can be used
+without torch (the dashboard's Dataset tab tokenizes samples without loading a model), and Tokenizer (the
+`tokenizers` library) lazily so the dashboard's first frame, which reads model.config's presets, imports
+neither."""
+from .config import (
+    GENERATION_PRESETS,
+    GENERATIONS,
+    PRESETS,
+    LMConfig,
+    MiniMind2Config,
+    MiniMind3Config,
+    make_config,
+    preset,
+)
+
+__all__ = ["LMConfig", "MiniMind2Config", "MiniMind3Config", "MiniMindLM", "Tokenizer", "GENERATIONS",
+           "GENERATION_PRESETS", "PRESETS", "load_minimind", "make_config", "preset", "save_minimind"]
+
+_LAZY = {"MiniMindLM": "model", "load_minimind": "generations", "save_minimind": "generations",
+         "Tokenizer": "tokenizer"}
 
 
 def __getattr__(name):
-    if name == "MiniMindLM":
-        from .model import MiniMindLM
-        return MiniMindLM
-    if name == "Tokenizer":
-        from .tokenizer import Tokenizer
-        return Tokenizer
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'model' has no attribute {name!r}")

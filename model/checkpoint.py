@@ -5,6 +5,7 @@ import hashlib
 import pickle
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,50 +74,79 @@ def sha256(path) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class WeightShapes:
+    """What a state dict's tensor shapes say about its network (read from v1's key names)."""
+    dim: int
+    vocab_size: int
+    n_layers: int
+    ffn: int                # the feed-forward's (or each expert's) width
+    q_rows: int             # wq's outputs: n_heads * head_dim
+    kv_rows: int            # wk's outputs: n_kv_heads * head_dim
+    head_dim: int | None    # q_norm's size (minimind-3); None when the shapes do not say it
+    use_moe: bool
+    n_experts: int          # routed experts (MoE)
+    n_shared: int           # shared experts (MoE)
+
+    @classmethod
+    def of(cls, state_dict: dict[str, torch.Tensor], source: object = "") -> WeightShapes:
+        """Read from a state dict with v1's key names (key_names.v1_key renames the others' keys)."""
+        where = f"{source}: " if source else ""
+        embedding = state_dict.get("tok_embeddings.weight", state_dict.get("output.weight"))
+        if embedding is None:
+            raise CheckpointError(f"{where}not a MiniMind checkpoint: no tok_embeddings.weight "
+                                  f"(model.embed_tokens.weight)")
+        layers = {int(m.group(1)) for k in state_dict if (m := re.match(r"layers\.(\d+)\.", k))}
+        try:
+            ffn = next(v for k, v in state_dict.items() if re.fullmatch(
+                r"layers\.0\.feed_forward\.(experts\.0\.)?w1\.weight", k))
+            q, kv = state_dict["layers.0.attention.wq.weight"], state_dict["layers.0.attention.wk.weight"]
+        except (StopIteration, KeyError):
+            raise CheckpointError(f"{where}not a complete MiniMind checkpoint: layer 0's attention or "
+                                  f"feed-forward weights are missing") from None
+        q_norm = state_dict.get("layers.0.attention.q_norm.weight")
+        experts = {int(m.group(1)) for k in state_dict
+                   if (m := re.match(r"layers\.0\.feed_forward\.experts\.(\d+)\.", k))}
+        shared = {m.group(1) for k in state_dict
+                  if (m := re.match(r"layers\.0\.feed_forward\.shared_experts\.(\d+\.)?w1\.", k))}
+        vocab, dim = embedding.shape
+        return cls(dim=dim, vocab_size=vocab, n_layers=len(layers), ffn=ffn.shape[0], q_rows=q.shape[0],
+                   kv_rows=kv.shape[0], head_dim=None if q_norm is None else q_norm.shape[0],
+                   use_moe=bool(experts), n_experts=len(experts), n_shared=len(shared))
+
+
 def infer_config(state_dict: dict[str, torch.Tensor], **overrides) -> LMConfig:
-    """dim, layers, vocab, FFN width and MoE layout from tensor shapes; heads from overrides or defaults."""
-    try:
-        vocab, dim = state_dict["tok_embeddings.weight"].shape
-    except KeyError:
-        raise CheckpointError("not a MiniMind checkpoint: no tok_embeddings.weight") from None
-    layers = {int(m.group(1)) for k in state_dict if (m := re.match(r"layers\.(\d+)\.", k))}
-    use_moe = any(".feed_forward.experts." in k for k in state_dict)
-    w1 = next(v for k, v in state_dict.items() if k.endswith("feed_forward.w1.weight")
-              or k.endswith("feed_forward.experts.0.w1.weight"))
-    fields: dict[str, Any] = dict(dim=dim, vocab_size=vocab, n_layers=len(layers), hidden_dim=w1.shape[0],
-                                  use_moe=use_moe)
-    if use_moe:
-        fields["n_routed_experts"] = state_dict["layers.0.feed_forward.gate.weight"].shape[0]
-        fields["n_shared_experts"] = any(".shared_experts." in k for k in state_dict)
+    """A v1 checkpoint's config: dim, layers, vocab, FFN width and MoE layout from tensor shapes; heads from
+    overrides or defaults (overrides win; model.generations.load_minimind checks them against the shapes)."""
+    shapes = WeightShapes.of(state_dict)
+    fields: dict[str, Any] = dict(dim=shapes.dim, vocab_size=shapes.vocab_size, n_layers=shapes.n_layers,
+                                  hidden_dim=shapes.ffn, use_moe=shapes.use_moe)
+    if shapes.use_moe:
+        fields["n_routed_experts"] = shapes.n_experts
+        fields["n_shared_experts"] = shapes.n_shared > 0
     n_heads = overrides.get("n_heads", LMConfig.n_heads)
-    head_dim = dim // n_heads
-    fields["n_kv_heads"] = state_dict["layers.0.attention.wk.weight"].shape[0] // head_dim
+    head_dim = shapes.dim // n_heads
+    fields["n_kv_heads"] = shapes.kv_rows // head_dim
     fields.update(overrides)
     return LMConfig(**fields)
 
 
 def load_model(path, device="cpu", **config_overrides):
-    """A MiniMindLM from any MiniMind-style weights file, config inferred from the shapes."""
-    from .model import MiniMindLM
+    """A MiniMindLM from any MiniMind weights file or folder, config inferred from the shapes (see
+    model.generations.load_minimind, which this is)."""
+    from .generations import load_minimind
 
-    sd = load_state_dict(path)
-    config = infer_config(sd, **config_overrides)
-    model = MiniMindLM(config)
-    missing, _ = check_compatible(model, sd, path)
-    if missing:
-        raise CheckpointError(f"{path}: missing weights {', '.join(missing[:5])}"
-                              f"{' …' if len(missing) > 5 else ''}; is this a MiniMind checkpoint?")
-    model.load_state_dict(sd, strict=False)
-    return model.to(device).eval()
+    return load_minimind(path, device=device, **config_overrides)
 
 
-def check_compatible(model, state_dict, path) -> tuple[list[str], list[str]]:
-    """Shape mismatches are an error naming the key and both shapes; returns (missing, unexpected)."""
+def check_compatible(model, state_dict, path, flags: str = "--dim/--n_layers/--use_moe") -> tuple[list[str], list[str]]:
+    """Shape mismatches are an error naming the key, both shapes and the `flags` to check; returns
+    (missing, unexpected)."""
     own = model.state_dict()
     for k, v in state_dict.items():
         if k in own and own[k].shape != v.shape:
             raise CheckpointError(f"{path}: {k} has shape {tuple(v.shape)} in the file but the model expects "
-                                  f"{tuple(own[k].shape)}; check --dim/--n_layers/--use_moe")
+                                  f"{tuple(own[k].shape)}; check {flags}")
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
     return missing, unexpected
