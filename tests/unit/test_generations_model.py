@@ -352,3 +352,21 @@ def test_minimind_state_dict_unwraps_a_compiled_or_ddp_model():
 
     sd = minimind_state_dict(Wrapper(m))
     assert next(iter(sd)) == "model.embed_tokens.weight" and all(v.dtype == torch.float16 for v in sd.values())
+
+
+@pytest.mark.parametrize("generation", ["gen2", "gen3"])
+def test_trains_under_bf16_autocast_with_padding(generation):
+    """The low-precision path (RMSNorm's cast order, q/k norm, rotate-half RoPE, the padding bias cast to
+    the attention's dtype, the MoE router) runs forward and backward and gives a finite loss."""
+    torch.manual_seed(0)
+    m = MiniMindLM(make_config(generation, hidden_size=32, num_hidden_layers=1, vocab_size=64,
+                               max_position_embeddings=32, use_moe=True)).train()
+    ids = torch.randint(1, 64, (2, 8))
+    mask = torch.ones_like(ids)
+    mask[1, :3] = 0
+    labels = ids.masked_fill(mask == 0, -100)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m(ids, labels=labels, attention_mask=mask)
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and out.aux_loss > 0
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
