@@ -50,8 +50,14 @@ class Batch(NamedTuple):
     X: torch.Tensor          # (B, T) input ids
     Y: torch.Tensor          # (B, T) next-token targets
     loss_mask: torch.Tensor  # (B, T) 1 where the loss counts
+    loss_rows: torch.Tensor  # (n,) flat indices of those positions in B*T: the model's loss needs no nonzero()
     real_tokens: int         # non-padding input positions
     padded_tokens: int       # B * T positions actually computed
+
+
+def pinned(pin: bool, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The tensors in page-locked memory when `pin` (a batch bound for a GPU: faster, asynchronous copies)."""
+    return tuple(t.pin_memory() for t in tensors) if pin else tensors
 
 
 class Collator:
@@ -75,11 +81,10 @@ class Collator:
         ids_t = torch.from_numpy(ids)
         X = ids_t[:, :-1].contiguous()
         Y = ids_t[:, 1:].contiguous()
-        M = torch.from_numpy(mask[:, 1:].copy())
-        if self.pin_memory:
-            X, Y, M = X.pin_memory(), Y.pin_memory(), M.pin_memory()
+        kept = mask[:, 1:].copy()
+        X, Y, M, R = pinned(self.pin_memory, X, Y, torch.from_numpy(kept), torch.from_numpy(np.flatnonzero(kept)))
         real = int(np.maximum(lengths - 1, 0).sum())
-        return Batch(X, Y, M, real, X.numel())
+        return Batch(X, Y, M, R, real, X.numel())
 
 
 def plan_chunks(lengths: np.ndarray, token_budget: int) -> list[np.ndarray]:
@@ -119,6 +124,7 @@ class PackedBatch(NamedTuple):
     X: torch.Tensor          # (1, N) input ids of all samples
     Y: torch.Tensor          # (1, N) targets
     loss_mask: torch.Tensor  # (1, N)
+    loss_rows: torch.Tensor  # (n,) indices of the loss-mask positions in the row
     positions: torch.Tensor  # (N,) position of each token within its own sample
     spans: list              # [(start, end)] of each sample in the row
     real_tokens: int
@@ -150,14 +156,11 @@ class PackingCollator:
             positions[at:at + k] = np.arange(k)
             spans.append((at, at + k))
             at += k
-        X = torch.from_numpy(ids[:n])[None]
-        Y = torch.from_numpy(targets)[None]
-        M = torch.from_numpy(mask)[None]
-        P = torch.from_numpy(positions)
-        if self.pin_memory:
-            X, Y, M, P = X.pin_memory(), Y.pin_memory(), M.pin_memory(), P.pin_memory()
+        X, Y, M, R, P = pinned(self.pin_memory, torch.from_numpy(ids[:n])[None], torch.from_numpy(targets)[None],
+                               torch.from_numpy(mask)[None], torch.from_numpy(np.flatnonzero(mask)),
+                               torch.from_numpy(positions))
         real = int(np.maximum(self.cache.lengths[indices] - 1, 0).sum())
-        return [PackedBatch(X, Y, M, P, spans, real, n)]
+        return [PackedBatch(X, Y, M, R, P, spans, real, n)]
 
 
 class _IndexDataset(torch.utils.data.Dataset):

@@ -104,3 +104,17 @@ def test_chunked_passes_give_the_single_pass_loss_and_gradient():
     assert total == pytest.approx(float(ref), abs=1e-5)
     for g, r in zip((p.grad for p in model.parameters()), ref_grads, strict=False):
         torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-4)
+
+
+def test_collators_give_the_loss_rows_so_the_model_needs_no_nonzero():
+    from dataset.batching import PackingCollator
+
+    rng = np.random.default_rng(4)
+    samples = [(rng.integers(3, 200, n), (rng.random(n) < 0.5).astype(np.uint8)) for n in (9, 1, 23, 14)]
+    cache = FakeTokenCache(samples)
+    padded = Collator(cache)(range(4))
+    (packed,) = PackingCollator(cache)(range(4))
+    for batch in (padded, packed):
+        assert batch.loss_rows.dtype == torch.long
+        assert batch.loss_rows.tolist() == batch.loss_mask.reshape(-1).nonzero().squeeze(1).tolist()
+        assert len(batch.loss_rows) == int(sum(m[1:].sum() for _, m in samples))
