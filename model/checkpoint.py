@@ -6,6 +6,7 @@ import pickle
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -82,7 +83,8 @@ def infer_config(state_dict: dict[str, torch.Tensor], **overrides) -> LMConfig:
     use_moe = any(".feed_forward.experts." in k for k in state_dict)
     w1 = next(v for k, v in state_dict.items() if k.endswith("feed_forward.w1.weight")
               or k.endswith("feed_forward.experts.0.w1.weight"))
-    fields = dict(dim=dim, vocab_size=vocab, n_layers=len(layers), hidden_dim=w1.shape[0], use_moe=use_moe)
+    fields: dict[str, Any] = dict(dim=dim, vocab_size=vocab, n_layers=len(layers), hidden_dim=w1.shape[0],
+                                  use_moe=use_moe)
     if use_moe:
         fields["n_routed_experts"] = state_dict["layers.0.feed_forward.gate.weight"].shape[0]
         fields["n_shared_experts"] = any(".shared_experts." in k for k in state_dict)
