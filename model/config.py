@@ -21,16 +21,19 @@ class LMConfig:
     max_seq_len: int = 8192
     rope_theta: float = 1e6
     dropout: float = 0.0
-    flash_attn: bool = True
     # Mixture of experts (DeepSeek-style: routed top-k plus an always-on shared expert)
     use_moe: bool = False
     num_experts_per_tok: int = 2
     n_routed_experts: int = 4
     n_shared_experts: bool = True
-    scoring_func: str = "softmax"
     aux_loss_alpha: float = 0.1
     seq_aux: bool = True
     norm_topk_prob: bool = True
+    # ---- MiniMind compatibility: fields of MiniMind's config that this network ignores, kept so that
+    # config files round-trip (the other shims: the marked block at the top of model.py) ----
+    flash_attn: bool = True        # attention always goes through scaled_dot_product_attention
+    scoring_func: str = "softmax"  # the only router scoring MiniMind implements
+    # ----
     extra: dict = field(default_factory=dict, repr=False)  # unknown fields survive a round trip
 
     def __post_init__(self):

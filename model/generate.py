@@ -14,15 +14,14 @@ Differences from MiniMind's own `generate`, on purpose:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 
 from . import int8 as int8_weights
+from .config import LMConfig
 from .int8 import Int8Weights, StackedWeights
 from .kv_cache import KVCache
-from .model import FeedForward, MiniMindLM, apply_rope
 
 
 class GenerationError(ValueError):
@@ -35,7 +34,22 @@ class StopFlag(Protocol):
     def is_set(self) -> bool: ...
 
 
-def generate(model: MiniMindLM, input_ids, max_new_tokens: int = 512, temperature: float = 0.75,
+class LanguageModel(Protocol):
+    """What generation needs of a model: MiniMindLM's forward over a KVCache. Described here, not
+    imported: model.py imports this module to offer MiniMind's `model.generate(...)`."""
+
+    config: LMConfig
+    training: bool
+
+    def __call__(self, input_ids: torch.Tensor, *, past_key_values: KVCache, start_pos: int = 0,
+                 logits_to_keep: int = 0, linears: Any = None) -> Any: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]: ...
+
+    def modules(self) -> Iterator[torch.nn.Module]: ...
+
+
+def generate(model: LanguageModel, input_ids, max_new_tokens: int = 512, temperature: float = 0.75,
              top_p: float = 0.9, top_k: int = 0, repetition_penalty: float = 1.0, eos_token_id: int | None = 2,
              stream: bool = False, seed: int | None = None, stop: StopFlag | None = None, pad_token_id: int = 0,
              int8: bool = False):
@@ -49,7 +63,9 @@ def generate(model: MiniMindLM, input_ids, max_new_tokens: int = 512, temperatur
     with int8 weight copies: several times faster per token, slightly different numbers (see int8.py).
     """
     ids = _as_batch(input_ids, _device_of(model))
-    quantized = StackedWeights.for_model(model) if ids.device.type == "cpu" and not model.training else None
+    quantized: Int8Weights | StackedWeights | None = None
+    if ids.device.type == "cpu" and not model.training:
+        quantized = StackedWeights.for_model(model)
     if int8:
         if not int8_weights.available(ids.device):
             raise GenerationError(f"int8 decoding needs a CPU model and PyTorch's int8 kernel; this model is "
@@ -111,59 +127,24 @@ def _token_stream(model, ids, max_new_tokens, temperature, top_p, top_k, repetit
         pos += 1
 
 
-def prefill(model: MiniMindLM, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
+def prefill(model: LanguageModel, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
     """Run the whole prompt through the model once, filling the cache; returns the last position's logits."""
-    out = model(ids, past_key_values=cache, start_pos=0, return_logits=False)
     # Only the last position is needed: projecting all T positions onto the vocabulary would be wasted work.
-    return model.output(model.norm(out.last_hidden_state[:, -1])).float()
+    return model(ids, past_key_values=cache, start_pos=0, logits_to_keep=1).logits[:, -1].float()
 
 
-def decode_step(model: MiniMindLM, token: torch.Tensor, cache: KVCache, pos: int,
+def decode_step(model: LanguageModel, token: torch.Tensor, cache: KVCache, pos: int,
                 quantized: Int8Weights | StackedWeights | None = None) -> torch.Tensor:
     """Logits [B, V] for one new token per row at position `pos`, appending its keys/values to the cache.
 
-    Same arithmetic as the model's forward, with two shortcuts that matter for one token at a time:
-    attention reads the grouped K/V heads directly (`enable_gqa`) instead of copying the whole cache
-    `n_rep` times per layer, and the per-forward bookkeeping (masks, aux loss) is skipped.
-    `quantized` supplies the linear layers: StackedWeights (exact, fewer matmuls) or Int8Weights
-    (int8 copies, approximate; see int8.py).
+    The model's own forward, whose attention reads the cache's grouped K/V heads in place. `quantized`
+    supplies the linear layers: StackedWeights (exact, fewer matmuls) or Int8Weights (int8 copies,
+    approximate; see int8.py).
     """
-    linear = quantized.linear if quantized is not None else _call
-    if model.training:  # dropout and MoE aux loss belong to the full forward
-        return model(token, past_key_values=cache, start_pos=pos).logits[:, -1].float()
-    config = model.config
-    if pos + 1 > min(config.max_seq_len, cache.max_len):
+    if pos + 1 > min(model.config.max_seq_len, cache.max_len):
         raise GenerationError(f"position {pos} is past the end of the cache ({cache.max_len} tokens)")
-    batch = token.shape[0]
-    n_heads, n_kv, head_dim = config.n_heads, config.n_kv_heads, config.head_dim
-    cos, sin = model.rope_cos[pos:pos + 1], model.rope_sin[pos:pos + 1]
-    h = model.tok_embeddings(token)                                         # (B, 1, dim)
-    for i, layer in enumerate(model.layers):
-        attn = layer.attention
-        x = layer.attention_norm(h)
-        if quantized is not None:
-            q, k, v = quantized.stacked(attn, x)
-        else:
-            q, k, v = attn.wq(x), attn.wk(x), attn.wv(x)
-        q = apply_rope(q.reshape(batch, 1, n_heads, head_dim), cos, sin)
-        k = apply_rope(k.reshape(batch, 1, n_kv, head_dim), cos, sin)
-        v = v.reshape(batch, 1, n_kv, head_dim)
-        keys, values = cache.update(i, k, v, pos)                           # (B, pos+1, n_kv, hd) views
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2),
-                                             enable_gqa=n_heads != n_kv)   # (B, H, 1, hd)
-        h = h + linear(attn.wo, out.transpose(1, 2).reshape(batch, 1, n_heads * head_dim))
-        ffn, x = layer.feed_forward, layer.ffn_norm(h)
-        if quantized is not None and isinstance(ffn, FeedForward):  # SwiGLU, as FeedForward.forward
-            gate, up = quantized.stacked(ffn, x)
-            h = h + linear(ffn.w2, F.silu(gate) * up)
-        else:
-            h = h + ffn(x)
-    cache.advance(pos + 1)
-    return linear(model.output, model.norm(h[:, -1])).float()
-
-
-def _call(module, x):
-    return module(x)
+    out = model(token, past_key_values=cache, start_pos=pos, logits_to_keep=1, linears=quantized)
+    return out.logits[:, -1].float()
 
 
 def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:

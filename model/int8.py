@@ -8,16 +8,16 @@ fp32 ones: an opt-in speed mode for chatting on a CPU, never used unless asked f
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterator
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import torch
 from torch import nn
 
-# The fused int8 x bf16 kernel PyTorch ships for CPU (also used by its own LLM examples).
-_KERNEL = getattr(torch.ops.aten, "_weight_int8pack_mm", None)
-
 
 def available(device: torch.device | str) -> bool:
-    return _KERNEL is not None and torch.device(device).type == "cpu"
+    """Whether this PyTorch has the fused int8 x bf16 kernel for CPU (also used by its own LLM examples)."""
+    return hasattr(torch.ops.aten, "_weight_int8pack_mm") and torch.device(device).type == "cpu"
 
 
 class Int8Linear:
@@ -42,27 +42,64 @@ class Int8Linear:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
-        y = _KERNEL(flat, self.q, self.scales)
+        y = torch.ops.aten._weight_int8pack_mm(flat, self.q, self.scales)
         return y.to(x.dtype).view(*x.shape[:-1], self.out_features)
 
 
-class Int8Weights:
+class Network(Protocol):
+    """What the copies are made from: an nn.Module (anything that lists its modules and parameters)."""
+
+    def modules(self) -> Iterator[nn.Module]: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+
+Built = TypeVar("Built", bound="PerModel")
+
+
+class PerModel:
+    """Copies of a model's weights, built once per model: `for_model` caches them, and rebuilds them if any
+    weight changed in place since (e.g. more training)."""
+
+    _cache: ClassVar[weakref.WeakKeyDictionary[Network, Any]]  # one per subclass
+
+    def __init__(self, model: Network):
+        self._versions = _versions(model)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._cache = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def for_model(cls: type[Built], model: Network) -> Built:
+        found = cls._cache.get(model)
+        if found is None or found._versions != _versions(model):
+            found = cls._cache[model] = cls(model)
+        return found
+
+
+def shared_input(module: nn.Module) -> tuple[str, ...]:
+    """The names of a module's projections of one input (attention's q|k|v, SwiGLU's w1|w3), if any."""
+    return getattr(module, "SHARED_INPUT", ())
+
+
+class Int8Weights(PerModel):
     """int8 copies of a model's linear layers, keyed by module; built once per model (see `for_model`)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: Network):
+        super().__init__(model)
         # Keyed by id(): holding the modules themselves would keep the model alive through the cache.
         self.linears: dict[int, Int8Linear] = {}
         for module in model.modules():
             if isinstance(module, nn.Linear) and module.bias is None:
                 self.linears[id(module)] = Int8Linear(module.weight)
-        # Projections that share an input, stacked: attention's q|k|v and SwiGLU's w1|w3.
+        # Projections that share an input, stacked.
         self.stacks: dict[int, tuple[Int8Linear, list[int]]] = {}
         for module in model.modules():
-            names = ("wq", "wk", "wv") if hasattr(module, "wq") else ("w1", "w3") if hasattr(module, "w3") else ()
-            parts = [self.linears.get(id(getattr(module, n))) for n in names]
-            if parts and all(parts):
-                self.stacks[id(module)] = (Int8Linear.stacked(parts), [p.out_features for p in parts])
-        self._versions = _versions(model)
+            parts = [self.linears.get(id(getattr(module, name))) for name in shared_input(module)]
+            found = [p for p in parts if p is not None]
+            if found and len(found) == len(parts):
+                self.stacks[id(module)] = (Int8Linear.stacked(found), [p.out_features for p in found])
 
     def linear(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         q = self.linears.get(id(module))
@@ -73,30 +110,19 @@ class Int8Weights:
         fused, sizes = self.stacks[id(module)]
         return fused(x).split(sizes, dim=-1)
 
-    _cache: weakref.WeakKeyDictionary[nn.Module, Int8Weights] = weakref.WeakKeyDictionary()
 
-    @classmethod
-    def for_model(cls, model: nn.Module) -> Int8Weights:
-        """Cached per model; rebuilt if any weight changed in place since (e.g. more training)."""
-        found = cls._cache.get(model)
-        if found is None or found._versions != _versions(model):
-            found = cls._cache[model] = cls(model)
-        return found
-
-
-class StackedWeights:
+class StackedWeights(PerModel):
     """fp32 copies of attention's q|k|v and SwiGLU's w1|w3, each concatenated into one matrix, for
     one-token decoding: one matmul where the model makes two or three (exact: the same rows, the same
     arithmetic). Costs a second copy of those weights while a model is used for generation."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: Network):
+        super().__init__(model)
         self.stacks: dict[int, tuple[torch.Tensor, list[int]]] = {}
         for module in model.modules():
-            names = ("wq", "wk", "wv") if hasattr(module, "wq") else ("w1", "w3") if hasattr(module, "w3") else ()
-            if names:
-                weights = [getattr(module, n).weight.detach() for n in names]
+            if names := shared_input(module):
+                weights = [getattr(module, name).weight.detach() for name in names]
                 self.stacks[id(module)] = (torch.cat(weights).contiguous(), [w.shape[0] for w in weights])
-        self._versions = _versions(model)
 
     def linear(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return module(x)
@@ -105,9 +131,6 @@ class StackedWeights:
         weight, sizes = self.stacks[id(module)]
         return torch.nn.functional.linear(x, weight).split(sizes, dim=-1)
 
-    _cache: weakref.WeakKeyDictionary[nn.Module, StackedWeights] = weakref.WeakKeyDictionary()
-    for_model = classmethod(Int8Weights.for_model.__func__)
 
-
-def _versions(model: nn.Module) -> tuple:
+def _versions(model: Network) -> tuple:
     return tuple((p.data_ptr(), p._version) for p in model.parameters())

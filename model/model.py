@@ -1,30 +1,55 @@
 """MiniMindLM: a Llama-style decoder whose state_dict matches MiniMind's key for key.
 
 RMSNorm -> grouped-query attention with RoPE -> RMSNorm -> SwiGLU (or MoE) FFN, tied embeddings.
+
+One forward serves every use, so the block's arithmetic is written once: training on padded rows or on a
+packed row (samples back to back, each attending to itself only, RoPE positions restarting per sample),
+prefilling a prompt, and decoding one token against a preallocated cache (generate.py).
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import LMConfig
-from .kv_cache import KVCache
+from .generate import generate
+from .kv_cache import ConcatCache, KVCache
+
+
+# ==== MiniMind compatibility ===========================================================================
+# What code written against MiniMind uses and this project does not: indexing the output like a dict,
+# `model.params`, `model.generate(...)`, the list of (k, v) pairs returned for `use_cache=True`
+# (kv_cache.ConcatCache), and the config fields the network ignores (config.py, its own marked block).
+class MiniMindOutputNames:
+    def __getitem__(self, key: str):  # out["logits"]
+        return getattr(self, key)
+
+
+class MiniMindModelNames(nn.Module):
+    config: LMConfig
+
+    @property
+    def params(self) -> LMConfig:  # MiniMind's name for the config
+        return self.config
+
+    def generate(self, input_ids, **kwargs):  # generate.py's engine (see there for what differs from MiniMind)
+        return generate(self, input_ids, **kwargs)
+# =======================================================================================================
 
 
 @dataclass
-class LMOutput:
+class LMOutput(MiniMindOutputNames):
     logits: torch.Tensor | None
-    aux_loss: torch.Tensor | float = 0.0
+    aux_loss: torch.Tensor                         # MoE balance loss (0 for dense models or in eval)
     past_key_values: list | KVCache | None = None
-    loss: torch.Tensor | None = None            # mean CE over loss_mask tokens (+ aux_loss), when labels given
+    loss: torch.Tensor | None = None               # mean CE over loss-mask tokens (+ aux_loss), when labels given
     last_hidden_state: torch.Tensor | None = None  # before the final norm
-
-    def __getitem__(self, key):  # MiniMind code indexes its output like a dict
-        return getattr(self, key)
 
 
 class RMSNorm(nn.Module):
@@ -42,26 +67,76 @@ class RMSNorm(nn.Module):
         return self.weight * (x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x)
 
 
-def rope_tables(head_dim: int, end: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin for RoPE on interleaved pairs (x0,x1),(x2,x3)...: MiniMind's complex-number layout."""
+def rope_table(head_dim: int, end: int, theta: float) -> torch.Tensor:
+    """RoPE's rotation e^(i angle) for each position and pair of dims, as (cos, sin): (end, head_dim/2, 2).
+
+    Kept real, and viewed as complex numbers where used: `model.to(dtype)` would turn a complex buffer
+    into a real one, silently dropping the sines."""
     freqs = 1.0 / (theta ** (torch.arange(0, head_dim, 2)[: head_dim // 2].float() / head_dim))
-    angles = torch.outer(torch.arange(end).float(), freqs)  # (end, head_dim/2)
-    return angles.cos(), angles.sin()
+    angles = torch.outer(torch.arange(end).float(), freqs)                # (end, head_dim/2)
+    return torch.stack([angles.cos(), angles.sin()], dim=-1)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x_even, x_odd) by their position's angle: x: (B, T, H, hd); cos/sin: (T, hd/2).
+def apply_rope(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    """Rotate each pair of dims by its position's angle. x: (B, T, H, hd); rot: complex (T, hd/2).
 
-    As MiniMind does it, a complex multiplication (x_even + i x_odd) * e^{i angle}: few kernels, and the
-    same rounding as the reference."""
-    rot = torch.complex(cos, sin)[None, :, None, :]                       # (1, T, 1, hd/2)
-    xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))          # (B, T, H, hd/2)
-    return torch.view_as_real(xc * rot).flatten(-2).type_as(x)
+    MiniMind's layout and arithmetic: the pairs are interleaved dims (x0, x1), (x2, x3)..., each taken
+    as a complex number x_even + i x_odd and multiplied by e^(i angle): few kernels, the same rounding."""
+    xc = torch.view_as_complex(x.float().view(*x.shape[:-1], -1, 2))      # (B, T, H, hd/2)
+    return torch.view_as_real(xc * rot[:, None]).flatten(-2).type_as(x)
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """F.dropout, not even called where it does nothing (eval, p = 0): decoding pays for every call."""
+    return F.dropout(x, p) if training and p > 0 else x
+
+
+def matmul_input(x: torch.Tensor) -> torch.Tensor:
+    """x in the dtype the projections will use. Under autocast every projection casts its input itself;
+    the normed activations feed two or three of them, so one cast here saves the others (the same values;
+    their gradients then add up in the autocast dtype, as in a model held in bf16)."""
+    device = x.device.type
+    return x.to(torch.get_autocast_dtype(device)) if torch.is_autocast_enabled(device) else x
+
+
+class Linears(Protocol):
+    """Who multiplies by a module's weight matrices: the module's own nn.Linear layers (OWN_WEIGHTS), or
+    for one-token decoding int8.py's StackedWeights or Int8Weights (fewer matmuls, or int8 copies)."""
+
+    def linear(self, module: nn.Linear, x: torch.Tensor) -> torch.Tensor: ...
+
+    def stacked(self, module: Attention | FeedForward, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The projections named by module.SHARED_INPUT, all applied to x."""
+        ...
+
+
+class OwnWeights:
+    def linear(self, module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        return module(x)
+
+    def stacked(self, module: Attention | FeedForward, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(getattr(module, name)(x) for name in module.SHARED_INPUT)
+
+
+OWN_WEIGHTS = OwnWeights()
+
+
+@dataclass
+class ForwardContext:
+    """What every layer shares in one forward."""
+    rot: torch.Tensor                                # complex (T, head_dim/2): RoPE rotation of each position
+    linears: Linears = OWN_WEIGHTS
+    cache: KVCache | ConcatCache | None = None       # earlier positions' keys/values; this forward's are added
+    start_pos: int = 0                               # the first token's position (where the cache writes)
+    spans: Sequence[tuple[int, int]] | None = None   # a packed row: (start, end) of each sample
 
 
 class Attention(nn.Module):
-    def __init__(self, config: LMConfig):
+    SHARED_INPUT: ClassVar[tuple[str, ...]] = ("wq", "wk", "wv")  # projections of one input (int8.py stacks them)
+
+    def __init__(self, config: LMConfig, layer_id: int):
         super().__init__()
+        self.layer_id = layer_id  # its slot in a KV cache
         self.n_heads = config.n_heads
         self.n_kv_heads = config.n_kv_heads
         self.n_rep = self.n_heads // self.n_kv_heads
@@ -70,53 +145,52 @@ class Attention(nn.Module):
         self.wk = nn.Linear(config.dim, self.n_kv_heads * self.head_dim, bias=False)
         self.wv = nn.Linear(config.dim, self.n_kv_heads * self.head_dim, bias=False)
         self.wo = nn.Linear(self.n_heads * self.head_dim, config.dim, bias=False)
-        self.dropout = config.dropout
-        self.resid_dropout = nn.Dropout(config.dropout)
+        self.dropout = config.dropout  # on the attention weights and on the output
 
-    def forward(self, x, cos, sin, past=None, use_cache=False, layer_idx=0, start_pos=0):
+    def forward(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
         B, T, _ = x.shape
-        q = self.wq(x).view(B, T, self.n_heads, self.head_dim)
-        k = self.wk(x).view(B, T, self.n_kv_heads, self.head_dim)
-        v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k, v = ctx.linears.stacked(self, matmul_input(x))
+        q = apply_rope(q.view(B, T, self.n_heads, self.head_dim), ctx.rot)           # (B, T, H, hd)
+        k = apply_rope(k.view(B, T, self.n_kv_heads, self.head_dim), ctx.rot)        # (B, T, n_kv, hd)
+        v = v.view(B, T, self.n_kv_heads, self.head_dim)
+        if ctx.cache is not None:  # attend to the earlier positions too
+            k, v = ctx.cache.update(self.layer_id, k, v, ctx.start_pos)              # (B, S, n_kv, hd)
+        if ctx.spans is None:
+            out = self.attend(q, k, v)
+        else:  # a packed row: each sample attends causally to itself only
+            out = torch.cat([self.attend(q[:, s:e], k[:, s:e], v[:, s:e]) for s, e in ctx.spans], dim=1)
+        return dropout(ctx.linears.linear(self.wo, out.flatten(2)), self.dropout, self.training)  # (B, T, dim)
 
-        present = None
-        if isinstance(past, KVCache):
-            k, v = past.update(layer_idx, k, v, start_pos)  # views into preallocated buffers
-            present = past
-        else:
-            if past is not None:  # MiniMind-style tuple cache: concatenate
-                k = torch.cat([past[0], k], dim=1)
-                v = torch.cat([past[1], v], dim=1)
-            if use_cache:
-                present = (k, v)
-        S = k.shape[1]
-
-        q = q.transpose(1, 2)                                              # (B, H, T, hd)
-        k = k.transpose(1, 2).repeat_interleave(self.n_rep, dim=1)         # (B, H, S, hd)
-        v = v.transpose(1, 2).repeat_interleave(self.n_rep, dim=1)
-        dropout_p = self.dropout if self.training else 0.0
-        if T == 1:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # one new token sees everything
-        elif S == T:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-        else:  # a chunk appended after a cached prefix: causal with an offset
-            mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
-        out = out.transpose(1, 2).reshape(B, T, -1)                        # (B, T, dim)
-        return self.resid_dropout(self.wo(out)), present
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Causal attention of T queries (B, T, H, hd) over S >= T keys and values (B, S, n_kv, hd), the last
+        T of them at the queries' own positions; (B, T, H, hd) out. Each group of n_rep query heads reads
+        its K/V head in place (enable_gqa) instead of a copy repeated n_rep times."""
+        T, S = q.shape[1], k.shape[1]
+        mask = None
+        if 1 < T < S:  # a chunk appended after a cached prefix: causal with an offset
+            mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=T == S and T > 1,  # one new token sees everything before it: no mask at all
+            enable_gqa=self.n_rep > 1)                                               # (B, H, T, hd)
+        return out.transpose(1, 2)
 
 
 class FeedForward(nn.Module):
+    SHARED_INPUT: ClassVar[tuple[str, ...]] = ("w1", "w3")
+
     def __init__(self, config: LMConfig):
         super().__init__()
+        assert config.hidden_dim is not None  # LMConfig.__post_init__ derives it when not given
         self.w1 = nn.Linear(config.dim, config.hidden_dim, bias=False)
         self.w2 = nn.Linear(config.hidden_dim, config.dim, bias=False)
         self.w3 = nn.Linear(config.dim, config.hidden_dim, bias=False)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = config.dropout
 
-    def forward(self, x):
-        return self.dropout(self.w2(F.silu(self.w1(x)) * self.w3(x)))
+    def forward(self, x: torch.Tensor, linears: Linears = OWN_WEIGHTS) -> torch.Tensor:
+        gate, up = linears.stacked(self, matmul_input(x))                           # SwiGLU
+        return dropout(linears.linear(self.w2, F.silu(gate) * up), self.dropout, self.training)
 
 
 class MoEGate(nn.Module):
@@ -157,9 +231,10 @@ class MoEFeedForward(nn.Module):
         self.experts = nn.ModuleList([FeedForward(config) for _ in range(config.n_routed_experts)])
         self.gate = MoEGate(config)
         self.shared_experts = FeedForward(config) if config.n_shared_experts else None
-        self.aux_loss = 0.0
+        self.aux_loss: torch.Tensor | float = 0.0
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor, linears: Linears = OWN_WEIGHTS) -> torch.Tensor:
+        # The experts always use their own weights (int8.py's copies are for one-token decoding of dense models).
         shape = x.shape
         topk_idx, topk_weight, self.aux_loss = self.gate(x)
         flat = x.reshape(-1, shape[-1])
@@ -190,83 +265,122 @@ class MiniMindBlock(nn.Module):
         super().__init__()
         # Construction order matters: it fixes which random numbers each weight gets, so a seeded
         # init equals MiniMind's seeded init.
-        self.attention = Attention(config)
+        self.attention = Attention(config, layer_id)
         self.layer_id = layer_id
         self.attention_norm = RMSNorm(config.dim, eps=config.norm_eps)
         self.ffn_norm = RMSNorm(config.dim, eps=config.norm_eps)
         self.feed_forward = MoEFeedForward(config) if config.use_moe else FeedForward(config)
 
-    def forward(self, x, cos, sin, past=None, use_cache=False, start_pos=0):
-        h, present = self.attention(self.attention_norm(x), cos, sin, past, use_cache, self.layer_id, start_pos)
-        h = x + h
-        return h + self.feed_forward(self.ffn_norm(h)), present
+    def forward(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        h = x + self.attention(self.attention_norm(x), ctx)
+        return h + self.feed_forward(self.ffn_norm(h), ctx.linears)
 
 
-class MiniMindLM(nn.Module):
+LOSS_ROWS = 512  # loss-mask rows per slice on the CPU: (512, vocab) logits stay in the CPU cache
+
+
+class MiniMindLM(MiniMindModelNames):
+    rope: torch.Tensor  # (max_seq_len, head_dim/2, 2), see rope_table
+
     def __init__(self, config: LMConfig | None = None):
         super().__init__()
         self.config = config = config or LMConfig()
-        self.params = config  # MiniMind's name for it
         self.vocab_size, self.n_layers = config.vocab_size, config.n_layers
         self.tok_embeddings = nn.Embedding(config.vocab_size, config.dim)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = config.dropout
         self.layers = nn.ModuleList([MiniMindBlock(i, config) for i in range(config.n_layers)])
         self.norm = RMSNorm(config.dim, eps=config.norm_eps)
         self.output = nn.Linear(config.dim, config.vocab_size, bias=False)
         self.tok_embeddings.weight = self.output.weight  # tied: one matrix serves input and output
-        cos, sin = rope_tables(config.head_dim, config.max_seq_len, config.rope_theta)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        self.register_buffer("rope", rope_table(config.head_dim, config.max_seq_len, config.rope_theta),
+                             persistent=False)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())  # parameters() counts the tied matrix once
 
-    def forward(self, input_ids, past_key_values=None, use_cache=False, start_pos=0,
-                labels=None, loss_mask=None, return_logits=True, **_):
-        B, T = input_ids.shape
-        if start_pos + T > self.config.max_seq_len:
-            raise ValueError(f"sequence of {start_pos + T} tokens exceeds max_seq_len {self.config.max_seq_len}")
-        cache = past_key_values if isinstance(past_key_values, KVCache) else None
-        pasts = [cache] * self.n_layers if cache is not None else (past_key_values or [None] * self.n_layers)
-        cos = self.rope_cos[start_pos:start_pos + T]
-        sin = self.rope_sin[start_pos:start_pos + T]
-        h = self.dropout(self.tok_embeddings(input_ids))
-        presents = []
-        for layer, past in zip(self.layers, pasts, strict=True):
-            h, present = layer(h, cos, sin, past, use_cache, start_pos)
-            presents.append(present)
-        aux_loss = sum((b.feed_forward.aux_loss for b in self.layers if isinstance(b.feed_forward, MoEFeedForward)),
-                       h.new_zeros(()))
+    def forward(self, input_ids: torch.Tensor, past_key_values: list | KVCache | None = None,
+                use_cache: bool = False, start_pos: int = 0, logits_to_keep: int = 0,
+                labels: torch.Tensor | None = None, loss_mask: torch.Tensor | None = None,
+                loss_rows: torch.Tensor | None = None, positions: torch.Tensor | None = None,
+                spans: Sequence[tuple[int, int]] | None = None, return_logits: bool = True,
+                linears: Linears | None = None) -> LMOutput:
+        """input_ids (B, T) -> LMOutput.
+
+        Cache: a KVCache (written in place at start_pos, returned as past_key_values), or MiniMind's list
+        of (k, v) per layer (`use_cache=True` returns the extended list). Logits for the last
+        `logits_to_keep` positions (0: all), none with return_logits=False.
+        Loss (with labels): mean cross-entropy over the positions in loss_mask (B, T), or over loss_rows,
+        their flat indices into the B*T positions, as the collators compute them (no host sync).
+        A packed row (B = 1): positions (T,) within each sample and spans [(start, end)] of the samples.
+        linears: who applies the weight matrices (see Linears; int8.py's, for one-token decoding)."""
+        T = input_ids.shape[1]
+        cache: KVCache | ConcatCache | None = None
+        if isinstance(past_key_values, KVCache):
+            cache = past_key_values
+        elif use_cache or past_key_values is not None:  # MiniMind's list of (k, v) pairs
+            cache = ConcatCache(past_key_values, self.n_layers)
+        ctx = ForwardContext(self.rotation(T, start_pos, positions, spans, cache), linears or OWN_WEIGHTS,
+                             cache, start_pos, spans)
+        h = dropout(self.tok_embeddings(input_ids), self.dropout, self.training)
+        for layer in self.layers:
+            h = layer(h, ctx)
+        aux_loss = h.new_zeros(())
+        for block in self.layers:
+            if isinstance(block.feed_forward, MoEFeedForward):
+                aux_loss = aux_loss + block.feed_forward.aux_loss
         if cache is not None:
             cache.advance(start_pos + T)
-            new_past = cache
-        else:
-            new_past = presents if use_cache else None
-
         loss = logits = None
         if labels is not None:
-            loss = self.masked_loss(h, labels, loss_mask) + aux_loss
+            loss = self.masked_loss(h, labels, self.rows_of(labels, loss_mask, loss_rows)) + aux_loss
         if return_logits:
-            logits = self.output(self.norm(h))
-        return LMOutput(logits=logits, aux_loss=aux_loss, past_key_values=new_past, loss=loss, last_hidden_state=h)
+            logits = ctx.linears.linear(self.output, self.norm(h[:, -logits_to_keep:]))  # -0: all positions
+        past = (cache.pairs if use_cache else None) if isinstance(cache, ConcatCache) else cache
+        return LMOutput(logits=logits, aux_loss=aux_loss, past_key_values=past, loss=loss, last_hidden_state=h)
 
-    def masked_loss(self, h, labels, loss_mask=None):
-        """Mean cross-entropy over the positions the mask keeps.
+    def rotation(self, T: int, start_pos: int, positions: torch.Tensor | None,
+                 spans: Sequence[tuple[int, int]] | None, cache: KVCache | ConcatCache | None) -> torch.Tensor:
+        """The RoPE rotation of each of the T positions: complex (T, head_dim/2)."""
+        if (positions is None) != (spans is None):
+            raise ValueError("a packed row needs both positions and spans")
+        if positions is not None:  # a packed row: positions restart at 0 for each sample
+            if self.config.use_moe or cache is not None:
+                raise ValueError("packed rows are for training dense models (MoE's balance loss is defined "
+                                 "per padded sequence)")
+            table = self.rope[positions]
+        else:
+            if start_pos + T > self.config.max_seq_len:
+                raise ValueError(f"sequence of {start_pos + T} tokens exceeds max_seq_len {self.config.max_seq_len}")
+            table = self.rope[start_pos:start_pos + T]
+        return torch.view_as_complex(table.float())  # .float(): a no-op unless the model was cast
 
-        Only those rows go through the final norm and the vocab projection: with a 6400-word vocab
-        that projection is a large share of a small model's work, and SFT masks most positions out.
-        """
+    @staticmethod
+    def rows_of(labels: torch.Tensor, loss_mask: torch.Tensor | None, loss_rows: torch.Tensor | None) -> torch.Tensor:
+        """Flat indices of the positions the loss counts."""
+        if loss_rows is not None:
+            if loss_mask is not None:
+                raise ValueError("give loss_mask or loss_rows, not both")
+            return loss_rows
         if loss_mask is None:
-            loss_mask = torch.ones_like(labels)
-        keep = loss_mask.reshape(-1).nonzero().squeeze(1)
-        hidden = h.reshape(-1, h.shape[-1]).index_select(0, keep)
-        logits = self.output(self.norm(hidden))
-        n = loss_mask.sum()
-        ce = F.cross_entropy(logits.float(), labels.reshape(-1).index_select(0, keep), reduction="sum")
-        # (loss * mask).sum() / mask.sum() as in MiniMind; an all-zero mask yields 0, not NaN.
-        return ce / n.clamp(min=1)
+            return torch.arange(labels.numel(), device=labels.device)
+        # MiniMind's way in: a mask. Finding its rows waits for the device (the trainer's collators
+        # compute them on the host instead).
+        return loss_mask.reshape(-1).nonzero().squeeze(1)
 
-    # Generation lives in generate.py; attached here so `model.generate(...)` works as documented.
-    def generate(self, input_ids, **kwargs):
-        from .generate import generate
-        return generate(self, input_ids, **kwargs)
+    def masked_loss(self, h: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over the positions `rows` (flat indices into h's B*T positions), as MiniMind's
+        (loss * mask).sum() / mask.sum(); no rows give 0, not NaN.
+
+        Only those rows go through the final norm and the vocab projection: with a 6400-word vocab that
+        projection is a large share of a small model's work, and SFT masks most positions out. On the CPU
+        the rows go LOSS_ROWS at a time: one (rows, vocab) softmax over a whole batch is memory-bound,
+        small slices are not. A GPU takes them in one piece (fewer kernels). Same sum, same mean."""
+        hidden = h.reshape(-1, h.shape[-1])
+        targets = labels.reshape(-1)
+        n = len(rows)
+        size = LOSS_ROWS if h.device.type == "cpu" else max(n, 1)
+        # At least one slice: an empty one still gives a loss of 0 that backward() accepts.
+        ce = [F.cross_entropy(self.output(self.norm(hidden.index_select(0, part))).float(),
+                              targets.index_select(0, part), reduction="sum")
+              for part in (rows[start:start + size] for start in range(0, max(n, 1), size))]
+        return sum(ce[1:], ce[0]) / max(n, 1)

@@ -15,7 +15,6 @@ One job per module:
   data.py          dataset -> token cache -> per-epoch batches
   metrics.py       raw counters -> the `step` event
   trackers.py      optional wandb / SwanLab logging
-  packed.py        the model's forward over a packed (unpadded) batch, for CPU training
   loop.py          the training loop itself
   watchdog.py      the stall watchdog thread (`stall` events)
   auto_batch.py    --auto_batch_size: the largest batch that fits, found before training

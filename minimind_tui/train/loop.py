@@ -68,12 +68,13 @@ def pass_loss(model, batch, n_mask: float, row_share: float, world_size: int = 1
     """
     X = batch.X.to(device, non_blocking=True)
     Y = batch.Y.to(device, non_blocking=True)
-    M = batch.loss_mask.to(device, non_blocking=True)
-    if isinstance(batch, PackedBatch):  # model is a PackedLM (or DDP around one)
-        out = model(X, Y, M, batch.positions.to(device, non_blocking=True), batch.spans)
-    else:
-        out = model(X, labels=Y, loss_mask=M, return_logits=False)  # vocab projection on mask rows only
-    n_here = max(int(batch.loss_mask.sum()), 1)
+    # The loss-mask rows come from the collator: no nonzero() on the device, so no wait for it.
+    rows = batch.loss_rows.to(device, non_blocking=True)
+    packed: dict = {}
+    if isinstance(batch, PackedBatch):  # one unpadded row: RoPE positions and attention restart per sample
+        packed = dict(positions=batch.positions.to(device, non_blocking=True), spans=batch.spans)
+    out = model(X, labels=Y, loss_rows=rows, return_logits=False, **packed)  # vocab projection on mask rows only
+    n_here = max(len(batch.loss_rows), 1)
     ce_sum = (out.loss - out.aux_loss) * n_here
     return ce_sum * (world_size / max(n_mask, 1.0)) + out.aux_loss * row_share
 
@@ -92,15 +93,11 @@ def make_collator(cache, settings: dict, device: str, pad_id: int, use_moe: bool
     cuda = device.startswith("cuda")
     if use_packing(settings, device, use_moe):
         return PackingCollator(cache, pin_memory=cuda)
-    budget = settings["chunk_tokens"] if settings.get("chunk_tokens") is not None else (8192 if cuda else 0)
-    return ChunkedCollator(Collator(cache, pad_id=pad_id, pin_memory=cuda), None if budget < 0 else budget)
+    return ChunkedCollator(Collator(cache, pad_id=pad_id, pin_memory=cuda), chunk_budget(settings, device))
 
 
 def compute_module(model, settings: dict, device: str):
-    """What the step calls: the model itself, or a PackedLM around it (same parameters)."""
-    if use_packing(settings, device, model.config.use_moe):
-        from .packed import PackedLM
-        return PackedLM(model)
+    """What the step calls: the model itself, whose forward takes packed batches as well."""
     return model
 
 
@@ -109,7 +106,7 @@ DEFAULT_CHUNK_TOKENS = 8192  # padded tokens per forward pass on CUDA (--chunk_t
 
 def chunk_budget(settings: dict, device: str) -> int | None:
     """Padded tokens per forward pass on the chunked path: None = the whole batch in one pass, 0 = one
-    sample per pass. (make_collator spells the same rule out; it is to call this.)"""
+    sample per pass (make_collator's passes)."""
     budget = settings.get("chunk_tokens")
     if budget is None:
         budget = DEFAULT_CHUNK_TOKENS if device.startswith("cuda") else 0

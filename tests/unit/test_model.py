@@ -83,6 +83,77 @@ def test_masked_loss_equals_full_logits_loss():
     torch.testing.assert_close(out.loss, expected, atol=1e-5, rtol=1e-5)
 
 
+def test_loss_rows_give_the_loss_mask_loss_and_not_both():
+    torch.manual_seed(1)
+    m = MiniMindLM(LMConfig(dim=64, n_layers=1, max_seq_len=64))
+    x, y = torch.randint(0, 6400, (2, 10)), torch.randint(0, 6400, (2, 10))
+    mask = (torch.rand(2, 10) > 0.5).long()
+    rows = mask.reshape(-1).nonzero().squeeze(1)
+    by_mask = m(x, labels=y, loss_mask=mask, return_logits=False).loss
+    torch.testing.assert_close(m(x, labels=y, loss_rows=rows, return_logits=False).loss, by_mask, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="not both"):
+        m(x, labels=y, loss_mask=mask, loss_rows=rows)
+
+
+def test_a_misspelt_keyword_is_an_error_not_ignored():
+    m = MiniMindLM(LMConfig(dim=64, n_layers=1, max_seq_len=32))
+    x = torch.randint(0, 6400, (1, 8))
+    with pytest.raises(TypeError, match="loss_masks"):
+        m(x, labels=x, loss_masks=torch.zeros_like(x))  # would train without the mask if swallowed
+
+
+def test_minimind_names_still_work():
+    m = MiniMindLM(LMConfig(dim=64, n_layers=1, max_seq_len=32))
+    out = m(torch.randint(0, 6400, (1, 8)))
+    assert m.params is m.config and out["logits"] is out.logits
+
+
+def test_attention_reads_grouped_kv_heads_in_place(monkeypatch):
+    """Training, prefill and decoding all hand SDPA the n_kv_heads K/V heads (enable_gqa), never copies."""
+    from model.generate import decode_step, prefill
+    from model.kv_cache import KVCache
+
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, **kw):
+        seen.append((q.shape[1], k.shape[1], kw.get("enable_gqa")))
+        return sdpa(q, k, v, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    m = MiniMindLM(LMConfig(dim=64, n_layers=2, n_heads=8, n_kv_heads=2, max_seq_len=32))
+    x = torch.randint(0, 6400, (2, 8))
+    m(x, labels=x).loss.backward()
+    with torch.no_grad():
+        cache = KVCache.for_model(m.eval(), 2, 16)
+        prefill(m, x, cache)
+        decode_step(m, x[:, :1], cache, 8)
+    assert seen and set(seen) == {(8, 2, True)}
+
+
+def test_autocast_casts_each_normed_activation_once():
+    """Under autocast the normed input of attention (q, k, v) and of the FFN (w1, w3) is cast once per layer,
+    not once per projection; plus the final norm's, for the logits."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Casts(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.shapes = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func is torch.ops.aten._to_copy.default and kwargs.get("dtype") == torch.bfloat16:
+                self.shapes.append(tuple(args[0].shape))
+            return func(*args, **kwargs)
+
+    m = MiniMindLM(LMConfig(dim=64, n_layers=3, max_seq_len=32))
+    x = torch.randint(0, 6400, (2, 5))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16), Casts() as casts:
+        m(x)
+    assert casts.shapes.count((2, 5, 64)) == 2 * 3 + 1
+
+
 def test_all_zero_mask_gives_zero_loss_not_nan():
     m = MiniMindLM(LMConfig(dim=64, n_layers=1, max_seq_len=32))
     x = torch.randint(0, 6400, (1, 8))
