@@ -222,3 +222,18 @@ def test_a_file_that_is_no_checkpoint_gets_one_line_naming_it(tmp_path, content,
     with pytest.raises(CheckpointError, match=message) as caught:
         load_state_dict(tmp_path / "x.pth")
     assert str(caught.value).startswith(f"{tmp_path / 'x.pth'}: ") and "\n" not in str(caught.value)
+
+
+def test_the_trainers_forward_is_one_compiled_graph():
+    """With the collator's loss rows the loss needs no nonzero(): torch.compile sees no graph break."""
+    import torch._dynamo as dynamo
+
+    if not dynamo.is_dynamo_supported():
+        pytest.skip("torch.compile does not support this Python")
+    m = MiniMindLM(LMConfig(dim=64, n_layers=2, max_seq_len=64))
+    x = torch.randint(0, 6400, (2, 16))
+    try:
+        explained = dynamo.explain(m)(x, labels=x, loss_rows=torch.arange(5, 20), return_logits=False)
+    finally:
+        dynamo.reset()  # no compiled code left behind for other tests
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
