@@ -325,7 +325,7 @@ class MiniMindLM(MiniMindModelNames):
         for layer in self.layers:
             h = layer(h, ctx)
         aux_loss = h.new_zeros(())
-        for block in self.layers:
+        for block in self.layers if self.config.use_moe else ():
             if isinstance(block.feed_forward, MoEFeedForward):
                 aux_loss = aux_loss + block.feed_forward.aux_loss
         if cache is not None:
