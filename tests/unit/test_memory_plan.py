@@ -10,8 +10,8 @@ import pytest
 
 from minimind_tui.cli import main as cli_main
 from minimind_tui.train.memory_plan import (
+    CPU_LOSS_ROWS,
     CUDA_CHUNK_TOKENS,
-    PACKED_LOSS_ROWS,
     activation_bytes_per_token_layer,
     plan_memory,
 )
@@ -55,10 +55,11 @@ def test_activation_formula_matches_what_autograd_saves(use_moe, low_precision):
 
 
 def test_the_plan_assumes_the_trainers_passes():
-    from minimind_tui.train import loop, packed
+    from minimind_tui.train import loop
+    from model.model import LOSS_ROWS
 
     assert loop.make_collator(None, {}, "cuda:0", 0, False).token_budget == CUDA_CHUNK_TOKENS
-    assert packed.LOSS_ROWS == PACKED_LOSS_ROWS
+    assert LOSS_ROWS == CPU_LOSS_ROWS
     seed = plan_memory(512, 8, 64, 512)
     assert (seed.passes_per_micro_batch, seed.tokens_per_pass, seed.chunk_tokens) == (4, 8192, 8192)
     one_each = plan_memory(512, 8, 64, 512, chunk_tokens=0)
