@@ -33,8 +33,18 @@ GiB = 1024**3
 _DEFAULT = LMConfig()
 VOCAB = _DEFAULT.vocab_size  # MiniMind's tokenizer
 
-# The trainer's default chunk budget on CUDA (loop.make_collator; a test keeps the two equal).
+# The trainer's default chunk budget on CUDA (loop.chunk_budget takes it from here). Cards of 40 GB and more
+# get twice the tokens per pass: half the passes, so half the kernel launches per step, for memory they have.
 CUDA_CHUNK_TOKENS = 8192
+LARGE_GPU_GIB = 40
+LARGE_GPU_CHUNK_TOKENS = 16384
+
+
+def default_chunk_tokens(gpu_total_gib: float | None) -> int:
+    """--chunk_tokens when not given, for a GPU of this much memory (None: unknown, the smaller budget)."""
+    if gpu_total_gib is not None and gpu_total_gib >= LARGE_GPU_GIB:
+        return LARGE_GPU_CHUNK_TOKENS
+    return CUDA_CHUNK_TOKENS
 # On the CPU the loss is computed this many mask rows at a time (model.model.LOSS_ROWS); a GPU takes them at once.
 CPU_LOSS_ROWS = 512
 
@@ -140,15 +150,17 @@ def pass_shape(batch_size: int, seq_len: int, budget: int | None) -> tuple[int, 
 
 def plan_memory(dim: int, n_layers: int, batch_size: int, max_seq_len: int, *, n_heads: int = 8,
                 n_kv_heads: int = 2, use_moe: bool = False, vocab: int = VOCAB, dtype: str = "bfloat16",
-                device: str = "cuda", chunk_tokens: int | None = None, world_size: int = 1) -> MemoryPlan:
-    """The peak memory of one training process, the way loop.py trains (arguments as its flags)."""
+                device: str = "cuda", chunk_tokens: int | None = None, world_size: int = 1,
+                gpu_total_gb: float | None = None) -> MemoryPlan:
+    """The peak memory of one training process, the way loop.py trains (arguments as its flags;
+    gpu_total_gb, the card's memory in GiB, decides the default chunk budget as the trainer does)."""
     cuda = device.startswith("cuda")
     low_precision = cuda and dtype in ("bfloat16", "float16")  # the CPU always trains in fp32
     packed = not cuda and chunk_tokens is None and not use_moe  # loop.use_packing
     if packed:
         budget: int | None = None
     else:
-        budget = chunk_tokens if chunk_tokens is not None else (CUDA_CHUNK_TOKENS if cuda else 0)
+        budget = chunk_tokens if chunk_tokens is not None else (default_chunk_tokens(gpu_total_gb) if cuda else 0)
         budget = None if budget < 0 else budget
     passes, tokens = pass_shape(batch_size, max_seq_len, budget)
     rows = tokens  # every position may be a loss position (pretraining: all real tokens are)
@@ -183,10 +195,11 @@ def plan_memory(dim: int, n_layers: int, batch_size: int, max_seq_len: int, *, n
         total_gb=allocated / GiB + overhead)
 
 
-def plan_for_settings(settings: dict, vocab: int, world_size: int = 1) -> MemoryPlan:
+def plan_for_settings(settings: dict, vocab: int, world_size: int = 1,
+                      gpu_total_gb: float | None = None) -> MemoryPlan:
     """The plan for the trainer's resolved settings (train.args.resolve) and a device."""
     return plan_memory(settings["dim"], settings["n_layers"], settings["batch_size"], settings["max_seq_len"],
                        n_heads=settings["n_heads"], n_kv_heads=settings["n_kv_heads"],
                        use_moe=bool(settings["use_moe"]), vocab=vocab, dtype=settings["dtype"],
                        device=settings.get("device") or "cpu", chunk_tokens=settings.get("chunk_tokens"),
-                       world_size=world_size)
+                       world_size=world_size, gpu_total_gb=gpu_total_gb)
