@@ -22,15 +22,16 @@ class Metric:
     key: str        # the step event's field
     title: str      # what the chart is called
     fmt: str        # how its current value is printed
+    smooth: bool = True  # noisy: drawn smoothed over its raw values (lr and memory are not noisy)
 
 
 # What the Runs tab charts, in its order. "mem" is the GPU's peak memory, or the trainer's RSS on CPU runs.
 METRICS = (
     Metric("loss", "loss", ".3f"),
-    Metric("lr", "lr", ".2e"),
+    Metric("lr", "lr", ".2e", smooth=False),
     Metric("grad_norm", "grad norm", ".3g"),
     Metric("tokens_per_s", "tok/s", ",.0f"),
-    Metric("mem", "memory GB", ".2f"),
+    Metric("mem", "memory GB", ".2f", smooth=False),
 )
 METRIC_KEYS = tuple(m.key for m in METRICS)
 # Step-event fields kept as columns (mem_peak_gb is null on CPU: rss_gb stands in for it).

@@ -124,13 +124,15 @@ def nice_ticks(lo: float, hi: float, max_ticks: int) -> list[float]:
 
 def log_ticks(lo: float, hi: float, max_ticks: int) -> list[float]:
     """Ticks for a log axis, as log10 positions in [lo, hi] (themselves log10 values): 1, 2, 5 x 10^k when
-    they fit, else powers of ten, else evenly spaced values."""
+    they fit, else powers of ten; a range too narrow for either gets round values (2.1, 2.2, 2.3)."""
     for mantissas in ((1, 2, 5), (1,)):
         ticks = [math.log10(m) + k for k in range(math.floor(lo), math.ceil(hi) + 1) for m in mantissas]
         ticks = [t for t in ticks if lo - 1e-9 <= t <= hi + 1e-9]
         if 2 <= len(ticks) <= max_ticks:
             return ticks
-    return nice_ticks(lo, hi, max_ticks)
+    if hi - lo > 1:  # several decades and room for few ticks: every few powers of ten
+        return nice_ticks(lo, hi, max_ticks)
+    return [math.log10(v) for v in nice_ticks(10 ** lo, 10 ** hi, max_ticks) if v > 0]
 
 
 def label(v: float, spacing: float = 0.0) -> str:
@@ -153,11 +155,11 @@ def label(v: float, spacing: float = 0.0) -> str:
 
 def labels(ticks: Sequence[float], log: bool = False) -> list[str]:
     """Labels for ticks on one axis (on a log axis the ticks are log10 positions)."""
-    if log:
-        values = [10 ** t for t in ticks]
+    values = [10 ** t for t in ticks] if log else list(ticks)
+    if log and len(values) > 1 and values[-1] / values[0] >= 10:  # decades apart: each label on its own
         return [label(v, v) for v in values]
-    spacing = min((b - a for a, b in zip(ticks, ticks[1:], strict=False)), default=0.0)
-    return [label(t, spacing) for t in ticks]
+    spacing = min((b - a for a, b in zip(values, values[1:], strict=False)), default=0.0)
+    return [label(v, spacing) for v in values]
 
 
 @dataclass(frozen=True)

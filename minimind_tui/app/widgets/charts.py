@@ -8,7 +8,7 @@ this module is imported when the first curves arrive, not before the dashboard's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.text import Text
 from textual import events
@@ -194,11 +194,12 @@ class ChartGrid(Container):
                 continue
             series = [self._series(run, metric, single) for run in self.runs]
             title = metric_title(metric, self.runs[0].curves) if single else Text(metric.title, style="bold")
+            settings = self.settings if metric.smooth else replace(self.settings, smoothing=0.0)
             if i == main:
-                title.append(f"   {self.settings.describe()}", style="italic")
+                title.append(f"   {settings.describe()}", style="italic")
                 if not self.wide:
                     title.append(" · v next", style="dim")
-            chart.show(title, series, self.settings)
+            chart.show(title, series, settings)
 
     def _series(self, run: ChartRun, metric: Metric, single: bool) -> plotting.Series:
         """The run's curve for the metric; the same object while its curves and the x axis are unchanged."""

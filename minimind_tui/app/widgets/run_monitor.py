@@ -140,6 +140,9 @@ class RunMonitor(Vertical):
             notes.append("no checkpoint yet", style="dim")
         if s.can_resume:  # on the first line: a long reason below must not push it out of view
             notes.append("  → press r to resume from it", style="bold")
+        curves = self.view.curves if self.view else None
+        if curves is not None and curves.resumes:  # the yellow lines on the charts
+            notes.append(f"  │ resumed at step {', '.join(f'{r:,}' for r in curves.resumes)}", style="yellow")
         if self.stopping_note:
             notes.append(f"\n{self.stopping_note}", style="bold yellow")
         if s.reason:
