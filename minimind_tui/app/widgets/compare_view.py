@@ -12,8 +12,8 @@ from ..curves import loss_stats
 from ..plotting import ChartSettings
 from ..run_watch import Compared
 
-# Shown before the settings that differ.
-RESULT_ROWS = ("final loss", "min loss", "steps")
+# Shown before the settings that differ (each run's steps are in the runs table just above).
+RESULT_ROWS = ("loss final / min",)
 
 
 def palette() -> tuple[str, ...]:
@@ -22,15 +22,12 @@ def palette() -> tuple[str, ...]:
 
 
 def comparison_rows(compared: tuple[Compared, ...]) -> list[tuple[str, list[str]]]:
-    """The table: results first, then the settings that differ, one value per run."""
-    finals, lows, steps = [], [], []
+    """The table: each run's final and lowest loss, then the settings that differ, one value per run."""
+    losses = []
     for c in compared:
         final, low = loss_stats(c.curves)
-        finals.append(f"{final:.4f}" if final is not None else "—")
-        lows.append(f"{low:.4f}" if low is not None else "—")
-        steps.append(f"{c.curves.steps[-1]:,}" if len(c.curves) else "—")
-    return [("final loss", finals), ("min loss", lows), ("steps", steps),
-            *config_diff([c.config for c in compared])]
+        losses.append(f"{final:.4f} / {low:.4f}" if final is not None and low is not None else "—")
+    return [(RESULT_ROWS[0], losses), *config_diff([c.config for c in compared])]
 
 
 class CompareView(Vertical):
@@ -71,8 +68,10 @@ class CompareView(Vertical):
         self._table_rows = (names, rows)
         table = self.query_one(DataTable)
         table.clear(columns=True)
-        table.add_column("", key="setting")
+        # Fixed widths: auto widths do not always recover when the columns are rebuilt.
+        table.add_column("", key="setting", width=max(len(key) for key, _ in rows))
         for i, name in enumerate(names):
-            table.add_column(Text(name, style=f"bold {colors[i % len(colors)]}"), key=f"run{i}")
+            width = max(len(name), *(len(values[i]) for _, values in rows))
+            table.add_column(Text(name, style=f"bold {colors[i % len(colors)]}"), key=f"run{i}", width=width)
         for key, values in rows:
             table.add_row(Text(key, style="bold" if key in RESULT_ROWS else "dim"), *values)
