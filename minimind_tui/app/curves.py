@@ -96,6 +96,14 @@ class Curves:
         return tokens / seconds, seconds / max(self.steps[-1] - before, 1)
 
 
+def _values(e: dict) -> list[float]:
+    """A step event's FIELDS as floats, NaN for whatever is missing or not a number."""
+    out = []
+    for v in map(e.get, FIELDS):
+        out.append(float(v) if v.__class__ in (float, int) else NAN)
+    return out
+
+
 class RunSeries:
     """Step events folded into columns sorted by step; thread-confined like RunState (the poller owns it)."""
 
@@ -110,10 +118,12 @@ class RunSeries:
         self._snapshot: Curves | None = None
 
     def add(self, events: list[dict]) -> None:
-        # The hot path of replaying a long run (100k step events): locals and bound methods, no helpers.
+        # The hot path of replaying a long run (100k step events): the arrays take the numbers as they are
+        # (None is NaN); a field of another type (a hand-edited file) undoes the row and takes _values.
         steps, window_from, last = self.steps, self._window_from, self.steps[-1] if self.steps else -1
         add_step, add_seconds, add_tokens = steps.append, self.seconds.append, self.tokens.append
-        appends = [c.append for c in self.columns.values()]
+        columns = list(self.columns.values())
+        a0, a1, a2, a3, a4, a5 = (c.append for c in columns)
         changed = False
         for e in events:
             kind = e.get("event")
@@ -125,15 +135,26 @@ class RunSeries:
                     # A replayed step without a resume marker before it (a rewritten file): still by step.
                     self._truncate(step - 1)
                     window_from = steps[-1] if steps else 0
-                for append, v in zip(appends, map(e.get, FIELDS), strict=True):
-                    append(v if v.__class__ is float else float(v) if v.__class__ is int else NAN)
+                try:
+                    v0, v1, v2, v3, v4, v5 = map(e.get, FIELDS)
+                    a0(NAN if v0 is None else v0)
+                    a1(NAN if v1 is None else v1)
+                    a2(NAN if v2 is None else v2)
+                    a3(NAN if v3 is None else v3)
+                    a4(NAN if v4 is None else v4)
+                    a5(NAN if v5 is None else v5)
+                except TypeError:
+                    for c in columns:
+                        del c[len(steps):]
+                    for c, v in zip(columns, _values(e), strict=True):
+                        c.append(v)
                 span = step - window_from
                 step_s = e.get("step_s")
-                rate = e.get("tokens_per_s")
+                rate = columns[3][-1]  # tokens_per_s
                 secs = step_s * span if step_s.__class__ in (float, int) and span > 0 else NAN
                 add_step(step)
                 add_seconds(secs)
-                add_tokens(rate * secs if rate.__class__ in (float, int) and secs == secs else 0.0)
+                add_tokens(rate * secs if rate == rate and secs == secs else 0.0)
                 window_from = last = step
                 changed = True
             elif kind == "start" and e.get("resumed_from").__class__ is int:

@@ -25,12 +25,17 @@ def charts(app, within="#monitor-grid"):
 
 
 def drawn(app, within="#monitor-grid") -> bool:
-    """Every chart on screen has drawn what it was last given."""
+    """Every chart on screen has drawn what it was last given, with its axes' margins laid out."""
     if not app.query(within):
         return False
     shown = [c for c in charts(app, within).values() if c.display]
     return bool(shown) and all(c._drawn is not None and c._drawn[1] == c._settings and
-                               c._drawn[0] == tuple(map(id, c._series)) for c in shown)
+                               c._drawn[0] == tuple(map(id, c._series)) and _laid_out(plot_of(c)) for c in shown)
+
+
+def _laid_out(plot) -> bool:
+    margin = plot.query_one("#margin-left")
+    return margin.size.width == plot.margin_left and margin._canvas_size == margin.size and not plot._needs_rerender
 
 
 def plot_of(chart):

@@ -59,6 +59,10 @@ def test_missing_and_null_fields_are_gaps_and_junk_events_are_ignored():
     s.add([{"event": "step", "step": 1, "loss": None}, {"event": "step", "step": "2"}, {"event": "step"},
            {"event": "start", "resumed_from": True}, {"event": "other"}])
     assert list(s.steps) == [1] and math.isnan(s.columns["loss"][0]) and s.resumes == []
+    s.add([step(2, 1.0, lr="fast"), step(3, 0.5)])  # a hand-edited line: NaN there, and no column skews
+    assert [len(c) for c in s.columns.values()] == [3] * 6
+    assert math.isnan(s.columns["lr"][1]) and s.columns["lr"][2] == 1e-3
+    assert list(s.columns["loss"][1:]) == [1.0, 0.5] and list(s.columns["grad_norm"][1:]) == [1.0, 1.0]
 
 
 def test_memory_is_the_gpu_peak_when_there_is_one_else_the_trainers_rss():

@@ -80,6 +80,7 @@ class RunMonitor(Vertical):
         self.view: RunView | None = None
         self.stopping_note: str | None = None
         self.chart_settings = ChartSettings()
+        self._charts_pending = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="monitor-head"):
@@ -115,11 +116,22 @@ class RunMonitor(Vertical):
         view = self.view
         if view is None or view.curves is None:
             return
-        from .charts import ChartGrid, ChartRun  # numpy and textual-plot: not before the first frame
         holder = self.query_one("#monitor-charts", Container)
         if not holder.children:
-            holder.mount(ChartGrid(id="monitor-grid"))
+            # The chart module imports numpy and textual-plot (~0.2 s): the run's status and progress are
+            # painted first, the charts a frame later.
+            if not self._charts_pending:
+                self._charts_pending = True
+                self.call_after_refresh(self._build_charts)
+            return
+        from .charts import ChartGrid, ChartRun
         holder.query_one(ChartGrid).show([ChartRun(view.summary.run_id, view.curves)], self.chart_settings)
+
+    def _build_charts(self) -> None:
+        from .charts import ChartGrid
+        self.query_one("#monitor-charts", Container).mount(ChartGrid(id="monitor-grid"))
+        self._charts_pending = False
+        self.draw_charts()
 
     def set_stopping(self, note: str | None) -> None:
         self.stopping_note = note
