@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_right
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from itertools import accumulate
 
 NAN = float("nan")
@@ -50,6 +51,7 @@ class Curves:
     tokens: array       # real tokens trained in that window
     resumes: tuple[int, ...]
     version: int
+    _tokens_seen: list[float] | None = field(default=None, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -57,20 +59,26 @@ class Curves:
     def values(self, key: str) -> array:
         """The column charted as `key` (a METRICS key)."""
         if key == "mem":
-            gpu = self.columns["mem_peak_gb"]
-            return gpu if any(v == v for v in gpu) else self.columns["rss_gb"]
+            return self.columns["mem_peak_gb"] if self._has_gpu_memory() else self.columns["rss_gb"]
         return self.columns[key]
 
+    def _has_gpu_memory(self) -> bool:
+        return not all(map(math.isnan, self.columns["mem_peak_gb"]))
+
     def mem_label(self) -> str:
-        gpu = self.columns["mem_peak_gb"]
-        return "GPU peak GB" if any(v == v for v in gpu) else "host RSS GB"
+        return "GPU peak GB" if self._has_gpu_memory() else "host RSS GB"
 
     def tokens_seen(self) -> list[float]:
         """Cumulative real tokens at each step: the x axis when runs with different batches are compared."""
         return list(accumulate(self.tokens))
 
-    def x(self, by_tokens: bool) -> list[float]:
-        return self.tokens_seen() if by_tokens else [float(s) for s in self.steps]
+    def x(self, by_tokens: bool) -> Sequence[float]:
+        """The x axis: steps, or tokens seen (summed once per snapshot: every chart of the run shares them)."""
+        if not by_tokens:
+            return self.steps
+        if self._tokens_seen is None:
+            object.__setattr__(self, "_tokens_seen", self.tokens_seen())
+        return self._tokens_seen
 
     def x_at_step(self, step: int, by_tokens: bool) -> float:
         """Where `step` falls on the x axis (a resume marker)."""

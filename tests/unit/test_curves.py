@@ -81,7 +81,7 @@ def test_tokens_seen_add_up_each_logging_window_including_after_a_resume():
            step(8, 1.0)])
     c = s.snapshot()
     assert c.tokens_seen() == [400.0, 800.0, 1200.0, 1600.0]
-    assert c.x(by_tokens=True) == c.tokens_seen() and c.x(by_tokens=False) == [2.0, 4.0, 6.0, 8.0]
+    assert c.x(by_tokens=True) == c.tokens_seen() and list(c.x(by_tokens=False)) == [2.0, 4.0, 6.0, 8.0]
     assert c.x_at_step(4, by_tokens=True) == 800.0 and c.x_at_step(4, by_tokens=False) == 4.0
 
 
