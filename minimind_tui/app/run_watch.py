@@ -144,9 +144,12 @@ class RunsIndex:
         out = []
         for run_dir in map(Path, run_dirs):
             f = self._followed(run_dir)
-            if not f.config:  # written by the trainer a moment after the run folder appears
-                f.config = layout.read_json(run_dir / layout.CONFIG) or {}
-            out.append(Compared(run_dir.name, self._curves(f), f.config))
+            try:
+                if not f.config:  # written by the trainer a moment after the run folder appears
+                    f.config = layout.read_json(run_dir / layout.CONFIG) or {}
+                out.append(Compared(run_dir.name, self._curves(f), f.config))
+            except OSError:  # deleted or unreadable meanwhile: left out, the others are still compared
+                continue
         return tuple(out)
 
 
