@@ -263,7 +263,8 @@ def _check_silu(act: str) -> None:
         raise ValueError(f"hidden_act {act!r}: MiniMind's feed-forward is SwiGLU (silu)")
 
 
-GENERATION_CONFIGS: dict[str, type] = {"gen2": MiniMind2Config, "gen3": MiniMind3Config}
+GENERATION_CONFIGS: dict[str, type[MiniMind2Config] | type[MiniMind3Config]] = {
+    "gen2": MiniMind2Config, "gen3": MiniMind3Config}
 
 # v1's fields under the Hugging Face-style names MiniMind2 and minimind-3 use: v1 accepts either spelling.
 V1_ALIASES = {"hidden_size": "dim", "num_hidden_layers": "n_layers", "num_attention_heads": "n_heads",

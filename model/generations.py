@@ -144,8 +144,9 @@ def _fill_tied(state_dict: dict[str, torch.Tensor], generation: str, source: obj
         ("model.embed_tokens.weight", "lm_head.weight")
     if embed not in state_dict or output not in state_dict:
         present = state_dict.get(embed, state_dict.get(output))
-        state_dict.setdefault(embed, present)
-        state_dict.setdefault(output, present)
+        if present is not None:  # (with neither, WeightShapes says it is no MiniMind checkpoint)
+            state_dict.setdefault(embed, present)
+            state_dict.setdefault(output, present)
         return True
     if state_dict[embed] is state_dict[output] or torch.equal(state_dict[embed], state_dict[output]):
         return True

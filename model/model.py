@@ -187,7 +187,8 @@ class Attention(nn.Module):
         self.n_heads = config.n_heads
         self.n_kv_heads = config.n_kv_heads
         self.n_rep = self.n_heads // self.n_kv_heads
-        self.head_dim = config.head_dim
+        assert config.head_dim is not None  # LMConfig.__post_init__ derives it when not given
+        self.head_dim: int = config.head_dim
         self.wq = nn.Linear(config.dim, self.n_heads * self.head_dim, bias=False)
         self.wk = nn.Linear(config.dim, self.n_kv_heads * self.head_dim, bias=False)
         self.wv = nn.Linear(config.dim, self.n_kv_heads * self.head_dim, bias=False)
@@ -377,8 +378,8 @@ class MiniMindLM(MiniMindModelNames):
         assert config.head_dim is not None  # LMConfig.__post_init__ derives it when not given
         self.register_buffer("rope", rope_table(config.head_dim, config.max_seq_len, config.rope_theta,
                                                 config.rope_scaling), persistent=False)
-        if config.init_std is not None:
-            self.apply(lambda module: init_normal(module, config.init_std))
+        if (std := config.init_std) is not None:
+            self.apply(lambda module: init_normal(module, std))
         if config.generation != "v1":  # MiniMind2's and minimind-3's key names in and out (key_names.py)
             self.register_state_dict_post_hook(save_with_hf_names)
             self.register_load_state_dict_pre_hook(load_with_hf_names)

@@ -24,11 +24,12 @@ from minimind_tui.gpu.monitor import GpuMonitor, GpuReading
 from minimind_tui.gpu.system import SystemMonitor, SystemReading
 from minimind_tui.runs import layout
 from minimind_tui.runs.control import STOP_TIMEOUT_S, StopOutcome, stop_run
+from minimind_tui.runs.events import RunStatus
 from minimind_tui.runs.launcher import Launched, Launcher, TrainSpec
 from minimind_tui.runs.summary import RunSummary
 from minimind_tui.tokenizer_choice import recorded_meta
 
-from .run_watch import RunsIndex, RunView, newest_live, without_series
+from .run_watch import Compared, RunsIndex, RunView, newest_live, without_series
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .widgets.gpu_panel import GpuPanel
@@ -74,9 +75,9 @@ class GpuUpdated(Message):
 
 
 class RunsUpdated(Message):
-    def __init__(self, summaries: list[RunSummary], view: RunView | None):
+    def __init__(self, summaries: list[RunSummary], view: RunView | None, compared: tuple[Compared, ...] = ()):
         super().__init__()
-        self.summaries, self.view = summaries, view
+        self.summaries, self.view, self.compared = summaries, view, compared
 
     def can_replace(self, message: Message) -> bool:
         # A newer poll supersedes an older one still queued, except that a log reset must not be lost.
@@ -119,6 +120,7 @@ class MiniMindApp(App):
         self._pollers_stop = threading.Event()
         self._first_runs_poll = True
         self._last_seen: dict[str, tuple[str, int]] = {}  # run id -> (status, number of notes) already shown
+        self.compared_runs: tuple[Path, ...] = ()  # runs the Runs tab compares (read by the runs poller)
 
     # ---- layout ------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -192,7 +194,8 @@ class MiniMindApp(App):
             if view is not None:  # the selected run's row is as fresh as its monitor
                 fresh = without_series(view.summary)
                 summaries = [fresh if s.run_id == fresh.run_id else s for s in summaries]
-            self.post_message(RunsUpdated(summaries, view))
+            compared = self.compared_runs
+            self.post_message(RunsUpdated(summaries, view, index.compare(compared) if compared else ()))
             woken = self._idle_until_woken(self._wake_runs, self.services.poll_interval, worker)
             if woken is None:
                 return
@@ -246,6 +249,9 @@ class MiniMindApp(App):
                     self.action_tab("runs")
             if view.run_dir == self.selected_run:
                 self.query_one(RunMonitor).show(view)
+        if message.compared and tuple(layout.run_path(self.root, c.run_id) for c in message.compared) == \
+                self.compared_runs:
+            tab.show_comparison(message.compared)
         self._first_runs_poll = False
 
     def _announce(self, summaries: list[RunSummary], view: RunView | None) -> None:
@@ -260,6 +266,9 @@ class MiniMindApp(App):
             if before is not None and status != before[0] and status.needs_attention:
                 self.bell()
                 self.notify(f"{run_id}: {status}", title="Run needs attention", severity="error", timeout=30)
+            elif before is not None and status is RunStatus.DONE and RunStatus(before[0]).is_live:
+                self.bell()  # a run that took hours: the user is probably looking elsewhere
+                self.notify(f"{run_id} finished", title="Run done", timeout=30)
             if notes is not None:
                 for note in notes[seen_notes:]:
                     if "FAILED" in note or note.startswith("stalled"):
@@ -271,6 +280,11 @@ class MiniMindApp(App):
     @on(RunsTab.RunSelected)
     def _run_selected(self, message: RunsTab.RunSelected) -> None:
         self.selected_run = layout.run_path(self.root, message.run_id)
+        self.refresh_runs()
+
+    @on(RunsTab.CompareChanged)
+    def _compare_changed(self, message: RunsTab.CompareChanged) -> None:
+        self.compared_runs = tuple(layout.run_path(self.root, r) for r in message.run_ids)
         self.refresh_runs()
 
     # ---- launch ------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Follow runs on disk: incremental tails of every run's metrics.jsonl plus the selected run's train.log.
+"""Follow runs on disk: incremental tails of every run's metrics.jsonl plus the selected run's train.log, and the
+step-ordered curves (curves.py) of the runs being charted: the selected one and those compared.
 
 No Textual here (like toolong's file model): the app calls `poll()` from a worker thread and posts the
 results as messages, one per poll, so a trainer writing thousands of events a second costs the UI one
@@ -7,7 +8,8 @@ repaint per poll interval.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,12 @@ from minimind_tui.runs.launcher import LAUNCHER_LOG, LAUNCHER_PID
 from minimind_tui.runs.reader import LineTail, TailReader
 from minimind_tui.runs.summary import RunState, RunSummary
 
+from .curves import Curves, RunSeries
+
 LOG_LINES = 200
+# Runs whose curves are kept in memory (a few MB per 100k steps each): the selected one, those compared, and
+# the last few looked at, so moving the cursor back and forth does not re-read their files.
+CHARTED_RUNS = 8
 
 
 class TextTail:
@@ -38,6 +45,15 @@ class RunView:
     summary: RunSummary
     new_log_lines: tuple[str, ...] = ()
     reset_log: bool = False  # the run changed: clear the log panel first
+    curves: Curves | None = None
+
+
+@dataclass(frozen=True)
+class Compared:
+    """One run of a comparison: its curves and its config.json (for the table of differing settings)."""
+    run_id: str
+    curves: Curves
+    config: dict
 
 
 class _Followed:
@@ -45,10 +61,28 @@ class _Followed:
         self.run_dir = run_dir
         self.reader = TailReader(run_dir / layout.METRICS)
         self.state = RunState(run_dir)
+        self.series: RunSeries | None = None  # only while charted
+        self.config: dict = {}  # config.json, once a comparison needs it
 
     def update(self) -> None:
         while events := self.reader.read_new():
             self.state.add(events)
+            if self.series is not None:
+                self.series.add(events)
+
+    def chart(self) -> RunSeries:
+        """Start keeping this run's curves: the events already read are read again, up to where the summary's
+        reader stands; from then on both are fed the same events."""
+        if self.series is None:
+            series = RunSeries()
+            catch_up = TailReader(self.reader.path)
+            while catch_up.offset < self.reader.offset:
+                before = catch_up.offset
+                series.add(catch_up.read_new(self.reader.offset - catch_up.offset))
+                if catch_up.offset == before:  # the file shrank meanwhile: the reader starts over anyway
+                    break
+            self.series = series
+        return self.series
 
 
 class RunsIndex:
@@ -61,6 +95,7 @@ class RunsIndex:
         self.clock = clock
         self._runs: dict[Path, _Followed] = {}
         self._log: tuple[Path, TextTail] | None = None
+        self._charted: OrderedDict[Path, _Followed] = OrderedDict()
 
     def summaries(self) -> list[RunSummary]:
         found = _run_dirs(self.root)
@@ -74,12 +109,27 @@ class RunsIndex:
             out.append(without_series(s))
         return out
 
-    def view(self, run_dir: Path) -> RunView:
-        run_dir = Path(run_dir)
+    def _followed(self, run_dir: Path) -> _Followed:
         f = self._runs.get(run_dir)
         if f is None:
             f = self._runs[run_dir] = _Followed(run_dir)
+        return f
+
+    def _curves(self, f: _Followed) -> Curves:
+        """f's curves, brought up to date; runs charted longest ago stop being charted."""
+        self._charted[f.run_dir] = f
+        self._charted.move_to_end(f.run_dir)
+        while len(self._charted) > CHARTED_RUNS:
+            self._charted.popitem(last=False)[1].series = None
+        f.chart()
         f.update()
+        assert f.series is not None
+        return f.series.snapshot()
+
+    def view(self, run_dir: Path) -> RunView:
+        run_dir = Path(run_dir)
+        f = self._followed(run_dir)
+        curves = self._curves(f)
         reset = self._log is None or self._log[0] != run_dir
         if reset:
             self._log = (run_dir, TextTail(run_dir / layout.LOG))
@@ -87,7 +137,20 @@ class RunsIndex:
         if reset and not lines:
             lines = TextTail(run_dir / LAUNCHER_LOG).read_new()  # a trainer that died before logging
         return RunView(run_dir, f.state.summary(self.clock(), self.exit_code(run_dir)),
-                       tuple(lines[-LOG_LINES:]), reset)
+                       tuple(lines[-LOG_LINES:]), reset, curves)
+
+    def compare(self, run_dirs: Sequence[Path]) -> tuple[Compared, ...]:
+        """The curves and config.json of each run compared, in the order given."""
+        out = []
+        for run_dir in map(Path, run_dirs):
+            f = self._followed(run_dir)
+            try:
+                if not f.config:  # written by the trainer a moment after the run folder appears
+                    f.config = layout.read_json(run_dir / layout.CONFIG) or {}
+                out.append(Compared(run_dir.name, self._curves(f), f.config))
+            except OSError:  # deleted or unreadable meanwhile: left out, the others are still compared
+                continue
+        return tuple(out)
 
 
 def _run_dirs(root: Path) -> list[Path]:

@@ -60,7 +60,7 @@ def dry_run(mode: str, explicit: dict, as_json: bool = False) -> int:
     settings["device"] = explicit.get("device") or _default_device()
     vocab, tokenizer = _vocabulary(settings)
     world = int(os.environ.get("WORLD_SIZE", "1"))  # under torchrun: each process plans its own share
-    plan = plan_for_settings(settings, vocab, world)
+    plan = plan_for_settings(settings, vocab, world, gpu_total_gb=_gpu_total_gib(settings["device"]))
     accum = settings["accumulation_steps"]
     if as_json:
         print(json.dumps({"mode": mode, **plan.to_dict(), "memory_gb": round(plan.total_gb, 3), "vocab": vocab,
@@ -105,6 +105,14 @@ def _settings(mode: str, explicit: dict) -> dict:
     if (run_dir / layout.MODEL_FILE).is_file():  # a checkpoint folder: runs/<id>/checkpoints/step_N
         run_dir = run_dir.parent.parent
     return resolve(mode, {k: v for k, v in explicit.items() if k != "resume"}, base=saved_settings(run_dir, mode))
+
+
+def _gpu_total_gib(device: str) -> float | None:
+    """The named GPU's memory when this machine has it (it sets the default chunk budget); None otherwise."""
+    if not device.startswith("cuda"):
+        return None
+    from minimind_tui.train.loop import gpu_total_gib
+    return gpu_total_gib(device)
 
 
 def _default_device() -> str:

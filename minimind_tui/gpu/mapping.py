@@ -81,11 +81,21 @@ def gpu_of(reading: GpuReading, ordinal: int, env: Mapping[str, str] | None = No
 
 def free_gb_of(reading: GpuReading, ordinals: Sequence[int], env: Mapping[str, str] | None = None) -> float | None:
     """Free memory of the emptiest of these cuda:N (what each rank can use); None when any is unknown."""
+    return _smallest(reading, ordinals, env, "free_gb")
+
+
+def total_gb_of(reading: GpuReading, ordinals: Sequence[int], env: Mapping[str, str] | None = None) -> float | None:
+    """Memory of the smallest of these cuda:N (it sets the trainer's default chunk budget); None if unknown."""
+    return _smallest(reading, ordinals, env, "mem_total_gb")
+
+
+def _smallest(reading: GpuReading, ordinals: Sequence[int], env: Mapping[str, str] | None, field: str):
     devices = cuda_devices(reading, env)
-    frees = [devices[n].gpu.free_gb if 0 <= n < len(devices) and devices[n].gpu else None for n in ordinals]
-    if not frees or any(f is None for f in frees):
+    values = [getattr(devices[n].gpu, field) if 0 <= n < len(devices) and devices[n].gpu else None
+              for n in ordinals]
+    if not values or any(v is None for v in values):
         return None
-    return min(f for f in frees if f is not None)
+    return min(v for v in values if v is not None)
 
 
 def _resolve(entry: str, gpus: list[GpuInfo]) -> tuple[GpuInfo | None, bool] | None:

@@ -5,7 +5,7 @@ model, data and optimizer (`_build`), then loops: `train_step` computes and coun
 `_after_step` logs, saves and stops. metrics.py turns counts into events, checkpointing.py writes files.
 
 No wasted work, same loss as MiniMind: batches come from the token cache (tokenised once); on the CPU
-a dense model's batch is packed into one unpadded row (packed.py), elsewhere it is split into
+a dense model's batch is packed into one unpadded row (the model's packed-rows path), elsewhere it is split into
 length-sorted passes padded only to their own longest sample (--chunk_tokens); every pass adds its
 summed cross-entropy over the whole batch's mask count, so loss and gradients equal the reference's
 one padded pass; the vocab projection runs only on loss-mask rows.
@@ -49,6 +49,7 @@ from .data import prepare
 from .heartbeat import Heartbeat
 from .lock import TrainerLock
 from .logtee import LogTee
+from .memory_plan import GiB, default_chunk_tokens
 from .metrics import StepMeter, format_line, peak_allocated_gib
 from .model_setup import build_model, choose_tokenizer, initial_weights, load_init, model_config, write_sidecar
 from .run_dir import create, saved_settings, write_config
@@ -93,8 +94,7 @@ def make_collator(cache, settings: dict, device: str, pad_id: int, use_moe: bool
     cuda = device.startswith("cuda")
     if use_packing(settings, device, use_moe):
         return PackingCollator(cache, pin_memory=cuda)
-    budget = settings["chunk_tokens"] if settings.get("chunk_tokens") is not None else (8192 if cuda else 0)
-    return ChunkedCollator(Collator(cache, pad_id=pad_id, pin_memory=cuda), None if budget < 0 else budget)
+    return ChunkedCollator(Collator(cache, pad_id=pad_id, pin_memory=cuda), chunk_budget(settings, device))
 
 
 def compute_module(model, settings: dict, device: str):
@@ -102,16 +102,20 @@ def compute_module(model, settings: dict, device: str):
     return model
 
 
-DEFAULT_CHUNK_TOKENS = 8192  # padded tokens per forward pass on CUDA (--chunk_tokens)
-
-
 def chunk_budget(settings: dict, device: str) -> int | None:
     """Padded tokens per forward pass on the chunked path: None = the whole batch in one pass, 0 = one
-    sample per pass. (make_collator spells the same rule out; it is to call this.)"""
+    sample per pass (make_collator's passes). The CUDA default grows with the card (memory_plan)."""
     budget = settings.get("chunk_tokens")
     if budget is None:
-        budget = DEFAULT_CHUNK_TOKENS if device.startswith("cuda") else 0
+        budget = default_chunk_tokens(gpu_total_gib(device)) if device.startswith("cuda") else 0
     return None if budget < 0 else budget
+
+
+def gpu_total_gib(device: str) -> float | None:
+    try:
+        return torch.cuda.get_device_properties(torch.device(device)).total_memory / GiB
+    except Exception:  # no such device (a plan made on a CPU box, a test): the smaller default
+        return None
 
 
 def rows_per_pass(settings: dict, device: str, use_moe: bool) -> int | None:

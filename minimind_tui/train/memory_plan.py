@@ -33,10 +33,20 @@ GiB = 1024**3
 _DEFAULT = LMConfig()
 VOCAB = _DEFAULT.vocab_size  # MiniMind's tokenizer
 
-# The trainer's default chunk budget on CUDA (loop.make_collator; a test keeps the two equal).
+# The trainer's default chunk budget on CUDA (loop.chunk_budget takes it from here). Cards of 40 GB and more
+# get twice the tokens per pass: half the passes, so half the kernel launches per step, for memory they have.
 CUDA_CHUNK_TOKENS = 8192
-# The packed CPU path computes the loss this many mask rows at a time (packed.LOSS_ROWS).
-PACKED_LOSS_ROWS = 512
+LARGE_GPU_GIB = 40
+LARGE_GPU_CHUNK_TOKENS = 16384
+
+
+def default_chunk_tokens(gpu_total_gib: float | None) -> int:
+    """--chunk_tokens when not given, for a GPU of this much memory (None: unknown, the smaller budget)."""
+    if gpu_total_gib is not None and gpu_total_gib >= LARGE_GPU_GIB:
+        return LARGE_GPU_CHUNK_TOKENS
+    return CUDA_CHUNK_TOKENS
+# On the CPU the loss is computed this many mask rows at a time (model.model.LOSS_ROWS); a GPU takes them at once.
+CPU_LOSS_ROWS = 512
 
 # MoE layout (model.config's defaults): routed experts, each token going to a few of them, plus shared ones.
 N_ROUTED_EXPERTS = _DEFAULT.n_routed_experts
@@ -63,40 +73,42 @@ def param_count(dim: int, n_layers: int, use_moe: bool = False, n_heads: int = _
 
 
 def activation_bytes_per_token_layer(dim: int, n_heads: int = 8, use_moe: bool = False,
-                                     low_precision: bool = True, packed: bool = False) -> int:
+                                     low_precision: bool = True, packed: bool = False,
+                                     n_kv_heads: int = _DEFAULT.n_kv_heads) -> int:
     """Bytes autograd keeps for backward per token per transformer block.
 
-    low_precision: under bf16/fp16 autocast (fp32 training otherwise). Under autocast every matmul casts its
-    fp32 input to a low-precision copy of its own and keeps it; in fp32 the matmuls reading one tensor share
-    it. The residual stream and the RMSNorms stay fp32 either way.
+    low_precision: under bf16/fp16 autocast (fp32 training otherwise). Under autocast the model casts each
+    normed activation once for the projections that read it (model.matmul_input), and that copy is kept;
+    in fp32 they read the normed tensor itself. The residual stream and the RMSNorms stay fp32 either way.
     """
     D, F = dim, ffn_hidden_dim(dim)
+    kv = n_kv_heads * (D // n_heads)
     lp = 2 if low_precision else FP32
     # Each RMSNorm keeps its input and the normalised tensor (fp32) and a per-token rstd.
     norms = 2 * (2 * D + 1) * FP32
-    # Attention: the input of wq/wk/wv (three copies under autocast), and SDPA's q, k and v (k and v repeated
-    # to every query head) and output, plus its per-head log-sum-exp. wo reads the output in place.
-    attention = (3 * D * lp if low_precision else D * FP32) + 4 * D * lp + n_heads * FP32
-    # SwiGLU: w1's and w3's input (shared in fp32), w1's output (silu's input), silu's output and w3's output
-    # (the product's inputs), and the product (w2's input).
+    # Attention: the input of wq/wk/wv, and SDPA's q, k and v (the grouped K/V heads, read in place by every
+    # query head of the group) and output, plus its per-head log-sum-exp. wo reads the output in place.
+    attention = D * lp + (2 * D + 2 * kv) * lp + n_heads * FP32
+    # SwiGLU: w1's and w3's input, w1's output (silu's input), silu's output and w3's output (the product's
+    # inputs), and the product (w2's input).
     def swiglu(input_bytes: int) -> int:
         return input_bytes + 4 * F * lp
 
     if not use_moe:
-        ffn = swiglu(2 * D * lp if low_precision else D * FP32)
+        ffn = swiglu(D * lp)
     else:
         k, shared = EXPERTS_PER_TOKEN, N_SHARED_EXPERTS
         norm_out = 0 if low_precision else D * FP32  # fp32: the router and the shared expert read it in place
         router = (D * lp if low_precision else 0) + N_ROUTED_EXPERTS * FP32
-        shared_ffn = shared * swiglu(2 * D * lp if low_precision else 0)
-        # Each routed (token, expert) pair: the gathered rows (cast twice under autocast), the expert, its
+        shared_ffn = shared * swiglu(D * lp if low_precision else 0)
+        # Each routed (token, expert) pair: the gathered rows (their cast under autocast), the expert, its
         # output (kept by the routing-weight multiply) and the weighted fp32 output (kept by index_add).
-        routed = k * (swiglu(2 * D * lp if low_precision else D * FP32) + D * lp + D * FP32)
+        routed = k * (swiglu(D * lp) + D * lp + D * FP32)
         ffn = norm_out + router + shared_ffn + routed
     if packed:
-        # Per-sample attention: the outputs are concatenated (one more copy, wo's input), and RoPE's rotation
-        # is per token (positions restart per sample) for q and k.
-        attention += D * lp + 2 * (D // n_heads) * 4
+        # Per-sample attention: the outputs are concatenated (one more copy, wo's input). (RoPE's rotation is
+        # per token too, positions restarting per sample, but one table serves every layer.)
+        attention += D * lp
     return norms + attention + ffn
 
 
@@ -138,15 +150,17 @@ def pass_shape(batch_size: int, seq_len: int, budget: int | None) -> tuple[int, 
 
 def plan_memory(dim: int, n_layers: int, batch_size: int, max_seq_len: int, *, n_heads: int = 8,
                 n_kv_heads: int = 2, use_moe: bool = False, vocab: int = VOCAB, dtype: str = "bfloat16",
-                device: str = "cuda", chunk_tokens: int | None = None, world_size: int = 1) -> MemoryPlan:
-    """The peak memory of one training process, the way loop.py trains (arguments as its flags)."""
+                device: str = "cuda", chunk_tokens: int | None = None, world_size: int = 1,
+                gpu_total_gb: float | None = None) -> MemoryPlan:
+    """The peak memory of one training process, the way loop.py trains (arguments as its flags;
+    gpu_total_gb, the card's memory in GiB, decides the default chunk budget as the trainer does)."""
     cuda = device.startswith("cuda")
     low_precision = cuda and dtype in ("bfloat16", "float16")  # the CPU always trains in fp32
     packed = not cuda and chunk_tokens is None and not use_moe  # loop.use_packing
     if packed:
         budget: int | None = None
     else:
-        budget = chunk_tokens if chunk_tokens is not None else (CUDA_CHUNK_TOKENS if cuda else 0)
+        budget = chunk_tokens if chunk_tokens is not None else (default_chunk_tokens(gpu_total_gb) if cuda else 0)
         budget = None if budget < 0 else budget
     passes, tokens = pass_shape(batch_size, max_seq_len, budget)
     rows = tokens  # every position may be a loss position (pretraining: all real tokens are)
@@ -157,13 +171,13 @@ def plan_memory(dim: int, n_layers: int, batch_size: int, max_seq_len: int, *, n
     optimizer = P * 2 * FP32
     ddp = P * FP32 if world_size > 1 else 0
     casts = matrices * 2 if low_precision else 0
-    per_token = activation_bytes_per_token_layer(dim, n_heads, use_moe, low_precision, packed)
+    per_token = activation_bytes_per_token_layer(dim, n_heads, use_moe, low_precision, packed, n_kv_heads)
     activations = tokens * (n_layers * per_token + 8)  # + the token ids the embedding keeps
     lp = 2 if low_precision else FP32
     # Final norm on the mask rows (input and normalised fp32; the projection's input), then the loss.
     head_per_row = 2 * dim * FP32 + dim * lp
-    if packed:  # a slice of rows at a time: each slice's log-softmax stays for backward, one slice peaks
-        loss = rows * (head_per_row + vocab * FP32) + min(rows, PACKED_LOSS_ROWS) * 2 * vocab * FP32
+    if not cuda:  # a slice of rows at a time: each slice's log-softmax stays for backward, one slice peaks
+        loss = rows * (head_per_row + vocab * FP32) + min(rows, CPU_LOSS_ROWS) * 2 * vocab * FP32
     else:
         loss = rows * (head_per_row + vocab * LOSS_BYTES_PER_VOCAB)
     # The optimizer step (after backward, activations gone) never needs more than a pass does.
@@ -181,10 +195,11 @@ def plan_memory(dim: int, n_layers: int, batch_size: int, max_seq_len: int, *, n
         total_gb=allocated / GiB + overhead)
 
 
-def plan_for_settings(settings: dict, vocab: int, world_size: int = 1) -> MemoryPlan:
+def plan_for_settings(settings: dict, vocab: int, world_size: int = 1,
+                      gpu_total_gb: float | None = None) -> MemoryPlan:
     """The plan for the trainer's resolved settings (train.args.resolve) and a device."""
     return plan_memory(settings["dim"], settings["n_layers"], settings["batch_size"], settings["max_seq_len"],
                        n_heads=settings["n_heads"], n_kv_heads=settings["n_kv_heads"],
                        use_moe=bool(settings["use_moe"]), vocab=vocab, dtype=settings["dtype"],
                        device=settings.get("device") or "cpu", chunk_tokens=settings.get("chunk_tokens"),
-                       world_size=world_size)
+                       world_size=world_size, gpu_total_gb=gpu_total_gb)

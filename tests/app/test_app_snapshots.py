@@ -7,6 +7,7 @@ import os
 
 import pytest
 from canned import T0, make_run
+from chartkit import settle
 from testkit import wait_for
 from textual.widgets import Input
 
@@ -36,7 +37,7 @@ async def settle_train(pilot):
 
 async def settle_runs(pilot):
     await wait_for(pilot, lambda: pilot.app.query_one(RunMonitor).view is not None, "monitor")
-    await pilot.pause()
+    await settle(pilot)  # the charts, drawn after their own layout pass
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])

@@ -45,7 +45,7 @@ def test_reference_logits_hidden_states_and_loss(case):
         assert loss.item() == pytest.approx(io["loss"].item(), abs=ATOL)
         # The trainer's convention gives the same: each position's target, rows where it is not -100.
         targets = io["labels"][:, 1:]
-        aligned = m(io["input_ids"][:, :-1], labels=targets, loss_mask=(targets != -100).long()).loss
+        aligned = m(io["input_ids"][:, :-1], labels=targets, loss_mask=(targets != -100).to(torch.int64)).loss
         assert aligned.item() == pytest.approx(io["loss"].item(), abs=ATOL)
 
 

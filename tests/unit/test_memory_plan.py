@@ -10,8 +10,9 @@ import pytest
 
 from minimind_tui.cli import main as cli_main
 from minimind_tui.train.memory_plan import (
+    CPU_LOSS_ROWS,
     CUDA_CHUNK_TOKENS,
-    PACKED_LOSS_ROWS,
+    GiB,
     activation_bytes_per_token_layer,
     plan_memory,
 )
@@ -55,10 +56,11 @@ def test_activation_formula_matches_what_autograd_saves(use_moe, low_precision):
 
 
 def test_the_plan_assumes_the_trainers_passes():
-    from minimind_tui.train import loop, packed
+    from minimind_tui.train import loop
+    from model.model import LOSS_ROWS
 
     assert loop.make_collator(None, {}, "cuda:0", 0, False).token_budget == CUDA_CHUNK_TOKENS
-    assert packed.LOSS_ROWS == PACKED_LOSS_ROWS
+    assert LOSS_ROWS == CPU_LOSS_ROWS
     seed = plan_memory(512, 8, 64, 512)
     assert (seed.passes_per_micro_batch, seed.tokens_per_pass, seed.chunk_tokens) == (4, 8192, 8192)
     one_each = plan_memory(512, 8, 64, 512, chunk_tokens=0)
@@ -149,3 +151,20 @@ def test_dry_run_of_a_resume_plans_the_runs_own_settings(tmp_path, monkeypatch, 
         "batch_size": 16, "dim": 256, "n_layers": 4, "max_seq_len": 1024, "init": "none"}}))
     plan = dry_run_json(capsys, "sft", "--resume", str(run), "--device", "cuda")
     assert (plan["batch_size"], plan["dim"], plan["max_seq_len"], plan["tokens_per_pass"]) == (16, 256, 1024, 8192)
+
+
+def test_large_cards_get_twice_the_tokens_per_pass_in_the_trainer_and_the_plan(monkeypatch):
+    from minimind_tui.train import loop
+
+    # Fewer, larger passes on a 40 GB+ card: the trainer's default and the plan must agree on it.
+    props = type("Props", (), {"total_memory": 80 * GiB})()
+    monkeypatch.setattr(loop.torch.cuda, "get_device_properties", lambda device: props)
+    assert loop.chunk_budget({}, "cuda:0") == 16384
+    props.total_memory = 24 * GiB
+    assert loop.chunk_budget({}, "cuda:0") == CUDA_CHUNK_TOKENS
+    assert loop.chunk_budget({"chunk_tokens": 4096}, "cuda:0") == 4096
+    small = plan_memory(512, 8, 64, 512, gpu_total_gb=24)
+    large = plan_memory(512, 8, 64, 512, gpu_total_gb=80)
+    assert (small.tokens_per_pass, large.tokens_per_pass) == (8192, 16384)
+    assert large.passes_per_micro_batch * 2 == small.passes_per_micro_batch
+    assert large.activations_gb > small.activations_gb

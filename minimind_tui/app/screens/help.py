@@ -28,6 +28,12 @@ HELP = """\
               and is killed if it has not exited after a timeout
   r           resume a stopped, killed or failed run from its last
               checkpoint
+  m or space  mark / unmark the run for comparison
+  c           compare the marked runs: curves overlaid, the settings
+              that differ, final and lowest loss (again: one run)
+  e           smoothing: EMA 0, 0.6, 0.8, 0.9, 0.95, 0.99
+  l           log scale on/off           x   x axis: steps / tokens
+  v           next chart (loss, lr, grad norm, tok/s, memory)
 
 [b]Dataset[/b]
   n p         next / previous sample     g   go to line N

@@ -1,18 +1,18 @@
-"""Live view of one run: status, progress, loss and lr curves, last checkpoint, notes and the train.log tail.
+"""Live view of one run: status, progress, charts of its metrics, last checkpoint, notes and the train.log tail.
 Gets a RunView from the app (attributes down) and posts Stop/Resume requests (messages up)."""
 from __future__ import annotations
-
-from statistics import mean
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Container, Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, Log, Sparkline, Static
+from textual.widgets import Button, Log, Static
 
 from minimind_tui.runs.summary import RunSummary, format_duration
 
+from ..curves import Curves
+from ..plotting import ChartSettings
 from ..run_watch import RunView
 
 STATUS_STYLE = {
@@ -28,7 +28,10 @@ def status_text(s: RunSummary) -> Text:
     return Text(f"{icon} {label}", style=style)
 
 
-def progress_text(s: RunSummary) -> Text:
+def progress_text(s: RunSummary, curves: Curves | None = None) -> Text:
+    """Step, epoch, throughput, ETA, time and peak memory. Throughput and ETA are averaged over the last minute
+    of training (curves.rates) when the curves allow it: the trainer's figures cover one logging window each
+    and jump with every save or slow batch."""
     t = Text()
     if s.step is None:
         return Text(f"preparing data: {s.preparing}" if s.preparing else "no steps yet", style="dim")
@@ -38,39 +41,19 @@ def progress_text(s: RunSummary) -> Text:
         t.append(f"step {s.step:,}", style="bold")
     if s.epoch is not None:
         t.append(f"  epoch {s.epoch + 1}" + (f"/{s.epochs}" if s.epochs else ""))
-    if s.tokens_per_s:
-        t.append(f"  {s.tokens_per_s:,.0f} tok/s")
-    if s.eta_s is not None:
-        t.append(f"  ETA {format_duration(s.eta_s)}")
+    rates = curves.rates() if curves is not None else None
+    tokens_per_s = rates[0] if rates else s.tokens_per_s
+    eta = s.eta_s
+    if rates and eta is not None and s.total:  # the summary says whether an ETA applies (a live run's)
+        eta = max(s.total - s.step, 0) * rates[1]
+    if tokens_per_s:
+        t.append(f"  {tokens_per_s:,.0f} tok/s")
+    if eta is not None:
+        t.append(f"  ETA {format_duration(eta)}")
     t.append(f"  time {format_duration(s.duration_s)}")
     if s.mem_peak_gb:
         t.append(f"  peak {s.mem_peak_gb:.1f} GB")
     return t
-
-
-def curve_label(name: str, points: tuple[float, ...], current: float | None, fmt: str) -> Text:
-    if not points:
-        return Text(f"{name} —", style="dim")
-    now = current if current is not None else points[-1]
-    return Text.assemble((f"{name} ", "bold"), (f"{now:{fmt}}", "bold cyan"),
-                         (f"  first {points[0]:{fmt}} min {min(points):{fmt}}", "dim"))
-
-
-def readable_loss(points: tuple[float, ...], keep: float = 0.9) -> list[float]:
-    """Loss points for the curve, with the opening drop cut at the `keep` quantile. A run falls from ~8.8 to ~2
-    in its first few percent and then creeps down for hours: scaled to the whole range, that creep is a flat
-    line of the lowest bar. The label beside the curve still gives the first and lowest values."""
-    if len(points) < 10:
-        return list(points)
-    top = sorted(points)[int(keep * (len(points) - 1))]
-    return [min(p, top) for p in points]
-
-
-def readable_lr(points: tuple[float, ...]) -> list[float]:
-    """lr points as fractions of the largest, to 1%: the curve scales to its own range, so a change of a
-    millionth (a warm-up's last step, float noise) would otherwise fill the whole height."""
-    top = max(points, default=0.0)
-    return [round(p / top, 2) for p in points] if top > 0 else list(points)
 
 
 class LogTail(Log):
@@ -96,6 +79,8 @@ class RunMonitor(Vertical):
         super().__init__(**kwargs)
         self.view: RunView | None = None
         self.stopping_note: str | None = None
+        self.chart_settings = ChartSettings()
+        self._charts_pending = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="monitor-head"):
@@ -103,12 +88,7 @@ class RunMonitor(Vertical):
             yield Button("Stop", id="stop", variant="error", compact=True, disabled=True)
             yield Button("Resume", id="resume", variant="primary", compact=True, disabled=True)
         yield Static("", id="monitor-progress")
-        with Horizontal(classes="curve", id="loss-row"):
-            yield Static("", id="loss-label", classes="curve-label")
-            yield Sparkline([], id="loss-curve", summary_function=mean)
-        with Horizontal(classes="curve"):
-            yield Static("", id="lr-label", classes="curve-label")
-            yield Sparkline([], id="lr-curve")
+        yield Container(id="monitor-charts")  # the ChartGrid, mounted with the first curves (it imports numpy)
         yield Static("", id="monitor-notes")
         yield LogTail(id="monitor-log", max_lines=500)
 
@@ -122,8 +102,36 @@ class RunMonitor(Vertical):
         if view.new_log_lines:
             self.query_one(Log).write_lines(view.new_log_lines)
         s = view.summary
-        if previous is None or previous.summary != s or view.reset_log:
+        curves_changed = previous is None or previous.curves is not view.curves
+        if previous is None or previous.summary != s or view.reset_log or curves_changed:
             self._render_summary(s)
+        if curves_changed or view.reset_log:
+            self.draw_charts()
+
+    def set_chart_settings(self, settings: ChartSettings) -> None:
+        self.chart_settings = settings
+        self.draw_charts()
+
+    def draw_charts(self) -> None:
+        view = self.view
+        if view is None or view.curves is None:
+            return
+        holder = self.query_one("#monitor-charts", Container)
+        if not holder.children:
+            # The chart module imports numpy and textual-plot (~0.2 s): the run's status and progress are
+            # painted first, the charts a frame later.
+            if not self._charts_pending:
+                self._charts_pending = True
+                self.call_after_refresh(self._build_charts)
+            return
+        from .charts import ChartGrid, ChartRun
+        holder.query_one(ChartGrid).show([ChartRun(view.summary.run_id, view.curves)], self.chart_settings)
+
+    def _build_charts(self) -> None:
+        from .charts import ChartGrid
+        self.query_one("#monitor-charts", Container).mount(ChartGrid(id="monitor-grid"))
+        self._charts_pending = False
+        self.draw_charts()
 
     def set_stopping(self, note: str | None) -> None:
         self.stopping_note = note
@@ -136,11 +144,7 @@ class RunMonitor(Vertical):
         if s.world_size > 1:
             head.append(f"  ×{s.world_size} GPUs")
         self.query_one("#monitor-status", Static).update(head)
-        self.query_one("#monitor-progress", Static).update(progress_text(s))
-        self.query_one("#loss-label", Static).update(curve_label("loss", s.loss_points, s.loss, ".3f"))
-        self.query_one("#loss-curve", Sparkline).data = readable_loss(s.loss_points)
-        self.query_one("#lr-label", Static).update(curve_label("lr", s.lr_points, s.lr, ".1e"))
-        self.query_one("#lr-curve", Sparkline).data = readable_lr(s.lr_points)
+        self.query_one("#monitor-progress", Static).update(progress_text(s, self.view.curves if self.view else None))
         notes = Text()
         if s.last_ckpt_step is not None:
             notes.append(f"last checkpoint: step {s.last_ckpt_step:,}", style="green")
@@ -148,6 +152,9 @@ class RunMonitor(Vertical):
             notes.append("no checkpoint yet", style="dim")
         if s.can_resume:  # on the first line: a long reason below must not push it out of view
             notes.append("  → press r to resume from it", style="bold")
+        curves = self.view.curves if self.view else None
+        if curves is not None and curves.resumes:  # the yellow lines on the charts
+            notes.append(f"  │ resumed at step {', '.join(f'{r:,}' for r in curves.resumes)}", style="yellow")
         if self.stopping_note:
             notes.append(f"\n{self.stopping_note}", style="bold yellow")
         if s.reason:

@@ -1,15 +1,23 @@
-"""The Runs tab: a table of every run, and the live monitor of the highlighted one."""
+"""The Runs tab: a table of every run, and the live monitor of the highlighted one, or the comparison of the
+runs marked in the table. The chart keys (smoothing, log scale, x axis, which chart) act on both views."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable
 
 from minimind_tui.runs.summary import RunSummary, format_duration
 
+from ..curves import METRICS
+from ..plotting import ChartSettings
+from ..run_watch import Compared
+from .compare_view import CompareView
 from .run_monitor import STATUS_STYLE, RunMonitor
 
 COLUMNS = ("run", "status", "mode", "dataset", "loss", "steps", "time")
@@ -17,26 +25,48 @@ COLUMNS = ("run", "status", "mode", "dataset", "loss", "steps", "time")
 NARROW_WIDTH = 100
 NARROW_COLUMNS = ("run", "status", "mode", "loss", "steps", "time")
 # Fixed widths: auto widths do not recover when the columns are rebuilt on a resize.
-WIDTHS = {"run": 24, "status": 10, "mode": 8, "dataset": 20, "loss": 6, "steps": 11, "time": 7}
+WIDTHS = {"run": 26, "status": 10, "mode": 8, "dataset": 20, "loss": 6, "steps": 11, "time": 7}
 
 
 class RunsTab(Vertical):
+    BINDINGS = [
+        Binding("m,space", "mark", "Mark", tooltip="mark or unmark the highlighted run for comparison"),
+        Binding("c", "compare", "Compare", tooltip="overlay the marked runs' curves (again: back to one run)"),
+        Binding("e", "smoothing", "Smoothing", show=False),
+        Binding("l", "log_scale", "Log scale", show=False),
+        Binding("x", "x_axis", "Steps/tokens", show=False),
+        Binding("v", "next_chart", "Next chart", show=False),
+    ]
+
     class RunSelected(Message):
         def __init__(self, run_id: str):
             super().__init__()
             self.run_id = run_id
+
+    class CompareChanged(Message):
+        """The runs to compare changed (empty: back to the single-run monitor)."""
+
+        def __init__(self, run_ids: tuple[str, ...]):
+            super().__init__()
+            self.run_ids = run_ids
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.summaries: list[RunSummary] = []
         self.selected: str | None = None
         self.columns: tuple[str, ...] = COLUMNS
+        self.marked: list[str] = []   # run ids, in the order marked (their colours in the comparison)
+        self.comparing = False
+        self.settings = ChartSettings()
 
     def compose(self) -> ComposeResult:
         table = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         _add_columns(table, self.columns)
         yield table
         yield RunMonitor(id="run-monitor")
+        compare = CompareView(id="compare-view")
+        compare.display = False
+        yield compare
 
     def on_resize(self) -> None:
         columns = NARROW_COLUMNS if self.size.width < NARROW_WIDTH else COLUMNS
@@ -58,10 +88,77 @@ class RunsTab(Vertical):
         table = self.query_one(DataTable)
         table.clear()
         for s in summaries:
-            row = _row(s)
+            row = (self._run_cell(s.run_id), *_row(s)[1:])
             table.add_row(*(row[COLUMNS.index(c)] for c in self.columns), key=s.run_id)
         if self.selected is not None:
             self._move_cursor(self.selected)
+
+    def _run_cell(self, run_id: str) -> Text:
+        """The run's name, after a mark in its comparison colour when it is marked."""
+        if run_id not in self.marked:
+            return Text(run_id)
+        from .compare_view import palette
+        colors = palette()
+        return Text.assemble(("● ", f"bold {colors[self.marked.index(run_id) % len(colors)]}"), run_id)
+
+    # ---- comparing and chart keys ------------------------------------------------------------------------
+    def action_mark(self) -> None:
+        run_id = self._cursor_run()
+        if run_id is None:
+            return
+        if run_id in self.marked:
+            self.marked.remove(run_id)
+        else:
+            self.marked.append(run_id)
+        self._fill(self.summaries)
+        if self.comparing:
+            if len(self.marked) < 2:
+                self._set_comparing(False)
+            else:
+                self.post_message(self.CompareChanged(tuple(self.marked)))
+
+    def action_compare(self) -> None:
+        if not self.comparing and len(self.marked) < 2:
+            self.notify("Mark two or more runs first (m or space on each), then press c.", severity="warning")
+            return
+        self._set_comparing(not self.comparing)
+
+    def _set_comparing(self, on: bool) -> None:
+        self.comparing = on
+        self.query_one(RunMonitor).display = not on
+        self.query_one(CompareView).display = on
+        self.post_message(self.CompareChanged(tuple(self.marked) if on else ()))
+
+    def show_comparison(self, compared: tuple[Compared, ...]) -> None:
+        if self.comparing:
+            self.query_one(CompareView).show(compared, self.settings)
+
+    def action_smoothing(self) -> None:
+        self._set_settings(self.settings.next_smoothing())
+
+    def action_log_scale(self) -> None:
+        self._set_settings(replace(self.settings, log=not self.settings.log))
+
+    def action_x_axis(self) -> None:
+        self._set_settings(replace(self.settings, by_tokens=not self.settings.by_tokens))
+
+    def action_next_chart(self) -> None:
+        self._set_settings(replace(self.settings, main=(self.settings.main + 1) % len(METRICS)))
+
+    def _set_settings(self, settings: ChartSettings) -> None:
+        self.settings = settings
+        self.query_one(RunMonitor).set_chart_settings(settings)
+        view = self.query_one(CompareView)
+        view.show(view.compared, settings)
+
+    def _cursor_run(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # no row under the cursor
+            return None
 
     def select(self, run_id: str) -> None:
         self.selected = run_id

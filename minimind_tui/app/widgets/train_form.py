@@ -15,7 +15,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Button, Input, Label, Select, Static
 
-from minimind_tui.gpu.mapping import free_gb_of
+from minimind_tui.gpu.mapping import free_gb_of, total_gb_of
 from minimind_tui.gpu.monitor import GpuReading
 from minimind_tui.runs import layout
 from minimind_tui.runs.launcher import RUN_ENV, TrainSpec, shell_command
@@ -342,13 +342,17 @@ class TrainForm(VerticalScroll):
         return self._free_gb(self._value("device") or "cpu", int(gpus) if gpus.isdigit() else 1)
 
     def _free_gb(self, device: str, gpus: int) -> float | None:
+        return self._gpu_gb(device, gpus, free_gb_of)
+
+    def _gpu_gb(self, device: str, gpus: int, measure) -> float | None:
+        """`measure` (free or total GB) of the GPUs the run will use, the smallest of them."""
         if self.gpu_reading is None:
             return None
         # cuda:N the run will use: every rank its LOCAL_RANK under torchrun, else --device's index; numbered as
         # the trainer will number them (the launcher's environment: PCI order, CUDA_VISIBLE_DEVICES honoured).
         index = device.partition(":")[2]
         ordinals = list(range(gpus)) if gpus > 1 else [int(index) if index.isdigit() else 0]
-        return free_gb_of(self.gpu_reading, ordinals, env={**os.environ, **RUN_ENV})
+        return measure(self.gpu_reading, ordinals, env={**os.environ, **RUN_ENV})
 
     # ---- the spec --------------------------------------------------------------------------------------
     def _value(self, widget_id: str) -> str:
@@ -429,7 +433,8 @@ class TrainForm(VerticalScroll):
         chunk = self._extra_flag("chunk_tokens")
         plan = plan_memory(spec.dim, spec.n_layers, spec.batch_size, spec.max_seq_len, use_moe=spec.use_moe,
                            vocab=vocab, dtype=spec.dtype, device=spec.device, world_size=spec.gpus,
-                           chunk_tokens=int(chunk) if chunk and chunk.lstrip("-").isdigit() else None)
+                           chunk_tokens=int(chunk) if chunk and chunk.lstrip("-").isdigit() else None,
+                           gpu_total_gb=self._gpu_gb(spec.device, spec.gpus, total_gb_of))
         params = f"{plan.params / 1e6:.1f}M params"
         if plan.device == "cpu":
             return Text(f"{params} · CPU run, ≈{plan.total_gb:.1f} GB RAM (estimate)", style="dim")
