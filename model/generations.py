@@ -74,6 +74,7 @@ def config_for_weights(state_dict: dict[str, torch.Tensor], generation: str, sou
     generation's config names) or its defaults. Fills in a tied embedding stored under one key only
     (state_dict is changed in place)."""
     name = GENERATIONS[generation]
+    given = {k: v for k, v in given.items() if v is not None}  # None: the default (a config.json's nulls)
     for key in given:
         if key not in config_fields(generation):
             hint = OTHER_NAMES[generation].get(key)

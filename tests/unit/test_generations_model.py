@@ -288,7 +288,7 @@ def hf_folder(tmp_path, shared_dir, generation, weights="safetensors"):
     folder.mkdir()
     config = {"architectures": ["MiniMindForCausalLM"], "auto_map": {"AutoModelForCausalLM": "model_minimind.X"},
               "model_type": "minimind", "torch_dtype": "float16", "transformers_version": "4.57.6",
-              "rope_scaling": None, **io["config_resolved"]}
+              "rope_scaling": None, **io["config_resolved"], "intermediate_size": None}  # null: the default
     (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
     (folder / "model_minimind.py").write_text("raise SystemExit('remote code ran')\n", encoding="utf-8")
     sd = {k: v for k, v in load_state_dict(path).items() if k != "lm_head.weight"}
