@@ -1,6 +1,7 @@
 """Helpers shared by several test folders (tests/conftest.py puts this folder on sys.path)."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +55,22 @@ async def wait_for(pilot, condition, what="condition", rounds: int = 500):
             return
         await pilot.pause(0.02)
     raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
+
+
+def finishes(call, seconds: float = 10.0):
+    """call() in a daemon thread: its result, or an AssertionError if it blocks (a FIFO open would, forever)."""
+    result = []
+    thread = threading.Thread(target=lambda: result.append(_outcome(call)), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert result, f"blocked for {seconds:g}s"
+    return result[0]
+
+
+def _outcome(call):
+    """What call() returned, or the exception it raised."""
+    try:
+        return call()
+    except Exception as e:
+        return e
+
