@@ -137,3 +137,20 @@ async def test_a_poller_that_raises_says_so_and_starts_again(make_app, project):
         await wait_for(pilot, lambda: seen.last_runs(), "the poller back after its failures")
         assert seen.notices("Reading the runs failed") == ["RuntimeError: clock broke\nRetrying every few seconds."]
         assert seen.last_runs()["20251101-090000-sft"].status == "done"
+
+
+def test_the_dataset_tabs_throughput_skips_poisoned_runs(project):
+    from testkit import finishes
+
+    from minimind_tui.app.widgets.dataset_stats import measured_throughput
+
+    make_run(project, "20251101-080000-sft", end="done")  # every canned step logs 12,345 tokens/s
+    with open(make_run(project, "20251101-090000-sft", end="done") / layout.METRICS, "ab") as f:
+        f.write(b'{"event": "step", "time": 1, "step": 41, "tokens_per_s": "fast"}\n')
+    fifo = make_run(project, "20251101-100000-sft", end="done") / layout.METRICS
+    fifo.unlink()
+    os.mkfifo(fifo)
+    for age, run in enumerate(sorted((project / "runs").iterdir(), reverse=True)):
+        os.utime(run, (T0 - age, T0 - age))  # newest first: the FIFO, then the run ending in a string
+    # The FIFO is skipped without blocking; in the next run the string is passed over for the step before it.
+    assert finishes(lambda: measured_throughput(project)) == (12_345.0, "20251101-090000-sft")
