@@ -2,7 +2,7 @@
 lines (bad, zero trained tokens, duplicates) that jumps to the line when a row is chosen."""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -58,12 +58,10 @@ class StatsPane(VerticalScroll):
     StatsPane > Label { color: $text-muted; }
     """
 
+    @dataclass(eq=False)
     class JumpTo(Message):
         """A problem row was chosen: show this 1-based line in the samples view."""
-
-        def __init__(self, line_number: int):
-            super().__init__()
-            self.line_number = line_number
+        line_number: int
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
