@@ -147,10 +147,17 @@ class MiniMindApp(App):
         if self.services.preload_tabs:
             self.call_after_refresh(self._preload_tabs)
 
+    @property
+    def shutting_down(self) -> bool:
+        """The app has begun to close. Messages and callbacks queued before that still arrive (a poller's last
+        round, the tab activation a reattach asked for; under Pilot the screens are taken down while this loop
+        still runs): they must touch nothing, as the widgets they would update are going or gone."""
+        return not self.is_running or not self.screen_stack
+
     def _preload_tabs(self) -> None:
         """One lazy tab per refresh, so keys pressed meanwhile are handled between them."""
-        if self._closing or not self.query("#tabs"):
-            return  # the app is quitting: building a tab now would race its teardown
+        if self.shutting_down or not self.query("#tabs"):
+            return  # building a tab now would race the teardown
         pending = [p for p in LAZY_TABS if not self.query_one(f"#{p}", TabPane).children]
         if pending:
             self.lazy_tab(pending[0])
@@ -228,7 +235,7 @@ class MiniMindApp(App):
     def _worker_changed(self, event: Worker.StateChanged) -> None:
         """A worker of the app that raised: say what failed (once while the same error repeats) and start the
         pollers again after a pause, so one bad round never freezes the Runs tab or the GPU strip for good."""
-        if event.state != WorkerState.ERROR or self._closing:
+        if event.state != WorkerState.ERROR or self.shutting_down:
             return
         group, error = event.worker.group, event.worker.error
         restart = {"runs": self.poll_runs, "gpu": self.poll_gpu}.get(group)
@@ -238,7 +245,7 @@ class MiniMindApp(App):
             self.notify(text + ("\nRetrying every few seconds." if restart else ""), markup=False,
                         title=f"{WORKER_TASKS.get(group, event.worker.name)} failed", severity="error", timeout=30)
         if restart is not None:
-            self.set_timer(self.services.restart_delay, lambda: None if self._closing else restart())
+            self.set_timer(self.services.restart_delay, lambda: None if self.shutting_down else restart())
 
     def refresh_gpu(self) -> None:
         self._wake_gpu.set()
@@ -247,8 +254,8 @@ class MiniMindApp(App):
     def _gpu_updated(self, message: GpuUpdated) -> None:
         self.gpu_reading = message.gpu
         self._worker_errors.pop("gpu", None)  # working again: a new failure is news
-        if not self.query(GpuPanel):
-            return  # a poller's message arriving while the app quits (the screen is already gone)
+        if self.shutting_down:
+            return
         panel = self.query_one(GpuPanel)
         panel.gpu, panel.system = message.gpu, message.system
         form = self.query_one(TrainForm)
@@ -257,8 +264,8 @@ class MiniMindApp(App):
 
     @on(RunsUpdated)
     def _runs_updated(self, message: RunsUpdated) -> None:
-        if not self.query(RunsTab):
-            return  # a poller's message arriving while the app quits (the screen is already gone)
+        if self.shutting_down:
+            return
         self._worker_errors.pop("runs", None)  # working again: a new failure is news
         tab = self.query_one(RunsTab)
         tab.update_runs(message.summaries)
@@ -347,6 +354,8 @@ class MiniMindApp(App):
         self.call_from_thread(self._show_launched, launched)
 
     def _show_launched(self, launched: Launched, verb: str = "started") -> None:
+        if self.shutting_down:
+            return
         self.notify(f"{verb} {launched.run_dir.name} (pid {launched.pid})", title="Training")
         self.selected_run = launched.run_dir
         self.query_one(RunsTab).select(launched.run_dir.name)
@@ -432,6 +441,8 @@ class MiniMindApp(App):
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         """Stop/Resume belong to the Runs tab and Launch to the Train tab (footer shows only what applies)."""
+        if self.shutting_down:  # asked while the footer is taken down
+            return True
         tab = self.query_one(TabbedContent).active if self.is_mounted else None
         if action in ("stop", "resume"):
             return tab == "runs"
@@ -443,7 +454,7 @@ class MiniMindApp(App):
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
-        if not self.screen_stack:  # a late activation while the app shuts down: no screen left to refresh
+        if self.shutting_down:  # e.g. the switch to Runs a reattach asked for, arriving after the quit
             return
         self.refresh_bindings()
         if event.pane.id in LAZY_TABS:  # a click on the tab, before the preload got to it

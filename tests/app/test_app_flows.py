@@ -471,3 +471,49 @@ async def test_coming_back_to_the_train_tab_keeps_the_chosen_dataset_and_base(ma
         assert dataset.value == "dataset/demo_sft.jsonl" and init.value == base, state()
         labels = [label for label, _ in dataset._options]
         assert "demo pretrain corpus (bundled)" not in labels  # written once, then listed as files
+
+
+async def test_a_rescan_landing_between_a_pick_and_its_change_event_keeps_the_pick(make_app):
+    """The race behind a flaky demo-recipe test: the Train tab rescans each time it is shown (and twice at start);
+    a scan result handled after the picker changed but before its Changed message reached the form reset the
+    picker to the (still empty) path, and the pick was dropped as superseded."""
+    scans = {}  # a message is seen at each node it bubbles through: keyed by identity
+
+    def hook(message):
+        if isinstance(message, TrainForm._Scanned):
+            scans[id(message)] = message
+
+    app = make_app()
+    async with app.run_test(size=(80, 24), message_hook=hook) as pilot:
+        form = app.query_one(TrainForm)
+        dataset = form.query_one("#dataset")
+        await wait_for(pilot, lambda: scans and form.scans_done == len(scans), "the start-up scan")
+        dataset.value = "dataset/sft_mini_512.jsonl"
+        # The Changed message travels up from the picker; a rescan posted to the form now is handled first.
+        form.post_message(TrainForm._Scanned(list(scans.values())[-1].choices))
+        await wait_for(pilot, lambda: form.scans_done == len(scans), "the rescan handled")
+        await wait_for(pilot, lambda: form.query_one("#data_path", Input).value == "dataset/sft_mini_512.jsonl",
+                       lambda: f"the pick applied (picker: {dataset.value})")
+        assert dataset.value == "dataset/sft_mini_512.jsonl"
+
+
+async def test_messages_still_queued_when_the_app_quits_touch_nothing(make_app, project):
+    """The race behind a flaky two-dashboards test: a poller's last round, a GPU reading or the switch to Runs a
+    reattach asked for can be handled after the quit began (under Pilot, while the screens are taken down); each
+    handler must then do nothing rather than raise ScreenStackError or NoMatches."""
+    from textual.widgets import TabbedContent as Tabs
+
+    from minimind_tui.app.app import GpuUpdated, RunsUpdated
+
+    make_run(project, "20251101-100000-sft", steps=30, heartbeat_age=1.0, pid=os.getpid())
+    seen = []
+    app = make_app()
+    async with app.run_test(size=(80, 24), message_hook=seen.append) as pilot:
+        await wait_for(pilot, lambda: monitor_summary(app) is not None, "reattach")
+        await wait_for(pilot, lambda: any(isinstance(m, Tabs.TabActivated) for m in seen), "the switch to Runs")
+    late = [next(m for m in reversed(seen) if isinstance(m, kind)) for kind in (RunsUpdated, GpuUpdated,
+                                                                                 Tabs.TabActivated)]
+    assert not app.is_running
+    for message in late:
+        await app._on_message(message)  # as the app's loop would dispatch it
+    assert app.check_action("stop", ()) is True
