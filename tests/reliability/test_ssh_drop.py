@@ -34,6 +34,9 @@ def start_in_pty(root: Path, data: Path) -> tuple[int, int, list[bytes]]:
     env = {**cli_env(), "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
     pid, master = pty.fork()
     if pid == 0:  # the child: a login shell's place, session leader of the terminal
+        # A login shell starts with SIGHUP at its default (death on hang-up); a test run under `nohup` would
+        # otherwise hand its "ignore" down through exec, and the dashboard would outlive its terminal.
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
         os.execve(sys.executable, [sys.executable, str(DRIVER), str(root), str(data)], env)
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     screen: list[bytes] = []
