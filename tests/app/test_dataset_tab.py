@@ -1,7 +1,5 @@
 """Dataset tab under Pilot, one test per view plus opening, errors and the first page of a file being indexed."""
 import json
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -236,12 +234,6 @@ def test_the_dashboard_builds_this_tab(tmp_path):
 
     assert isinstance(_optional_tab("minimind_tui.app.widgets.dataset_tab", "DatasetTab", tmp_path, "Dataset"),
                       DatasetTab)
-
-
-def test_importing_the_tab_does_not_import_torch():
-    code = "import sys, minimind_tui.app.widgets.dataset_tab; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
 
 
 async def test_a_first_line_longer_than_the_head_read_waits_for_the_index(tmp_path, tiny_tokenizer):

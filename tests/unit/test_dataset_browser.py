@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -162,12 +160,6 @@ def test_paths_as_the_user_thinks_of_them(tmp_path):
     assert b.field_text(tmp_path.parent / "a.jsonl") == str(tmp_path.parent / "a.jsonl")
     assert b.shown_path(tmp_path / "tok") == "tok"
     assert b.shown_path(demo_tokenizer_dir()) == "bundled demo tokenizer"
-
-
-def test_the_browser_imports_neither_textual_nor_torch():
-    code = "import sys, minimind_tui.app.dataset_browser; print(sorted({'textual', 'torch'} & set(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("kind", ["pretrain", "sft"])

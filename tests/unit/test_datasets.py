@@ -188,24 +188,6 @@ def test_last_line_without_newline(tmp_path):
     assert len(f) == 2 and f.line(1) == b'{"text": "b"}'
 
 
-def test_importing_model_and_dataset_does_not_import_textual():
-    import subprocess
-    import sys
-
-    code = "import model, dataset, dataset.datasets, sys; print('textual' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
-def test_torch_free_dataset_modules():
-    import subprocess
-    import sys
-
-    code = "import dataset.jsonl, dataset.validate, sys; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
 def test_a_file_of_the_other_kind_does_not_suggest_skipping_every_line(tmp_path, tok):
     sft = write(tmp_path / "sft.jsonl", ['{"conversations": [{"role": "user", "content": "hi"}]}'] * 3)
     with pytest.raises(DataError) as caught:
