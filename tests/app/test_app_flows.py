@@ -9,20 +9,14 @@ import textwrap
 
 import pytest
 from canned import T0, make_run
-from testkit import wait_for
+from testkit import cli_env, dead_pid, monitor_summary, wait_for
 from textual.widgets import DataTable, Input, Log, TabbedContent
 from textual.widgets._footer import FooterKey
 
 from minimind_tui.app.screens.confirm import ConfirmScreen
 from minimind_tui.app.screens.help import HelpScreen
-from minimind_tui.app.widgets.run_monitor import RunMonitor
 from minimind_tui.app.widgets.train_form import TrainForm
 from minimind_tui.runs import events, layout
-
-
-def monitor_summary(app):
-    view = app.query_one(RunMonitor).view
-    return view.summary if view else None
 
 
 async def test_launch_builds_the_trainer_command_and_switches_to_the_new_run(make_app, fake_launcher):
@@ -247,7 +241,7 @@ async def test_reattach_selects_the_live_run_and_streams_new_events(make_app, pr
 
 
 async def test_a_run_without_end_and_without_process_is_reported_killed(make_app, project):
-    make_run(project, "20251101-100000-sft", steps=25, heartbeat_age=600.0, pid=_dead_pid(), ckpt_at=(20,))
+    make_run(project, "20251101-100000-sft", steps=25, heartbeat_age=600.0, pid=dead_pid(), ckpt_at=(20,))
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2")
@@ -286,7 +280,6 @@ async def test_resume_is_refused_without_a_checkpoint(make_app, project, fake_la
 
 STUB_TRAINER = textwrap.dedent("""
     import os, signal, sys, time
-    sys.path.insert(0, {repo!r})
     from minimind_tui.runs.events import EventWriter
     run = sys.argv[1]
     open(os.path.join(run, "trainer.lock"), "w").write(str(os.getpid()))
@@ -305,10 +298,9 @@ STUB_TRAINER = textwrap.dedent("""
 async def test_stop_asks_then_sends_sigint_and_the_run_ends_stopped(make_app, project, tmp_path):
     run = make_run(project, "20251101-100000-sft", steps=5, heartbeat_age=1.0, pid=os.getpid())
     script = tmp_path / "stub.py"
-    from pathlib import Path
-    script.write_text(STUB_TRAINER.format(repo=str(Path(__file__).resolve().parents[2])))
+    script.write_text(STUB_TRAINER)
     proc = subprocess.Popen([sys.executable, str(script), str(run)], start_new_session=True,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, env=cli_env())
     try:
         app = make_app()
         async with app.run_test(size=(80, 24)) as pilot:
@@ -351,12 +343,6 @@ async def test_tab_keys_do_not_steal_typing_in_inputs(make_app):
         await pilot.press("2", "4")
         assert form.query_one("#batch_size", Input).value == "24"
         assert app.query_one(TabbedContent).active == "train"
-
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
 
 
 async def test_two_dashboards_watch_one_run(make_app, project):

@@ -4,7 +4,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from testkit import wait_for
+from testkit import conv, wait_for
 from textual.app import App
 from textual.widgets import DataTable, Input, Label, Static
 
@@ -17,13 +17,6 @@ from minimind_tui.app.widgets.dataset_samples import Bubble, SampleView
 from minimind_tui.app.widgets.dataset_stats import StatsPane
 from minimind_tui.app.widgets.dataset_tab import DatasetTab
 from minimind_tui.app.widgets.dataset_tokens import TokenPane
-
-
-def conv(*turns, roles=None):
-    roles = roles or ["user", "assistant"] * len(turns)
-    return json.dumps({"conversations": [{"role": r, "content": t} for r, t in zip(roles, turns, strict=False)]},
-                      ensure_ascii=False)
-
 
 ROWS = [conv("你好，[世界]！🐱", "你好！有什么可以帮你？😀"),
         "{broken json",

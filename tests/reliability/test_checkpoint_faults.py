@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from reliability_kit import TINY, cache_env, events, of_kind, steps, train_here, wait_until
+from reliability_kit import TINY, cache_env
+from testkit import events, of_kind, steps, train_here, wait_until
 
 from minimind_tui.runs import layout
 from minimind_tui.train import checkpointing

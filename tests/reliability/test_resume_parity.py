@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 import pytest
-from reliability_kit import TINY, cli_env, of_kind, steps, train_here
+from reliability_kit import TINY
+from testkit import cli_env, of_kind, steps, train_here
 
 from minimind_tui.train import loop
 

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from testkit import conv
 
 from dataset import DataError, PretrainDataset, SFTDataset
 from dataset.jsonl import JsonlFile
@@ -18,12 +19,6 @@ def tok():
 def write(path, lines, mode="w"):
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
-
-
-def conv(*turns):
-    roles = ["user", "assistant"]
-    return json.dumps({"conversations": [{"role": roles[i % 2], "content": t} for i, t in enumerate(turns)]},
-                      ensure_ascii=False)
 
 
 def test_sft_matches_reference_outputs(shared_dir, ref_tokenizer):

@@ -1,15 +1,12 @@
 """`minimind-tui runs list|stop` from a shell."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from canned import make_run
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
-from canned import make_run  # noqa: E402
-
-from minimind_tui.cli import main  # noqa: E402
+from minimind_tui.cli import main
 
 
 def test_runs_list(tmp_path, capsys):

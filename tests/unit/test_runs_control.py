@@ -6,10 +6,10 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 
 import psutil
 import pytest
+from testkit import wait_until
 
 from minimind_tui.runs import layout, pids
 from minimind_tui.runs.control import stop_run
@@ -41,10 +41,8 @@ def start(tmp_path, behaviour):
     run.mkdir(parents=True)
     proc = subprocess.Popen([sys.executable, "-c", STUB, str(run), behaviour], start_new_session=True,
                             stdin=subprocess.DEVNULL)
-    for _ in range(500):
-        if (run / "trainer.lock").exists() and (run / "trainer.lock").read_text().strip():
-            break
-        time.sleep(0.02)
+    wait_until(lambda: (run / "trainer.lock").exists() and (run / "trainer.lock").read_text().strip(), 10,
+               "the stub's lock", proc=proc)
     child = int((run / "child").read_text())
     return run, proc, child
 

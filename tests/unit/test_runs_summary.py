@@ -2,23 +2,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from canned import T0, make_run
+from testkit import dead_pid
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
-from canned import T0, make_run  # noqa: E402
-
-from minimind_tui.runs import events, layout  # noqa: E402
-from minimind_tui.runs.summary import Downsampler, RunState, UnreadableRun, summarize  # noqa: E402
-
-
-def dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
+from minimind_tui.runs import events, layout
+from minimind_tui.runs.summary import Downsampler, RunState, UnreadableRun, summarize
 
 
 def test_done_run(tmp_path):

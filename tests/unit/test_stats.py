@@ -3,16 +3,11 @@ import json
 
 import numpy as np
 import pytest
+from testkit import conv
 
 from dataset import DataError
 from dataset.jsonl import JsonlFile
 from dataset.stats import BATCH, bad_category, compute_stats, detect_file_kind, detect_kind
-
-
-def conv(*turns, roles=None):
-    roles = roles or ["user", "assistant"] * len(turns)
-    return json.dumps({"conversations": [{"role": r, "content": t} for r, t in zip(roles, turns, strict=False)]},
-                      ensure_ascii=False)
 
 
 def write_bytes(path, lines: list[bytes], eol=b"\n"):

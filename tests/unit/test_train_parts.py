@@ -5,9 +5,9 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 
 import pytest
+from testkit import wait_until
 
 from minimind_tui.runs import layout
 from minimind_tui.train.args import add_arguments, conflicts_on_resume, default_text, given, resolve
@@ -82,10 +82,7 @@ def test_heartbeat_is_touched_from_a_thread(tmp_path):
     hb = Heartbeat(tmp_path, every_s=0.01).start()
     try:
         first = (tmp_path / layout.HEARTBEAT).stat().st_mtime_ns
-        deadline = time.time() + 10
-        while (tmp_path / layout.HEARTBEAT).stat().st_mtime_ns == first:
-            assert time.time() < deadline
-            time.sleep(0.01)
+        wait_until(lambda: (tmp_path / layout.HEARTBEAT).stat().st_mtime_ns != first, 10, "a second touch", poll=0.01)
     finally:
         hb.stop()
     assert layout.heartbeat_age(tmp_path) < layout.HEARTBEAT_STALE_S
