@@ -141,6 +141,30 @@ async def wait_for(pilot, condition, what="condition", rounds: int = 500):
     raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
 
 
+class Posted:
+    """A `run_test(message_hook=...)`: every message the app dispatched, in order, each once (a bubbling message is
+    dispatched at every node on its way up). Tests assert on these rather than on widgets' private state."""
+
+    def __init__(self):
+        self.messages: list = []
+        self._seen: set[int] = set()
+
+    def __call__(self, message) -> None:
+        if id(message) not in self._seen:
+            self._seen.add(id(message))
+            self.messages.append(message)
+
+    def of(self, kind) -> list:
+        return [m for m in self.messages if isinstance(m, kind)]
+
+    def notices(self, title: str | None = None) -> list[str]:
+        """The text of every notification shown (`app.notify`), or of those with this title."""
+        from textual.notifications import Notify
+
+        return [str(m.notification.message) for m in self.of(Notify)
+                if title is None or m.notification.title == title]
+
+
 def monitor_summary(app):
     """The summary the dashboard's run monitor shows, or None before it shows a run."""
     from minimind_tui.app.widgets.run_monitor import RunMonitor

@@ -28,7 +28,7 @@ async def test_launch_watch_stop_resume_with_the_real_trainer(tmp_path):
     try:
         async with app.run_test(size=(80, 24)) as pilot:
             form = app.query_one(TrainForm)
-            await wait_for(pilot, lambda: form._out_weights is not None, "scan")
+            await wait_for(pilot, lambda: form.scans_done, "scan")
             form.query_one("#preset").value = "demo"
             await pilot.pause()
             for field, value in [("data_path", "dataset/demo_pretrain.jsonl"), ("batch_size", "4"),

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 from canned import T0, make_run
-from testkit import cli_env, dead_pid, monitor_summary, wait_for
+from testkit import Posted, cli_env, dead_pid, monitor_summary, wait_for
 from textual.widgets import DataTable, Input, Log, TabbedContent
 from textual.widgets._footer import FooterKey
 
@@ -57,7 +57,7 @@ async def test_launching_over_finished_weights_in_out_asks_first(make_app, proje
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         form = app.query_one(TrainForm)
-        await wait_for(pilot, lambda: form._out_weights is not None, "scan")
+        await wait_for(pilot, lambda: form.scans_done, "scan")
         form.query_one("#mode").value = "sft"
         await pilot.pause()
         form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
@@ -117,17 +117,17 @@ async def test_picking_the_demo_corpus_without_the_demo_flag_applies_its_recipe(
 
 
 async def test_launch_refuses_a_bad_field_with_its_name(make_app, fake_launcher):
-    app = make_app()
-    async with app.run_test(size=(80, 24)) as pilot:
+    app, seen = make_app(), Posted()
+    async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
         form = app.query_one(TrainForm)
         form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
         form.query_one("#batch_size", Input).value = "0"
         await pilot.pause()
         assert "batch: must be at least 1" in str(form.query_one("#command").render())
         await pilot.press("ctrl+l")
-        await pilot.pause()
-        assert not fake_launcher.launched
-        assert any("batch" in n.message for n in app._notifications)
+        await wait_for(pilot, lambda: seen.notices("Cannot launch"), "the refusal")
+        assert seen.notices("Cannot launch") == ["batch: must be at least 1"] and not fake_launcher.launched
+        assert not seen.of(TrainForm.LaunchRequested)
 
 
 async def test_mode_switch_applies_recipe_defaults(make_app):
@@ -269,12 +269,13 @@ async def test_resume_launches_train_resume_for_the_run(make_app, project, fake_
 
 async def test_resume_is_refused_without_a_checkpoint(make_app, project, fake_launcher):
     make_run(project, "20251101-100000-sft", steps=5, end="failed", reason="boom", ckpt_at=())
-    app = make_app()
-    async with app.run_test(size=(80, 24)) as pilot:
+    app, seen = make_app(), Posted()
+    async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
         await pilot.press("2")
         await wait_for(pilot, lambda: monitor_summary(app) is not None, "monitor")
         await pilot.press("r")
-        await pilot.pause()
+        await wait_for(pilot, lambda: seen.notices(), "the refusal")
+        assert seen.notices() == ["20251101-100000-sft has nothing to resume from (it is running or has no checkpoint)"]
         assert not fake_launcher.resumed
 
 
@@ -302,8 +303,8 @@ async def test_stop_asks_then_sends_sigint_and_the_run_ends_stopped(make_app, pr
     proc = subprocess.Popen([sys.executable, str(script), str(run)], start_new_session=True,
                             stdin=subprocess.DEVNULL, env=cli_env())
     try:
-        app = make_app()
-        async with app.run_test(size=(80, 24)) as pilot:
+        app, seen = make_app(), Posted()
+        async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
             await wait_for(pilot, lambda: (run / "ready").exists(), "stub trainer", rounds=1000)
             await wait_for(pilot, lambda: monitor_summary(app) is not None, "reattach")
             await pilot.press("s")
@@ -318,7 +319,7 @@ async def test_stop_asks_then_sends_sigint_and_the_run_ends_stopped(make_app, pr
             assert proc.returncode == 0  # handled SIGINT: a graceful stop, not a kill
             app.refresh_runs()
             await wait_for(pilot, lambda: monitor_summary(app).status == "stopped", "stopped status")
-            await wait_for(pilot, lambda: any("stopped after" in n.message for n in app._notifications), "notice")
+            await wait_for(pilot, lambda: any("stopped after" in n for n in seen.notices("Stop")), "notice")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -357,10 +358,10 @@ async def test_two_dashboards_watch_one_run(make_app, project):
 
 async def test_a_watched_run_that_stalls_or_fails_a_checkpoint_is_announced(make_app, project):
     run = make_run(project, "20251101-100000-sft", steps=30, heartbeat_age=1.0, pid=os.getpid())
-    app = make_app()
+    app, seen = make_app(), Posted()
     bells = []
     app.bell = lambda: bells.append(1)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
         await wait_for(pilot, lambda: monitor_summary(app) is not None, "reattach")
         assert not bells  # a healthy run: quiet
         with open(run / layout.METRICS, "ab") as f:
@@ -368,10 +369,10 @@ async def test_a_watched_run_that_stalls_or_fails_a_checkpoint_is_announced(make
             f.write(events.encode("stall", now=T0 + 1, step=30, seconds_since_step=600))
         app.refresh_runs()
         await wait_for(pilot, lambda: monitor_summary(app).status == "stalled", "stall")
-        await pilot.pause()
-        messages = [n.message for n in app._notifications]
-        assert any("checkpoint at step 30 FAILED: No space left on device" in m for m in messages)
-        assert any(m == "20251101-100000-sft: stalled" for m in messages)
+        await wait_for(pilot, lambda: len(seen.notices()) >= 3, lambda: f"the notices ({seen.notices()})")
+        messages = seen.notices()
+        assert "20251101-100000-sft: checkpoint at step 30 FAILED: No space left on device" in messages
+        assert seen.notices("Run needs attention") == ["20251101-100000-sft: stalled"]
         assert len(bells) >= 2
 
 

@@ -7,8 +7,7 @@ import shutil
 
 import pytest
 from canned import T0, make_run
-from testkit import wait_for
-from textual.notifications import Notify
+from testkit import Posted, wait_for
 
 from minimind_tui.app.app import RunsUpdated
 from minimind_tui.app.widgets.run_monitor import RunMonitor
@@ -35,35 +34,21 @@ def poison(project) -> dict[str, str]:
             "20251101-093000-sft": "config.json: not valid JSON"}
 
 
-class Recorder:
-    """message_hook: what the app posted, by type."""
-
-    def __init__(self):
-        self.messages = []
-
-    def __call__(self, message):
-        self.messages.append(message)
-
-    def of(self, kind) -> list:
-        return [m for m in self.messages if isinstance(m, kind)]
-
-    def notices(self, title: str) -> list[str]:
-        return [m.notification.message for m in self.of(Notify) if m.notification.title == title]
-
-    def last_runs(self) -> dict:
-        updates = self.of(RunsUpdated)
-        return {s.run_id: s for s in updates[-1].summaries} if updates else {}
+def last_runs(seen: Posted) -> dict:
+    """The run summaries of the newest RunsUpdated the app posted, by run id."""
+    updates = seen.of(RunsUpdated)
+    return {s.run_id: s for s in updates[-1].summaries} if updates else {}
 
 
 @pytest.mark.timeout(60)
 async def test_poisoned_folders_are_unreadable_rows_and_the_live_run_keeps_streaming(make_app, project):
     expected = poison(project)
     run = make_run(project, LIVE, steps=30, heartbeat_age=1.0, pid=os.getpid())
-    seen = Recorder()
+    seen = Posted()
     app = make_app()
     async with app.run_test(size=(120, 40), message_hook=seen) as pilot:
-        await wait_for(pilot, lambda: LIVE in seen.last_runs() and len(seen.last_runs()) == 5, "the runs listed")
-        rows = seen.last_runs()
+        await wait_for(pilot, lambda: LIVE in last_runs(seen) and len(last_runs(seen)) == 5, "the runs listed")
+        rows = last_runs(seen)
         assert (rows[LIVE].status, rows[LIVE].step) == ("live", 30)
         for run_id, reason in expected.items():
             assert (rows[run_id].status, rows[run_id].reason[:len(reason)]) == ("unreadable", reason)
@@ -76,7 +61,7 @@ async def test_poisoned_folders_are_unreadable_rows_and_the_live_run_keeps_strea
             f.write(events.encode("step", now=T0, step=31, total=100, epoch=0, loss=1.5, lr=1e-5))
         app.refresh_runs()
         await wait_for(pilot, lambda: app.query_one(RunMonitor).view.summary.step == 31, "the new step")
-        assert seen.last_runs()[LIVE].step == 31
+        assert last_runs(seen)[LIVE].step == 31
         assert len(seen.notices("Run folder unreadable")) == 4  # not repeated on every poll
         # The table shows the reason in the row (where the dataset goes).
         table = app.query_one("#runs-table")
@@ -106,20 +91,20 @@ async def test_a_run_folder_deleted_while_polled_drops_out(make_app, project):
             shutil.rmtree(doomed)
         return T0
 
-    seen = Recorder()
+    seen = Posted()
     app = make_app(clock=clock)
     async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
         await wait_for(pilot, lambda: app.query_one(RunMonitor).view is not None, "reattach to the live run")
         delete_now.append(True)
         app.refresh_runs()
-        await wait_for(pilot, lambda: list(seen.last_runs()) == ["20251101-090000-sft"], "the deleted run gone")
+        await wait_for(pilot, lambda: list(last_runs(seen)) == ["20251101-090000-sft"], "the deleted run gone")
         # Never shown as something it was not (a run that "exited before starting") on its way out.
         assert {s.status for m in seen.of(RunsUpdated) for s in m.summaries if s.run_id == LIVE} == {"live"}
         assert not seen.notices("Reading the runs failed")
         # The poller is still alive: a new run shows up.
         make_run(project, "20251101-110000-sft", end="done")
         app.refresh_runs()
-        await wait_for(pilot, lambda: "20251101-110000-sft" in seen.last_runs(), "a new run listed")
+        await wait_for(pilot, lambda: "20251101-110000-sft" in last_runs(seen), "a new run listed")
 
 
 async def test_a_poller_that_raises_says_so_and_starts_again(make_app, project):
@@ -131,12 +116,12 @@ async def test_a_poller_that_raises_says_so_and_starts_again(make_app, project):
             raise failures.pop()
         return T0
 
-    seen = Recorder()
+    seen = Posted()
     app = make_app(clock=clock, restart_delay=0.05)
     async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
-        await wait_for(pilot, lambda: seen.last_runs(), "the poller back after its failures")
+        await wait_for(pilot, lambda: last_runs(seen), "the poller back after its failures")
         assert seen.notices("Reading the runs failed") == ["RuntimeError: clock broke\nRetrying every few seconds."]
-        assert seen.last_runs()["20251101-090000-sft"].status == "done"
+        assert last_runs(seen)["20251101-090000-sft"].status == "done"
 
 
 def test_the_dataset_tabs_throughput_skips_poisoned_runs(project):

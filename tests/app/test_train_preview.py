@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 from canned import make_run
-from testkit import wait_for
+from testkit import Posted, wait_for
 from textual.widgets import Input, TabbedContent
 
 from minimind_tui.app.widgets.dataset_samples import Bubble
@@ -18,7 +19,7 @@ from minimind_tui.runs import layout
 
 async def fill_form(pilot, mode: str, path: str, seq_len: str, extra: str = "") -> TrainForm:
     form = pilot.app.query_one(TrainForm)
-    await wait_for(pilot, lambda: form._out_weights is not None, "scan")
+    await wait_for(pilot, lambda: form.scans_done, "scan")
     form.query_one("#mode").value = mode
     await pilot.pause()
     form.query_one("#data_path", Input).value = path
@@ -58,11 +59,12 @@ async def test_sft_preview_and_estimate_use_the_tokenizer_recorded_with_the_base
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         form = await fill_form(pilot, "sft", "dataset/sft_mini_512.jsonl", "64")
-        assert form._tokenizer_dir(form.spec()) != recorded  # the trainer's default base knows nothing of it
+        # The preview and the estimate read the file with the tokenizer the trainer will take.
+        assert Path(form.preview_request().tokenizer) != recorded  # the trainer's default base knows nothing of it
         init = form.query_one("#init")
         init.value = next(v for _, v in init._options if "20251101-090000-pretrain" in str(v))
         await pilot.pause()
-        assert form._tokenizer_dir(form.spec()) == recorded
+        assert Path(form.preview_request().tokenizer) == recorded
         small = str(form.query_one("#estimate").render())
         form.query_one("#extra", Input).value = f"--tokenizer {demo_tokenizer_dir()}"  # 1643 tokens, not 300ish
         await pilot.pause()
@@ -88,13 +90,13 @@ async def test_preview_button_reads_the_file_as_the_chosen_mode(make_app, projec
 
 
 async def test_preview_without_a_file_says_what_to_do(make_app):
-    app = make_app()
-    async with app.run_test(size=(100, 30)) as pilot:
+    app, seen = make_app(), Posted()
+    async with app.run_test(size=(100, 30), message_hook=seen) as pilot:
         await fill_form(pilot, "sft", "", "512")
         await pilot.press("ctrl+o")
-        await pilot.pause()
-        assert app.query_one("#tabs", TabbedContent).active == "train"
-        assert any("choose a dataset file" in str(n.message) for n in app._notifications)
+        await wait_for(pilot, lambda: seen.notices("Nothing to preview"), "the notice")
+        assert seen.notices("Nothing to preview") == ["choose a dataset file or type its path first"]
+        assert app.query_one("#tabs", TabbedContent).active == "train" and not seen.of(TrainForm.PreviewRequested)
 
 
 async def test_dataset_and_chat_tabs_are_built_only_when_first_shown(make_app):

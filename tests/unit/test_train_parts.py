@@ -73,9 +73,12 @@ def test_lock_refuses_a_live_holder_and_clears_a_dead_one(tmp_path):
 
 
 def test_lock_with_a_reused_pid_is_stale(tmp_path):
-    # Our own pid but a different start time: the pid now belongs to another process.
+    # A live pid (our parent's) with another start time: the pid now belongs to another process, so the lock is
+    # taken over (a live one would raise RunLocked).
     (tmp_path / layout.LOCK).write_text(f"{os.getppid()} 12345.000 {os.uname().nodename}\n")
-    TrainerLock(tmp_path).acquire().release()
+    lock = TrainerLock(tmp_path).acquire()
+    assert layout.lock_pid(tmp_path) == os.getpid()
+    lock.release()
 
 
 def test_heartbeat_is_touched_from_a_thread(tmp_path):
