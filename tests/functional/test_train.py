@@ -24,6 +24,7 @@ def end_event(run_dir: Path) -> dict:
     return of_kind(run_dir, "end")[-1]
 
 
+@pytest.mark.slow
 def test_demo_pretrain_then_sft_from_its_weights(tmp_path, data):
     """The full CLI path in a subprocess, as the dashboard launches it."""
     done = run_cli(tmp_path, "train", "pretrain", "--data_path", str(data["pretrain"]), *TINY, "--batch_size", "8",
@@ -57,6 +58,7 @@ def test_demo_pretrain_then_sft_from_its_weights(tmp_path, data):
     assert model.config.dim == 32 and model.config.n_layers == 1
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tmp_path, data, monkeypatch):
     """Stop at step k (shuffle on, accumulation, across an epoch boundary), resume: steps k+1..N have the
     same losses and learning rates as the uninterrupted run."""
@@ -87,6 +89,7 @@ def test_resume_refuses_changed_settings(tmp_path, data, monkeypatch, capsys):
     assert "--batch_size 4 (the run has 32)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sigint_stops_after_the_step_with_a_checkpoint(tmp_path, data):
     p = start_cli(tmp_path, "train", "pretrain", "--data_path", str(data["pretrain"]), *TINY, "--batch_size", "4",
                   "--accumulation_steps", "1", "--epochs", "50", "--save_interval", "100000", "--run_dir", "r")

@@ -12,6 +12,7 @@ ARGS = ["--dim", "32", "--n_layers", "1", "--n_heads", "4", "--n_kv_heads", "2",
         "--learning_rate", "3e-3"]
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_equal_one_process(tmp_path):
     write_jsonl(tmp_path / "p.jsonl", pretrain_lines(64))
     single = run_cli(tmp_path, "train", "pretrain", "--data_path", "p.jsonl", *ARGS, "--batch_size", "8",

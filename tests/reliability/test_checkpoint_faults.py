@@ -74,6 +74,7 @@ def _phase(run_dir: Path) -> str:
     return "writing " + (", ".join(sorted(files)) or "(empty folder)")
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_of_saving_never_leaves_a_pickable_partial(stopped_run, tmp_path, measured):
     root = copy_project(stopped_run, tmp_path / "proj")
     run = root / "runs" / "r"

@@ -57,6 +57,7 @@ def wait_while_alive(run: Path, pid: int, condition, what: str):
     return wait_until(check, START_S, what)
 
 
+@pytest.mark.slow
 def test_private_files_no_sockets_single_writer_and_host_kill(tmp_path, corpus, reap_groups, monkeypatch, capsys,
                                                               measured):
     root = tmp_path / "proj"
@@ -112,6 +113,7 @@ def test_private_files_no_sockets_single_writer_and_host_kill(tmp_path, corpus, 
                                   f"dirs 0700, files 0600; 0 listening sockets (trainer and launcher)")
 
 
+@pytest.mark.slow
 def test_graceful_stop_leaves_nothing_behind(tmp_path, corpus, reap_groups, measured):
     root = tmp_path / "proj"
     root.mkdir()
@@ -128,6 +130,7 @@ def test_graceful_stop_leaves_nothing_behind(tmp_path, corpus, reap_groups, meas
     measured["8 graceful stop"] = f"SIGINT to saved-and-exited in {outcome.seconds:.2f} s, 0 processes left"
 
 
+@pytest.mark.slow
 def test_a_save_that_hangs_is_killed_after_the_timeout(tmp_path, corpus, reap_groups, measured):
     root = tmp_path / "proj"
     root.mkdir()
@@ -147,6 +150,7 @@ def test_a_save_that_hangs_is_killed_after_the_timeout(tmp_path, corpus, reap_gr
                                 f"{outcome.seconds - timeout:.2f} s later; summary 'killed' after a stop request")
 
 
+@pytest.mark.slow
 async def test_stall_watchdog_flags_a_hung_step_and_the_dashboard_rings(tmp_path, corpus, reap_groups, measured):
     from minimind_tui.app.main import create_app
     from minimind_tui.gpu.fake import FakeGpuMonitor, FakeSystemMonitor
