@@ -172,3 +172,24 @@ def test_the_chart_library_is_not_imported_before_curves_are_shown(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+async def test_a_chart_grid_whose_charts_are_gone_lays_out_and_draws_nothing():
+    """A mount or resize of the grid can arrive while the app closes, after its charts were removed (it raised
+    NoMatches at the end of unrelated tests)."""
+    from textual.app import App
+
+    from minimind_tui.app.widgets.charts import ChartGrid, MetricChart
+
+    class Host(App):
+        def compose(self):
+            yield ChartGrid()
+
+    async with Host().run_test(size=(120, 40)) as pilot:
+        grid = pilot.app.query_one(ChartGrid)
+        await grid.query(MetricChart).last().remove()
+        grid.on_resize()  # lays out and draws the charts that are left
+        await grid.remove_children()
+        grid.on_resize()
+        grid.on_mount()
+        assert not grid.query(MetricChart)

@@ -131,6 +131,8 @@ class RunMonitor(Vertical):
         holder.query_one(ChartGrid).show([ChartRun(view.summary.run_id, view.curves)], self.chart_settings)
 
     def _build_charts(self) -> None:
+        if not self.is_attached or not self.app.is_running:  # a frame that came after the quit: nothing to show
+            return
         from .charts import ChartGrid
         self.query_one("#monitor-charts", Container).mount(ChartGrid(id="monitor-grid"))
         self._charts_pending = False
