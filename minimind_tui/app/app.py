@@ -3,6 +3,7 @@
 All I/O happens in thread workers that post messages: the GPU/host poller, the runs poller (tails every
 run's metrics.jsonl and the selected run's train.log), launching and stopping. What varies (GPU monitor,
 launcher, clock, poll intervals) is injected by `create_app` so tests run without timers or processes.
+A worker that raises is never silent: the error is shown, and a poller starts again after a pause.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, TextArea
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from minimind_tui.gpu.monitor import GpuMonitor, GpuReading
 from minimind_tui.gpu.system import SystemMonitor, SystemReading
@@ -38,6 +39,10 @@ from .widgets.runs_tab import RunsTab
 from .widgets.train_form import TrainForm
 
 LIST_EVERY = 4  # runs poller: re-read every run's files every 4th poll (2 s); the selected run every poll
+RESTART_DELAY_S = 2.0  # a poller that raised starts again after this pause (one failing at once must not spin)
+# Worker group -> what the user reads when it fails.
+WORKER_TASKS = {"runs": "Reading the runs", "gpu": "Reading the GPU and host", "launch": "Launching",
+                "stop": "Stopping the run"}
 # Built after the first frame, or when first shown: their imports and widgets would add ~0.4 s to first paint.
 # pane id -> (module, class, name for messages, widget id)
 LAZY_TABS = {
@@ -66,6 +71,7 @@ class Services:
     gpu_interval: float | None = 2.0    # GPU strip; None: read once at start, then only when asked
     stop_timeout: float = STOP_TIMEOUT_S
     preload_tabs: bool = True  # build the Dataset and Chat tabs right after the first frame (else when shown)
+    restart_delay: float = RESTART_DELAY_S
 
 
 class GpuUpdated(Message):
@@ -121,6 +127,7 @@ class MiniMindApp(App):
         self._first_runs_poll = True
         self._last_seen: dict[str, tuple[str, int]] = {}  # run id -> (status, number of notes) already shown
         self.compared_runs: tuple[Path, ...] = ()  # runs the Runs tab compares (read by the runs poller)
+        self._worker_errors: dict[str, str] = {}  # worker group -> the error last shown (not repeated while it lasts)
 
     # ---- layout ------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -140,10 +147,17 @@ class MiniMindApp(App):
         if self.services.preload_tabs:
             self.call_after_refresh(self._preload_tabs)
 
+    @property
+    def shutting_down(self) -> bool:
+        """The app has begun to close. Messages and callbacks queued before that still arrive (a poller's last
+        round, the tab activation a reattach asked for; under Pilot the screens are taken down while this loop
+        still runs): they must touch nothing, as the widgets they would update are going or gone."""
+        return not self.is_running or not self.screen_stack
+
     def _preload_tabs(self) -> None:
         """One lazy tab per refresh, so keys pressed meanwhile are handled between them."""
-        if self._closing or not self.query("#tabs"):
-            return  # the app is quitting: building a tab now would race its teardown
+        if self.shutting_down or not self.query("#tabs"):
+            return  # building a tab now would race the teardown
         pending = [p for p in LAZY_TABS if not self.query_one(f"#{p}", TabPane).children]
         if pending:
             self.lazy_tab(pending[0])
@@ -217,14 +231,31 @@ class MiniMindApp(App):
     def refresh_runs(self) -> None:
         self._wake_runs.set()
 
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        """A worker of the app that raised: say what failed (once while the same error repeats) and start the
+        pollers again after a pause, so one bad round never freezes the Runs tab or the GPU strip for good."""
+        if event.state != WorkerState.ERROR or self.shutting_down:
+            return
+        group, error = event.worker.group, event.worker.error
+        restart = {"runs": self.poll_runs, "gpu": self.poll_gpu}.get(group)
+        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        if self._worker_errors.get(group) != text:
+            self._worker_errors[group] = text
+            self.notify(text + ("\nRetrying every few seconds." if restart else ""), markup=False,
+                        title=f"{WORKER_TASKS.get(group, event.worker.name)} failed", severity="error", timeout=30)
+        if restart is not None:
+            self.set_timer(self.services.restart_delay, lambda: None if self.shutting_down else restart())
+
     def refresh_gpu(self) -> None:
         self._wake_gpu.set()
 
     @on(GpuUpdated)
     def _gpu_updated(self, message: GpuUpdated) -> None:
         self.gpu_reading = message.gpu
-        if not self.query(GpuPanel):
-            return  # a poller's message arriving while the app quits (the screen is already gone)
+        self._worker_errors.pop("gpu", None)  # working again: a new failure is news
+        if self.shutting_down:
+            return
         panel = self.query_one(GpuPanel)
         panel.gpu, panel.system = message.gpu, message.system
         form = self.query_one(TrainForm)
@@ -233,8 +264,9 @@ class MiniMindApp(App):
 
     @on(RunsUpdated)
     def _runs_updated(self, message: RunsUpdated) -> None:
-        if not self.query(RunsTab):
-            return  # a poller's message arriving while the app quits (the screen is already gone)
+        if self.shutting_down:
+            return
+        self._worker_errors.pop("runs", None)  # working again: a new failure is news
         tab = self.query_one(RunsTab)
         tab.update_runs(message.summaries)
         self._announce(message.summaries, message.view)
@@ -256,24 +288,31 @@ class MiniMindApp(App):
 
     def _announce(self, summaries: list[RunSummary], view: RunView | None) -> None:
         """Say so (with the terminal bell) when a run stalls or dies, or a checkpoint fails, while we watch.
-        Runs already in that state when the app started are not announced again."""
+        Runs already in that state when the app started are not announced again; a run folder that cannot be
+        read is, once (its row has no room for the reason)."""
         current = {s.run_id: (s.status, None) for s in summaries}
+        reasons = {s.run_id: s.reason for s in summaries}
         if view is not None:
             current[view.summary.run_id] = (view.summary.status, view.summary.notes)
+            reasons[view.summary.run_id] = view.summary.reason
         for run_id, (status, notes) in current.items():
             before = self._last_seen.get(run_id)
             seen_notes = before[1] if before else (len(notes) if notes is not None else 0)
+            if status is RunStatus.UNREADABLE and (before is None or before[0] != RunStatus.UNREADABLE):
+                self.notify(f"{run_id}: {reasons[run_id]}", markup=False,
+                            title="Run folder unreadable", severity="warning", timeout=30)
             if before is not None and status != before[0] and status.needs_attention:
                 self.bell()
-                self.notify(f"{run_id}: {status}", title="Run needs attention", severity="error", timeout=30)
+                self.notify(f"{run_id}: {status}", title="Run needs attention", severity="error", timeout=30,
+                            markup=False)
             elif before is not None and status is RunStatus.DONE and RunStatus(before[0]).is_live:
                 self.bell()  # a run that took hours: the user is probably looking elsewhere
-                self.notify(f"{run_id} finished", title="Run done", timeout=30)
+                self.notify(f"{run_id} finished", title="Run done", timeout=30, markup=False)
             if notes is not None:
                 for note in notes[seen_notes:]:
                     if "FAILED" in note or note.startswith("stalled"):
                         self.bell()
-                        self.notify(f"{run_id}: {note}", severity="warning", timeout=30)
+                        self.notify(f"{run_id}: {note}", severity="warning", timeout=30, markup=False)
                 seen_notes = len(notes)
             self._last_seen[run_id] = (status, seen_notes)
 
@@ -310,11 +349,13 @@ class MiniMindApp(App):
         try:
             launched = self.services.launcher.launch(self.root, spec.mode, spec.train_args(), spec.gpus)
         except Exception as e:
-            self.call_from_thread(self.notify, f"{e}", title="Launch failed", severity="error")
+            self.call_from_thread(self.notify, f"{e}", title="Launch failed", severity="error", markup=False)
             return
         self.call_from_thread(self._show_launched, launched)
 
     def _show_launched(self, launched: Launched, verb: str = "started") -> None:
+        if self.shutting_down:
+            return
         self.notify(f"{verb} {launched.run_dir.name} (pid {launched.pid})", title="Training")
         self.selected_run = launched.run_dir
         self.query_one(RunsTab).select(launched.run_dir.name)
@@ -394,12 +435,14 @@ class MiniMindApp(App):
         try:
             launched = self.services.launcher.resume(self.root, run_dir, mode, gpus)
         except Exception as e:
-            self.call_from_thread(self.notify, f"{e}", title="Resume failed", severity="error")
+            self.call_from_thread(self.notify, f"{e}", title="Resume failed", severity="error", markup=False)
             return
         self.call_from_thread(self._show_launched, launched, "resumed")
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         """Stop/Resume belong to the Runs tab and Launch to the Train tab (footer shows only what applies)."""
+        if self.shutting_down:  # asked while the footer is taken down
+            return True
         tab = self.query_one(TabbedContent).active if self.is_mounted else None
         if action in ("stop", "resume"):
             return tab == "runs"
@@ -411,7 +454,7 @@ class MiniMindApp(App):
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
-        if not self.screen_stack:  # a late activation while the app shuts down: no screen left to refresh
+        if self.shutting_down:  # e.g. the switch to Runs a reattach asked for, arriving after the quit
             return
         self.refresh_bindings()
         if event.pane.id in LAZY_TABS:  # a click on the tab, before the preload got to it

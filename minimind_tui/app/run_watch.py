@@ -3,7 +3,8 @@ step-ordered curves (curves.py) of the runs being charted: the selected one and 
 
 No Textual here (like toolong's file model): the app calls `poll()` from a worker thread and posts the
 results as messages, one per poll, so a trainer writing thousands of events a second costs the UI one
-repaint per poll interval.
+repaint per poll interval. Each run folder is read in isolation (summary.read_isolated): a folder whose files
+make no sense is an "unreadable" row, one deleted meanwhile drops out, and every other run stays live.
 """
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minimind_tui.runs import layout
+from minimind_tui.runs.events import RunStatus
 from minimind_tui.runs.launcher import LAUNCHER_LOG, LAUNCHER_PID
 from minimind_tui.runs.reader import LineTail, TailReader
-from minimind_tui.runs.summary import RunState, RunSummary
+from minimind_tui.runs.summary import RunState, RunSummary, UnreadableRun, check_run_files, read_config, read_isolated
 
 from .curves import Curves, RunSeries
 
@@ -103,10 +105,9 @@ class RunsIndex:
         now = self.clock()
         out = []
         for p in found:
-            f = self._runs[p]
-            f.update()
-            s = f.state.summary(now, self.exit_code(p))
-            out.append(without_series(s))
+            s = self._summary(p, now)
+            if s is not None:
+                out.append(without_series(s))
         return out
 
     def _followed(self, run_dir: Path) -> _Followed:
@@ -114,6 +115,20 @@ class RunsIndex:
         if f is None:
             f = self._runs[run_dir] = _Followed(run_dir)
         return f
+
+    def _summary(self, run_dir: Path, now: float) -> RunSummary | None:
+        """The run's summary, read in isolation: unreadable with the reason, or None when the folder is gone."""
+        f = self._followed(run_dir)
+
+        def read() -> RunSummary:
+            f.update()
+            return f.state.summary(now, self.exit_code(run_dir))
+
+        summary = read_isolated(run_dir, read)
+        if summary is None:
+            self._runs.pop(run_dir, None)
+            self._charted.pop(run_dir, None)
+        return summary
 
     def _curves(self, f: _Followed) -> Curves:
         """f's curves, brought up to date; runs charted longest ago stop being charted."""
@@ -126,29 +141,46 @@ class RunsIndex:
         assert f.series is not None
         return f.series.snapshot()
 
-    def view(self, run_dir: Path) -> RunView:
+    def view(self, run_dir: Path) -> RunView | None:
+        """The selected run's summary, curves and new log lines; None when its folder is gone. An unreadable
+        run has its reason and nothing else."""
         run_dir = Path(run_dir)
-        f = self._followed(run_dir)
-        curves = self._curves(f)
+        summary = self._summary(run_dir, self.clock())
+        if summary is None:
+            return None
         reset = self._log is None or self._log[0] != run_dir
         if reset:
             self._log = (run_dir, TextTail(run_dir / layout.LOG))
-        lines = self._log[1].read_new()
-        if reset and not lines:
-            lines = TextTail(run_dir / LAUNCHER_LOG).read_new()  # a trainer that died before logging
-        return RunView(run_dir, f.state.summary(self.clock(), self.exit_code(run_dir)),
-                       tuple(lines[-LOG_LINES:]), reset, curves)
+        if summary.status is RunStatus.UNREADABLE:
+            return RunView(run_dir, summary, (), reset)
+        try:
+            curves = self._curves(self._followed(run_dir))
+        except OSError:  # replaced by a FIFO, or deleted, since the summary was read: no curves this round
+            curves = None
+        return RunView(run_dir, summary, tuple(self._log_lines(run_dir, reset)[-LOG_LINES:]), reset, curves)
+
+    def _log_lines(self, run_dir: Path, reset: bool) -> list[str]:
+        assert self._log is not None
+        try:
+            lines = self._log[1].read_new()
+            if reset and not lines:
+                lines = TextTail(run_dir / LAUNCHER_LOG).read_new()  # a trainer that died before logging
+        except OSError as e:  # replaced by a FIFO or made unreadable since the summary's check
+            return [f"(cannot read the log: {e})"]
+        return lines
 
     def compare(self, run_dirs: Sequence[Path]) -> tuple[Compared, ...]:
-        """The curves and config.json of each run compared, in the order given."""
+        """The curves and config.json of each run compared, in the order given; one that cannot be read (deleted,
+        poisoned, a FIFO where a file belongs) is left out and the others are still compared."""
         out = []
         for run_dir in map(Path, run_dirs):
             f = self._followed(run_dir)
             try:
+                check_run_files(run_dir)
                 if not f.config:  # written by the trainer a moment after the run folder appears
-                    f.config = layout.read_json(run_dir / layout.CONFIG) or {}
+                    f.config = read_config(run_dir)
                 out.append(Compared(run_dir.name, self._curves(f), f.config))
-            except OSError:  # deleted or unreadable meanwhile: left out, the others are still compared
+            except (OSError, UnreadableRun):
                 continue
         return tuple(out)
 
@@ -160,7 +192,7 @@ def _run_dirs(root: Path) -> list[Path]:
     if runs.is_dir():
         known = set(found)
         fresh = [p for p in runs.iterdir() if p not in known and (p / LAUNCHER_PID).is_file()]
-        found = sorted([*found, *fresh], key=lambda p: p.stat().st_mtime, reverse=True)
+        found = layout.newest_first([*found, *fresh])
     return found
 
 

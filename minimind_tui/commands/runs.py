@@ -33,7 +33,9 @@ def list_runs(args) -> int:
         return 0
     rows = [("RUN", "STATUS", "MODE", "DATASET", "LOSS", "STEP", "TIME", "REASON")]
     for run_dir in runs:
-        s = summarize(run_dir)
+        s = summarize(run_dir)  # never raises: a bad folder is an "unreadable" row with the reason
+        if s is None:
+            continue  # deleted while we listed
         steps = f"{s.step}/{s.total}" if s.step is not None else "—"
         loss = f"{s.loss:.3f}" if isinstance(s.loss, (int, float)) else "—"
         # One row per run whatever its files hold: the id as `runs stop` takes it (quoted for the shell), the

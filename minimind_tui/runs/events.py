@@ -59,6 +59,7 @@ class RunStatus(str, Enum):
     FAILED = "failed"
     OOM = "oom"
     KILLED = "killed"       # no `end` event and no live process: SIGKILL, host OOM or power loss
+    UNREADABLE = "unreadable"  # the run folder's files make no sense (summary.read_isolated): the reason says why
 
     # f"{status}" and str(status) give the value on every Python (3.11 changed what a str mixin prints).
     def __str__(self) -> str:

@@ -112,8 +112,25 @@ def list_runs(root: Path) -> list[Path]:
     runs = runs_dir(root)
     if not runs.is_dir():
         return []
-    found = [p for p in runs.iterdir() if p.is_dir() and ((p / CONFIG).is_file() or (p / METRICS).is_file())]
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+    return newest_first([p for p in runs.iterdir() if _is_run(p)])
+
+
+def _is_run(folder: Path) -> bool:
+    try:
+        return folder.is_dir() and ((folder / CONFIG).exists() or (folder / METRICS).exists())
+    except OSError:  # one we may not look into is listed: its summary says why it cannot be read
+        return True
+
+
+def newest_first(folders: list[Path]) -> list[Path]:
+    """Folders by modification time, newest first; one deleted meanwhile is left out (not an error)."""
+    dated = []
+    for p in folders:
+        try:
+            dated.append((p.stat().st_mtime, p))
+        except FileNotFoundError:
+            continue
+    return [p for _, p in sorted(dated, key=lambda d: d[0], reverse=True)]
 
 
 @dataclass

@@ -2,23 +2,40 @@
 
 `RunState` folds events in incrementally (the dashboard feeds it from a tail reader in a worker thread);
 `RunState.summary()` decides the status (events.RunStatus): done, stopped, failed and oom come from the
-`end` event; starting, live and stalled from a live process and its heartbeat; killed when there is neither.
+`end` event; starting, live and stalled from a live process and its heartbeat; killed when there is neither;
+unreadable when the folder's files make no sense (config.json not an object, an event with a string where a
+number belongs, a FIFO where a file belongs): `reason` says which, and no other run is affected.
 """
 from __future__ import annotations
 
+import json
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import layout, pids
-from .control import read_stop_request
+from .control import STOP_REQUEST, read_stop_request
 from .events import END_STATUSES, RunStatus
 from .launcher import LAUNCHER_LOG, LAUNCHER_PID, launcher_pid
-from .reader import read_all
+from .reader import NotRegularFile, open_regular, read_all, read_regular
+
+# Fields the summary computes with or formats as numbers, and those it shows or acts on as text. An event that
+# holds anything else there was not written by our trainer: the run is reported unreadable, with the field
+# named, rather than shown with figures made up from it (or taking the dashboard down when formatted).
+NUMBER_FIELDS = ("time", "step", "total", "epoch", "loss", "lr", "tokens_per_s", "eta", "mem_peak_gb",
+                 "world_size", "seconds_since_step", "batch_size", "suggestion", "done")
+TEXT_FIELDS = ("mode", "status", "path")
+# Every file a summary reads or stats: each must be a regular file (or absent) for the folder to be read.
+RUN_FILES = (layout.CONFIG, layout.METRICS, layout.LOG, layout.HEARTBEAT, layout.LOCK, LAUNCHER_PID, LAUNCHER_LOG,
+             STOP_REQUEST)
 
 # With no heartbeat yet, a just-started process is "starting" (torch import, tokenising) rather than stalled.
 STARTUP_GRACE_S = 600.0
+
+
+class UnreadableRun(Exception):
+    """One run folder cannot be made sense of; the message is the reason shown in its row."""
 
 
 class Downsampler:
@@ -100,9 +117,16 @@ class RunState:
     lr: Downsampler = field(default_factory=Downsampler)
     notes: list[str] = field(default_factory=list)
     config: dict | None = None
+    unreadable: str | None = None  # why the events make no sense (the first bad one); summary() raises it
 
     def add(self, events: list[dict]) -> None:
+        """Fold events in. An event whose fields have impossible types is left out and makes the run
+        unreadable (the reader's position still advances: a live run's later events are not read twice)."""
         for e in events:
+            problem = _type_problem(e)
+            if problem is not None:
+                self.unreadable = self.unreadable or problem
+                continue
             kind = e.get("event")
             t = e.get("time")
             if isinstance(t, (int, float)):
@@ -141,16 +165,23 @@ class RunState:
 
     def _config(self) -> dict:
         if not self.config:  # the trainer writes config.json a moment after the launcher creates the run
-            self.config = layout.read_json(self.run_dir / layout.CONFIG) or {}
+            self.config = read_config(self.run_dir)
         return self.config
 
     def summary(self, now: float | None = None, exit_code: int | None = None) -> RunSummary:
+        """What the run's files say; raises UnreadableRun when they make no sense (see read_isolated)."""
+        if self.unreadable is not None:
+            raise UnreadableRun(self.unreadable)
         now = time.time() if now is None else now
         step = self.last_step or {}
         start = self.start or {}
         cfg = self._config()
         # The trainer records its resolved flags under "settings" (older layouts: "args" or top level).
         args = next((cfg[k] for k in ("settings", "args") if isinstance(cfg.get(k), dict)), cfg)
+        for problem in (_field_problem(layout.CONFIG, "mode", cfg.get("mode"), str),
+                        _field_problem(layout.CONFIG, "epochs", args.get("epochs"), (int, float))):
+            if problem is not None:
+                raise UnreadableRun(problem)
         status, reason, pid, hb_age = self._status(now, exit_code)
         mode = start.get("mode") or cfg.get("mode") or _mode_from_id(self.run_dir.name)
         running = status.is_live
@@ -242,11 +273,92 @@ def _end_status(end: dict) -> tuple[RunStatus, str]:
     return RunStatus.FAILED, f"unknown end status {value!r}" + (f": {reason}" if reason else "")
 
 
-def summarize(run_dir: Path, now: float | None = None, exit_code: int | None = None) -> RunSummary:
-    """One-shot summary of a run directory (the `runs list` command and the Runs table)."""
-    state = RunState(Path(run_dir))
-    state.add(read_all(Path(run_dir) / layout.METRICS))
-    return state.summary(now, exit_code)
+def summarize(run_dir: Path, now: float | None = None, exit_code: int | None = None) -> RunSummary | None:
+    """One-shot summary of a run directory (the `runs list` command). A folder that cannot be read is an
+    "unreadable" summary; one deleted meanwhile is None."""
+    run_dir = Path(run_dir)
+
+    def read() -> RunSummary:
+        state = RunState(run_dir)
+        state.add(read_all(run_dir / layout.METRICS))
+        return state.summary(now, exit_code)
+
+    return read_isolated(run_dir, read)
+
+
+def read_isolated(run_dir: Path, read) -> RunSummary | None:
+    """`read()` (a summary of run_dir) with whatever goes wrong kept to this one run: an unreadable summary
+    naming the reason, or None when the folder is gone (deleted while the list was read). Files that are not
+    regular files are refused before anything opens them."""
+    try:
+        check_run_files(run_dir)
+        summary = read()
+        return summary if run_dir.is_dir() else None  # deleted while read: what was read is of nothing
+    except Exception as e:  # any reason at all: one run's files must never take the list down
+        if not run_dir.is_dir():
+            return None
+        return unreadable(run_dir, _reason(e))
+
+
+def check_run_files(run_dir: Path) -> None:
+    """Raise NotRegularFile when one of the files a summary reads is a FIFO, socket, device or folder (opening
+    a FIFO blocks until a writer comes), before the code that reads them (lock, pid and stop files) opens it."""
+    for name in RUN_FILES:
+        try:
+            open_regular(run_dir / name).close()  # never blocks: the check is made on a non-blocking open
+        except FileNotFoundError:
+            continue
+
+
+def unreadable(run_dir: Path, reason: str) -> RunSummary:
+    return RunSummary(run_id=Path(run_dir).name, status=RunStatus.UNREADABLE, reason=reason,
+                      mode=_mode_from_id(Path(run_dir).name))
+
+
+def read_config(run_dir: Path) -> dict:
+    """config.json as an object; {} while it is not written yet (the trainer writes it atomically, so what
+    is there is complete). Anything else makes the run unreadable."""
+    data = read_regular(Path(run_dir) / layout.CONFIG)
+    if data is None:
+        return {}
+    try:
+        config = json.loads(data)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and bad UTF-8 are ValueErrors
+        raise UnreadableRun(f"{layout.CONFIG}: not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise UnreadableRun(f"{layout.CONFIG} holds {_type_name(config)}, not an object")
+    return config
+
+
+def _type_problem(e: dict) -> str | None:
+    where = f"{layout.METRICS}: a {_short(e.get('event'))} event"
+    checks = [(key, (int, float)) for key in NUMBER_FIELDS] + [(key, str) for key in TEXT_FIELDS]
+    return next((p for key, types in checks if (p := _field_problem(where, key, e.get(key), types))), None)
+
+
+def _field_problem(where: str, key: str, value, types) -> str | None:
+    if value is None or (isinstance(value, types) and not isinstance(value, bool)):
+        return None
+    return f"{where} has {key} = {_short(value)}, not {'text' if types is str else 'a number'}"
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, (UnreadableRun, NotRegularFile)):
+        return str(e)
+    if isinstance(e, OSError) and e.strerror:
+        name = Path(e.filename).name if e.filename else ""
+        return f"{name}: {e.strerror}" if name else e.strerror
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+def _short(value, limit: int = 40) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _type_name(value) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false",
+            type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def _preparing(e: dict | None) -> str | None:
@@ -279,7 +391,7 @@ def _last_line(run_dir: Path) -> str:
     """The last non-empty line of what the process printed: usually the error."""
     for name in (layout.LOG, LAUNCHER_LOG):
         try:
-            with open(run_dir / name, "rb") as f:
+            with open_regular(run_dir / name) as f:
                 f.seek(0, 2)
                 f.seek(max(0, f.tell() - 4096))
                 lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]

@@ -3,18 +3,14 @@ clock, no polling timers), and a bounded wait instead of sleeps."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from canned import T0
 
-sys.path.insert(0, str(Path(__file__).parent))  # canned.py
-
-from canned import T0  # noqa: E402
-
-from minimind_tui.gpu.fake import FakeGpuMonitor, FakeSystemMonitor, one_gpu  # noqa: E402
-from minimind_tui.runs.launcher import Launched  # noqa: E402
-from minimind_tui.runs.layout import create_run_dir  # noqa: E402
+from minimind_tui.gpu.fake import FakeGpuMonitor, FakeSystemMonitor, one_gpu
+from minimind_tui.runs.launcher import Launched
+from minimind_tui.runs.layout import create_run_dir
 
 
 class FakeLauncher:

@@ -3,11 +3,10 @@ and a checkpoint arrive, stops it gracefully from the UI, and resumes it."""
 from __future__ import annotations
 
 import pytest
-from testkit import wait_for
+from testkit import monitor_summary, wait_for
 from textual.widgets import Input, TabbedContent
 
 from minimind_tui.app.main import create_app
-from minimind_tui.app.widgets.run_monitor import RunMonitor
 from minimind_tui.app.widgets.train_form import TrainForm
 from minimind_tui.gpu.fake import FakeGpuMonitor, FakeSystemMonitor
 from minimind_tui.runs.control import stop_run
@@ -15,11 +14,6 @@ from minimind_tui.runs.launcher import ProcessLauncher
 
 pytestmark = pytest.mark.slow
 ROUNDS = 15_000  # x 20 ms: generous for a loaded 2-core machine; the test ends as soon as each step is seen
-
-
-def summary(app):
-    view = app.query_one(RunMonitor).view
-    return view.summary if view else None
 
 
 async def test_launch_watch_stop_resume_with_the_real_trainer(tmp_path):
@@ -34,7 +28,7 @@ async def test_launch_watch_stop_resume_with_the_real_trainer(tmp_path):
     try:
         async with app.run_test(size=(80, 24)) as pilot:
             form = app.query_one(TrainForm)
-            await wait_for(pilot, lambda: form._out_weights is not None, "scan")
+            await wait_for(pilot, lambda: form.scans_done, "scan")
             form.query_one("#preset").value = "demo"
             await pilot.pause()
             for field, value in [("data_path", "dataset/demo_pretrain.jsonl"), ("batch_size", "4"),
@@ -42,12 +36,12 @@ async def test_launch_watch_stop_resume_with_the_real_trainer(tmp_path):
                 form.query_one(f"#{field}", Input).value = value
             await pilot.pause()
             await pilot.press("ctrl+l")
-            await wait_for(pilot, lambda: summary(app) is not None and app.selected_run is not None, "launched")
+            await wait_for(pilot, lambda: monitor_summary(app) is not None and app.selected_run is not None, "launched")
             run_dir = app.selected_run
             assert app.query_one(TabbedContent).active == "runs"
 
-            await wait_for(pilot, lambda: summary(app).last_ckpt_step is not None, "a checkpoint", ROUNDS)
-            s = summary(app)
+            await wait_for(pilot, lambda: monitor_summary(app).last_ckpt_step is not None, "a checkpoint", ROUNDS)
+            s = monitor_summary(app)
             assert s.status == "live" and s.step >= 3 and len(s.loss_points) >= 3 and s.mode == "pretrain"
             assert all(isinstance(x, float) for x in s.loss_points)
             assert (run_dir / "checkpoints").is_dir()
@@ -55,14 +49,14 @@ async def test_launch_watch_stop_resume_with_the_real_trainer(tmp_path):
             await pilot.press("s")
             await pilot.pause()
             await pilot.press("y")
-            await wait_for(pilot, lambda: summary(app).status == "stopped", "graceful stop", ROUNDS)
-            stopped = summary(app)
+            await wait_for(pilot, lambda: monitor_summary(app).status == "stopped", "graceful stop", ROUNDS)
+            stopped = monitor_summary(app)
             assert stopped.can_resume
 
             await pilot.press("r")
-            await wait_for(pilot, lambda: summary(app).is_live and (summary(app).step or 0) > stopped.step,
-                           "resumed run stepping", ROUNDS)
-            assert summary(app).run_id == stopped.run_id  # same run directory, continued
+            await wait_for(pilot, lambda: monitor_summary(app).is_live
+                           and (monitor_summary(app).step or 0) > stopped.step, "resumed run stepping", ROUNDS)
+            assert monitor_summary(app).run_id == stopped.run_id  # same run directory, continued
     finally:
         if run_dir is not None:
             stop_run(run_dir, timeout=60)

@@ -9,20 +9,14 @@ import textwrap
 
 import pytest
 from canned import T0, make_run
-from testkit import wait_for
+from testkit import Posted, cli_env, dead_pid, monitor_summary, wait_for
 from textual.widgets import DataTable, Input, Log, TabbedContent
 from textual.widgets._footer import FooterKey
 
 from minimind_tui.app.screens.confirm import ConfirmScreen
 from minimind_tui.app.screens.help import HelpScreen
-from minimind_tui.app.widgets.run_monitor import RunMonitor
 from minimind_tui.app.widgets.train_form import TrainForm
 from minimind_tui.runs import events, layout
-
-
-def monitor_summary(app):
-    view = app.query_one(RunMonitor).view
-    return view.summary if view else None
 
 
 async def test_launch_builds_the_trainer_command_and_switches_to_the_new_run(make_app, fake_launcher):
@@ -63,7 +57,7 @@ async def test_launching_over_finished_weights_in_out_asks_first(make_app, proje
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         form = app.query_one(TrainForm)
-        await wait_for(pilot, lambda: form._out_weights is not None, "scan")
+        await wait_for(pilot, lambda: form.scans_done, "scan")
         form.query_one("#mode").value = "sft"
         await pilot.pause()
         form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
@@ -123,17 +117,17 @@ async def test_picking_the_demo_corpus_without_the_demo_flag_applies_its_recipe(
 
 
 async def test_launch_refuses_a_bad_field_with_its_name(make_app, fake_launcher):
-    app = make_app()
-    async with app.run_test(size=(80, 24)) as pilot:
+    app, seen = make_app(), Posted()
+    async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
         form = app.query_one(TrainForm)
         form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
         form.query_one("#batch_size", Input).value = "0"
         await pilot.pause()
         assert "batch: must be at least 1" in str(form.query_one("#command").render())
         await pilot.press("ctrl+l")
-        await pilot.pause()
-        assert not fake_launcher.launched
-        assert any("batch" in n.message for n in app._notifications)
+        await wait_for(pilot, lambda: seen.notices("Cannot launch"), "the refusal")
+        assert seen.notices("Cannot launch") == ["batch: must be at least 1"] and not fake_launcher.launched
+        assert not seen.of(TrainForm.LaunchRequested)
 
 
 async def test_mode_switch_applies_recipe_defaults(make_app):
@@ -247,7 +241,7 @@ async def test_reattach_selects_the_live_run_and_streams_new_events(make_app, pr
 
 
 async def test_a_run_without_end_and_without_process_is_reported_killed(make_app, project):
-    make_run(project, "20251101-100000-sft", steps=25, heartbeat_age=600.0, pid=_dead_pid(), ckpt_at=(20,))
+    make_run(project, "20251101-100000-sft", steps=25, heartbeat_age=600.0, pid=dead_pid(), ckpt_at=(20,))
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2")
@@ -275,18 +269,18 @@ async def test_resume_launches_train_resume_for_the_run(make_app, project, fake_
 
 async def test_resume_is_refused_without_a_checkpoint(make_app, project, fake_launcher):
     make_run(project, "20251101-100000-sft", steps=5, end="failed", reason="boom", ckpt_at=())
-    app = make_app()
-    async with app.run_test(size=(80, 24)) as pilot:
+    app, seen = make_app(), Posted()
+    async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
         await pilot.press("2")
         await wait_for(pilot, lambda: monitor_summary(app) is not None, "monitor")
         await pilot.press("r")
-        await pilot.pause()
+        await wait_for(pilot, lambda: seen.notices(), "the refusal")
+        assert seen.notices() == ["20251101-100000-sft has nothing to resume from (it is running or has no checkpoint)"]
         assert not fake_launcher.resumed
 
 
 STUB_TRAINER = textwrap.dedent("""
     import os, signal, sys, time
-    sys.path.insert(0, {repo!r})
     from minimind_tui.runs.events import EventWriter
     run = sys.argv[1]
     open(os.path.join(run, "trainer.lock"), "w").write(str(os.getpid()))
@@ -305,13 +299,12 @@ STUB_TRAINER = textwrap.dedent("""
 async def test_stop_asks_then_sends_sigint_and_the_run_ends_stopped(make_app, project, tmp_path):
     run = make_run(project, "20251101-100000-sft", steps=5, heartbeat_age=1.0, pid=os.getpid())
     script = tmp_path / "stub.py"
-    from pathlib import Path
-    script.write_text(STUB_TRAINER.format(repo=str(Path(__file__).resolve().parents[2])))
+    script.write_text(STUB_TRAINER)
     proc = subprocess.Popen([sys.executable, str(script), str(run)], start_new_session=True,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, env=cli_env())
     try:
-        app = make_app()
-        async with app.run_test(size=(80, 24)) as pilot:
+        app, seen = make_app(), Posted()
+        async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
             await wait_for(pilot, lambda: (run / "ready").exists(), "stub trainer", rounds=1000)
             await wait_for(pilot, lambda: monitor_summary(app) is not None, "reattach")
             await pilot.press("s")
@@ -326,7 +319,7 @@ async def test_stop_asks_then_sends_sigint_and_the_run_ends_stopped(make_app, pr
             assert proc.returncode == 0  # handled SIGINT: a graceful stop, not a kill
             app.refresh_runs()
             await wait_for(pilot, lambda: monitor_summary(app).status == "stopped", "stopped status")
-            await wait_for(pilot, lambda: any("stopped after" in n.message for n in app._notifications), "notice")
+            await wait_for(pilot, lambda: any("stopped after" in n for n in seen.notices("Stop")), "notice")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -353,12 +346,6 @@ async def test_tab_keys_do_not_steal_typing_in_inputs(make_app):
         assert app.query_one(TabbedContent).active == "train"
 
 
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
 async def test_two_dashboards_watch_one_run(make_app, project):
     make_run(project, "20251101-100000-sft", steps=30, heartbeat_age=1.0, pid=os.getpid())
     first, second = make_app(), make_app()
@@ -371,10 +358,10 @@ async def test_two_dashboards_watch_one_run(make_app, project):
 
 async def test_a_watched_run_that_stalls_or_fails_a_checkpoint_is_announced(make_app, project):
     run = make_run(project, "20251101-100000-sft", steps=30, heartbeat_age=1.0, pid=os.getpid())
-    app = make_app()
+    app, seen = make_app(), Posted()
     bells = []
     app.bell = lambda: bells.append(1)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
         await wait_for(pilot, lambda: monitor_summary(app) is not None, "reattach")
         assert not bells  # a healthy run: quiet
         with open(run / layout.METRICS, "ab") as f:
@@ -382,10 +369,10 @@ async def test_a_watched_run_that_stalls_or_fails_a_checkpoint_is_announced(make
             f.write(events.encode("stall", now=T0 + 1, step=30, seconds_since_step=600))
         app.refresh_runs()
         await wait_for(pilot, lambda: monitor_summary(app).status == "stalled", "stall")
-        await pilot.pause()
-        messages = [n.message for n in app._notifications]
-        assert any("checkpoint at step 30 FAILED: No space left on device" in m for m in messages)
-        assert any(m == "20251101-100000-sft: stalled" for m in messages)
+        await wait_for(pilot, lambda: len(seen.notices()) >= 3, lambda: f"the notices ({seen.notices()})")
+        messages = seen.notices()
+        assert "20251101-100000-sft: checkpoint at step 30 FAILED: No space left on device" in messages
+        assert seen.notices("Run needs attention") == ["20251101-100000-sft: stalled"]
         assert len(bells) >= 2
 
 
@@ -471,3 +458,49 @@ async def test_coming_back_to_the_train_tab_keeps_the_chosen_dataset_and_base(ma
         assert dataset.value == "dataset/demo_sft.jsonl" and init.value == base, state()
         labels = [label for label, _ in dataset._options]
         assert "demo pretrain corpus (bundled)" not in labels  # written once, then listed as files
+
+
+async def test_a_rescan_landing_between_a_pick_and_its_change_event_keeps_the_pick(make_app):
+    """The race behind a flaky demo-recipe test: the Train tab rescans each time it is shown (and twice at start);
+    a scan result handled after the picker changed but before its Changed message reached the form reset the
+    picker to the (still empty) path, and the pick was dropped as superseded."""
+    scans = {}  # a message is seen at each node it bubbles through: keyed by identity
+
+    def hook(message):
+        if isinstance(message, TrainForm._Scanned):
+            scans[id(message)] = message
+
+    app = make_app()
+    async with app.run_test(size=(80, 24), message_hook=hook) as pilot:
+        form = app.query_one(TrainForm)
+        dataset = form.query_one("#dataset")
+        await wait_for(pilot, lambda: scans and form.scans_done == len(scans), "the start-up scan")
+        dataset.value = "dataset/sft_mini_512.jsonl"
+        # The Changed message travels up from the picker; a rescan posted to the form now is handled first.
+        form.post_message(TrainForm._Scanned(list(scans.values())[-1].choices))
+        await wait_for(pilot, lambda: form.scans_done == len(scans), "the rescan handled")
+        await wait_for(pilot, lambda: form.query_one("#data_path", Input).value == "dataset/sft_mini_512.jsonl",
+                       lambda: f"the pick applied (picker: {dataset.value})")
+        assert dataset.value == "dataset/sft_mini_512.jsonl"
+
+
+async def test_messages_still_queued_when_the_app_quits_touch_nothing(make_app, project):
+    """The race behind a flaky two-dashboards test: a poller's last round, a GPU reading or the switch to Runs a
+    reattach asked for can be handled after the quit began (under Pilot, while the screens are taken down); each
+    handler must then do nothing rather than raise ScreenStackError or NoMatches."""
+    from textual.widgets import TabbedContent as Tabs
+
+    from minimind_tui.app.app import GpuUpdated, RunsUpdated
+
+    make_run(project, "20251101-100000-sft", steps=30, heartbeat_age=1.0, pid=os.getpid())
+    seen = []
+    app = make_app()
+    async with app.run_test(size=(80, 24), message_hook=seen.append) as pilot:
+        await wait_for(pilot, lambda: monitor_summary(app) is not None, "reattach")
+        await wait_for(pilot, lambda: any(isinstance(m, Tabs.TabActivated) for m in seen), "the switch to Runs")
+    late = [next(m for m in reversed(seen) if isinstance(m, kind)) for kind in (RunsUpdated, GpuUpdated,
+                                                                                 Tabs.TabActivated)]
+    assert not app.is_running
+    for message in late:
+        await app._on_message(message)  # as the app's loop would dispatch it
+    assert app.check_action("stop", ()) is True

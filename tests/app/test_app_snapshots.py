@@ -28,7 +28,7 @@ def canned_runs(project):
 
 async def settle_train(pilot):
     form = pilot.app.query_one(TrainForm)
-    await wait_for(pilot, lambda: pilot.app.gpu_reading is not None and form._out_weights is not None, "scan")
+    await wait_for(pilot, lambda: pilot.app.gpu_reading is not None and form.scans_done, "scan")
     form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
     await wait_for(pilot, lambda: "lines" in str(form.query_one("#data_info").render()), "line count")
     pilot.app.set_focus(None)

@@ -6,7 +6,7 @@ import os
 
 from canned import T0, make_run
 from chartkit import OTHER, RESUMED, charts, drawn, open_run, plot_of, two_runs
-from testkit import wait_for
+from testkit import Posted, wait_for
 from textual.widgets import DataTable, Static
 
 from minimind_tui.app.curves import RunSeries
@@ -69,13 +69,13 @@ async def test_a_resume_is_marked_where_the_replayed_steps_start(make_app, proje
 
 async def test_marked_runs_are_compared_with_a_legend_and_the_settings_that_differ(make_app, project):
     two_runs(project)
-    app = make_app()
-    async with app.run_test(size=(160, 50)) as pilot:
+    app, seen = make_app(), Posted()
+    async with app.run_test(size=(160, 50), message_hook=seen) as pilot:
         await open_run(pilot, OTHER)
         tab = app.query_one(RunsTab)
         await pilot.press("c")  # nothing marked yet: it says what to do
-        await pilot.pause()
-        assert not tab.comparing and any("Mark two or more runs" in n.message for n in app._notifications)
+        await wait_for(pilot, lambda: seen.notices(), "the notice")
+        assert not tab.comparing and any("Mark two or more runs" in n for n in seen.notices())
 
         await pilot.press("m", "down", "space", "c")
         view = app.query_one(CompareView)
@@ -136,18 +136,18 @@ def test_the_header_averages_throughput_and_eta_over_the_last_minute():
 
 async def test_a_run_that_finishes_while_watched_rings_the_bell(make_app, project):
     run = make_run(project, "20251101-100000-sft", steps=30, heartbeat_age=1.0, pid=os.getpid())
-    app = make_app()
+    app, seen = make_app(), Posted()
     bells = []
     app.bell = lambda: bells.append(1)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
         await wait_for(pilot, lambda: app.query_one(RunMonitor).view is not None, "reattach")
         assert app.query_one(RunMonitor).view.summary.status == "live" and not bells
         with open(run / layout.METRICS, "ab") as f:
             f.write(events.encode("end", now=T0, status="done", reason="", step=30))
         app.refresh_runs()
         await wait_for(pilot, lambda: app.query_one(RunMonitor).view.summary.status == "done", "done")
-        await pilot.pause()
-        assert bells and any(n.message == "20251101-100000-sft finished" for n in app._notifications)
+        await wait_for(pilot, lambda: seen.notices("Run done"), "the notice")
+        assert bells and seen.notices("Run done") == ["20251101-100000-sft finished"]
 
 
 def test_the_chart_library_is_not_imported_before_curves_are_shown(tmp_path):
@@ -172,3 +172,24 @@ def test_the_chart_library_is_not_imported_before_curves_are_shown(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+async def test_a_chart_grid_whose_charts_are_gone_lays_out_and_draws_nothing():
+    """A mount or resize of the grid can arrive while the app closes, after its charts were removed (it raised
+    NoMatches at the end of unrelated tests)."""
+    from textual.app import App
+
+    from minimind_tui.app.widgets.charts import ChartGrid, MetricChart
+
+    class Host(App):
+        def compose(self):
+            yield ChartGrid()
+
+    async with Host().run_test(size=(120, 40)) as pilot:
+        grid = pilot.app.query_one(ChartGrid)
+        await grid.query(MetricChart).last().remove()
+        grid.on_resize()  # lays out and draws the charts that are left
+        await grid.remove_children()
+        grid.on_resize()
+        grid.on_mount()
+        assert not grid.query(MetricChart)

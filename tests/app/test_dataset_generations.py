@@ -36,7 +36,8 @@ async def test_tool_and_reasoning_blocks_and_trained_tokens(tmp_path, chatml_tok
     async with app.run_test(size=(110, 60)) as pilot:
         tab = app.query_one(DatasetTab)
         tab.open_file(path)
-        await wait_for(pilot, lambda: tab.jsonl is not None and tab.tokenizer is not None and tab.sample is not None)
+        b = tab.browser
+        await wait_for(pilot, lambda: b.jsonl is not None and b.tokenizer is not None and b.sample is not None)
         bubbles = list(app.query(Bubble))
         assert [(b.role, b.border_title) for b in bubbles] == [
             ("system", "system"), ("tools", "tools (tools)"), ("user", "user"), ("tool_call", "tool call"),
@@ -45,7 +46,7 @@ async def test_tool_and_reasoning_blocks_and_trained_tokens(tmp_path, chatml_tok
         await pilot.press("t")
         pane = app.query_one(TokenPane)
         await wait_for(pilot, lambda: pane.view is not None)
-        input_ids, labels = SFTDataset(path, chatml_tokenizer, max_length=tab.max_seq_len)[0]
+        input_ids, labels = SFTDataset(path, chatml_tokenizer, max_length=tab.browser.max_seq_len)[0]
         assert pane.view.n_trained == int((labels[1:] != -100).sum())
         trained = [p.id for p in pane.view.pieces if p.trained]
         assert trained == input_ids[1:][labels[1:] != -100].tolist()

@@ -1,30 +1,22 @@
 """Dataset tab under Pilot, one test per view plus opening, errors and the first page of a file being indexed."""
 import json
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
-from testkit import wait_for
+from testkit import conv, wait_for
 from textual.app import App
 from textual.widgets import DataTable, Input, Label, Static
 
 from dataset.jsonl import JsonlFile
 from dataset.preview import sample_from_raw, token_view
 from dataset.stats import BATCH
+from minimind_tui.app import dataset_browser as browser_module
 from minimind_tui.app.widgets import dataset_tab as dt
 from minimind_tui.app.widgets.dataset_samples import Bubble, SampleView
 from minimind_tui.app.widgets.dataset_stats import StatsPane
 from minimind_tui.app.widgets.dataset_tab import DatasetTab
 from minimind_tui.app.widgets.dataset_tokens import TokenPane
-
-
-def conv(*turns, roles=None):
-    roles = roles or ["user", "assistant"] * len(turns)
-    return json.dumps({"conversations": [{"role": r, "content": t} for r, t in zip(roles, turns, strict=False)]},
-                      ensure_ascii=False)
-
 
 ROWS = [conv("你好，[世界]！🐱", "你好！有什么可以帮你？😀"),
         "{broken json",
@@ -59,7 +51,8 @@ def texts(widgets):
 
 async def open_and_wait(pilot, tab, path, kind=None):
     tab.open_file(path, kind)
-    await wait_for(pilot, lambda: tab.jsonl is not None and tab.tokenizer is not None and tab.sample is not None)
+    b = tab.browser
+    await wait_for(pilot, lambda: b.jsonl is not None and b.tokenizer is not None and b.sample is not None)
 
 
 async def test_samples_view_bubbles_navigation_jump_random_and_raw(tmp_path, sft_file, tiny_tokenizer, monkeypatch):
@@ -67,29 +60,29 @@ async def test_samples_view_bubbles_navigation_jump_random_and_raw(tmp_path, sft
     async with app.run_test(size=(110, 40)) as pilot:
         tab = app.query_one(DatasetTab)
         await open_and_wait(pilot, tab, sft_file)
-        assert tab.kind == "sft"
+        assert tab.browser.kind == "sft"
         bubbles = list(app.query(Bubble))
         assert [b.role for b in bubbles] == ["user", "assistant"]
         assert texts(bubbles) == ["你好，[世界]！🐱", "你好！有什么可以帮你？😀"]  # brackets are not markup
         assert "line 1 of 5" in str(app.query_one("#ds-pos", Label).render())
         await pilot.press("n")
         await pilot.pause()
-        assert tab.index == 1 and "invalid JSON" in texts(app.query(Bubble))[0]  # bad line: its reason
+        assert tab.browser.index == 1 and "invalid JSON" in texts(app.query(Bubble))[0]  # bad line: its reason
         await pilot.press("n", "p", "p")  # no going before line 1
-        assert tab.index == 0
+        assert tab.browser.index == 0
         await pilot.press("g")
         assert app.focused is app.query_one("#ds-jump", Input)
         await pilot.press("3", "enter")
         await pilot.pause()
-        assert tab.index == 2 and texts(app.query(Bubble))[1].startswith("从前有座山")
+        assert tab.browser.index == 2 and texts(app.query(Bubble))[1].startswith("从前有座山")
         await pilot.press("g", "9", "enter")  # past the end: stays, says why
         await pilot.pause()
-        assert tab.index == 2
-        monkeypatch.setattr(dt.random, "randrange", lambda n: 4 if n == 5 else 0)
+        assert tab.browser.index == 2
+        monkeypatch.setattr(browser_module.random, "randrange", lambda n: 4 if n == 5 else 0)
         app.query_one(SampleView).focus()
         await pilot.press("x")
         await pilot.pause()
-        assert tab.index == 4
+        assert tab.browser.index == 4
         await pilot.press("j")
         await pilot.pause()
         raw = str(app.query_one(SampleView).query_one(".raw", Static).render())
@@ -103,8 +96,8 @@ async def test_samples_view_bubbles_navigation_jump_random_and_raw(tmp_path, sft
         await pilot.press("o")
         assert app.focused is app.query_one("#ds-path", Input)
         await pilot.press(*str(other), "enter")
-        await wait_for(pilot, lambda: tab.path == other and tab.sample is not None)
-        assert tab.index == 0 and len(app.query(Bubble)) == 2
+        await wait_for(pilot, lambda: tab.browser.path == other and tab.browser.sample is not None)
+        assert tab.browser.index == 0 and len(app.query(Bubble)) == 2
 
 
 async def test_token_view_highlights_trained_tokens_and_marks_truncation(tmp_path, sft_file, tiny_tokenizer):
@@ -149,7 +142,7 @@ async def test_statistics_view_lists_problems_and_jumps_to_them(tmp_path, sft_fi
         table.focus()
         await pilot.press("down", "enter")  # the role-order line
         await pilot.pause()
-        assert tab.index == 3 and app.query_one("#ds-views").active == "ds-samples"
+        assert tab.browser.index == 3 and app.query_one("#ds-views").active == "ds-samples"
         assert "roles out of order" in texts(app.query(Bubble))[0]
 
 
@@ -162,14 +155,14 @@ async def test_statistics_can_be_cancelled(tmp_path, tiny_tokenizer):
         tab = app.query_one(DatasetTab)
         await open_and_wait(pilot, tab, path)
         gate, reached = threading.Event(), threading.Event()
-        line = tab.jsonl.line
+        line = tab.browser.jsonl.line
 
         def gated(i):  # hold the worker at the start of its second batch
             if i == BATCH:
                 reached.set()
                 gate.wait(10)
             return line(i)
-        tab.jsonl.line = gated
+        tab.browser.jsonl.line = gated
         await pilot.press("i")
         await wait_for(pilot, reached.is_set)
         assert app.query_one("#ds-stats-cancel").disabled is False
@@ -196,15 +189,15 @@ async def test_first_page_shows_before_the_index_is_built(tmp_path, tiny_tokeniz
     async with app.run_test(size=(110, 40)) as pilot:
         tab = app.query_one(DatasetTab)
         tab.open_file("pre.jsonl")  # relative to the root
-        await wait_for(pilot, lambda: tab.sample is not None)
-        assert tab.jsonl is None and tab.kind == "pretrain"
+        await wait_for(pilot, lambda: tab.browser.sample is not None)
+        assert tab.browser.jsonl is None and tab.browser.kind == "pretrain"
         assert texts(app.query(Bubble)) == ["样本 0 🐶"]
         assert "indexing" in str(app.query_one("#ds-status", Label).render())
         await pilot.press("n")
-        assert tab.index == 1
+        assert tab.browser.index == 1
         assert not tab.go_to_line(400)  # only the first 200 lines are read before the index exists
         gate.set()
-        await wait_for(pilot, lambda: tab.jsonl is not None)
+        await wait_for(pilot, lambda: tab.browser.jsonl is not None)
         assert tab.go_to_line(400)
         await pilot.pause()
         assert texts(app.query(Bubble)) == ["样本 399 🐶"]
@@ -218,15 +211,15 @@ async def test_typed_path_kind_choice_and_bad_files(tmp_path, sft_file, tiny_tok
         tab = app.query_one(DatasetTab)
         app.query_one("#ds-path", Input).focus()
         await pilot.press(*"chat.jsonl", "enter")
-        await wait_for(pilot, lambda: tab.jsonl is not None)
-        assert tab.path == sft_file and tab.kind == "sft"
+        await wait_for(pilot, lambda: tab.browser.jsonl is not None)
+        assert tab.browser.path == sft_file and tab.browser.kind == "sft"
         tab.open_file(sft_file, "pretrain")  # wrong kind: every line says why
-        await wait_for(pilot, lambda: tab.jsonl is not None and tab.kind == "pretrain")
+        await wait_for(pilot, lambda: tab.browser.jsonl is not None and tab.browser.kind == "pretrain")
         assert 'missing "text" key' in texts(app.query(Bubble))[0]
         for name, reason in [("nope.jsonl", "no such file"), ("empty.jsonl", "empty")]:
             tab.open_file(name)
             await wait_for(pilot, lambda r=reason: r in str(app.query_one("#ds-status", Label).render()))
-            assert tab.jsonl is None
+            assert tab.browser.jsonl is None
 
 
 def test_the_dashboard_builds_this_tab(tmp_path):
@@ -234,12 +227,6 @@ def test_the_dashboard_builds_this_tab(tmp_path):
 
     assert isinstance(_optional_tab("minimind_tui.app.widgets.dataset_tab", "DatasetTab", tmp_path, "Dataset"),
                       DatasetTab)
-
-
-def test_importing_the_tab_does_not_import_torch():
-    code = "import sys, minimind_tui.app.widgets.dataset_tab; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
 
 
 async def test_a_first_line_longer_than_the_head_read_waits_for_the_index(tmp_path, tiny_tokenizer):
@@ -250,8 +237,8 @@ async def test_a_first_line_longer_than_the_head_read_waits_for_the_index(tmp_pa
     async with app.run_test(size=(110, 40)) as pilot:
         tab = app.query_one(DatasetTab)
         tab.open_file(path)
-        await wait_for(pilot, lambda: tab.sample is not None)
-        assert tab.jsonl is not None and tab.kind == "pretrain" and tab.index == 0
+        await wait_for(pilot, lambda: tab.browser.sample is not None)
+        assert tab.browser.jsonl is not None and tab.browser.kind == "pretrain" and tab.browser.index == 0
         await pilot.pause()
         shown = texts(app.query(Bubble))[0]
         assert shown.startswith("长长长") and "more characters" in shown  # clipped, not millions of cells
@@ -291,8 +278,8 @@ async def test_open_file_before_the_tab_is_mounted(tmp_path, sft_file, tiny_toke
     app = Late()
     async with app.run_test(size=(110, 40)) as pilot:
         tab = app.query_one(DatasetTab)
-        await wait_for(pilot, lambda: tab.jsonl is not None and tab.sample is not None)
-        assert tab.path == sft_file and tab.kind == "sft"
+        await wait_for(pilot, lambda: tab.browser.jsonl is not None and tab.browser.sample is not None)
+        assert tab.browser.path == sft_file and tab.browser.kind == "sft"
 
 
 async def test_inside_the_dashboard(make_app, project):
@@ -301,9 +288,9 @@ async def test_inside_the_dashboard(make_app, project):
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("3")
         tab = app.query_one(DatasetTab)
-        assert tab.root == project
+        assert tab.browser.root == project
         tab.open_file("dataset/sft_mini_512.jsonl")
-        await wait_for(pilot, lambda: tab.jsonl is not None and tab.sample is not None)
+        await wait_for(pilot, lambda: tab.browser.jsonl is not None and tab.browser.sample is not None)
         await pilot.pause()
         assert texts(app.query(Bubble)) == ["你好", "你好！"]
         await pilot.press("i")
@@ -321,6 +308,6 @@ async def test_opening_from_another_tab_does_not_switch_tabs(make_app, project):
         tab = app.lazy_tab("dataset")  # never shown yet: built on demand, as the Train tab's Preview does
         assert isinstance(tab, DatasetTab)
         tab.open_file("dataset/sft_mini_512.jsonl")  # before its compose and mount: deferred until then
-        await wait_for(pilot, lambda: tab.jsonl is not None and tab.sample is not None)
+        await wait_for(pilot, lambda: tab.browser.jsonl is not None and tab.browser.sample is not None)
         await pilot.pause()
         assert outer.active == "train"

@@ -47,7 +47,8 @@ class TestDatasetTab:
         await pilot.press("3")
         tab = pilot.app.query_one(DatasetTab)
         tab.open_file("dataset/sft_cjk.jsonl", max_seq_len=96)
-        await wait_for(pilot, lambda: tab.jsonl is not None and tab.tokenizer is not None and tab.sample is not None,
+        b = tab.browser
+        await wait_for(pilot, lambda: b.jsonl is not None and b.tokenizer is not None and b.sample is not None,
                        "file indexed and tokenizer loaded")
         await pilot.pause()
         return tab

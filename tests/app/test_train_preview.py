@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 from canned import make_run
-from testkit import wait_for
+from testkit import Posted, wait_for
 from textual.widgets import Input, TabbedContent
 
 from minimind_tui.app.widgets.dataset_samples import Bubble
@@ -18,7 +19,7 @@ from minimind_tui.runs import layout
 
 async def fill_form(pilot, mode: str, path: str, seq_len: str, extra: str = "") -> TrainForm:
     form = pilot.app.query_one(TrainForm)
-    await wait_for(pilot, lambda: form._out_weights is not None, "scan")
+    await wait_for(pilot, lambda: form.scans_done, "scan")
     form.query_one("#mode").value = mode
     await pilot.pause()
     form.query_one("#data_path", Input).value = path
@@ -37,12 +38,13 @@ async def test_preview_key_opens_the_file_in_the_dataset_tab_with_mode_seq_len_a
         await pilot.press("ctrl+o")
         await wait_for(pilot, lambda: app.query_one("#tabs", TabbedContent).active == "dataset", "Dataset tab")
         tab = app.query_one(DatasetTab)
-        await wait_for(pilot, lambda: tab.sample is not None and tab.tokenizer is not None, "file and tokenizer")
-        assert tab.path == project / "dataset" / "sft_mini_512.jsonl"
-        assert (tab.kind_choice, tab.kind) == ("sft", "sft")
-        assert tab.max_seq_len == 64 and app.query_one("#ds-maxlen", Input).value == "64"
-        assert tab.tokenizer_dir == project / "tok"
-        assert tab.tokenizer.vocab_size == tiny_tokenizer.vocab_size  # the hermetic one, not the demo's
+        await wait_for(pilot, lambda: tab.browser.sample is not None and tab.browser.tokenizer is not None,
+                       "file and tokenizer")
+        assert tab.browser.path == project / "dataset" / "sft_mini_512.jsonl"
+        assert (tab.browser.kind_choice, tab.browser.kind) == ("sft", "sft")
+        assert tab.browser.max_seq_len == 64 and app.query_one("#ds-maxlen", Input).value == "64"
+        assert tab.browser.tokenizer_dir == project / "tok"
+        assert tab.browser.tokenizer.vocab_size == tiny_tokenizer.vocab_size  # the hermetic one, not the demo's
         await pilot.pause()
         assert [str(b.render()) for b in app.query(Bubble)] == ["你好", "你好！"]
 
@@ -57,11 +59,12 @@ async def test_sft_preview_and_estimate_use_the_tokenizer_recorded_with_the_base
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         form = await fill_form(pilot, "sft", "dataset/sft_mini_512.jsonl", "64")
-        assert form._tokenizer_dir(form.spec()) != recorded  # the trainer's default base knows nothing of it
+        # The preview and the estimate read the file with the tokenizer the trainer will take.
+        assert Path(form.preview_request().tokenizer) != recorded  # the trainer's default base knows nothing of it
         init = form.query_one("#init")
         init.value = next(v for _, v in init._options if "20251101-090000-pretrain" in str(v))
         await pilot.pause()
-        assert form._tokenizer_dir(form.spec()) == recorded
+        assert Path(form.preview_request().tokenizer) == recorded
         small = str(form.query_one("#estimate").render())
         form.query_one("#extra", Input).value = f"--tokenizer {demo_tokenizer_dir()}"  # 1643 tokens, not 300ish
         await pilot.pause()
@@ -69,8 +72,8 @@ async def test_sft_preview_and_estimate_use_the_tokenizer_recorded_with_the_base
         form.query_one("#extra", Input).value = ""
         await pilot.press("ctrl+o")
         tab = app.query_one(DatasetTab)
-        await wait_for(pilot, lambda: tab.tokenizer is not None, "tokenizer")
-        assert tab.tokenizer_dir == recorded and tab.tokenizer.vocab_size == tiny_tokenizer.vocab_size
+        await wait_for(pilot, lambda: tab.browser.tokenizer is not None, "tokenizer")
+        assert tab.browser.tokenizer_dir == recorded and tab.browser.tokenizer.vocab_size == tiny_tokenizer.vocab_size
 
 
 async def test_preview_button_reads_the_file_as_the_chosen_mode(make_app, project):
@@ -80,20 +83,20 @@ async def test_preview_button_reads_the_file_as_the_chosen_mode(make_app, projec
         await pilot.click("#preview")
         await wait_for(pilot, lambda: app.query_one("#tabs", TabbedContent).active == "dataset", "Dataset tab")
         tab = app.query_one(DatasetTab)
-        await wait_for(pilot, lambda: tab.sample is not None, "first sample")
+        await wait_for(pilot, lambda: tab.browser.sample is not None, "first sample")
         # Forced to pretrain, an SFT file shows what pretraining would see: a line without "text".
-        assert (tab.kind_choice, tab.kind, tab.max_seq_len) == ("pretrain", "pretrain", 128)
-        assert not tab.sample.ok
+        assert (tab.browser.kind_choice, tab.browser.kind, tab.browser.max_seq_len) == ("pretrain", "pretrain", 128)
+        assert not tab.browser.sample.ok
 
 
 async def test_preview_without_a_file_says_what_to_do(make_app):
-    app = make_app()
-    async with app.run_test(size=(100, 30)) as pilot:
+    app, seen = make_app(), Posted()
+    async with app.run_test(size=(100, 30), message_hook=seen) as pilot:
         await fill_form(pilot, "sft", "", "512")
         await pilot.press("ctrl+o")
-        await pilot.pause()
-        assert app.query_one("#tabs", TabbedContent).active == "train"
-        assert any("choose a dataset file" in str(n.message) for n in app._notifications)
+        await wait_for(pilot, lambda: seen.notices("Nothing to preview"), "the notice")
+        assert seen.notices("Nothing to preview") == ["choose a dataset file or type its path first"]
+        assert app.query_one("#tabs", TabbedContent).active == "train" and not seen.of(TrainForm.PreviewRequested)
 
 
 async def test_dataset_and_chat_tabs_are_built_only_when_first_shown(make_app):
@@ -129,16 +132,17 @@ async def test_an_empty_dataset_tab_shows_the_train_tabs_file_and_keeps_one_the_
         await fill_form(pilot, "sft", "dataset/sft_mini_512.jsonl", "96")
         await pilot.press("3")
         tab = app.query_one(DatasetTab)
-        await wait_for(pilot, lambda: tab.sample is not None, "the Train tab's file")
-        assert tab.path == project / "dataset" / "sft_mini_512.jsonl"
-        assert (tab.kind_choice, tab.max_seq_len) == ("sft", 96)
+        await wait_for(pilot, lambda: tab.browser.sample is not None, "the Train tab's file")
+        assert tab.browser.path == project / "dataset" / "sft_mini_512.jsonl"
+        assert (tab.browser.kind_choice, tab.browser.max_seq_len) == ("sft", 96)
         assert app.focused is not app.query_one("#ds-path", Input)  # digits switch tabs again at once
         tab.open_file("dataset/other.jsonl")
-        await wait_for(pilot, lambda: tab.sample is not None and tab.path.name == "other.jsonl", "the user's file")
+        await wait_for(pilot, lambda: tab.browser.sample is not None and tab.browser.path.name == "other.jsonl",
+                       "the user's file")
         await pilot.press("1")
         await pilot.press("3")
         await pilot.pause()
-        assert tab.path.name == "other.jsonl"
+        assert tab.browser.path.name == "other.jsonl"
 
 
 async def test_a_train_path_that_does_not_exist_leaves_the_dataset_tab_empty(make_app):
@@ -148,4 +152,4 @@ async def test_a_train_path_that_does_not_exist_leaves_the_dataset_tab_empty(mak
         await pilot.press("3")
         await pilot.pause()
         tab = app.query_one(DatasetTab)
-        assert tab.path is None and app.focused is app.query_one("#ds-path", Input)
+        assert tab.browser.path is None and app.focused is app.query_one("#ds-path", Input)

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
+from testkit import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,14 +27,8 @@ def mirror(tmp_path):
     httpd.server_close()
 
 
-def cli(*args, cwd) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "minimind_tui", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
 def test_list_shows_the_catalogue(tmp_path):
-    result = cli("download", "--list", cwd=tmp_path)
+    result = run_cli(tmp_path, "download", "--list", timeout=120)
     assert result.returncode == 0, result.stderr
     for name in ("pretrain_hq.jsonl", "sft_mini_512.jsonl", "dpo.jsonl", "tokenizer.json"):
         assert name in result.stdout
@@ -49,21 +41,21 @@ def test_fetches_into_dataset_and_out_folders(mirror, tmp_path):
     (folder / "tokenizer_config.json").write_text('{"bos_token": "<s>"}')
     project = tmp_path / "project"
     project.mkdir()
-    result = cli("download", "lora_identity.jsonl", "tokenizer", "--mirror", url, cwd=project)
+    result = run_cli(project, "download", "lora_identity.jsonl", "tokenizer", "--mirror", url, timeout=120)
     assert result.returncode == 0, result.stderr
     got = project / "dataset" / "lora_identity.jsonl"
     assert got.read_bytes() == (folder / "lora_identity.jsonl").read_bytes()
     assert (project / "model" / "minimind_tokenizer" / "tokenizer_config.json").read_text() == '{"bos_token": "<s>"}'
     assert not list(project.rglob("*.part*"))
     # A second run finds the file present and sends nothing new.
-    again = cli("download", "lora_identity.jsonl", "--mirror", url, "--dest", str(project / "dataset"),
-                cwd=project)
+    again = run_cli(project, "download", "lora_identity.jsonl", "--mirror", url, "--dest", str(project / "dataset"),
+                    timeout=120)
     assert again.returncode == 0 and str(got) in again.stdout
 
 
 def test_a_missing_file_is_one_clear_line_and_exit_2(mirror, tmp_path):
     _, url = mirror
-    result = cli("download", "dpo.jsonl", "--mirror", url, cwd=tmp_path)
+    result = run_cli(tmp_path, "download", "dpo.jsonl", "--mirror", url, timeout=120)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "HTTP 404" in lines[0] and "dpo.jsonl" in lines[0]
@@ -71,6 +63,6 @@ def test_a_missing_file_is_one_clear_line_and_exit_2(mirror, tmp_path):
 
 
 def test_an_unknown_name_suggests_the_right_one(tmp_path):
-    result = cli("download", "pretrain_hq", cwd=tmp_path)
+    result = run_cli(tmp_path, "download", "pretrain_hq", timeout=120)
     assert result.returncode == 2 and "did you mean pretrain_hq.jsonl" in result.stderr
     assert "Traceback" not in result.stderr

@@ -5,12 +5,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from testkit import TINY, train_here, write_demo_corpus
+from testkit import TINY, of_kind, run_cli, start_cli, steps, train_here, wait_until, write_demo_corpus
 
 from minimind_tui.runs import layout
 from minimind_tui.runs.reader import read_all
@@ -21,27 +20,17 @@ def data(tmp_path_factory) -> dict[str, Path]:
     return write_demo_corpus(tmp_path_factory.mktemp("data"))
 
 
-def run_cli(cwd: Path, *args: str, env: dict | None = None, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "minimind_tui", *args], cwd=cwd,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
-
-
-def steps(run_dir: Path) -> list[dict]:
-    return [e for e in read_all(run_dir / layout.METRICS) if e["event"] == "step"]
-
-
 def end_event(run_dir: Path) -> dict:
-    return [e for e in read_all(run_dir / layout.METRICS) if e["event"] == "end"][-1]
+    return of_kind(run_dir, "end")[-1]
 
 
+@pytest.mark.slow
 def test_demo_pretrain_then_sft_from_its_weights(tmp_path, data):
     """The full CLI path in a subprocess, as the dashboard launches it."""
-    p = run_cli(tmp_path, "train", "pretrain", "--data_path", str(data["pretrain"]), *TINY, "--batch_size", "8",
-                "--accumulation_steps", "1", "--epochs", "2", "--learning_rate", "5e-3", "--save_interval", "10",
-                "--run_dir", "runs/pre")
-    out, _ = p.communicate(timeout=300)
-    assert p.returncode == 0, out
+    done = run_cli(tmp_path, "train", "pretrain", "--data_path", str(data["pretrain"]), *TINY, "--batch_size", "8",
+                   "--accumulation_steps", "1", "--epochs", "2", "--learning_rate", "5e-3", "--save_interval", "10",
+                   "--run_dir", "runs/pre")
+    assert done.returncode == 0, done.stdout + done.stderr
     pre = tmp_path / "runs" / "pre"
     events = read_all(pre / layout.METRICS)
     kinds = [e["event"] for e in events]
@@ -56,10 +45,10 @@ def test_demo_pretrain_then_sft_from_its_weights(tmp_path, data):
     ck = layout.complete_checkpoints(pre)
     assert [c.name for c in ck] == ["step_00000010", "step_00000020", "step_00000024"]  # keep_last 3
 
-    p = run_cli(tmp_path, "train", "sft", "--data_path", str(data["sft"]), *TINY, "--batch_size", "8",
-                "--learning_rate", "1e-3", "--epochs", "3", "--run_dir", "runs/sft")
-    out, _ = p.communicate(timeout=300)
-    assert p.returncode == 0, out
+    done = run_cli(tmp_path, "train", "sft", "--data_path", str(data["sft"]), *TINY, "--batch_size", "8",
+                   "--learning_rate", "1e-3", "--epochs", "3", "--run_dir", "runs/sft")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout + done.stderr
     assert "init: loaded out/pretrain_32.pth" in out
     assert "recorded with the weights" in out  # same tokenizer as the pretraining run
     losses = [e["loss"] for e in steps(tmp_path / "runs" / "sft")]
@@ -69,6 +58,7 @@ def test_demo_pretrain_then_sft_from_its_weights(tmp_path, data):
     assert model.config.dim == 32 and model.config.n_layers == 1
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tmp_path, data, monkeypatch):
     """Stop at step k (shuffle on, accumulation, across an epoch boundary), resume: steps k+1..N have the
     same losses and learning rates as the uninterrupted run."""
@@ -99,15 +89,12 @@ def test_resume_refuses_changed_settings(tmp_path, data, monkeypatch, capsys):
     assert "--batch_size 4 (the run has 32)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sigint_stops_after_the_step_with_a_checkpoint(tmp_path, data):
-    p = run_cli(tmp_path, "train", "pretrain", "--data_path", str(data["pretrain"]), *TINY, "--batch_size", "4",
-                "--accumulation_steps", "1", "--epochs", "50", "--save_interval", "100000", "--run_dir", "r",
-                start_new_session=True)
+    p = start_cli(tmp_path, "train", "pretrain", "--data_path", str(data["pretrain"]), *TINY, "--batch_size", "4",
+                  "--accumulation_steps", "1", "--epochs", "50", "--save_interval", "100000", "--run_dir", "r")
     run_dir = tmp_path / "r"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (run_dir / layout.METRICS).exists() or not steps(run_dir):
-        assert p.poll() is None and time.time() < deadline, p.stdout.read() if p.poll() is not None else "timeout"
-        time.sleep(0.05)
+    wait_until(lambda: steps(run_dir), 120, "the first step", proc=p)
     assert layout.is_alive(run_dir)  # fresh heartbeat, lock names a live pid
     os.killpg(p.pid, signal.SIGINT)
     os.killpg(p.pid, signal.SIGINT)  # a second signal must not break the save

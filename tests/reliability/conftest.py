@@ -1,15 +1,11 @@
 """Fixtures for the reliability scenarios (helpers live in reliability_kit.py)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from reliability_kit import kill_group  # noqa: E402
-from testkit import write_demo_corpus  # noqa: E402
+from reliability_kit import kill_group
+from testkit import write_demo_corpus
 
 
 @pytest.fixture(scope="session")

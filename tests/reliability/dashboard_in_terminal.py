@@ -20,7 +20,7 @@ app = create_app(root, gpu_monitor=FakeGpuMonitor(), system_monitor=FakeSystemMo
 async def launch_a_run(pilot) -> None:
     form = app.query_one(TrainForm)
     for _ in range(1500):
-        if form._out_weights is not None:
+        if form.scans_done:
             break
         await pilot.pause(0.02)
     form.query_one("#preset").value = "demo"

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from reliability_kit import TINY, of_kind, train_here
+from reliability_kit import TINY
+from testkit import of_kind, train_here
 
 from dataset.jsonl import JsonlFile
 from dataset.preview import sample_from_raw

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from reliability_kit import TINY, cache_env, events, of_kind, steps, train_here, wait_until
+from reliability_kit import TINY, cache_env
+from testkit import events, of_kind, steps, train_here, wait_until
 
 from minimind_tui.runs import layout
 from minimind_tui.train import checkpointing
@@ -73,6 +74,7 @@ def _phase(run_dir: Path) -> str:
     return "writing " + (", ".join(sorted(files)) or "(empty folder)")
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_of_saving_never_leaves_a_pickable_partial(stopped_run, tmp_path, measured):
     root = copy_project(stopped_run, tmp_path / "proj")
     run = root / "runs" / "r"
@@ -80,7 +82,6 @@ def test_sigkill_at_random_moments_of_saving_never_leaves_a_pickable_partial(sto
     base = checkpointing.load_checkpoint(layout.complete_checkpoints(run)[-1])
     rng = random.Random(20261128)
     phases: dict[str, int] = {}
-    partial_picks = fallbacks = 0
     save_s = []
     for _ in range(KILLS):
         before = layout.complete_checkpoints(run)
@@ -95,25 +96,20 @@ def test_sigkill_at_random_moments_of_saving_never_leaves_a_pickable_partial(sto
         phase = _phase(run)
         phases[phase] = phases.get(phase, 0) + 1
 
-        # Resume's choice: the newest complete folder, which must load without falling back.
+        # Resume's choice: the newest complete folder, which must load without falling back (a fallback is
+        # logged as a note).
         notes: list[str] = []
         latest = checkpointing.load_latest(run, log=notes.append)
-        fallbacks += len(notes)
         assert latest.path == layout.complete_checkpoints(run)[-1] and not notes, notes
-        # Chat's picker: every weights file it would offer loads as a state dict.
+        # Chat's picker: every weights file it would offer loads as a state dict (a partial one raises here).
         for info in layout.find_checkpoints(root):
             assert not info.path.name.startswith("."), info.path
-            try:
-                load_state_dict(info.path)
-            except Exception:  # noqa: BLE001 - any failure is a partial file that was offered
-                partial_picks += 1
-                raise
+            load_state_dict(info.path)
         # The next start removes what the kill left behind.
         checkpointing.clean_leftovers(run)
         leftovers = [p.name for p in (run / layout.CHECKPOINTS).iterdir()
                      if p.name.startswith(".") or not (p / layout.COMPLETE).is_file()]
         assert leftovers == []
-    assert partial_picks == 0 and fallbacks == 0
     mid_save = KILLS - phases.get("between saves", 0)
     measured["1 kill during save"] = (f"{KILLS}/{KILLS} kills at random moments (0-250 ms into a save loop), "
                                       f"{mid_save} landed inside a save/prune ({phases}); "

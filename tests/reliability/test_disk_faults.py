@@ -9,7 +9,8 @@ import errno
 import hashlib
 
 import pytest
-from reliability_kit import TINY, events, of_kind, train_here
+from reliability_kit import TINY
+from testkit import events, of_kind, train_here
 
 from minimind_tui.runs import layout
 from minimind_tui.runs.summary import summarize

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from reliability_kit import TINY, cache_env, of_kind, train_here
+from reliability_kit import TINY, cache_env
+from testkit import of_kind, train_here
 
 from minimind_tui.cli import main as cli_main
 from minimind_tui.runs import layout

@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+from testkit import wait_for
 from textual.widgets import TabbedContent
 
 from minimind_tui.app.main import create_app
@@ -17,12 +18,9 @@ from minimind_tui.gpu.nvml import NvmlMonitor
 
 async def reading_panel(app, pilot) -> GpuPanel:
     """The GPU panel once it holds a reading (the app composes and reads NVML in the background)."""
-    for _ in range(500):
-        panels = app.query(GpuPanel)
-        if panels and panels.first().gpu is not None:
-            return panels.first()
-        await pilot.pause(0.02)
-    raise AssertionError("the GPU panel never got a reading")
+    await wait_for(pilot, lambda: app.query(GpuPanel) and app.query(GpuPanel).first().gpu is not None,
+                   "a reading in the GPU panel")
+    return app.query(GpuPanel).first()
 
 
 async def panel_text(nvml, root) -> str:

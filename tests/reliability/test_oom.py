@@ -7,7 +7,8 @@ import json
 
 import pytest
 import torch
-from reliability_kit import TINY, events, of_kind, steps, train_here
+from reliability_kit import TINY
+from testkit import events, of_kind, steps, train_here
 
 from minimind_tui.runs import layout
 from minimind_tui.runs.summary import summarize

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from reliability_kit import TINY, group_members, listening_sockets, of_kind, steps, train_here, wait_until
+from reliability_kit import TINY, group_members, listening_sockets
+from testkit import monitor_summary, of_kind, steps, train_here, wait_for, wait_until
 
 from minimind_tui.runs import layout
 from minimind_tui.runs.control import read_stop_request, stop_run
@@ -56,6 +57,7 @@ def wait_while_alive(run: Path, pid: int, condition, what: str):
     return wait_until(check, START_S, what)
 
 
+@pytest.mark.slow
 def test_private_files_no_sockets_single_writer_and_host_kill(tmp_path, corpus, reap_groups, monkeypatch, capsys,
                                                               measured):
     root = tmp_path / "proj"
@@ -111,6 +113,7 @@ def test_private_files_no_sockets_single_writer_and_host_kill(tmp_path, corpus, 
                                   f"dirs 0700, files 0600; 0 listening sockets (trainer and launcher)")
 
 
+@pytest.mark.slow
 def test_graceful_stop_leaves_nothing_behind(tmp_path, corpus, reap_groups, measured):
     root = tmp_path / "proj"
     root.mkdir()
@@ -127,6 +130,7 @@ def test_graceful_stop_leaves_nothing_behind(tmp_path, corpus, reap_groups, meas
     measured["8 graceful stop"] = f"SIGINT to saved-and-exited in {outcome.seconds:.2f} s, 0 processes left"
 
 
+@pytest.mark.slow
 def test_a_save_that_hangs_is_killed_after_the_timeout(tmp_path, corpus, reap_groups, measured):
     root = tmp_path / "proj"
     root.mkdir()
@@ -146,9 +150,9 @@ def test_a_save_that_hangs_is_killed_after_the_timeout(tmp_path, corpus, reap_gr
                                 f"{outcome.seconds - timeout:.2f} s later; summary 'killed' after a stop request")
 
 
+@pytest.mark.slow
 async def test_stall_watchdog_flags_a_hung_step_and_the_dashboard_rings(tmp_path, corpus, reap_groups, measured):
     from minimind_tui.app.main import create_app
-    from minimind_tui.app.widgets.run_monitor import RunMonitor
     from minimind_tui.gpu.fake import FakeGpuMonitor, FakeSystemMonitor
 
     root = tmp_path / "proj"
@@ -165,18 +169,12 @@ async def test_stall_watchdog_flags_a_hung_step_and_the_dashboard_rings(tmp_path
     app.bell = lambda: bells.append(time.time())
     async with app.run_test(size=(80, 24)) as pilot:
         def status():
-            view = app.query_one(RunMonitor).view
-            return view.summary.status if view and view.summary else None
-        for _ in range(500):
-            if status() is not None:
-                break
-            await pilot.pause(0.02)
+            summary = monitor_summary(app)
+            return summary.status if summary else None
+        await wait_for(pilot, lambda: status() is not None, "the monitor")
         assert status() == "live", "the dashboard must see the run live before the stall (5 s window)"
-        for _ in range(1000):
-            if status() == "stalled" and bells:
-                break
-            await pilot.pause(0.02)
-        assert status() == "stalled" and bells
+        await wait_for(pilot, lambda: status() == "stalled" and bells, lambda: f"stalled and a bell ({status()})",
+                       rounds=1000)
     stall = of_kind(run, "stall")[0]
     last_step = steps(run)[-1]
     assert stall["step"] == 6 == last_step["step"] and stall["seconds_since_step"] >= 5

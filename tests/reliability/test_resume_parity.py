@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 import pytest
-from reliability_kit import TINY, cli_env, of_kind, steps, train_here
+from reliability_kit import TINY
+from testkit import cli_env, of_kind, steps, train_here
 
 from minimind_tui.train import loop
 
@@ -29,6 +30,7 @@ def record_batches(monkeypatch):
     return seen
 
 
+@pytest.mark.slow
 def test_single_process_resume_equals_uninterrupted(tmp_path, corpus, monkeypatch, record_batches, measured):
     args = ["--data_path", str(corpus["pretrain"]), *COMMON, "--batch_size", "8"]
     assert train_here(tmp_path, "pretrain", *args, "--run_dir", "full", monkeypatch=monkeypatch) == 0

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-from reliability_kit import cli_env, group_members, kill_group, listening_sockets, steps, wait_until
+from reliability_kit import group_members, kill_group, listening_sockets
+from testkit import cli_env, monitor_summary, steps, wait_for, wait_until
 
 from minimind_tui.app.main import create_app
-from minimind_tui.app.widgets.run_monitor import RunMonitor
 from minimind_tui.gpu.fake import FakeGpuMonitor, FakeSystemMonitor
 from minimind_tui.runs import layout
 from minimind_tui.runs.control import stop_run
@@ -34,6 +34,9 @@ def start_in_pty(root: Path, data: Path) -> tuple[int, int, list[bytes]]:
     env = {**cli_env(), "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
     pid, master = pty.fork()
     if pid == 0:  # the child: a login shell's place, session leader of the terminal
+        # A login shell starts with SIGHUP at its default (death on hang-up); a test run under `nohup` would
+        # otherwise hand its "ignore" down through exec, and the dashboard would outlive its terminal.
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
         os.execve(sys.executable, [sys.executable, str(DRIVER), str(root), str(data)], env)
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     screen: list[bytes] = []
@@ -90,19 +93,12 @@ async def test_hangup_keeps_the_run_and_a_new_dashboard_reattaches(tmp_path, cor
                          launcher=ProcessLauncher(), poll_interval=0.2, gpu_interval=None,
                          preload_tabs=False)  # what is tested is the reattach, not the tab preload
         async with app.run_test(size=(80, 24)) as pilot:
-            for _ in range(500):
-                view = app.query_one(RunMonitor).view
-                if view and view.summary and view.summary.status == "live":
-                    break
-                await pilot.pause(0.02)
+            await wait_for(pilot, lambda: monitor_summary(app) and monitor_summary(app).status == "live", "reattach")
             reattach_s = time.monotonic() - t1
-            first = app.query_one(RunMonitor).view.summary
-            assert first.status == "live" and first.run_id == run.name and app.selected_run == run
-            for _ in range(500):
-                if app.query_one(RunMonitor).view.summary.step > first.step:
-                    break
-                await pilot.pause(0.02)
-            assert app.query_one(RunMonitor).view.summary.step > first.step  # streaming, not a snapshot
+            first = monitor_summary(app)
+            assert first.run_id == run.name and app.selected_run == run
+            # Streaming, not a snapshot: later steps arrive.
+            await wait_for(pilot, lambda: monitor_summary(app).step > first.step, "a later step")
         outcome = stop_run(run, timeout=60)
         assert outcome.result == "stopped" and group_members(trainer_group) == []
         measured["6 SSH drop"] = (f"dashboard exited ({how}) {exit_s:.2f} s after hang-up, 0 processes left in its "

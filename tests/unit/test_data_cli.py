@@ -2,14 +2,9 @@
 import json
 
 import pytest
+from testkit import conv
 
 from minimind_tui.cli import main
-
-
-def conv(*turns, roles=None):
-    roles = roles or ["user", "assistant"] * len(turns)
-    return json.dumps({"conversations": [{"role": r, "content": t} for r, t in zip(roles, turns, strict=False)]},
-                      ensure_ascii=False)
 
 
 @pytest.fixture

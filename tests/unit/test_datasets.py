@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from testkit import conv
 
 from dataset import DataError, PretrainDataset, SFTDataset
 from dataset.jsonl import JsonlFile
@@ -18,12 +19,6 @@ def tok():
 def write(path, lines, mode="w"):
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
-
-
-def conv(*turns):
-    roles = ["user", "assistant"]
-    return json.dumps({"conversations": [{"role": roles[i % 2], "content": t} for i, t in enumerate(turns)]},
-                      ensure_ascii=False)
 
 
 def test_sft_matches_reference_outputs(shared_dir, ref_tokenizer):
@@ -186,24 +181,6 @@ def test_last_line_without_newline(tmp_path):
     p.write_bytes(b'{"text": "a"}\n{"text": "b"}')
     f = JsonlFile(p)
     assert len(f) == 2 and f.line(1) == b'{"text": "b"}'
-
-
-def test_importing_model_and_dataset_does_not_import_textual():
-    import subprocess
-    import sys
-
-    code = "import model, dataset, dataset.datasets, sys; print('textual' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
-def test_torch_free_dataset_modules():
-    import subprocess
-    import sys
-
-    code = "import dataset.jsonl, dataset.validate, sys; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
 
 
 def test_a_file_of_the_other_kind_does_not_suggest_skipping_every_line(tmp_path, tok):

@@ -258,14 +258,3 @@ def test_catalogue_names_sources_and_destinations(tmp_path):
     assert {e.name for e in select(["lora"])} == {"lora_identity.jsonl", "lora_medical.jsonl"}
     with pytest.raises(InteropError, match="did you mean.*sft_mini_512.jsonl"):
         select(["sft_mini_512"])
-
-
-def test_the_download_api_loads_without_torch_or_textual():
-    # The dashboard's dataset picker calls download() from a worker; importing it must stay light.
-    import subprocess
-    import sys
-
-    code = ("import sys, minimind_tui.interop.download, minimind_tui.interop.catalogue; "
-            "print(sorted(m for m in ('torch', 'textual') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == "[]", out.stderr

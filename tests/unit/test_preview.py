@@ -3,15 +3,10 @@ import json
 
 import numpy as np
 import pytest
+from testkit import conv
 
 from dataset.jsonl import JsonlFile
 from dataset.preview import default_tokenizer_dir, head_lines, sample_from_raw, token_view
-
-
-def conv(*turns, roles=None):
-    roles = roles or ["user", "assistant"] * len(turns)
-    return json.dumps({"conversations": [{"role": r, "content": t} for r, t in zip(roles, turns, strict=False)]},
-                      ensure_ascii=False)
 
 
 def test_sample_messages_fill_roles_and_keep_cjk_and_emoji():

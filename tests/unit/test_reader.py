@@ -55,3 +55,21 @@ def test_line_tail_starts_near_the_end_and_drops_the_cut_line(tmp_path):
     with open(path, "ab") as f:
         f.write(b"line 100\n")
     assert tail.read_lines() == [b"line 100"]
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    from testkit import finishes
+
+    from minimind_tui.runs.reader import NotRegularFile, read_regular
+
+    os.mkfifo(tmp_path / "m.jsonl")
+    for call in (TailReader(tmp_path / "m.jsonl").read_new, lambda: read_all(tmp_path / "m.jsonl"),
+                 lambda: read_regular(tmp_path / "m.jsonl")):
+        error = finishes(call)
+        assert isinstance(error, NotRegularFile) and str(error) == "m.jsonl is a FIFO, not a regular file"
+    (tmp_path / "folder.jsonl").mkdir()
+    error = finishes(TailReader(tmp_path / "folder.jsonl").read_new)
+    assert str(error) == "folder.jsonl is a folder, not a regular file"
+    assert read_regular(tmp_path / "absent") is None

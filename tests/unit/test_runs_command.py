@@ -1,15 +1,12 @@
 """`minimind-tui runs list|stop` from a shell."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from canned import make_run
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
-from canned import make_run  # noqa: E402
-
-from minimind_tui.cli import main  # noqa: E402
+from minimind_tui.cli import main
 
 
 def test_runs_list(tmp_path, capsys):
@@ -73,3 +70,39 @@ def test_the_resume_hint_pastes_into_a_shell(tmp_path, monkeypatch):
     hint = resume_command("sft", run)
     assert "\n" not in hint and hint.startswith("minimind-tui train sft --resume ")
     assert as_bash_reads_it(hint.split("--resume ", 1)[1]) == run and not Path("pwned").exists()
+
+
+def test_runs_list_survives_poisoned_run_folders(tmp_path, capsys, monkeypatch):
+    """Issue 15 #12: each bad folder is a row saying why; the good run is listed as before; nothing blocks."""
+    import os
+    import shutil
+
+    from testkit import finishes
+
+    from minimind_tui.runs import layout
+
+    make_run(tmp_path, "20251101-100000-pretrain", mode="pretrain", steps=100, total=100, end="done")
+    (make_run(tmp_path, "20251101-090000-sft", end="done") / "config.json").write_text("[1,2]")
+    with open(make_run(tmp_path, "20251101-091000-sft", end="done") / "metrics.jsonl", "ab") as f:
+        f.write(b'{"event": "step", "time": 1, "step": 3, "loss": "low"}\n')
+    fifo = make_run(tmp_path, "20251101-092000-sft", end="done") / "metrics.jsonl"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    doomed = make_run(tmp_path, "20251101-093000-sft", end="done")
+    real_list_runs = layout.list_runs
+
+    def list_then_delete(root):  # the folder goes away after the listing, before its summary
+        found = real_list_runs(root)
+        shutil.rmtree(doomed)
+        return found
+
+    monkeypatch.setattr(layout, "list_runs", list_then_delete)
+    assert finishes(lambda: main(["--root", str(tmp_path), "runs", "list"])) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert sorted(rows) == ["20251101-090000-sft", "20251101-091000-sft", "20251101-092000-sft",
+                            "20251101-100000-pretrain"]
+    assert rows["20251101-100000-pretrain"].split()[1:3] == ["done", "pretrain"]
+    assert rows["20251101-090000-sft"].split()[1] == "unreadable"
+    assert rows["20251101-090000-sft"].endswith("config.json holds a list, not an object")
+    assert rows["20251101-091000-sft"].endswith("metrics.jsonl: a 'step' event has loss = 'low', not a number")
+    assert rows["20251101-092000-sft"].endswith("metrics.jsonl is a FIFO, not a regular file")

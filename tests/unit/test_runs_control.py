@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
-import time
 
 import psutil
 import pytest
+from testkit import wait_until
 
 from minimind_tui.runs import layout, pids
 from minimind_tui.runs.control import stop_run
@@ -41,10 +42,8 @@ def start(tmp_path, behaviour):
     run.mkdir(parents=True)
     proc = subprocess.Popen([sys.executable, "-c", STUB, str(run), behaviour], start_new_session=True,
                             stdin=subprocess.DEVNULL)
-    for _ in range(500):
-        if (run / "trainer.lock").exists() and (run / "trainer.lock").read_text().strip():
-            break
-        time.sleep(0.02)
+    wait_until(lambda: (run / "trainer.lock").exists() and (run / "trainer.lock").read_text().strip(), 10,
+               "the stub's lock", proc=proc)
     child = int((run / "child").read_text())
     return run, proc, child
 
@@ -94,14 +93,17 @@ def test_never_signals_our_own_process_group(tmp_path):
     run = tmp_path / "runs" / "r1"
     run.mkdir(parents=True)
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # same group as pytest
+    received, notes = [], []
+    previous = signal.signal(signal.SIGINT, lambda *_: received.append(signal.SIGINT))  # a group signal lands here
     try:
         (run / "trainer.lock").write_text(str(proc.pid))
-        outcome = stop_run(run, timeout=10)
-        assert outcome.result == "stopped"  # SIGINT's default kills it; we are still here
-        assert proc.wait(5) != 0 and os.getpgid(0) == os.getpgrp()
+        outcome = stop_run(run, timeout=10, progress=notes.append)
+        assert outcome.result == "stopped" and proc.wait(5) == -signal.SIGINT  # SIGINT's default ended it
     finally:
+        signal.signal(signal.SIGINT, previous)
         proc.kill()
         proc.wait()
+    assert received == [] and notes[0].startswith(f"sent SIGINT to pid {proc.pid};")
 
 
 def test_a_kill_after_a_stop_request_is_reported_as_such(tmp_path):

@@ -6,7 +6,8 @@ import os
 import stat
 import sys
 import textwrap
-import time
+
+from testkit import wait_until
 
 from minimind_tui.runs.launcher import ProcessLauncher, TrainSpec, launcher_pid, shell_command, train_argv
 
@@ -60,12 +61,8 @@ def test_shell_command_quotes_paths():
 
 
 def wait_exit(launcher, run_dir):
-    for _ in range(500):
-        code = launcher.exit_code(run_dir)
-        if code is not None:
-            return code
-        time.sleep(0.02)
-    raise AssertionError("launched process did not exit")
+    wait_until(lambda: launcher.exit_code(run_dir) is not None, 10, "the launched process to exit")
+    return launcher.exit_code(run_dir)
 
 
 def test_launch_starts_a_detached_process_writing_to_launcher_log(tmp_path, monkeypatch):

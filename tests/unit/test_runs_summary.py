@@ -2,21 +2,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
-from canned import T0, make_run  # noqa: E402
+import pytest
+from canned import T0, make_run
+from testkit import dead_pid
 
-from minimind_tui.runs import events, layout  # noqa: E402
-from minimind_tui.runs.summary import Downsampler, RunState, summarize  # noqa: E402
-
-
-def dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
+from minimind_tui.runs import events, layout
+from minimind_tui.runs.summary import Downsampler, RunState, UnreadableRun, summarize
 
 
 def test_done_run(tmp_path):
@@ -158,3 +150,72 @@ def test_status_is_one_enum_that_reads_as_the_strings_in_the_files(tmp_path):
 def test_an_end_status_the_schema_does_not_know_reads_as_failed(tmp_path):
     s = summarize(make_run(tmp_path, "r1", steps=3, end="exploded", reason="boom"), now=T0)
     assert s.status == "failed" and s.reason == "unknown end status 'exploded': boom"
+
+
+# ---- poisoned run folders (issue 15 #12): each is "unreadable" with a reason, never an exception or a hang ----
+def test_config_that_is_not_an_object_makes_the_run_unreadable(tmp_path):
+    for text, reason in (("[1,2]", "config.json holds a list, not an object"),
+                         ('"x"', "config.json holds a string, not an object"),
+                         ("{", "config.json: not valid JSON (Expecting property name"),
+                         ('{"mode": 3}', "config.json has mode = 3, not text"),
+                         ('{"settings": {"epochs": "two"}}', "config.json has epochs = 'two', not a number"),
+                         ("[" * 100_000 + "]" * 100_000, "config.json: not valid JSON (maximum recursion")):
+        run = make_run(tmp_path, "20251101-100000-sft", end="done")
+        (run / layout.CONFIG).write_text(text)
+        s = summarize(run, now=T0)
+        assert (s.status, s.reason[:len(reason)], s.mode) == ("unreadable", reason, "sft"), text[:20]
+        assert not s.is_live and not s.can_resume
+
+
+def test_an_event_with_a_string_where_a_number_belongs_makes_the_run_unreadable(tmp_path):
+    for line, reason in ((b'{"event": "step", "time": 5, "step": "abc"}', "a 'step' event has step = 'abc'"),
+                         (b'{"event": "step", "time": 5, "step": 3, "loss": [1]}', "a 'step' event has loss = [1]"),
+                         (b'{"event": "start", "time": "now"}', "a 'start' event has time = 'now'"),
+                         (b'{"event": "start", "time": 5, "world_size": true}', "has world_size = true"),
+                         (b'{"event": "start", "time": 5, "mode": {"a": 1}}', 'has mode = {"a": 1}, not text')):
+        run = make_run(tmp_path, "r1", end="done")
+        with open(run / layout.METRICS, "ab") as f:
+            f.write(line + b"\n")
+        s = summarize(run, now=T0)
+        assert s.status == "unreadable" and reason in s.reason and s.reason.startswith("metrics.jsonl: "), line
+
+
+def test_later_events_after_a_bad_one_are_still_read_and_the_run_stays_unreadable(tmp_path):
+    state = RunState(tmp_path)
+    state.add([{"event": "step", "time": 1, "step": "x"}, {"event": "step", "time": 2, "step": 2, "loss": 1.0}])
+    assert state.last_step["step"] == 2 and state.unreadable.endswith("has step = 'x', not a number")
+    with pytest.raises(UnreadableRun, match="has step = 'x'"):
+        state.summary(T0)
+
+
+def test_files_that_are_not_regular_files_are_never_opened(tmp_path):
+    from testkit import finishes
+
+    for name in (layout.METRICS, layout.CONFIG, layout.LOCK, layout.LOG, "launcher.pid", "stop_request.json"):
+        run = make_run(tmp_path / name, "r1", end="done", pid=os.getpid())
+        (run / name).unlink(missing_ok=True)
+        os.mkfifo(run / name)
+        s = finishes(lambda run=run: summarize(run, now=T0))
+        assert (s.status, s.reason) == ("unreadable", f"{name} is a FIFO, not a regular file")
+
+
+def test_a_folder_deleted_while_it_is_read_is_no_summary(tmp_path, monkeypatch):
+    import shutil
+
+    from minimind_tui.runs import summary
+
+    run = make_run(tmp_path, "r1", end="done")
+    real_add = RunState.add
+
+    def add_then_vanish(self, events):
+        real_add(self, events)
+        shutil.rmtree(run)
+
+    monkeypatch.setattr(summary.RunState, "add", add_then_vanish)
+    assert summarize(run, now=T0) is None
+    assert summarize(tmp_path / "never-existed", now=T0) is None
+
+
+def test_folders_deleted_between_listing_and_sorting_are_left_out(tmp_path):
+    kept = make_run(tmp_path, "r1", end="done")
+    assert layout.newest_first([tmp_path / "runs" / "gone", kept]) == [kept]

@@ -1,20 +1,13 @@
 """dataset.stats: bad lines, duplicates, token statistics that agree with the datasets the trainer uses."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from testkit import conv
 
 from dataset import DataError
 from dataset.jsonl import JsonlFile
 from dataset.stats import BATCH, bad_category, compute_stats, detect_file_kind, detect_kind
-
-
-def conv(*turns, roles=None):
-    roles = roles or ["user", "assistant"] * len(turns)
-    return json.dumps({"conversations": [{"role": r, "content": t} for r, t in zip(roles, turns, strict=False)]},
-                      ensure_ascii=False)
 
 
 def write_bytes(path, lines: list[bytes], eol=b"\n"):
@@ -167,17 +160,6 @@ def test_to_dict_is_json_serialisable(tmp_path, tiny_tokenizer):
     back = json.loads(json.dumps(d, ensure_ascii=False))
     assert back["bad"] == [{"line_number": 2, "reason": back["bad"][0]["reason"]}]
     assert back["lengths"]["max"] > 0 and back["samples"] == 1
-
-
-def test_stats_and_preview_do_not_import_torch_or_textual(tmp_path):
-    path = write_bytes(tmp_path / "t.jsonl", [conv("你好", "好").encode()])
-    code = ("import sys; from dataset.jsonl import JsonlFile; from dataset.stats import compute_stats;"
-            "from dataset.preview import load_tokenizer, sample_from_raw, token_view;"
-            "tok = load_tokenizer(); j = JsonlFile(sys.argv[1]);"
-            "compute_stats(j, 'sft', tok); token_view(sample_from_raw(j.line(0), 0, 'sft'), tok, 64);"
-            "print('torch' in sys.modules, 'textual' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False False"
 
 
 def test_histogram_covers_the_range_in_round_bins():

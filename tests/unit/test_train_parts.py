@@ -5,9 +5,9 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 
 import pytest
+from testkit import wait_until
 
 from minimind_tui.runs import layout
 from minimind_tui.train.args import add_arguments, conflicts_on_resume, default_text, given, resolve
@@ -73,19 +73,19 @@ def test_lock_refuses_a_live_holder_and_clears_a_dead_one(tmp_path):
 
 
 def test_lock_with_a_reused_pid_is_stale(tmp_path):
-    # Our own pid but a different start time: the pid now belongs to another process.
+    # A live pid (our parent's) with another start time: the pid now belongs to another process, so the lock is
+    # taken over (a live one would raise RunLocked).
     (tmp_path / layout.LOCK).write_text(f"{os.getppid()} 12345.000 {os.uname().nodename}\n")
-    TrainerLock(tmp_path).acquire().release()
+    lock = TrainerLock(tmp_path).acquire()
+    assert layout.lock_pid(tmp_path) == os.getpid()
+    lock.release()
 
 
 def test_heartbeat_is_touched_from_a_thread(tmp_path):
     hb = Heartbeat(tmp_path, every_s=0.01).start()
     try:
         first = (tmp_path / layout.HEARTBEAT).stat().st_mtime_ns
-        deadline = time.time() + 10
-        while (tmp_path / layout.HEARTBEAT).stat().st_mtime_ns == first:
-            assert time.time() < deadline
-            time.sleep(0.01)
+        wait_until(lambda: (tmp_path / layout.HEARTBEAT).stat().st_mtime_ns != first, 10, "a second touch", poll=0.01)
     finally:
         hb.stop()
     assert layout.heartbeat_age(tmp_path) < layout.HEARTBEAT_STALE_S

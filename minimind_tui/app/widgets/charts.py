@@ -131,7 +131,10 @@ class MetricChart(Vertical):
         self.call_after_refresh(self._redraw)  # the plot's own size is known after this layout pass
 
     def _redraw(self) -> None:
-        plot = self.query_one(Plot)
+        plots = self.query(Plot)
+        if not plots:  # removed before this after-refresh callback ran (a closing app, a rebuilt grid)
+            return
+        plot = plots.first()
         columns, rows = plot.area()
         if not self.display or columns < 4 or rows < 1:
             return
@@ -178,7 +181,9 @@ class ChartGrid(Container):
         for chart in self.query(MetricChart):
             chart.set_class(chart.metric.key == main, "-main")
             chart.display = self.wide or chart.metric.key == main
-        first = self.query_one(f"#chart-{main}", MetricChart)
+        first = next((c for c in self.query(MetricChart) if c.metric.key == main), None)
+        if first is None:  # its charts are already gone: a mount or resize arriving while the app closes
+            return
         if self.children and self.children[0] is not first:
             self.move_child(first, before=0)  # the grid places the large chart in its first cell
         self._draw()
@@ -188,9 +193,10 @@ class ChartGrid(Container):
             return
         single = len(self.runs) == 1
         main = self.settings.main % len(METRICS)
+        charts = {c.metric.key: c for c in self.query(MetricChart)}  # all of them, unless being taken down
         for i, metric in enumerate(METRICS):
-            chart = self.query_one(f"#chart-{metric.key}", MetricChart)
-            if not chart.display:
+            chart = charts.get(metric.key)
+            if chart is None or not chart.display:
                 continue
             series = [self._series(run, metric, single) for run in self.runs]
             title = metric_title(metric, self.runs[0].curves) if single else Text(metric.title, style="bold")

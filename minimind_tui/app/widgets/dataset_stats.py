@@ -2,7 +2,7 @@
 lines (bad, zero trained tokens, duplicates) that jumps to the line when a row is chosen."""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -25,12 +25,12 @@ TAIL_BYTES = 1 << 16
 def measured_throughput(root: Path) -> tuple[float, str] | None:
     """Real tokens/s of the newest run that logged a step (its last step event), and that run's id."""
     from minimind_tui.runs.layout import METRICS, list_runs
+    from minimind_tui.runs.reader import open_regular
 
     for run in list_runs(root):
-        path = run / METRICS
         try:
-            with open(path, "rb") as f:
-                f.seek(max(0, path.stat().st_size - TAIL_BYTES))
+            with open_regular(run / METRICS) as f:  # a FIFO there must not hang this worker
+                f.seek(max(0, f.seek(0, 2) - TAIL_BYTES))
                 tail = f.read().splitlines()
         except OSError:
             continue
@@ -39,8 +39,9 @@ def measured_throughput(root: Path) -> tuple[float, str] | None:
                 e = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 continue  # a cut first line or a line being written
-            if isinstance(e, dict) and e.get("event") == "step" and (e.get("tokens_per_s") or 0) > 0:
-                return float(e["tokens_per_s"]), run.name
+            rate = e.get("tokens_per_s") if isinstance(e, dict) and e.get("event") == "step" else None
+            if isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0:
+                return float(rate), run.name
     return None
 
 
@@ -57,12 +58,10 @@ class StatsPane(VerticalScroll):
     StatsPane > Label { color: $text-muted; }
     """
 
+    @dataclass(eq=False)
     class JumpTo(Message):
         """A problem row was chosen: show this 1-based line in the samples view."""
-
-        def __init__(self, line_number: int):
-            super().__init__()
-            self.line_number = line_number
+        line_number: int
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -9,6 +9,7 @@ from textual.containers import Container, Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Log, Static
 
+from minimind_tui.runs.events import RunStatus
 from minimind_tui.runs.summary import RunSummary, format_duration
 
 from ..curves import Curves
@@ -18,7 +19,7 @@ from ..run_watch import RunView
 STATUS_STYLE = {
     "starting": ("◌", "yellow"), "live": ("●", "green"), "stalled": ("◍", "bold yellow"),
     "done": ("✔", "green"), "stopped": ("■", "cyan"), "failed": ("✖", "bold red"), "oom": ("✖", "bold red"),
-    "killed": ("✖", "bold magenta"),
+    "killed": ("✖", "bold magenta"), "unreadable": ("⚠", "bold red"),
 }
 
 
@@ -33,6 +34,8 @@ def progress_text(s: RunSummary, curves: Curves | None = None) -> Text:
     of training (curves.rates) when the curves allow it: the trainer's figures cover one logging window each
     and jump with every save or slow batch."""
     t = Text()
+    if s.status is RunStatus.UNREADABLE:
+        return Text("this run folder's files cannot be read (below: why); other runs are not affected", style="dim")
     if s.step is None:
         return Text(f"preparing data: {s.preparing}" if s.preparing else "no steps yet", style="dim")
     if s.total:
@@ -128,6 +131,8 @@ class RunMonitor(Vertical):
         holder.query_one(ChartGrid).show([ChartRun(view.summary.run_id, view.curves)], self.chart_settings)
 
     def _build_charts(self) -> None:
+        if not self.is_attached or not self.app.is_running:  # a frame that came after the quit: nothing to show
+            return
         from .charts import ChartGrid
         self.query_one("#monitor-charts", Container).mount(ChartGrid(id="monitor-grid"))
         self._charts_pending = False
@@ -158,7 +163,8 @@ class RunMonitor(Vertical):
         if self.stopping_note:
             notes.append(f"\n{self.stopping_note}", style="bold yellow")
         if s.reason:
-            notes.append(f"\n{s.reason}", style="bold red" if s.status.ended_badly else "")
+            error = s.status.ended_badly or s.status is RunStatus.UNREADABLE
+            notes.append(f"\n{s.reason}", style="bold red" if error else "")
         if s.notes:
             notes.append(f"\n{s.notes[-1]}", style="yellow")
         self.query_one("#monitor-notes", Static).update(notes)

@@ -12,6 +12,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable
 
+from minimind_tui.runs.events import RunStatus
 from minimind_tui.runs.summary import RunSummary, format_duration
 
 from ..curves import METRICS
@@ -187,6 +188,9 @@ def _add_columns(table: DataTable, columns: tuple[str, ...]) -> None:
 
 
 def _row(s: RunSummary) -> tuple:
+    if s.status is RunStatus.UNREADABLE:  # the reason where the dataset goes (the monitor and a notice: whole)
+        return (s.run_id, Text(str(s.status), style=STATUS_STYLE[s.status][1]), s.mode or "?",
+                Text(s.reason, style="red"), "—", "—", "—")
     icon, style = STATUS_STYLE.get(s.status, ("?", ""))
     loss = f"{s.loss:.3f}" if isinstance(s.loss, (int, float)) else "—"
     steps = f"{s.step:,}/{s.total:,}" if s.step is not None and s.total else (f"{s.step:,}" if s.step else "—")

@@ -91,6 +91,9 @@ class TrainForm(VerticalScroll):
         self._out_weights: set[str] | None = None
         self._recipe_after_mode: tuple[str, tuple[str, ...]] | None = None  # (mode, demo recipe flags)
         self._demo_data: DemoData | None = None   # known once the demo corpus was used
+        # The dataset picker's value as the form last acted on it. When the picker holds another, its Changed
+        # message is still on its way: a rescan landing first must keep that pick, not reset it.
+        self._dataset_acted: object = Select.NULL
         self.scans_done = 0  # how many scans have been applied (tests wait on it)
 
     def compose(self) -> ComposeResult:
@@ -182,7 +185,10 @@ class TrainForm(VerticalScroll):
         self._out_weights = choices.out_weights
         dataset = self.query_one("#dataset", Select)
         dataset.prompt = "choose a file, or type a path below" if choices.datasets else "no .jsonl in ./dataset"
-        self._keep_choice(dataset, choices.datasets, self._value("data_path"))
+        queued = dataset.value != self._dataset_acted and dataset.value != Select.NULL
+        self._keep_choice(dataset, choices.datasets, str(dataset.value) if queued else self._value("data_path"))
+        if not queued:  # set quietly to match the path: nothing on its way, and this is what the form shows
+            self._dataset_acted = dataset.value
         init = self.query_one("#init", Select)
         self._keep_choice(init, [("trainer default (out/pretrain_<dim>.pth)", TRAINER_DEFAULT_INIT),
                                  *choices.checkpoints], self._value("init") or TRAINER_DEFAULT_INIT)
@@ -276,7 +282,10 @@ class TrainForm(VerticalScroll):
 
     @on(Select.Changed, "#dataset")
     def _dataset_changed(self, event: Select.Changed) -> None:
-        if event.value is Select.NULL or self._superseded(event):
+        if self._superseded(event):
+            return
+        self._dataset_acted = event.value
+        if event.value is Select.NULL:
             return
         if str(event.value) in DEMO_CHOICES:
             self.query_one("#data_info", Static).update("writing the demo corpus under dataset/ …")
