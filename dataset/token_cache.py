@@ -158,6 +158,9 @@ def build(dataset, folder: Path, vocab_size: int, meta: dict,
         meta = {**meta, "format": FORMAT_VERSION, "dtype": np.dtype(dtype).name, "samples": n,
                 "tokens": int(total), "built_at": time.time()}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        source = getattr(dataset, "file", None)
+        if source is not None:
+            source.check_unchanged()  # an edit while tokenising would leave a cache of neither version
         try:
             os.rename(tmp, folder)
         except OSError:
