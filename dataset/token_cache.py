@@ -78,9 +78,8 @@ class TokenCache:
 
 def _encode_chunk(dataset, start: int, stop: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Samples start..stop-1 exactly as `dataset.encode(i)` gives them, batched where the dataset allows."""
-    if hasattr(dataset, "text") and hasattr(dataset, "finish"):  # batch the tokenizer call
-        ids = dataset.tokenizer.encode_batch([dataset.text(i) for i in range(start, stop)])
-        return [dataset.finish(x) for x in ids]
+    if hasattr(dataset, "encode_many"):  # batch the tokenizer call
+        return dataset.encode_many(start, stop)
     return [dataset.encode(i) for i in range(start, stop)]
 
 
