@@ -131,6 +131,11 @@ class Tokenizer:
                 config = json.loads(tc.read_text(encoding="utf-8"))
             except json.JSONDecodeError as e:
                 raise TokenizerError(f"{tc}:{e.lineno}: invalid JSON ({e.msg})") from None
+            except RecursionError:
+                raise TokenizerError(f"{tc}: JSON nested too deeply; not a tokenizer config") from None
+            if not isinstance(config, dict):
+                raise TokenizerError(f"{tc}: expected a JSON object (special tokens, chat_template), "
+                                     f"found a {type(config).__name__}")
         return cls(backend, config, path)
 
     @property
