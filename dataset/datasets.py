@@ -70,7 +70,11 @@ class _TokenDataset(_JsonlDataset):
         return self.encoder.finish(ids)
 
     def encode(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.finish(self.tokenizer.encode(self.text(i)))
+        return self.encoder.encode(self.sample(i), int(self.lines[i]))
+
+    def encode_many(self, start: int, stop: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`encode(i)` for samples start..stop-1 in one batched tokenizer call (the token cache's)."""
+        return self.encoder.encode_texts([self.text(i) for i in range(start, stop)])
 
     def __getitem__(self, i: int):
         ids, mask = self.encode(i)
@@ -129,7 +133,8 @@ class DPODataset(_JsonlDataset):
                 render_side(self.tokenizer, obj["rejected"], rng, r.empty_think_ratio))
 
     def _side(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        ids = np.asarray(self.tokenizer.encode(text)[:self.max_length], dtype=np.int64)
+        ids = np.asarray(self.tokenizer.encode(self.tokenizer.head(text, self.max_length))[:self.max_length],
+                         dtype=np.int64)
         ids = np.pad(ids, (0, self.max_length - len(ids)), constant_values=self.tokenizer.pad_token_id)
         return ids, assistant_mask(ids, self.markers, self.max_length).astype(np.int64)
 

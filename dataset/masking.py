@@ -32,7 +32,13 @@ def finish_pretrain(tokenizer, ids, max_length: int) -> tuple[np.ndarray, np.nda
     """Ids of `pretrain_text` -> the sample. v1 cuts the whole at max_length (a long text loses its `</s>`);
     MiniMind2/minimind-3 cut the text at max_length - 2 and always end with eos. The mask is every id that
     is not the pad id, as upstream masks by value: a literal `<|endoftext|>` in the text is masked too."""
-    if tokenizer.generation == "v1":
+    if isinstance(ids, np.ndarray):  # a whole long text's ids (the sample view): kept compact, no Python list
+        if tokenizer.generation == "v1":
+            out = ids[:max_length]
+        else:
+            ends = np.asarray([tokenizer.bos_token_id, tokenizer.eos_token_id], dtype=ids.dtype)
+            out = np.concatenate((ends[:1], ids[:max(max_length - 2, 0)], ends[1:]))
+    elif tokenizer.generation == "v1":
         out = np.asarray(ids[:max_length], dtype=np.int64)
     else:
         out = np.asarray([tokenizer.bos_token_id, *ids[:max(max_length - 2, 0)], tokenizer.eos_token_id],
@@ -92,10 +98,10 @@ def finish_sft(ids: np.ndarray, markers: Markers, max_length: int, pad_id: int) 
     """Mask for already tokenised (and truncated) ids. The mask is computed over the ids padded to
     max_length, as the reference does; a reply cut by truncation can then mark padding positions,
     so the returned length extends to the last marked one."""
-    padded = np.pad(ids, (0, max_length - len(ids)), constant_values=pad_id)
+    padded = np.pad(ids, (0, max_length - len(ids)), constant_values=pad_id) if len(ids) < max_length else ids
     mask = assistant_mask(padded, markers, max_length)
-    marked = np.flatnonzero(mask)
-    length = max(len(ids), int(marked[-1]) + 1 if len(marked) else 0)
+    last = len(mask) - int(np.argmax(mask[::-1])) if mask.any() else 0  # one past the last marked position
+    length = max(len(ids), last)
     return padded[:length], mask[:length]
 
 
@@ -121,9 +127,20 @@ class SampleEncoder:
         max_length = self.max_length if max_length is None else max_length
         if self.kind == "pretrain":
             return finish_pretrain(self.tokenizer, ids, max_length)
-        kept = np.asarray(ids[:max_length], dtype=np.int64)
+        # A whole long text's ids (the sample view) stay in their compact dtype; a tokenizer's list becomes int64.
+        kept = ids[:max_length] if isinstance(ids, np.ndarray) else np.asarray(ids[:max_length], dtype=np.int64)
         assert self.markers is not None  # kind == "sft"
         return finish_sft(kept, self.markers, max_length, self.tokenizer.pad_token_id)
 
+    def head(self, text: str) -> str:
+        """`text` cut where its first max_length ids are certain to come from (model/token_prefix.py): a line of
+        many MB costs what max_length tokens cost, and its ids are exactly those of the whole, truncated."""
+        head = getattr(self.tokenizer, "head", None)  # a stand-in tokenizer without it tokenises texts whole
+        return head(text, self.max_length) if head else text
+
     def encode(self, obj: dict, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        return self.finish(self.tokenizer.encode(self.text(obj, index)))
+        return self.finish(self.tokenizer.encode(self.head(self.text(obj, index))))
+
+    def encode_texts(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`encode` for texts already made by `text`, in one batched tokenizer call."""
+        return [self.finish(ids) for ids in self.tokenizer.encode_batch([self.head(t) for t in texts])]

@@ -200,10 +200,12 @@ def token_view(sample: Sample, tokenizer, max_seq_len: int, max_pieces: int | No
     assert sample.obj is not None  # sample.ok
     encoder = SampleEncoder(tokenizer, sample.kind, max_seq_len)
     text = encoder.text(sample.obj, sample.index)
-    text_ids = tokenizer.encode(text)
+    # Every id is shown or counted, so the text is tokenised whole, but a piece at a time into 4 bytes an id.
+    compact = getattr(tokenizer, "encode_compact", None)
+    text_ids = compact(text) if compact else np.asarray(tokenizer.encode(text), dtype=np.int64)
     ids, mask = encoder.finish(text_ids)
     if sample.kind == "sft":  # untruncated: its mask may reach into padding, as the kept one may
-        full = np.asarray(text_ids, dtype=np.int64)
+        full = text_ids
         _, full_mask = encoder.finish(text_ids, max(len(text_ids), max_seq_len))
     else:
         full, full_mask = encoder.finish(text_ids, len(text_ids) + 2)

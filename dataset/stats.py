@@ -115,13 +115,16 @@ def _tokenize_batch(encoder: SampleEncoder, objs: list, lines: np.ndarray):
     """(untruncated length, trained positions at max_seq_len, of which padding positions) per sample, by the
     rule of the tokenizer's generation (`masking.SampleEncoder`, as the datasets)."""
     texts = [encoder.text(o, int(line)) for o, line in zip(objs, lines, strict=True)]  # line: random draws
+    heads = [encoder.head(t) for t in texts]  # what the trainer tokenises: a long text's first max_length ids
     out = []
     extra = 2 if encoder.kind == "pretrain" and encoder.tokenizer.generation != "v1" else 0  # bos, eos added
-    for ids in encoder.tokenizer.encode_batch(texts):
+    for text, head, ids in zip(texts, heads, encoder.tokenizer.encode_batch(heads), strict=True):
         kept, mask = encoder.finish(ids)
-        kept_len = min(len(ids) + extra, encoder.max_length)
+        # The rest of a long text is counted a piece at a time, never held as tokens.
+        length = len(ids) + (encoder.tokenizer.count_tokens(text[len(head):]) if len(head) < len(text) else 0)
+        kept_len = min(length + extra, encoder.max_length)
         # Position 0 is never a target (Y = ids[1:]); marks past the sample are padding the loss counts.
-        out.append((len(ids) + extra, int(mask[1:].sum()), int(mask[kept_len:].sum())))
+        out.append((length + extra, int(mask[1:].sum()), int(mask[kept_len:].sum())))
     return out
 
 

@@ -29,7 +29,8 @@ def find_weights(init: str | Path) -> Path | None:
         return path
     if (path / layout.MODEL_FILE).is_file():
         return path / layout.MODEL_FILE
-    done = layout.complete_checkpoints(path)
+    # The newest not damaged: resume falls back past a damaged one, and so do chat and --init.
+    done = [ck for ck in layout.complete_checkpoints(path) if not layout.meta_damaged(ck)]
     return done[-1] / layout.MODEL_FILE if done else None
 
 
@@ -45,6 +46,16 @@ def recorded_meta(weights: Path) -> dict:
     except FileNotFoundError:
         return {}
     return meta
+
+
+def damaged_meta(weights: Path) -> Path | None:
+    """A run checkpoint's meta.json that is there but does not read as a JSON object: nothing it should
+    record (checksums, model settings, tokenizer) can be trusted, so chat and export refuse these weights
+    (resume, and chat or --init given the run folder, take the previous checkpoint instead)."""
+    weights = Path(weights)
+    if weights.name == layout.MODEL_FILE and layout.meta_damaged(weights.parent):
+        return weights.parent / layout.META_FILE
+    return None
 
 
 def run_settings(weights: Path) -> dict:

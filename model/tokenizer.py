@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from tokenizers import Tokenizer as _HFTokenizer
 
+from . import token_prefix
 from .config import GENERATIONS
 
 if TYPE_CHECKING:
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 DEFAULT_SYSTEM_PROMPT = "你是 MiniMind，是一个有用的人工智能助手。"
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]  # v1 ids 0, 1, 2; <unk> doubles as padding
 
+PIECE_CHARS = 1 << 16  # characters tokenised at a time when a long text is counted or encoded whole
 
 # v1's Jinja template (tokenizer_config.json of model/minimind_tokenizer and of tokenizers trained here):
 # `render_chat` renders exactly this.
@@ -126,6 +131,11 @@ class Tokenizer:
                 config = json.loads(tc.read_text(encoding="utf-8"))
             except json.JSONDecodeError as e:
                 raise TokenizerError(f"{tc}:{e.lineno}: invalid JSON ({e.msg})") from None
+            except RecursionError:
+                raise TokenizerError(f"{tc}: JSON nested too deeply; not a tokenizer config") from None
+            if not isinstance(config, dict):
+                raise TokenizerError(f"{tc}: expected a JSON object (special tokens, chat_template), "
+                                     f"found a {type(config).__name__}")
         return cls(backend, config, path)
 
     @property
@@ -155,6 +165,49 @@ class Tokenizer:
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self._tok.encode_batch(texts, add_special_tokens=False)]
+
+    # ----- long texts: a prefix, or a chunk at a time (model/token_prefix.py says why this is exact) -----
+    def _cut_rule(self) -> tuple[int, tuple[str, ...]] | None:
+        """(most bytes one token stands for, the added tokens' texts) when texts may be cut, else None."""
+        if not hasattr(self, "_cut_rule_value"):
+            rule = None
+            if token_prefix.cuttable(json.loads(self._tok.to_str())):
+                most = max((len(self.token_bytes(i)) for i in range(self.vocab_size)), default=1)
+                added = tuple(t.content for t in self._tok.get_added_tokens_decoder().values())
+                rule = (max(most, 1), added)
+            self._cut_rule_value = rule
+        return self._cut_rule_value
+
+    def head(self, text: str, n: int) -> str:
+        """A prefix of `text` whose tokens are the first of `text`'s, at least n of them (the whole text when it
+        is shorter or has no safe cut), so encode(head(t, n))[:n] == encode(t)[:n] at a cost bounded by n."""
+        rule = self._cut_rule()
+        if rule is None or len(text) <= n * rule[0]:
+            return text
+        cut = token_prefix.safe_cut(text, n * rule[0], rule[1])
+        return text if cut is None else text[:cut]
+
+    def pieces(self, text: str, chars: int = PIECE_CHARS) -> Iterator[str]:
+        """`text` in consecutive pieces of about `chars` characters, cut where the tokens of the pieces, one
+        after another, are exactly the tokens of the whole."""
+        rule = self._cut_rule()
+        at = 0
+        while at < len(text):
+            cut = token_prefix.safe_cut(text, at + chars, rule[1]) if rule and len(text) - at > chars else None
+            end = len(text) if cut is None else cut
+            yield text[at:end]
+            at = end
+
+    def count_tokens(self, text: str) -> int:
+        """len(encode(text)), a piece at a time: memory bounded by the piece, not the text."""
+        return sum(len(self.encode(piece)) for piece in self.pieces(text))
+
+    def encode_compact(self, text: str) -> np.ndarray:
+        """encode(text) as int32, a piece at a time: 4 bytes a token instead of the tokenizer's ~200."""
+        out = array("i")  # grows in place: no list of parts to join at the end
+        for piece in self.pieces(text):
+            out.extend(self.encode(piece))
+        return np.frombuffer(out, dtype=np.int32) if out else np.zeros(0, np.int32)
 
     def decode(self, ids, skip_special_tokens: bool = False) -> str:
         return self._tok.decode(list(ids), skip_special_tokens=skip_special_tokens)

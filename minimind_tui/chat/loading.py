@@ -8,7 +8,7 @@ from pathlib import Path
 
 from minimind_tui.errors import UserError
 from minimind_tui.runs import layout
-from minimind_tui.tokenizer_choice import choose_tokenizer_dir, recorded_meta
+from minimind_tui.tokenizer_choice import choose_tokenizer_dir, damaged_meta, recorded_meta
 
 from .settings import GenerationSettings, mode_for_training_mode
 
@@ -36,7 +36,12 @@ def verify_checksum(weights: Path) -> None:
     file is refused by name, as resume refuses it, instead of chatting with damaged weights."""
     from model.checkpoint import sha256
 
-    recorded = ((layout.read_json(weights.parent / layout.META_FILE) or {}).get("sha256") or {}).get(weights.name)
+    damaged = damaged_meta(weights)
+    if damaged:
+        raise UserError(f"{damaged}: damaged (not a JSON object), so {weights.name} cannot be checked; pick an "
+                        f"earlier checkpoint of the run, or the run folder (its newest sound checkpoint)")
+    digests = (layout.read_json(weights.parent / layout.META_FILE) or {}).get("sha256")
+    recorded = digests.get(weights.name) if isinstance(digests, dict) else None
     if recorded and sha256(weights) != recorded:
         raise UserError(f"{weights}: checksum mismatch (truncated or corrupted on disk); pick an earlier "
                         f"checkpoint of the run")

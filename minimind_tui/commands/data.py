@@ -42,13 +42,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=Path, help="JSONL file: one {\"text\"} or {\"conversations\"} object per line")
     p.add_argument("--kind", choices=["pretrain", "sft"], default=None,
                    help="data kind (default: detected from the first good line)")
+    p.add_argument("--rehash", action="store_true",
+                   help="hash the whole file again even though its size, mtime, ctime and inode are those it was "
+                   "last hashed with (the trainer then uses the new digest to find its caches)")
 
 
 def _open(args):
     from dataset.jsonl import JsonlFile
     from dataset.stats import detect_file_kind
 
-    jsonl = JsonlFile(args.file, progress=_progress_printer("indexing"))
+    jsonl = JsonlFile(args.file, progress=_progress_printer("indexing"), rehash=args.rehash)
     kind = args.kind or detect_file_kind(jsonl)
     if kind is None:
         raise UserError(f"{args.file}: cannot tell pretraining ({{\"text\": ...}}) from SFT "

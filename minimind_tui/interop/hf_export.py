@@ -64,6 +64,12 @@ def export_hf(checkpoint, out_dir, tokenizer_dir=None, *, n_heads: int | None = 
               n_kv_heads: int | None = None, rope_theta: float | None = None, max_seq_len: int | None = None,
               dtype: str = "auto", force: bool = False) -> ExportResult:
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    from minimind_tui.tokenizer_choice import damaged_meta
+
+    damaged = damaged_meta(checkpoint)
+    if damaged:  # its model settings are lost: defaults could describe other heads with the same shapes
+        raise InteropError(f"{damaged}: damaged (not a JSON object), so the settings of {checkpoint.name} are "
+                           f"unknown; export an earlier checkpoint of the run")
     sd = load_state_dict(checkpoint)
     hints = _run_hints(checkpoint)
     overrides = {k: v for k, v in hints.items() if k in ("n_heads", "n_kv_heads", "rope_theta", "norm_eps",

@@ -65,6 +65,8 @@ def read_config(path: Path) -> dict:
         raise InteropError(f"{path}: missing; a Hugging Face model folder has a config.json") from None
     except json.JSONDecodeError as e:
         raise InteropError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+    except RecursionError:
+        raise InteropError(f"{path}: JSON nested too deeply; not a model config") from None
     if not isinstance(cfg, dict):
         raise InteropError(f"{path}: expected a JSON object")
     return cfg
@@ -75,12 +77,8 @@ def read_weights(hf_dir: Path) -> dict[str, torch.Tensor]:
     if single.is_file():
         return load_safetensors(single)[0]
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (ValueError, KeyError, TypeError):
-            raise InteropError(f"{index}: not a valid shard index (no weight_map)") from None
         tensors = {}
-        for shard in sorted(set(weight_map.values())):
+        for shard in _shards(index):
             if Path(shard).name != shard:  # a shard name must stay inside the folder
                 raise InteropError(f"{index}: shard name {shard!r} is not a plain file name")
             tensors.update(load_safetensors(hf_dir / shard)[0])
@@ -90,6 +88,18 @@ def read_weights(hf_dir: Path) -> dict[str, torch.Tensor]:
             return load_state_dict(hf_dir / name)  # weights_only: refuses pickled code
     raise InteropError(f"{hf_dir}: no weights found (model.safetensors, model.safetensors.index.json or "
                        f"pytorch_model.bin)")
+
+
+def _shards(index: Path) -> list[str]:
+    """The shard file names a model.safetensors.index.json maps tensors to: {"weight_map": {tensor: file}}."""
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise InteropError(f"{index}: not a valid shard index (no weight_map)") from None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise InteropError(f"{index}: not a valid shard index (weight_map must map each tensor name to a "
+                           "shard file name)")
+    return sorted(set(weight_map.values()))
 
 
 def _check(sd, config: LMConfig, hf_dir: Path) -> None:

@@ -55,6 +55,9 @@ def read_header(path) -> dict:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InteropError(f"{path}: corrupt safetensors header ({e}); re-export or re-download it") from None
+    except RecursionError:  # "[[[[..." : Python's parser gives up on deep nesting
+        raise InteropError(f"{path}: corrupt safetensors header (JSON nested too deeply); re-export or "
+                           "re-download it") from None
     if not isinstance(header, dict):
         raise InteropError(f"{path}: corrupt safetensors header (not a JSON object)")
     data_bytes = size - 8 - n
@@ -65,6 +68,9 @@ def read_header(path) -> dict:
             start, end = info["data_offsets"]
         except (TypeError, KeyError, ValueError):
             raise InteropError(f"{path}: corrupt safetensors header: tensor {name!r} has no data_offsets") from None
+        if not all(type(x) is int for x in (start, end)):  # bool is an int to isinstance
+            raise InteropError(f"{path}: corrupt safetensors header: tensor {name!r} has data_offsets "
+                               f"{info['data_offsets']!r}, not two byte offsets; re-export or re-download it")
         if not (0 <= start <= end <= data_bytes):
             raise InteropError(f"{path}: truncated or corrupt: tensor {name!r} needs bytes {start}..{end} "
                                f"but the file holds {data_bytes}; re-export or re-download it")

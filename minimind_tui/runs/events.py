@@ -39,6 +39,8 @@ Readers ignore unknown fields and unknown events, so adding either does not bump
 """
 from __future__ import annotations
 
+import os
+import threading
 import time
 from enum import Enum
 
@@ -96,14 +98,50 @@ def encode(event: str, now: float | None = None, **fields) -> bytes:
 
 
 class EventWriter:
-    """Append-only writer; each event is one write() of a whole line, so readers never see half a record."""
+    """Append-only writer of whole lines: an event is on disk whole or not at all, so one never runs into the next.
+
+    On a full disk write() first stores what fits and returns a short count; only the next write raises. The
+    rest is written in a loop, and when a write fails the file is cut back to where the event began before the
+    error is raised (the trainer reports it elsewhere). A line left torn anyway (a crash, a cut that failed) is
+    ended with a newline before the next event, so readers lose only that line. Thread-safe: the stall
+    watchdog writes from its own thread."""
 
     def __init__(self, path, clock=time.time):
-        self._f = open(path, "ab", buffering=0)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
         self._clock = clock
+        self._lock = threading.Lock()
+        size = os.fstat(self._fd).st_size
+        self._torn = size > 0 and _last_byte(path, size) != b"\n"
 
     def emit(self, event: str, **fields) -> None:
-        self._f.write(encode(event, now=self._clock(), **fields))
+        data = encode(event, now=self._clock(), **fields)
+        with self._lock:
+            if self._torn:
+                data = b"\n" + data
+            start = os.fstat(self._fd).st_size
+            done = 0
+            try:
+                while done < len(data):
+                    done += os.write(self._fd, memoryview(data)[done:])
+            except BaseException:
+                if done:
+                    self._cut_back(start)
+                raise
+            self._torn = False
+
+    def _cut_back(self, length: int) -> None:
+        try:
+            os.ftruncate(self._fd, length)
+        except OSError:
+            self._torn = True  # the next event starts on a line of its own
 
     def close(self) -> None:
-        self._f.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _last_byte(path, size: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(size - 1)
+        return f.read(1)

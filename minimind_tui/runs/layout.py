@@ -154,6 +154,8 @@ def find_checkpoints(root: Path) -> list[CheckpointInfo]:
             found.append(CheckpointInfo(p, f"out/{name}", mode, None, p.stat().st_mtime))
     for run in list_runs(root):
         for ck in complete_checkpoints(run):
+            if meta_damaged(ck):
+                continue  # resume skips it too
             meta = read_json(ck / META_FILE) or {}
             step = meta.get("step")
             mode = meta.get("mode")
@@ -176,8 +178,18 @@ def weights_name(mode: str, dim: int, use_moe: bool) -> str:
     return f"{WEIGHTS_PREFIX[mode]}_{dim}{'_moe' if use_moe else ''}.pth"
 
 
+def meta_damaged(checkpoint: Path) -> bool:
+    """A checkpoint folder whose meta.json is there but does not read as a JSON object: its checksums and
+    settings are lost, so nothing picks it by itself (resume, chat and --init on a run folder, the lists)."""
+    meta_file = Path(checkpoint) / META_FILE
+    return meta_file.exists() and read_json(meta_file) is None
+
+
 def read_json(path: Path) -> dict | None:
+    """A JSON object from `path`; None when it is missing or anything else (invalid, nested too deeply for the
+    parser, an array or a number where an object belongs): callers treat all of those as absent."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         return None
+    return value if isinstance(value, dict) else None

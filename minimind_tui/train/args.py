@@ -6,6 +6,7 @@ which flags the user actually gave (that matters on --resume, where the run's ow
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from minimind_tui.errors import UserError
@@ -156,14 +157,22 @@ def resolve(mode: str, explicit: dict, base: dict | None = None) -> dict:
         settings["save_every_min"] = None  # a step interval asked for replaces the time-based default
     if settings["save_interval"] is None and settings["save_every_min"] is None:
         settings["save_every_min"] = DEFAULT_SAVE_EVERY_MIN
-    for name in ("epochs", "batch_size", "accumulation_steps", "dim", "n_layers", "max_seq_len", "log_interval",
-                 "save_interval", "keep_last"):
+    for name in ("epochs", "batch_size", "accumulation_steps", "dim", "n_layers", "n_heads", "n_kv_heads",
+                 "max_seq_len", "log_interval", "save_interval", "keep_last"):
         if settings[name] is not None and settings[name] < 1:
             raise UserError(f"--{name} must be at least 1 (got {settings[name]})")
     if settings["save_every_min"] is not None and not settings["save_every_min"] > 0:
         raise UserError(f"--save_every_min must be above 0 (got {settings['save_every_min']})")
     if settings["max_seq_len"] < 2:
         raise UserError("--max_seq_len must be at least 2")
+    for name in ("learning_rate", "grad_clip"):  # float("nan") parses; the optimiser would fail after setup
+        if not math.isfinite(settings[name]) or settings[name] < 0:
+            raise UserError(f"--{name} must be a finite number, 0 or more (got {settings[name]})")
+    try:  # the shape rules (heads dividing dim, kv heads dividing heads) before any run folder exists
+        LMConfig(dim=settings["dim"], n_layers=settings["n_layers"], n_heads=settings["n_heads"],
+                 n_kv_heads=settings["n_kv_heads"])
+    except ValueError as e:
+        raise UserError(f"model settings: {e}") from None
     return settings
 
 

@@ -208,7 +208,9 @@ def load_checkpoint(folder: Path) -> Loaded:
         raise CheckpointError(f"{folder}: incomplete checkpoint (no {layout.COMPLETE} marker)")
     meta = layout.read_json(folder / layout.META_FILE)
     if meta is None:
-        raise CheckpointError(f"{folder / layout.META_FILE}: missing or not valid JSON")
+        raise CheckpointError(f"{folder / layout.META_FILE}: missing, not valid JSON or not a JSON object")
+    if not isinstance(meta.get("sha256") or {}, dict):
+        raise CheckpointError(f"{folder / layout.META_FILE}: damaged (sha256 is not a table of checksums)")
     for name, digest in (meta.get("sha256") or {}).items():
         if not (folder / name).is_file() or sha256(folder / name) != digest:
             raise CheckpointError(f"{folder / name}: checksum mismatch (truncated or corrupted on disk)")

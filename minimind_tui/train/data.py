@@ -91,7 +91,7 @@ def _open_or_build(settings: dict, tokenizer, root: Path, emit, check_stop) -> T
     key = cache_key(jsonl.fingerprint, tokenizer.fingerprint(), settings["max_seq_len"], settings["mode"],
                     bool(settings["skip_bad_lines"]))
     folder = root / key
-    cache = open_cache(folder)
+    cache = open_cache(folder, report=lambda why: _say(f"data: {why}; rebuilding it", emit))
     report, said = _skip_reporter(emit)
     if cache is not None:
         print(f"data: {path} ({len(cache)} samples, {cache.n_tokens} tokens; cached tokens {folder})", flush=True)
@@ -109,3 +109,10 @@ def _open_or_build(settings: dict, tokenizer, root: Path, emit, check_stop) -> T
                                                                               check_stop))
     print(f"data: {len(cache)} samples, {cache.n_tokens} tokens, cached in {folder}", flush=True)
     return cache
+
+
+def _say(text: str, emit) -> None:
+    """A warning for train.log and, as a `log` event, for the dashboard."""
+    print(text, flush=True)
+    if emit:
+        emit("log", level="warning", message=text)

@@ -51,7 +51,15 @@ from .lock import TrainerLock
 from .logtee import LogTee
 from .memory_plan import GiB, default_chunk_tokens
 from .metrics import StepMeter, format_line, peak_allocated_gib
-from .model_setup import build_model, choose_tokenizer, initial_weights, load_init, model_config, write_sidecar
+from .model_setup import (
+    build_model,
+    choose_tokenizer,
+    initial_weights,
+    load_init,
+    load_resumed,
+    model_config,
+    write_sidecar,
+)
 from .run_dir import create, saved_settings, write_config
 from .schedule import learning_rate
 from .signals import Stopped, StopRequest
@@ -415,7 +423,7 @@ class Trainer:
         self.config = model_config(s, self.tokenizer.vocab_size)
         model = build_model(self.config, s["seed"])
         if loaded is not None:
-            model.load_state_dict(loaded.weights)
+            load_resumed(model, loaded, self.run_dir)
             self.log(f"resuming from {loaded.path} (step {loaded.state['step']})")
         elif init_file is not None:
             load_init(model, init_file, log=self.log, tokenizer_dir=s["tokenizer"])

@@ -8,6 +8,7 @@ import torch
 
 from dataset.atomic import write_atomic
 from minimind_tui.errors import UserError
+from minimind_tui.runs import layout
 from minimind_tui.tokenizer_choice import choose_tokenizer_dir, find_weights, sidecar_path
 from model import LMConfig, MiniMindLM, Tokenizer
 from model.checkpoint import CheckpointError, check_compatible, load_state_dict
@@ -57,6 +58,35 @@ def build_model(config: LMConfig, seed: int) -> MiniMindLM:
     # (and equal to MiniMind's for the same seed: the construction order matches).
     torch.manual_seed(seed)
     return MiniMindLM(config)
+
+
+# What fixes the weights' shapes: a config.json that changes one of these cannot take its run's checkpoints.
+SHAPE_FIELDS = ("dim", "n_layers", "n_heads", "n_kv_heads", "use_moe", "vocab_size")
+
+
+def load_resumed(model: MiniMindLM, loaded, run_dir: Path) -> None:
+    """A resumed run's checkpoint (`checkpointing.Loaded`) into the model its config.json describes. A
+    hand-edited config.json that contradicts the checkpoint (the model settings its meta.json recorded, or
+    the weights' shapes) is one line naming config.json, not a torch traceback."""
+    config_file = Path(run_dir) / layout.CONFIG
+    fix = f"restore the run's values, or start a new run with --init {loaded.path}"
+    recorded = loaded.meta.get("config")
+    if isinstance(recorded, dict):
+        differ = {k: f"{k} {getattr(model.config, k)} (the checkpoint has {recorded[k]})" for k in SHAPE_FIELDS
+                  if k in recorded and recorded[k] != getattr(model.config, k)}
+        if differ:
+            hint = " (its tokenizer setting decides vocab_size)" if "vocab_size" in differ else ""
+            raise UserError(f"{config_file}: does not describe the checkpoint {loaded.path}: "
+                            f"{', '.join(differ.values())}{hint}; {fix}")
+    try:
+        missing, unexpected = check_compatible(model, loaded.weights, loaded.path / layout.MODEL_FILE)
+    except CheckpointError as e:
+        raise UserError(f"{config_file}: does not describe the checkpoint ({e}); {fix}") from None
+    if missing or unexpected:
+        what, names = ("missing", missing) if missing else ("unexpected", unexpected)
+        raise UserError(f"{config_file}: does not describe the checkpoint {loaded.path} ({what} weights "
+                        f"{', '.join(names[:3])}); {fix}")
+    model.load_state_dict(loaded.weights)
 
 
 def load_init(model: MiniMindLM, weights: Path, log=print, tokenizer_dir=None) -> None:

@@ -63,10 +63,31 @@ def write_config(run_dir: Path, settings: dict, extra: dict) -> None:
 
 
 def saved_settings(run_dir: Path, mode: str) -> dict:
-    config = layout.read_json(Path(run_dir) / layout.CONFIG)
-    if not config or "settings" not in config:
-        raise UserError(f"{Path(run_dir) / layout.CONFIG}: missing or unreadable; cannot resume this run")
+    path = Path(run_dir) / layout.CONFIG
+    config = layout.read_json(path)
+    if not config or not isinstance(config.get("settings"), dict) or not isinstance(config.get("mode"), str):
+        raise UserError(f"{path}: missing or unreadable; cannot resume this run")
     if config.get("mode") != mode:
         raise UserError(f"{run_dir} is a {config.get('mode')} run; resume it with `train {config.get('mode')} "
                         f"--resume {shell_quote(run_dir)}`")
-    return {k: v for k, v in config["settings"].items() if k not in NOT_INHERITED}
+    settings = {k: v for k, v in config["settings"].items() if k not in NOT_INHERITED}
+    _check_types(settings, path)
+    return settings
+
+
+_KIND = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _check_types(settings: dict, path: Path) -> None:
+    """A hand-edited config.json: each setting must have its default's type (an int where a float belongs)."""
+    from .args import COMMON_DEFAULTS, MODE_DEFAULTS
+
+    defaults = {**COMMON_DEFAULTS, **{k: v for d in MODE_DEFAULTS.values() for k, v in d.items()}}
+    for name, value in settings.items():
+        default = defaults.get(name)
+        if default is None or value is None:
+            continue
+        kinds = (int, float) if type(default) is float else (type(default),)
+        if type(value) not in kinds:
+            kind = _KIND.get(type(default), type(default).__name__)
+            raise UserError(f"{path}: setting {name} is {value!r}, not {kind}; restore the run's value")
