@@ -143,7 +143,8 @@ def given(ns: argparse.Namespace) -> dict:
 
 
 def resolve(mode: str, explicit: dict, base: dict | None = None) -> dict:
-    """Full settings: explicit flags over `base` (a resumed run's saved settings) over the defaults."""
+    """Full settings: explicit flags over `base` (a resumed run's saved settings) over the defaults.
+    Their values are checked by precheck.py, which the CLI and the Train tab both call."""
     if mode not in MODES:
         raise UserError(f"unknown training mode {mode!r}; use one of {', '.join(MODES)}")
     settings = {**COMMON_DEFAULTS, **MODE_DEFAULTS[mode]}
@@ -156,14 +157,6 @@ def resolve(mode: str, explicit: dict, base: dict | None = None) -> dict:
         settings["save_every_min"] = None  # a step interval asked for replaces the time-based default
     if settings["save_interval"] is None and settings["save_every_min"] is None:
         settings["save_every_min"] = DEFAULT_SAVE_EVERY_MIN
-    for name in ("epochs", "batch_size", "accumulation_steps", "dim", "n_layers", "max_seq_len", "log_interval",
-                 "save_interval", "keep_last"):
-        if settings[name] is not None and settings[name] < 1:
-            raise UserError(f"--{name} must be at least 1 (got {settings[name]})")
-    if settings["save_every_min"] is not None and not settings["save_every_min"] > 0:
-        raise UserError(f"--save_every_min must be above 0 (got {settings['save_every_min']})")
-    if settings["max_seq_len"] < 2:
-        raise UserError("--max_seq_len must be at least 2")
     return settings
 
 

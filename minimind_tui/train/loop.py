@@ -43,7 +43,7 @@ from minimind_tui.runs.events import SCHEMA_VERSION, EventWriter
 from minimind_tui.runs.launcher import resume_command, shell_quote
 from minimind_tui.tokenizer_choice import recorded_meta
 
-from . import EXIT_DONE, EXIT_FAILED, EXIT_OOM, auto_batch, checkpointing, devices, distributed, fault_hooks
+from . import EXIT_DONE, EXIT_FAILED, EXIT_OOM, auto_batch, checkpointing, devices, distributed, fault_hooks, precheck
 from .args import conflicts_on_resume, resolve
 from .data import prepare
 from .heartbeat import Heartbeat
@@ -189,14 +189,18 @@ def _train(mode, explicit, root, info, device, stop) -> int:
             raise UserError(f"a resumed run keeps its own settings; these differ: {', '.join(clashes)}. "
                             f"Start a new run (with --init {shell_quote(run_dir)}) to change them")
         settings = resolve(mode, explicit, base=saved)
+        precheck.check(settings, files=False)
         settings["resume"] = str(explicit["resume"])
     else:
         settings = resolve(mode, explicit)
         run_dir = Path(explicit["run_dir"]) if explicit.get("run_dir") else None
-        if run_dir is None:
-            _precheck(settings)  # a typo should not leave a new run folder behind
-            if info.is_main:
-                run_dir = layout.create_run_dir(Path(root), mode)
+        # A mistake should not leave a new run folder behind. Into a given --run_dir (the dashboard made it)
+        # the trainer records the same refusal, so the run says why it ended.
+        warnings = precheck.check(settings, files=run_dir is None)
+        for warning in warnings if info.is_main else ():
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
+        if run_dir is None and info.is_main:
+            run_dir = layout.create_run_dir(Path(root), mode)
         run_dir = Path(distributed.broadcast_object(str(run_dir), info))
         if (Path(run_dir) / layout.METRICS).exists() and layout.complete_checkpoints(run_dir):
             raise UserError(f"{run_dir} already holds a run; continue it with --resume {shell_quote(run_dir)}, "
@@ -210,20 +214,8 @@ def _train(mode, explicit, root, info, device, stop) -> int:
                   f"--dtype chooses)", flush=True)
     trainer = Trainer(settings, Path(run_dir), info, device, stop, resume_from if explicit.get("resume") else None,
                       resuming=bool(explicit.get("resume")))
+    trainer.check_files = bool(explicit.get("run_dir")) and not explicit.get("resume")
     return trainer.run()
-
-
-def _precheck(settings: dict) -> None:
-    """The mistakes that cost nothing to catch before a run folder exists: a missing data or init file.
-    (With an explicit --run_dir, e.g. from the dashboard, the same errors are also recorded in the run.)"""
-    from dataset import DataError
-    from dataset.jsonl import check_data_file
-
-    try:
-        check_data_file(Path(settings["data_path"]))  # missing, a folder (naming its .jsonl files), or empty
-    except DataError as e:
-        raise DataError(f"{e} (--data_path)") from None
-    initial_weights(settings)
 
 
 @dataclass
@@ -266,6 +258,7 @@ class Trainer:
         self.nonfinite_steps = 0  # optimizer steps skipped for an inf/NaN gradient (reported so far)
         self._writer = checkpointing.BackgroundWriter()
         self._last_save_t = 0.0
+        self.check_files = False  # precheck the files once the run directory records the outcome (--run_dir)
 
     # ----- output: only rank 0 writes to the run directory -----
     def emit(self, event: str, **fields) -> None:
@@ -325,6 +318,9 @@ class Trainer:
         try:
             self._open_run_dir()
             self.log(f"run directory: {self.run_dir}")
+            if self.check_files:
+                for warning in precheck.check(self.settings):
+                    self._fallback_message(f"warning: {warning}")  # train.log and the dashboard
             t_begin = time.time()
             self._build()
             self._announce(setup_s=time.time() - t_begin)
