@@ -46,6 +46,7 @@ class RunView:
     new_log_lines: tuple[str, ...] = ()
     reset_log: bool = False  # the run changed: clear the log panel first
     curves: Curves | None = None
+    eval_points: tuple[tuple[int, float], ...] = ()  # (step, validation loss), by step: see eval_points()
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,14 @@ class _Followed:
         self.state = RunState(run_dir)
         self.series: RunSeries | None = None  # only while charted
         self.config: dict = {}  # config.json, once a comparison needs it
+        self.evals: dict[int, float] = {}  # step -> validation loss
 
     def update(self) -> None:
         while events := self.reader.read_new():
             self.state.add(events)
             if self.series is not None:
                 self.series.add(events)
+            self.evals.update(eval_points(events))
 
     def chart(self) -> RunSeries:
         """Start keeping this run's curves: the events already read are read again, up to where the summary's
@@ -83,6 +86,13 @@ class _Followed:
                     break
             self.series = series
         return self.series
+
+
+def eval_points(events: list[dict]) -> dict[int, float]:
+    """step -> validation loss from `eval` events (events.py). Keyed by step, so after a resume from an earlier
+    checkpoint the replayed evaluations replace the old ones, as the replayed steps do."""
+    return {e["step"]: float(e["loss"]) for e in events if e.get("event") == "eval"
+            and isinstance(e.get("step"), int) and isinstance(e.get("loss"), (int, float))}
 
 
 class RunsIndex:
@@ -137,7 +147,7 @@ class RunsIndex:
         if reset and not lines:
             lines = TextTail(run_dir / LAUNCHER_LOG).read_new()  # a trainer that died before logging
         return RunView(run_dir, f.state.summary(self.clock(), self.exit_code(run_dir)),
-                       tuple(lines[-LOG_LINES:]), reset, curves)
+                       tuple(lines[-LOG_LINES:]), reset, curves, tuple(sorted(f.evals.items())))
 
     def compare(self, run_dirs: Sequence[Path]) -> tuple[Compared, ...]:
         """The curves and config.json of each run compared, in the order given."""

@@ -5,7 +5,9 @@ Every event has "event" and "time" (unix seconds). Events:
   step     step, total, epoch, loss, lr, grad_norm, tokens_per_s (real), padded_tokens_per_s,
            samples, elapsed, eta, mem_peak_gb (CUDA only, else null: peak memory allocated by tensors
            since the previous step event, in GiB)
-  eval     step, loss
+  eval     step, loss: the validation loss (--eval_data, or the share --eval_ratio holds out of the training
+           data), with the training loss function, over the whole validation set after optimizer step `step`;
+           every --eval_interval steps and at the end
   ckpt     step, path (relative to the run dir), seconds
   checkpoint_failed  step, reason
   oom      step, rank, batch_size, mem_gb (peak allocated since the last step event, GiB), suggestion
@@ -23,6 +25,8 @@ Added by the trainer (readers may ignore them):
            samples cover all ranks
   oom      also chunk_tokens (the pass budget in force, null: whole batch in one pass), suggest_chunk_tokens
            (a smaller budget to try when passes, not the batch, set the peak; suggestion is then null)
+  eval     also samples (in the validation set), tokens (its loss-mask count: the loss is the summed
+           cross-entropy divided by it), seconds (how long it took; left out of the step rates)
   ckpt     also weights (the MiniMind-style file refreshed with it, e.g. out/pretrain_512.pth), blocked_s
            (how long training paused to snapshot it; `seconds` is the background write); written when the
            write finished, so it may follow later step events

@@ -30,6 +30,7 @@ COMMON_DEFAULTS = dict(
     seed=1337, keep_last=3, compile=False, skip_bad_lines=False,
     use_wandb=False, use_swanlab=False, wandb_project="MiniMind", tokenizer=None, device=None,
     preset=None, run_dir=None, resume=None, chunk_tokens=None, auto_batch_size=False,
+    eval_data=None, eval_ratio=None, eval_interval=None,
 )
 # Checkpoint every few minutes by default: a fixed step count is seconds apart on a fast GPU (where each save
 # cost 20-50% of the time) and an hour apart on a CPU.
@@ -37,7 +38,7 @@ DEFAULT_SAVE_EVERY_MIN = 5.0
 # Settings that fix the run's arithmetic or data order: a resumed run keeps the saved values.
 FIXED_ON_RESUME = ("learning_rate", "accumulation_steps", "batch_size", "data_path", "dim", "n_layers", "n_heads",
                    "n_kv_heads", "max_seq_len", "use_moe", "shuffle", "seed", "epochs", "warmup_iters",
-                   "tokenizer", "init", "skip_bad_lines", "preset")
+                   "tokenizer", "init", "skip_bad_lines", "preset", "eval_ratio", "eval_data")
 
 
 def default_text(value) -> str:
@@ -119,6 +120,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                         "padded pass. 0 = one sample per pass; -1 = whole batch in one pass "
                                         "(default: 8192 on CUDA; on CPU dense models pack each batch into one "
                                         "unpadded row instead)")
+
+    group = p.add_argument_group("validation")
+    flag("eval_data", metavar="JSONL", help="held-out data of the same kind: its loss (the training loss, over "
+                                            "all of it) is logged as `eval` events")
+    flag("eval_ratio", type=float, metavar="F", help="hold out this share of --data_path instead (e.g. 0.01): "
+                                                     "chosen by --seed, never trained on")
+    flag("eval_interval", type=int, metavar="N", help="evaluate every N optimizer steps, and at the end "
+                                                      "(default: a tenth of the run)")
 
     group = p.add_argument_group("logging and saving")
     flag("log_interval", type=int, help="write a step event / log line every N optimizer steps (default 1)")

@@ -25,6 +25,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from dataset.atomic import stale_temps
@@ -45,7 +46,7 @@ from minimind_tui.tokenizer_choice import recorded_meta
 
 from . import EXIT_DONE, EXIT_FAILED, EXIT_OOM, auto_batch, checkpointing, devices, distributed, fault_hooks, precheck
 from .args import conflicts_on_resume, resolve
-from .data import prepare
+from .data import held_out_split, prepare
 from .heartbeat import Heartbeat
 from .lock import TrainerLock
 from .logtee import LogTee
@@ -452,19 +453,34 @@ class Trainer:
         self.emit("log", level="warning", message=text)
 
     def _prepare_data(self) -> None:
-        """The token cache, and how many optimizer steps it makes."""
+        """The token cache, the validation set, and how many optimizer steps the training samples make."""
         s, info = self.settings, self.info
         self.emit("prepare", stage="data", done=0, total=None)
         self.cache = prepare(s, self.tokenizer, info, emit=self.emit if info.is_main else None,
                              check_stop=self._check_stop)
         n = len(self.cache)
+        self.collate = make_collator(self.cache, s, self.device, self.tokenizer.pad_token_id, self.config.use_moe)
+        self.train_index = None  # cache indices trained on, when some are held out (else all)
+        self.eval_set = None     # (collator, cache indices) of the validation set
+        if s.get("eval_ratio"):
+            self.train_index, held = held_out_split(n, s["eval_ratio"], s["seed"])
+            self.eval_set = (self.collate, held)
+            n = len(self.train_index)
+            self.log(f"validation: {len(held)} of {len(self.cache)} samples held out (--eval_ratio "
+                     f"{s['eval_ratio']:g}, drawn by --seed {s['seed']}); training on {n}")
+        elif s.get("eval_data"):
+            cache = prepare({**s, "data_path": s["eval_data"]}, self.tokenizer, info, check_stop=self._check_stop)
+            collate = make_collator(cache, s, self.device, self.tokenizer.pad_token_id, self.config.use_moe)
+            self.eval_set = (collate, np.arange(len(cache)))
+        self.n_train = n
         self.batches_per_epoch = batches_per_epoch(n, s["batch_size"], info.world_size)
         if self.batches_per_epoch == 0:
             raise UserError(f"{s['data_path']}: {n} samples are fewer than one global batch "
-                            f"({s['batch_size']} x {info.world_size} processes)")
+                            f"({s['batch_size']} x {info.world_size} processes)"
+                            + (" once --eval_ratio's share is held out" if self.train_index is not None else ""))
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / s["accumulation_steps"])
         self.total = s["epochs"] * self.steps_per_epoch
-        self.collate = make_collator(self.cache, s, self.device, self.tokenizer.pad_token_id, self.config.use_moe)
+        self.eval_interval = s.get("eval_interval") or max(1, self.total // 10)
 
     def _parallelize(self, model):
         """What the step calls: the model on its device, packed or not, wrapped in DDP, compiled."""
@@ -525,8 +541,10 @@ class Trainer:
         epoch0, step0 = self.start_at
         result = None  # a resumed run may have no step left
         for epoch in range(epoch0, s["epochs"]):
-            batches = epoch_batches(len(self.cache), epoch, s["batch_size"], s["seed"], bool(s["shuffle"]),
+            batches = epoch_batches(self.n_train, epoch, s["batch_size"], s["seed"], bool(s["shuffle"]),
                                     self.info.world_size, self.info.rank)
+            if self.train_index is not None:  # positions among the training samples -> cache indices
+                batches = [self.train_index[b] for b in batches]
             first = step0 if epoch == epoch0 else 0
             stream = iterate(batches[first * accum:], self.collate, s["num_workers"])
             for k in range(first, self.steps_per_epoch):
@@ -590,9 +608,48 @@ class Trainer:
             self.emit("end", status="stopped", reason=reason, step=self.step)
             self.log(f"stopped: {reason}; resume with: {resume_command(s['mode'], self.run_dir)}")
             return EXIT_DONE
+        if self.eval_set is not None and self.step % self.eval_interval == 0 and not last:
+            self._evaluate()
         if save_due and not last:
             self._save(next_at, result)
         return None
+
+    def _evaluate(self) -> None:
+        """The validation loss: the training loss function (pass_loss) summed over the whole validation set,
+        then divided by its mask count; in eval mode, without gradients. Every rank takes its share of the
+        batches and the sums are added up on the host. Its time is left out of the step rates."""
+        t0 = time.time()
+        s, info = self.settings, self.info
+        collate, indices = self.eval_set
+        batches = [indices[i:i + s["batch_size"]] for i in range(0, len(indices), s["batch_size"])]
+        module = compute_module(self.model, s, self.device)  # no DDP (no gradients to sync), not compiled
+        ce_sum = torch.zeros((), device=self.device)
+        n_mask = 0
+        if self._watchdog:
+            self._watchdog.pause()  # a long evaluation is not a stalled step
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                for batch in batches[info.rank::info.world_size]:
+                    for piece in collate(batch):
+                        with self.autocast:  # n_mask 1, no aux share: the pass's summed cross-entropy
+                            ce_sum += pass_loss(module, piece, 1.0, 0.0, 1, self.device).float()
+                        n_mask += int(piece.loss_mask.sum())
+        finally:
+            self.model.train(was_training)
+            if self._watchdog:
+                self._watchdog.resume()
+        total, count = distributed.host_sum([float(ce_sum.item()), float(n_mask)], info)
+        loss = total / max(count, 1.0)
+        seconds = time.time() - t0
+        self.meter.exclude(seconds)
+        self.emit("eval", step=self.step, loss=round(loss, 6), samples=len(indices), tokens=int(count),
+                  seconds=round(seconds, 3))
+        self.log(f"eval step {self.step}: loss {loss:.4f} over {len(indices)} held-out samples "
+                 f"({int(count)} tokens, {seconds:.1f} s)")
+        if self.trackers:
+            self.trackers.log({"eval_loss": loss}, self.step)
 
     def _save_due(self) -> bool:
         """--save_interval steps, or --save_every_min minutes, since the last save (either when both are set)."""
@@ -638,6 +695,8 @@ class Trainer:
             self.trackers.log(fields, self.step)
 
     def _finish(self, result: StepResult | None) -> int:
+        if self.eval_set is not None:
+            self._evaluate()
         ok = self._save((self.settings["epochs"], 0), result, wait=True)
         if not ok:
             self.emit("end", status="failed", reason="training finished but the final checkpoint could not be saved",

@@ -26,6 +26,10 @@ class StepMeter:
         self._padded += padded_tokens
         self._samples += samples
 
+    def exclude(self, seconds: float) -> None:
+        """Leave `seconds` of other work (an evaluation) out of the current window's rates."""
+        self._window_t += seconds
+
     def window(self) -> list[float]:
         """This process's counts since the last event: real tokens, computed tokens, samples."""
         return [self._real, self._padded, self._samples]
