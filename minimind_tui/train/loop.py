@@ -687,7 +687,7 @@ class Trainer:
         loss = self._global_loss(result)
         self._report_nonfinite()
         window = distributed.host_sum(self.meter.window(), self.info)  # tokens and samples of every rank
-        fields = self.meter.event(self.step, epoch, loss, result.lr, float(result.grad_norm), self.device, window)
+        fields = self.meter.event(self.step, epoch + 1, loss, result.lr, float(result.grad_norm), self.device, window)
         fields["nonfinite_steps"] = self.nonfinite_steps
         self.emit("step", **fields)
         self.log(format_line(fields))
