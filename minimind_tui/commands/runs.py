@@ -51,7 +51,9 @@ def list_runs(args) -> int:
 
     runs = layout.list_runs(Path(args.root))
     if not runs:
-        print(f"no runs under {layout.runs_dir(args.root)}")
+        print(f"no runs under {layout.runs_dir(args.root)} yet. To start one: `minimind-tui --demo` (the dashboard "
+              f"with the bundled demo data), `minimind-tui demo` (the whole chain on a CPU), or fetch MiniMind's "
+              f"data with `minimind-tui download quickstart` and open `minimind-tui`")
         return 0
     notes = {run_dir: layout.read_note(run_dir) for run_dir in runs}
     with_notes = any(notes.values())  # the column only when some run has a note
