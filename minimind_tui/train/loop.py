@@ -167,13 +167,13 @@ def optimizer_step(optimizer, scaler, grad_norm: torch.Tensor) -> torch.Tensor:
 def train(mode: str, explicit: dict, root: str = ".") -> int:
     """Entry point of `minimind-tui train MODE`. Returns the exit status (user errors raise)."""
     device = devices.choose_device(explicit.get("device"))
-    old_umask = os.umask(0o077)  # run folders, checkpoints and weights are private to the user
+    # No umask of our own: out/ weights are for sharing and follow the user's. Run folders are made 0700
+    # (layout.create_run_dir, run_dir.create), which keeps the checkpoints and logs inside them private.
     info, device = distributed.init(device)
     stop = StopRequest().install()
     try:
         return _train(mode, explicit, root, info, device, stop)
     finally:
-        os.umask(old_umask)
         stop.uninstall()
         distributed.shutdown(info)
 
