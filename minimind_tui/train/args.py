@@ -145,6 +145,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
 
 
+class _Refusing(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UserError(message)
+
+
+def parse_flags(argv: list[str]) -> dict:
+    """The train flags in `argv` (no mode) as `given` returns them; a flag train does not take, or a bad value,
+    is a UserError. The Train tab reads its "more" field and checks its command line with it."""
+    parser = _Refusing(prog="train", add_help=False)
+    add_arguments(parser)
+    return given(parser.parse_args(argv))
+
+
 def given(ns: argparse.Namespace) -> dict:
     """The flags the user actually typed."""
     keys = set(COMMON_DEFAULTS) | {k for d in MODE_DEFAULTS.values() for k in d}
