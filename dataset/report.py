@@ -23,7 +23,11 @@ def format_report(st: DatasetStats, list_bad: bool = True) -> str:
              + ("" if st.complete else " (cancelled: partial)")]
     if st.bad_by_category:
         lines.append("bad lines by kind: " + ", ".join(f"{k} {v:,}" for k, v in sorted(st.bad_by_category.items())))
-    lines.append(f"role-order problems: {st.role_order_problems:,}")
+    sft = st.kind == "sft"  # conversations: roles, replies and masks that reach into padding
+    if sft:
+        lines.append(f"role-order problems: {st.role_order_problems:,}")
+        lines.append(f"samples with no reply (no assistant turn after the last user turn): {st.no_reply:,}"
+                     + _examples(st.no_reply, st.no_reply_examples))
     repeat = "repeats" if st.duplicates == 1 else "repeat"
     lines.append(f"duplicates: {_count(st.duplicates, 'sample')} {repeat} an earlier one "
                  f"({_count(st.duplicate_groups, 'group')})")
@@ -42,13 +46,14 @@ def format_report(st: DatasetStats, list_bad: bool = True) -> str:
                   f"truncated: {st.truncated:,} samples ({100 * st.truncated_share:.1f}%), "
                   f"{st.truncated_tokens:,} tokens cut",
                   f"samples with zero trained tokens: {st.zero_trained:,}"
-                  + (f" ({_lines_word(st.zero_trained)} {', '.join(map(str, st.zero_trained_examples[:5]))}"
-                     + (", ..." if st.zero_trained > 5 else "") + ")" if st.zero_trained else ""),
-                  f"samples whose loss reaches into padding (no reply after the last user turn): {st.pad_trained:,}"
-                  + (f" ({_lines_word(st.pad_trained)} {', '.join(map(str, st.pad_trained_examples[:5]))}"
-                     + (", ..." if st.pad_trained > 5 else "") + ")" if st.pad_trained else ""),
-                  f"per epoch: {st.tokens_per_epoch:,} tokens ({st.padded_tokens_per_epoch:,} positions padded to "
-                  f"max_seq_len), {st.trained_tokens_per_epoch:,} trained"]
+                  + _examples(st.zero_trained, st.zero_trained_examples)]
+        if sft:
+            lines.append(f"samples whose loss reaches into padding (a reply cut by truncation, or none after the "
+                         f"last user turn): {st.pad_trained:,}" + _examples(st.pad_trained, st.pad_trained_examples))
+        padding = (f"; the loss also counts {st.pad_trained_tokens_per_epoch:,} padding positions"
+                   if st.pad_trained_tokens_per_epoch else "")
+        lines.append(f"per epoch: {st.tokens_per_epoch:,} tokens ({st.padded_tokens_per_epoch:,} positions padded "
+                     f"to max_seq_len), {st.trained_tokens_per_epoch:,} of them trained{padding}")
         if st.seconds_per_epoch is not None:
             lines.append(f"time per epoch at {st.throughput:,.0f} tokens/s: {_duration(st.seconds_per_epoch)}")
         lines.append("token-length histogram:")
@@ -59,6 +64,13 @@ def format_report(st: DatasetStats, list_bad: bool = True) -> str:
         if st.bad_lines > LISTED:
             lines.append(f"  ... and {st.bad_lines - LISTED:,} more")
     return "\n".join(lines)
+
+
+def _examples(n: int, lines: list[int]) -> str:
+    """" (lines 3, 8, ...)" after a count, or nothing when it is 0."""
+    if not n:
+        return ""
+    return f" ({_lines_word(n)} {', '.join(map(str, lines[:5]))}" + (", ..." if n > 5 else "") + ")"
 
 
 def _count(n: int, noun: str) -> str:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import orjson
 
+from .conversation import turns_of
 from .jsonl import JsonlFile
 from .masking import SampleEncoder
 from .validate import BadLine, parse_line
@@ -96,8 +97,11 @@ class DatasetStats:
     zero_trained_examples: list[int] = field(default_factory=list)  # line numbers
     pad_trained: int = 0                 # samples whose loss reaches into padding (e.g. ending on a user turn)
     pad_trained_examples: list[int] = field(default_factory=list)   # line numbers
+    no_reply: int = 0                    # SFT samples with no assistant turn after the last user turn
+    no_reply_examples: list[int] = field(default_factory=list)      # line numbers
     tokens_per_epoch: int = 0            # real (non-padding) positions the model reads
-    trained_tokens_per_epoch: int = 0    # positions the loss counts
+    trained_tokens_per_epoch: int = 0    # real positions the loss counts (never more than tokens_per_epoch)
+    pad_trained_tokens_per_epoch: int = 0  # padding positions the loss counts too (the reference's mask)
     padded_tokens_per_epoch: int = 0     # positions with padding to max_seq_len, as the reference batches
     throughput: float | None = None      # tokens/s used for the estimate
     seconds_per_epoch: float | None = None
@@ -124,8 +128,16 @@ def _tokenize_batch(encoder: SampleEncoder, objs: list, lines: np.ndarray):
         length = len(ids) + (encoder.tokenizer.count_tokens(text[len(head):]) if len(head) < len(text) else 0)
         kept_len = min(length + extra, encoder.max_length)
         # Position 0 is never a target (Y = ids[1:]); marks past the sample are padding the loss counts.
-        out.append((length + extra, int(mask[1:].sum()), int(mask[kept_len:].sum())))
+        out.append((length + extra, int(mask[1:kept_len].sum()), int(mask[kept_len:].sum())))
     return out
+
+
+def has_reply(obj: dict) -> bool:
+    """An SFT sample has something to learn from: an assistant turn after its last user turn. Without one the
+    reference's loss mask runs on into padding (or there is nothing to train at all)."""
+    roles = [t.get("role") for t in turns_of(obj)]
+    last_user = max((i for i, r in enumerate(roles) if r == "user"), default=-1)
+    return "assistant" in roles[last_user + 1:]
 
 
 def _histogram(lengths: np.ndarray, bins: int = 16) -> list[dict]:
@@ -173,13 +185,18 @@ def compute_stats(jsonl: JsonlFile, kind: str, tokenizer=None, max_seq_len: int 
             sample_lines[st.samples] = j
             st.samples += 1
             objs.append(obj)
+            if kind == "sft" and not has_reply(obj):
+                st.no_reply += 1
+                if len(st.no_reply_examples) < MAX_LISTED:
+                    st.no_reply_examples.append(j + 1)
         if encoder is not None and objs:
             batch = _tokenize_batch(encoder, objs, sample_lines[first_sample:st.samples])
             for k, (length, trained, pad_trained) in enumerate(batch):
                 lengths[first_sample + k] = length
                 st.trained_tokens_per_epoch += trained
+                st.pad_trained_tokens_per_epoch += pad_trained
                 line_number = int(sample_lines[first_sample + k]) + 1
-                if trained == 0:
+                if trained + pad_trained == 0:
                     st.zero_trained += 1
                     if len(st.zero_trained_examples) < MAX_LISTED:
                         st.zero_trained_examples.append(line_number)

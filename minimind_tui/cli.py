@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # Modules under minimind_tui.commands, in the order `--help` lists them.
@@ -32,14 +33,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _innermost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)parser of the command that was given: `train pretrain`'s for `train pretrain --bogus`."""
+    while True:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        name = getattr(args, sub.dest, None) if sub is not None else None
+        if sub is None or name not in sub.choices:
+            return parser
+        parser = sub.choices[name]
+
+
+def _quiet_broken_pipe() -> int:
+    """`minimind-tui runs list | head`: the reader left. Say nothing (no traceback, nor Python's complaint
+    when it flushes stdout at exit) and end as a program killed by SIGPIPE would."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the usage of the command they were typing, not the top level's
+        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         if args.command is None:
             from minimind_tui.app.main import run_app
             return run_app(root=args.root, demo=args.demo) or 0
         return args.func(args) or 0
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except Exception as e:
         if not getattr(e, "user_facing", False):
             raise

@@ -13,6 +13,14 @@ from dataset.tokenizer_dir import default_tokenizer_dir
 from minimind_tui.runs import layout
 
 MINIMIND_TOKENIZER = Path("model") / "minimind_tokenizer"  # where a MiniMind checkout keeps its tokenizer
+DEMO_TOKENIZER_WHY = "the bundled demo tokenizer"  # choose_tokenizer_dir's reason when nothing better was found
+
+
+def demo_tokenizer_hint() -> str:
+    """What to say when a model other than the demo would get the demo tokenizer: how to get MiniMind's."""
+    return ("no MiniMind tokenizer in ./model/minimind_tokenizer: the bundled demo tokenizer (a small vocabulary "
+            "made for the demo corpus) would be used; get MiniMind's with `minimind-tui download tokenizer`, "
+            "or pass --tokenizer DIR")
 
 
 def sidecar_path(weights: Path) -> Path:
@@ -86,4 +94,4 @@ def choose_tokenizer_dir(root: Path = Path("."), explicit: str | Path | None = N
     found = default_tokenizer_dir(root)
     if found == root / "model" / "minimind_tokenizer":
         return found, "MiniMind's model/minimind_tokenizer"
-    return found, "the bundled demo tokenizer"
+    return found, DEMO_TOKENIZER_WHY

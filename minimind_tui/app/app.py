@@ -109,6 +109,7 @@ class MiniMindApp(App):
                 tooltip="leave the text field: the digit keys switch tabs again"),
         Binding("ctrl+l", "launch", "Launch"),
         Binding("ctrl+o", "preview", "Preview data"),
+        Binding("ctrl+y", "copy_command", "Copy command", show=False),
         Binding("s", "stop", "Stop run"),
         Binding("r", "resume", "Resume"),
     ]
@@ -362,6 +363,14 @@ class MiniMindApp(App):
         self.action_tab("runs")
         self.refresh_runs()
 
+    def action_copy_command(self) -> None:
+        command = self.query_one(TrainForm).command_line()
+        if command is None:
+            self.notify("The form has no command yet: see what it says under the fields.", severity="warning")
+            return
+        self.copy_to_clipboard(command)  # OSC 52: works over SSH and inside tmux
+        self.notify("command copied", title="Train")
+
     # ---- dataset preview -----------------------------------------------------------------------------
     def action_preview(self) -> None:
         self.query_one(TrainForm).request_preview()
@@ -446,7 +455,7 @@ class MiniMindApp(App):
         tab = self.query_one(TabbedContent).active if self.is_mounted else None
         if action in ("stop", "resume"):
             return tab == "runs"
-        if action in ("launch", "preview"):
+        if action in ("launch", "preview", "copy_command"):
             return tab == "train"
         if action == "leave_field":  # in the footer only while typing: how to get the digit keys back
             return isinstance(self.focused, (Input, TextArea))
@@ -499,15 +508,20 @@ def replacement_question(root: Path, spec: TrainSpec) -> str | None:
     if not target.is_file():
         return None
     meta = recorded_meta(target)
+    live = ""
     if meta.get("run_id"):
         loss = meta.get("loss")
         origin = f"from run {meta['run_id']}, step {meta.get('step', '?')}" + (
             f", loss {loss:.3f}" if isinstance(loss, (int, float)) else "") + "; its run folder keeps a copy"
+        writer = Path(meta["run_dir"]) if meta.get("run_dir") else layout.run_path(root, meta["run_id"])
+        if layout.is_alive(writer):
+            live = (f"\nRun {meta['run_id']} is still running and writes this file at each of its saves: the two "
+                    f"runs would overwrite each other's weights.")
     else:
         origin = "not written by minimind-tui: no other copy here"
     try:
         shown = target.relative_to(root)
     except ValueError:
         shown = target
-    return (f"{shown} already holds weights ({origin}).\nThis run replaces them at its first save; if it is stopped "
-            f"early, its half-trained weights stay there.\nLaunch anyway?")
+    return (f"{shown} already holds weights ({origin}).{live}\nThis run replaces them at its first save; if it is "
+            f"stopped early, its half-trained weights stay there.\nLaunch anyway?")

@@ -48,6 +48,7 @@ class RunView:
     new_log_lines: tuple[str, ...] = ()
     reset_log: bool = False  # the run changed: clear the log panel first
     curves: Curves | None = None
+    eval_points: tuple[tuple[int, float], ...] = ()  # (step, validation loss), by step: see eval_points()
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,14 @@ class _Followed:
         self.state = RunState(run_dir)
         self.series: RunSeries | None = None  # only while charted
         self.config: dict = {}  # config.json, once a comparison needs it
+        self.evals: dict[int, float] = {}  # step -> validation loss
 
     def update(self) -> None:
         while events := self.reader.read_new():
             self.state.add(events)
             if self.series is not None:
                 self.series.add(events)
+            self.evals.update(eval_points(events))
 
     def chart(self) -> RunSeries:
         """Start keeping this run's curves: the events already read are read again, up to where the summary's
@@ -85,6 +88,13 @@ class _Followed:
                     break
             self.series = series
         return self.series
+
+
+def eval_points(events: list[dict]) -> dict[int, float]:
+    """step -> validation loss from `eval` events (events.py). Keyed by step, so after a resume from an earlier
+    checkpoint the replayed evaluations replace the old ones, as the replayed steps do."""
+    return {e["step"]: float(e["loss"]) for e in events if e.get("event") == "eval"
+            and isinstance(e.get("step"), int) and isinstance(e.get("loss"), (int, float))}
 
 
 class RunsIndex:
@@ -153,11 +163,13 @@ class RunsIndex:
             self._log = (run_dir, TextTail(run_dir / layout.LOG))
         if summary.status is RunStatus.UNREADABLE:
             return RunView(run_dir, summary, (), reset)
+        f = self._followed(run_dir)
         try:
-            curves = self._curves(self._followed(run_dir))
+            curves = self._curves(f)
         except OSError:  # replaced by a FIFO, or deleted, since the summary was read: no curves this round
             curves = None
-        return RunView(run_dir, summary, tuple(self._log_lines(run_dir, reset)[-LOG_LINES:]), reset, curves)
+        return RunView(run_dir, summary, tuple(self._log_lines(run_dir, reset)[-LOG_LINES:]), reset, curves,
+                       tuple(sorted(f.evals.items())))
 
     def _log_lines(self, run_dir: Path, reset: bool) -> list[str]:
         assert self._log is not None

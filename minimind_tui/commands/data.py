@@ -113,8 +113,10 @@ def _show_line(args, jsonl, kind, tok) -> int:
         for b in sample.blocks:  # what a plain role/content listing would hide
             print(f"── {b.title} ──\n{b.text}")
         print()
-    print(f"tokens {tv.n_tokens}, kept {tv.n_kept}, truncated {tv.n_truncated}, trained {tv.n_trained}"
-          + (f" (of which {tv.n_pad_trained} padding)" if tv.n_pad_trained else "")
+    # Trained counts the sample's own tokens; padding positions the reference's mask reaches are said apart.
+    print(f"tokens {tv.n_tokens}, kept {tv.n_kept}, truncated {tv.n_truncated}, "
+          f"trained {tv.n_trained - tv.n_pad_trained}"
+          + (f", and {tv.n_pad_trained} padding positions the loss counts" if tv.n_pad_trained else "")
           + (f", trained tokens lost to truncation {tv.n_trained_lost}" if tv.n_trained_lost else ""))
     print("[trained] tokens are counted by the loss; text after ✂ is cut at max_seq_len\n")
     out, trained, cut = [], False, False
@@ -148,6 +150,11 @@ def run_validate(args) -> int:
                         f"Fix them, or train with --skip-bad-lines to leave them out.")
     if not st.samples:
         raise UserError(f"{args.file}: no {kind} samples in {st.lines} lines")
+    for line in st.no_reply_examples[:LISTED]:  # valid, but nothing to learn from: the loss runs into padding
+        print(f"{args.file}:{line}: no reply: no assistant turn after the last user turn")
+    if st.no_reply > LISTED:
+        print(f"... and {st.no_reply - LISTED} more")
     print(f"{args.file}: {st.samples:,} {kind} samples, no bad lines"
-          + (f", {st.duplicates:,} duplicates" if st.duplicates else ""))
+          + (f", {st.duplicates:,} duplicates" if st.duplicates else "")
+          + (f", {st.no_reply:,} with no reply" if st.no_reply else ""))
     return 0

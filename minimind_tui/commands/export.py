@@ -11,14 +11,17 @@ def register(subparsers) -> None:
                     "transformers' LlamaForCausalLM and llama.cpp's converter load. Dimensions, layers and "
                     "vocabulary are read from the tensor shapes; head counts default to MiniMind's (8 query, "
                     "and key/value heads inferred) and can be overridden. MoE checkpoints are refused.")
-    p.add_argument("checkpoint", help="a .pth state dict (MiniMind's out/*.pth or a run's checkpoints/*/model.pth)")
+    p.add_argument("checkpoint", help="a .pth state dict (MiniMind's out/*.pth or a run's checkpoints/*/model.pth), "
+                                      "a checkpoint folder, or a run folder (its newest complete checkpoint), as "
+                                      "chat and train --init take")
     p.add_argument("--out", required=True, help="directory to write (created if missing)")
     p.add_argument("--tokenizer", help="tokenizer directory (tokenizer.json + tokenizer_config.json); default: the one "
                                        "recorded with the checkpoint, else ./model/minimind_tokenizer")
     p.add_argument("--n_heads", type=int, help="query heads, when the model was trained with a non-default count (8)")
     p.add_argument("--n_kv_heads", type=int, help="key/value heads (default: inferred from the shapes)")
     p.add_argument("--rope_theta", type=float, help="RoPE base, when not MiniMind's 1e6")
-    p.add_argument("--max_seq_len", type=int, help="max_position_embeddings to declare (default 8192)")
+    p.add_argument("--max_seq_len", type=int, help="max_position_embeddings to declare (default: the max_seq_len the "
+                                                   "checkpoint was trained with, when recorded; else 8192)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
                    help="weights' dtype in the export (auto: as stored in the checkpoint)")
     p.add_argument("--force", action="store_true", help="overwrite an existing export in --out")
@@ -34,6 +37,6 @@ def run(args: argparse.Namespace) -> int:
     c = result.config
     print(f"exported {result.n_params / 1e6:.1f}M parameters ({str(result.dtype).removeprefix('torch.')}) "
           f"to {result.out_dir}: dim {c.dim}, {c.n_layers} layers, {c.n_heads} heads / {c.n_kv_heads} kv heads, "
-          f"vocab {c.vocab_size}; tokenizer from {result.tokenizer_dir}")
+          f"vocab {c.vocab_size}, max_position_embeddings {c.max_seq_len}; tokenizer from {result.tokenizer_dir}")
     print(f"load it with: LlamaForCausalLM.from_pretrained({str(result.out_dir)!r})")
     return 0

@@ -24,7 +24,7 @@ EPILOG = """examples:
   minimind-tui train sft --batch_size 64 --device cuda --dry_run   # the plan and memory estimate only
   torchrun --nproc_per_node 2 -m minimind_tui train pretrain ...
 
-exit status: 0 finished or stopped (SIGINT/SIGTERM save a checkpoint first), 1 crashed,
+exit status: 0 finished or stopped (SIGINT/SIGTERM/SIGHUP save a checkpoint first), 1 crashed,
 2 bad input (data, flags, checkpoint), 3 out of memory."""
 
 

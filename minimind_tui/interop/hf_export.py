@@ -63,7 +63,7 @@ class ExportResult:
 def export_hf(checkpoint, out_dir, tokenizer_dir=None, *, n_heads: int | None = None,
               n_kv_heads: int | None = None, rope_theta: float | None = None, max_seq_len: int | None = None,
               dtype: str = "auto", force: bool = False) -> ExportResult:
-    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    checkpoint, out_dir = weights_file(checkpoint), Path(out_dir)
     from minimind_tui.tokenizer_choice import damaged_meta
 
     damaged = damaged_meta(checkpoint)
@@ -103,6 +103,16 @@ def export_hf(checkpoint, out_dir, tokenizer_dir=None, *, n_heads: int | None = 
     n_params = sum(v.numel() for v in hf_sd.values())
     return ExportResult(out_dir=out_dir, config=config, n_params=n_params, dtype=target,
                         tokenizer_dir=Path(tokenizer_dir))
+
+
+def weights_file(checkpoint) -> Path:
+    """A .pth, or the weights a checkpoint folder or a run folder holds (its newest complete checkpoint)."""
+    from minimind_tui.tokenizer_choice import find_weights
+
+    found = find_weights(checkpoint)
+    if found is None:
+        raise InteropError(f"{checkpoint}: no model.pth and no complete checkpoint inside")
+    return found
 
 
 def _infer(sd, checkpoint: Path, overrides: dict) -> LMConfig:

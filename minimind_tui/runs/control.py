@@ -1,5 +1,6 @@
 """Stop a run: SIGINT to the trainer's process group (the trainer finishes its step, saves and writes an
-`end` event), then SIGKILL to the group if it has not exited within the timeout.
+`end` event), then SIGKILL to the group if it has not exited within the timeout. A stopped (SIGSTOPped,
+Ctrl-Z'd) trainer gets SIGCONT first: a stopped process cannot run its handler, so it could only be killed.
 
 The group is the session the launcher created, so torchrun and every rank get the signal. Never signals
 the caller's own process group."""
@@ -58,6 +59,7 @@ def stop_run(run_dir: Path, timeout: float = STOP_TIMEOUT_S, poll: float = 0.1,
     targets = _targets(running)
     graceful = _targets(_ranks_of_torchrun(run_dir, running)) or targets
     _record(run_dir, requested=time.time(), timeout=timeout, result="pending")
+    _signal(targets, signal.SIGCONT)  # harmless to a running process; lets a stopped one save
     _signal(graceful, signal.SIGINT)
     if progress:
         progress(f"sent SIGINT to {_describe(graceful)}; waiting up to {timeout:g}s for it to save and exit")

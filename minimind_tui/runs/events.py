@@ -2,10 +2,12 @@
 
 Every event has "event" and "time" (unix seconds). Events:
   start    schema, run_id, mode, pid, world_size, total (optimizer steps), config (model), params
-  step     step, total, epoch, loss, lr, grad_norm, tokens_per_s (real), padded_tokens_per_s,
-           samples, elapsed, eta, mem_peak_gb (CUDA only, else null: peak memory allocated by tensors
-           since the previous step event, in GiB)
-  eval     step, loss
+  step     step, total, epoch (from 1; schema 1 counted from 0: read it with epoch_number), loss, lr,
+           grad_norm, tokens_per_s (real), padded_tokens_per_s, samples, elapsed, eta, mem_peak_gb (CUDA only,
+           else null: peak memory allocated by tensors since the previous step event, in GiB)
+  eval     step, loss: the validation loss (--eval_data, or the share --eval_ratio holds out of the training
+           data), with the training loss function, over the whole validation set after optimizer step `step`;
+           every --eval_interval steps and at the end
   ckpt     step, path (relative to the run dir), seconds
   checkpoint_failed  step, reason
   oom      step, rank, batch_size, mem_gb (peak allocated since the last step event, GiB), suggestion
@@ -19,10 +21,11 @@ Added by the trainer (readers may ignore them):
            tokenizer, data_path, setup_s
   step     also step_s (seconds per optimizer step over the window), rss_gb, mem_reserved_gb (peak memory
            reserved by the CUDA caching allocator over the window, GiB; null off CUDA), nonfinite_steps
-           (optimizer steps skipped so far for an inf/NaN gradient); epoch is 0-based; loss, rates and
-           samples cover all ranks
+           (optimizer steps skipped so far for an inf/NaN gradient); loss, rates and samples cover all ranks
   oom      also chunk_tokens (the pass budget in force, null: whole batch in one pass), suggest_chunk_tokens
            (a smaller budget to try when passes, not the batch, set the peak; suggestion is then null)
+  eval     also samples (in the validation set), tokens (its loss-mask count: the loss is the summed
+           cross-entropy divided by it), seconds (how long it took; left out of the step rates)
   ckpt     also weights (the MiniMind-style file refreshed with it, e.g. out/pretrain_512.pth), blocked_s
            (how long training paused to snapshot it; `seconds` is the background write); written when the
            write finished, so it may follow later step events
@@ -46,7 +49,8 @@ from enum import Enum
 
 import orjson
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+EPOCH_FROM_ONE = 2  # the schema version from which `step` events count epochs from 1, as people (and the UI) do
 
 
 class RunStatus(str, Enum):
@@ -90,6 +94,16 @@ class RunStatus(str, Enum):
 
 
 END_STATUSES = (RunStatus.DONE, RunStatus.STOPPED, RunStatus.FAILED, RunStatus.OOM)  # what `end` may carry
+
+
+def epoch_number(step: dict, start: dict | None) -> int | None:
+    """The 1-based epoch of a `step` event, whichever schema wrote it: `start` is the run's start event before
+    it (version 1 counted from 0; a start without a version is this one's)."""
+    epoch = step.get("epoch")
+    if not isinstance(epoch, int):
+        return None
+    schema = (start or {}).get("schema")
+    return epoch + 1 if isinstance(schema, int) and schema < EPOCH_FROM_ONE else epoch
 
 
 def encode(event: str, now: float | None = None, **fields) -> bytes:

@@ -40,19 +40,21 @@ class TrainSpec:
     n_layers: int = 8
     max_seq_len: int = 512
     use_moe: bool = False
-    dtype: str = "bfloat16"
+    dtype: str | None = None       # None: the trainer's choice for the device (no --dtype; the CPU has none)
     device: str = "cuda:0"
     init: str | None = None        # SFT base weights; None lets the trainer use its default
     out_dir: str = "out"
     gpus: int = 1
     extra: list[str] = field(default_factory=list)
+    preset: str | None = None      # the model preset chosen (None: custom sizes)
 
     def train_args(self) -> list[str]:
         args = [self.mode, "--data_path", self.data_path, "--batch_size", str(self.batch_size),
                 "--learning_rate", f"{self.learning_rate:g}", "--epochs", str(self.epochs),
-                "--accumulation_steps", str(self.accumulation_steps), "--dim", str(self.dim),
+                "--accumulation_steps", str(self.accumulation_steps),
+                *(["--preset", self.preset] if self.preset else []), "--dim", str(self.dim),
                 "--n_layers", str(self.n_layers), "--max_seq_len", str(self.max_seq_len),
-                "--use_moe", "1" if self.use_moe else "0", "--dtype", self.dtype]
+                "--use_moe", "1" if self.use_moe else "0", *(["--dtype", self.dtype] if self.dtype else [])]
         if self.gpus <= 1:  # under torchrun each rank picks its own GPU from LOCAL_RANK
             args += ["--device", self.device]
         if self.init:

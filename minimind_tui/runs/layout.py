@@ -6,6 +6,7 @@ runs/<run-id>/
     train.log            the trainer's stdout and stderr
     heartbeat            touched every few seconds by a live trainer (mtime = last sign of life)
     trainer.lock         "PID START_TIME HOST" of the single writer (pids.py)
+    notes.txt            what the user wrote about the run (`runs note`); shown by `runs list`
     checkpoints/step_00000123/
         model.pth        plain fp32 state dict, loadable by MiniMind's own scripts
         state.pt         optimizer, scaler, schedule position, RNG, data position (resume only)
@@ -34,6 +35,7 @@ COMPLETE = "COMPLETE"
 MODEL_FILE = "model.pth"
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
+NOTES = "notes.txt"
 
 HEARTBEAT_EVERY_S = 2.0
 # A run whose heartbeat is older than this is not alive (the trainer touches it every HEARTBEAT_EVERY_S,
@@ -168,6 +170,22 @@ def write_private(path: Path, text: str) -> None:
     """Replace a small file with one readable by its owner only (0600) whatever the caller's umask: the
     dashboard runs with the user's umask (often 022) but writes into private run directories."""
     write_atomic(path, text, mode=0o600)
+
+
+def read_note(run_dir: Path) -> str:
+    try:
+        return (Path(run_dir) / NOTES).read_text(encoding="utf-8").strip()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return ""
+
+
+def write_note(run_dir: Path, text: str) -> None:
+    """Set (or, with empty text, remove) the run's note."""
+    path = Path(run_dir) / NOTES
+    if text.strip():
+        write_private(path, text.strip() + "\n")
+    else:
+        path.unlink(missing_ok=True)
 
 
 # MiniMind's names for the weights in out/: pretrain_512.pth, full_sft_640_moe.pth.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import layout, pids
 from .control import STOP_REQUEST, read_stop_request
-from .events import END_STATUSES, RunStatus
+from .events import END_STATUSES, RunStatus, epoch_number
 from .launcher import LAUNCHER_LOG, LAUNCHER_PID, launcher_pid
 from .reader import NotRegularFile, open_regular, read_all, read_regular
 
@@ -73,7 +73,7 @@ class RunSummary:
     dataset: str | None = None
     step: int | None = None
     total: int | None = None
-    epoch: int | None = None
+    epoch: int | None = None  # from 1
     epochs: int | None = None
     loss: float | None = None
     lr: float | None = None
@@ -191,7 +191,7 @@ class RunState:
             run_id=self.run_dir.name, status=status, reason=reason, mode=mode,
             dataset=_dataset_name(args.get("data_path")),
             step=step.get("step"), total=step.get("total") or start.get("total"),
-            epoch=step.get("epoch"), epochs=args.get("epochs"),
+            epoch=epoch_number(step, start), epochs=args.get("epochs"),
             loss=step.get("loss"), lr=step.get("lr"), tokens_per_s=step.get("tokens_per_s"),
             eta_s=step.get("eta") if status in (RunStatus.LIVE, RunStatus.STALLED) else None,
             duration_s=(end_time - self.first_time) if self.first_time is not None and end_time else None,

@@ -9,7 +9,7 @@ One job per module:
   lock.py          trainer.lock: a single writer per run directory
   heartbeat.py     the heartbeat file, touched from a side thread
   logtee.py        copying this process's stdout/stderr into train.log
-  signals.py       SIGINT/SIGTERM -> "stop after this step"
+  signals.py       SIGINT/SIGTERM/SIGHUP -> "stop after this step"
   checkpointing.py atomic checkpoint folders written in the background, keep-last-K, resume with fall-back
   model_setup.py   tokenizer choice, model construction, --init weights
   data.py          dataset -> token cache -> per-epoch batches

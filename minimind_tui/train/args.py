@@ -6,7 +6,6 @@ which flags the user actually gave (that matters on --resume, where the run's ow
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from minimind_tui.errors import UserError
@@ -31,6 +30,7 @@ COMMON_DEFAULTS = dict(
     seed=1337, keep_last=3, compile=False, skip_bad_lines=False,
     use_wandb=False, use_swanlab=False, wandb_project="MiniMind", tokenizer=None, device=None,
     preset=None, run_dir=None, resume=None, chunk_tokens=None, auto_batch_size=False,
+    eval_data=None, eval_ratio=None, eval_interval=None,
 )
 # Checkpoint every few minutes by default: a fixed step count is seconds apart on a fast GPU (where each save
 # cost 20-50% of the time) and an hour apart on a CPU.
@@ -38,7 +38,7 @@ DEFAULT_SAVE_EVERY_MIN = 5.0
 # Settings that fix the run's arithmetic or data order: a resumed run keeps the saved values.
 FIXED_ON_RESUME = ("learning_rate", "accumulation_steps", "batch_size", "data_path", "dim", "n_layers", "n_heads",
                    "n_kv_heads", "max_seq_len", "use_moe", "shuffle", "seed", "epochs", "warmup_iters",
-                   "tokenizer", "init", "skip_bad_lines", "preset")
+                   "tokenizer", "init", "skip_bad_lines", "preset", "eval_ratio", "eval_data")
 
 
 def default_text(value) -> str:
@@ -121,6 +121,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                         "(default: 8192 on CUDA; on CPU dense models pack each batch into one "
                                         "unpadded row instead)")
 
+    group = p.add_argument_group("validation")
+    flag("eval_data", metavar="JSONL", help="held-out data of the same kind: its loss (the training loss, over "
+                                            "all of it) is logged as `eval` events")
+    flag("eval_ratio", type=float, metavar="F", help="hold out this share of --data_path instead (e.g. 0.01): "
+                                                     "chosen by --seed, never trained on")
+    flag("eval_interval", type=int, metavar="N", help="evaluate every N optimizer steps, and at the end "
+                                                      "(default: a tenth of the run)")
+
     group = p.add_argument_group("logging and saving")
     flag("log_interval", type=int, help="write a step event / log line every N optimizer steps (default 1)")
     flag("save_interval", type=int, help="save a checkpoint every N optimizer steps (default: by time, see "
@@ -137,6 +145,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
 
 
+class _Refusing(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UserError(message)
+
+
+def parse_flags(argv: list[str]) -> dict:
+    """The train flags in `argv` (no mode) as `given` returns them; a flag train does not take, or a bad value,
+    is a UserError. The Train tab reads its "more" field and checks its command line with it."""
+    parser = _Refusing(prog="train", add_help=False)
+    add_arguments(parser)
+    return given(parser.parse_args(argv))
+
+
 def given(ns: argparse.Namespace) -> dict:
     """The flags the user actually typed."""
     keys = set(COMMON_DEFAULTS) | {k for d in MODE_DEFAULTS.values() for k in d}
@@ -144,7 +165,8 @@ def given(ns: argparse.Namespace) -> dict:
 
 
 def resolve(mode: str, explicit: dict, base: dict | None = None) -> dict:
-    """Full settings: explicit flags over `base` (a resumed run's saved settings) over the defaults."""
+    """Full settings: explicit flags over `base` (a resumed run's saved settings) over the defaults.
+    Their values are checked by precheck.py, which the CLI and the Train tab both call."""
     if mode not in MODES:
         raise UserError(f"unknown training mode {mode!r}; use one of {', '.join(MODES)}")
     settings = {**COMMON_DEFAULTS, **MODE_DEFAULTS[mode]}
@@ -157,22 +179,6 @@ def resolve(mode: str, explicit: dict, base: dict | None = None) -> dict:
         settings["save_every_min"] = None  # a step interval asked for replaces the time-based default
     if settings["save_interval"] is None and settings["save_every_min"] is None:
         settings["save_every_min"] = DEFAULT_SAVE_EVERY_MIN
-    for name in ("epochs", "batch_size", "accumulation_steps", "dim", "n_layers", "n_heads", "n_kv_heads",
-                 "max_seq_len", "log_interval", "save_interval", "keep_last"):
-        if settings[name] is not None and settings[name] < 1:
-            raise UserError(f"--{name} must be at least 1 (got {settings[name]})")
-    if settings["save_every_min"] is not None and not settings["save_every_min"] > 0:
-        raise UserError(f"--save_every_min must be above 0 (got {settings['save_every_min']})")
-    if settings["max_seq_len"] < 2:
-        raise UserError("--max_seq_len must be at least 2")
-    for name in ("learning_rate", "grad_clip"):  # float("nan") parses; the optimiser would fail after setup
-        if not math.isfinite(settings[name]) or settings[name] < 0:
-            raise UserError(f"--{name} must be a finite number, 0 or more (got {settings[name]})")
-    try:  # the shape rules (heads dividing dim, kv heads dividing heads) before any run folder exists
-        LMConfig(dim=settings["dim"], n_layers=settings["n_layers"], n_heads=settings["n_heads"],
-                 n_kv_heads=settings["n_kv_heads"])
-    except ValueError as e:
-        raise UserError(f"model settings: {e}") from None
     return settings
 
 

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from dataset import DataError
 from dataset.jsonl import JsonlFile
 from dataset.token_cache import TokenCache, build, cache_key, default_root, open_cache
@@ -42,6 +44,17 @@ class Progress:
         if self.emit and (now - self.last_emit > 1.0 or done == total):
             self.emit("prepare", stage="tokenise", done=done, total=total)
             self.last_emit = now
+
+
+def held_out_split(n: int, ratio: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) sample indices for --eval_ratio, each in file order: `ratio` of the n samples
+    (at least one), drawn by the seed alone. Its own generator, so the model's initial weights and the data
+    order draw what they drew without it; a resumed run draws the same set again."""
+    k = min(n, max(1, round(n * ratio)))
+    held = np.sort(np.random.default_rng([seed, 0xE7A1]).permutation(n)[:k])
+    keep = np.ones(n, dtype=bool)
+    keep[held] = False
+    return np.flatnonzero(keep), held
 
 
 def _dataset(mode: str, jsonl: JsonlFile, tokenizer, max_length: int, skip_bad_lines: bool, report=print):

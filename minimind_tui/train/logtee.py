@@ -19,10 +19,16 @@ class _Tee:
                 self._log.flush()
             except (OSError, ValueError):
                 pass  # a full disk or a closed log must not stop training
-        return self._stream.write(text)
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError):
+            return len(text)  # a closed terminal (hang-up) must not stop training either: the log has it
 
     def flush(self) -> None:
-        self._stream.flush()
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
 
     def isatty(self) -> bool:
         return self._stream.isatty()

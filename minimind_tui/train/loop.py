@@ -25,6 +25,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from dataset.atomic import stale_temps
@@ -43,9 +44,9 @@ from minimind_tui.runs.events import SCHEMA_VERSION, EventWriter
 from minimind_tui.runs.launcher import resume_command, shell_quote
 from minimind_tui.tokenizer_choice import recorded_meta
 
-from . import EXIT_DONE, EXIT_FAILED, EXIT_OOM, auto_batch, checkpointing, devices, distributed, fault_hooks
+from . import EXIT_DONE, EXIT_FAILED, EXIT_OOM, auto_batch, checkpointing, devices, distributed, fault_hooks, precheck
 from .args import conflicts_on_resume, resolve
-from .data import prepare
+from .data import held_out_split, prepare
 from .heartbeat import Heartbeat
 from .lock import TrainerLock
 from .logtee import LogTee
@@ -174,13 +175,13 @@ def optimizer_step(optimizer, scaler, grad_norm: torch.Tensor) -> torch.Tensor:
 def train(mode: str, explicit: dict, root: str = ".") -> int:
     """Entry point of `minimind-tui train MODE`. Returns the exit status (user errors raise)."""
     device = devices.choose_device(explicit.get("device"))
-    old_umask = os.umask(0o077)  # run folders, checkpoints and weights are private to the user
+    # No umask of our own: out/ weights are for sharing and follow the user's. Run folders are made 0700
+    # (layout.create_run_dir, run_dir.create), which keeps the checkpoints and logs inside them private.
     info, device = distributed.init(device)
     stop = StopRequest().install()
     try:
         return _train(mode, explicit, root, info, device, stop)
     finally:
-        os.umask(old_umask)
         stop.uninstall()
         distributed.shutdown(info)
 
@@ -197,14 +198,18 @@ def _train(mode, explicit, root, info, device, stop) -> int:
             raise UserError(f"a resumed run keeps its own settings; these differ: {', '.join(clashes)}. "
                             f"Start a new run (with --init {shell_quote(run_dir)}) to change them")
         settings = resolve(mode, explicit, base=saved)
+        precheck.check(settings, files=False)
         settings["resume"] = str(explicit["resume"])
     else:
         settings = resolve(mode, explicit)
         run_dir = Path(explicit["run_dir"]) if explicit.get("run_dir") else None
-        if run_dir is None:
-            _precheck(settings)  # a typo should not leave a new run folder behind
-            if info.is_main:
-                run_dir = layout.create_run_dir(Path(root), mode)
+        # A mistake should not leave a new run folder behind. Into a given --run_dir (the dashboard made it)
+        # the trainer records the same refusal, so the run says why it ended.
+        warnings = precheck.check(settings, files=run_dir is None)
+        for warning in warnings if info.is_main else ():
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
+        if run_dir is None and info.is_main:
+            run_dir = layout.create_run_dir(Path(root), mode)
         run_dir = Path(distributed.broadcast_object(str(run_dir), info))
         if (Path(run_dir) / layout.METRICS).exists() and layout.complete_checkpoints(run_dir):
             raise UserError(f"{run_dir} already holds a run; continue it with --resume {shell_quote(run_dir)}, "
@@ -218,20 +223,8 @@ def _train(mode, explicit, root, info, device, stop) -> int:
                   f"--dtype chooses)", flush=True)
     trainer = Trainer(settings, Path(run_dir), info, device, stop, resume_from if explicit.get("resume") else None,
                       resuming=bool(explicit.get("resume")))
+    trainer.check_files = bool(explicit.get("run_dir")) and not explicit.get("resume")
     return trainer.run()
-
-
-def _precheck(settings: dict) -> None:
-    """The mistakes that cost nothing to catch before a run folder exists: a missing data or init file.
-    (With an explicit --run_dir, e.g. from the dashboard, the same errors are also recorded in the run.)"""
-    from dataset import DataError
-    from dataset.jsonl import check_data_file
-
-    try:
-        check_data_file(Path(settings["data_path"]))  # missing, a folder (naming its .jsonl files), or empty
-    except DataError as e:
-        raise DataError(f"{e} (--data_path)") from None
-    initial_weights(settings)
 
 
 @dataclass
@@ -274,6 +267,7 @@ class Trainer:
         self.nonfinite_steps = 0  # optimizer steps skipped for an inf/NaN gradient (reported so far)
         self._writer = checkpointing.BackgroundWriter()
         self._last_save_t = 0.0
+        self.check_files = False  # precheck the files once the run directory records the outcome (--run_dir)
 
     # ----- output: only rank 0 writes to the run directory -----
     def emit(self, event: str, **fields) -> None:
@@ -333,6 +327,9 @@ class Trainer:
         try:
             self._open_run_dir()
             self.log(f"run directory: {self.run_dir}")
+            if self.check_files:
+                for warning in precheck.check(self.settings):
+                    self._fallback_message(f"warning: {warning}")  # train.log and the dashboard
             t_begin = time.time()
             self._build()
             self._announce(setup_s=time.time() - t_begin)
@@ -464,19 +461,34 @@ class Trainer:
         self.emit("log", level="warning", message=text)
 
     def _prepare_data(self) -> None:
-        """The token cache, and how many optimizer steps it makes."""
+        """The token cache, the validation set, and how many optimizer steps the training samples make."""
         s, info = self.settings, self.info
         self.emit("prepare", stage="data", done=0, total=None)
         self.cache = prepare(s, self.tokenizer, info, emit=self.emit if info.is_main else None,
                              check_stop=self._check_stop)
         n = len(self.cache)
+        self.collate = make_collator(self.cache, s, self.device, self.tokenizer.pad_token_id, self.config.use_moe)
+        self.train_index = None  # cache indices trained on, when some are held out (else all)
+        self.eval_set = None     # (collator, cache indices) of the validation set
+        if s.get("eval_ratio"):
+            self.train_index, held = held_out_split(n, s["eval_ratio"], s["seed"])
+            self.eval_set = (self.collate, held)
+            n = len(self.train_index)
+            self.log(f"validation: {len(held)} of {len(self.cache)} samples held out (--eval_ratio "
+                     f"{s['eval_ratio']:g}, drawn by --seed {s['seed']}); training on {n}")
+        elif s.get("eval_data"):
+            cache = prepare({**s, "data_path": s["eval_data"]}, self.tokenizer, info, check_stop=self._check_stop)
+            collate = make_collator(cache, s, self.device, self.tokenizer.pad_token_id, self.config.use_moe)
+            self.eval_set = (collate, np.arange(len(cache)))
+        self.n_train = n
         self.batches_per_epoch = batches_per_epoch(n, s["batch_size"], info.world_size)
         if self.batches_per_epoch == 0:
             raise UserError(f"{s['data_path']}: {n} samples are fewer than one global batch "
-                            f"({s['batch_size']} x {info.world_size} processes)")
+                            f"({s['batch_size']} x {info.world_size} processes)"
+                            + (" once --eval_ratio's share is held out" if self.train_index is not None else ""))
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / s["accumulation_steps"])
         self.total = s["epochs"] * self.steps_per_epoch
-        self.collate = make_collator(self.cache, s, self.device, self.tokenizer.pad_token_id, self.config.use_moe)
+        self.eval_interval = s.get("eval_interval") or max(1, self.total // 10)
 
     def _parallelize(self, model):
         """What the step calls: the model on its device, packed or not, wrapped in DDP, compiled."""
@@ -537,8 +549,10 @@ class Trainer:
         epoch0, step0 = self.start_at
         result = None  # a resumed run may have no step left
         for epoch in range(epoch0, s["epochs"]):
-            batches = epoch_batches(len(self.cache), epoch, s["batch_size"], s["seed"], bool(s["shuffle"]),
+            batches = epoch_batches(self.n_train, epoch, s["batch_size"], s["seed"], bool(s["shuffle"]),
                                     self.info.world_size, self.info.rank)
+            if self.train_index is not None:  # positions among the training samples -> cache indices
+                batches = [self.train_index[b] for b in batches]
             first = step0 if epoch == epoch0 else 0
             stream = iterate(batches[first * accum:], self.collate, s["num_workers"])
             for k in range(first, self.steps_per_epoch):
@@ -602,9 +616,48 @@ class Trainer:
             self.emit("end", status="stopped", reason=reason, step=self.step)
             self.log(f"stopped: {reason}; resume with: {resume_command(s['mode'], self.run_dir)}")
             return EXIT_DONE
+        if self.eval_set is not None and self.step % self.eval_interval == 0 and not last:
+            self._evaluate()
         if save_due and not last:
             self._save(next_at, result)
         return None
+
+    def _evaluate(self) -> None:
+        """The validation loss: the training loss function (pass_loss) summed over the whole validation set,
+        then divided by its mask count; in eval mode, without gradients. Every rank takes its share of the
+        batches and the sums are added up on the host. Its time is left out of the step rates."""
+        t0 = time.time()
+        s, info = self.settings, self.info
+        collate, indices = self.eval_set
+        batches = [indices[i:i + s["batch_size"]] for i in range(0, len(indices), s["batch_size"])]
+        module = compute_module(self.model, s, self.device)  # no DDP (no gradients to sync), not compiled
+        ce_sum = torch.zeros((), device=self.device)
+        n_mask = 0
+        if self._watchdog:
+            self._watchdog.pause()  # a long evaluation is not a stalled step
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                for batch in batches[info.rank::info.world_size]:
+                    for piece in collate(batch):
+                        with self.autocast:  # n_mask 1, no aux share: the pass's summed cross-entropy
+                            ce_sum += pass_loss(module, piece, 1.0, 0.0, 1, self.device).float()
+                        n_mask += int(piece.loss_mask.sum())
+        finally:
+            self.model.train(was_training)
+            if self._watchdog:
+                self._watchdog.resume()
+        total, count = distributed.host_sum([float(ce_sum.item()), float(n_mask)], info)
+        loss = total / max(count, 1.0)
+        seconds = time.time() - t0
+        self.meter.exclude(seconds)
+        self.emit("eval", step=self.step, loss=round(loss, 6), samples=len(indices), tokens=int(count),
+                  seconds=round(seconds, 3))
+        self.log(f"eval step {self.step}: loss {loss:.4f} over {len(indices)} held-out samples "
+                 f"({int(count)} tokens, {seconds:.1f} s)")
+        if self.trackers:
+            self.trackers.log({"eval_loss": loss}, self.step)
 
     def _save_due(self) -> bool:
         """--save_interval steps, or --save_every_min minutes, since the last save (either when both are set)."""
@@ -642,7 +695,7 @@ class Trainer:
         loss = self._global_loss(result)
         self._report_nonfinite()
         window = distributed.host_sum(self.meter.window(), self.info)  # tokens and samples of every rank
-        fields = self.meter.event(self.step, epoch, loss, result.lr, float(result.grad_norm), self.device, window)
+        fields = self.meter.event(self.step, epoch + 1, loss, result.lr, float(result.grad_norm), self.device, window)
         fields["nonfinite_steps"] = self.nonfinite_steps
         self.emit("step", **fields)
         self.log(format_line(fields))
@@ -650,6 +703,8 @@ class Trainer:
             self.trackers.log(fields, self.step)
 
     def _finish(self, result: StepResult | None) -> int:
+        if self.eval_set is not None:
+            self._evaluate()
         ok = self._save((self.settings["epochs"], 0), result, wait=True)
         if not ok:
             self.emit("end", status="failed", reason="training finished but the final checkpoint could not be saved",

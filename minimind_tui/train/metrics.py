@@ -26,13 +26,18 @@ class StepMeter:
         self._padded += padded_tokens
         self._samples += samples
 
+    def exclude(self, seconds: float) -> None:
+        """Leave `seconds` of other work (an evaluation) out of the current window's rates."""
+        self._window_t += seconds
+
     def window(self) -> list[float]:
         """This process's counts since the last event: real tokens, computed tokens, samples."""
         return [self._real, self._padded, self._samples]
 
     def event(self, step: int, epoch: int, loss: float, lr: float, grad_norm: float, device,
               totals: list[float] | None = None) -> dict:
-        """Fields of the `step` event for optimizer step `step` (1-based); resets the window. `totals`:
+        """Fields of the `step` event for optimizer step `step` and epoch `epoch` (both counted from 1, as in
+        metrics.jsonl); resets the window. `totals`:
         window() summed over all ranks (default: this process's own)."""
         real, padded, samples = totals if totals is not None else self.window()
         now = self.clock()
@@ -73,6 +78,6 @@ def memory_peaks(device) -> dict:
 
 def format_line(f: dict) -> str:
     eta = f"{f['eta'] / 60:.1f} min" if f.get("eta") is not None else "?"
-    return (f"epoch {f['epoch'] + 1} step {f['step']}/{f['total']} loss {f['loss']:.4f} lr {f['lr']:.3g} "
+    return (f"epoch {f['epoch']} step {f['step']}/{f['total']} loss {f['loss']:.4f} lr {f['lr']:.3g} "
             f"grad_norm {f['grad_norm'] if f['grad_norm'] is not None else 'nan'} "
             f"{f['tokens_per_s']:.0f} tok/s ({f['padded_tokens_per_s']:.0f} computed) eta {eta}")

@@ -9,11 +9,12 @@ import torch
 from dataset.atomic import write_atomic
 from minimind_tui.errors import UserError
 from minimind_tui.runs import layout
-from minimind_tui.tokenizer_choice import choose_tokenizer_dir, find_weights, sidecar_path
+from minimind_tui.tokenizer_choice import DEMO_TOKENIZER_WHY, choose_tokenizer_dir, find_weights, sidecar_path
 from model import LMConfig, MiniMindLM, Tokenizer
 from model.checkpoint import CheckpointError, check_compatible, load_state_dict
 
 from .args import default_init_path
+from .precheck import init_missing_message
 
 
 def init_weights_file(init: str | Path) -> Path:
@@ -30,9 +31,7 @@ def initial_weights(settings: dict) -> Path | None:
         return None
     init = init_weights_file(settings["init"] or default_init_path(settings))
     if not init.is_file():
-        raise CheckpointError(f"{init}: initial weights not found; " + (
-            "run `minimind-tui train pretrain` first, or pass --init PATH (or --init none for random weights)"
-            if settings["init"] is None else "check the path"))
+        raise CheckpointError(init_missing_message(init, default=settings["init"] is None))
     return init
 
 
@@ -40,6 +39,8 @@ def choose_tokenizer(explicit: str | None, init_meta: dict, log=print, init_file
     folder, why = choose_tokenizer_dir(Path("."), explicit, weights=init_file, meta=init_meta)
     if why != "--tokenizer":
         hint = "" if why.startswith("recorded") else "; pass --tokenizer DIR for another"
+        if why == DEMO_TOKENIZER_WHY:
+            hint += " (`minimind-tui download tokenizer` gets MiniMind's)"
         log(f"tokenizer: {folder} ({why}{hint})")
     return Tokenizer.from_dir(folder)
 

@@ -19,7 +19,7 @@ from minimind_tui.app.widgets.train_form import TrainForm
 from minimind_tui.runs import events, layout
 
 
-async def test_launch_builds_the_trainer_command_and_switches_to_the_new_run(make_app, fake_launcher):
+async def test_launch_builds_the_trainer_command_and_switches_to_the_new_run(make_app, project, fake_launcher):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         form = app.query_one(TrainForm)
@@ -30,9 +30,19 @@ async def test_launch_builds_the_trainer_command_and_switches_to_the_new_run(mak
         form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
         form.query_one("#batch_size", Input).value = "16"
         await wait_for(pilot, lambda: "3 lines" in str(form.query_one("#data_info").render()), "line count")
-        command, warning = str(form.query_one("#command").render()).split("\n")
+        await wait_for(pilot, lambda: "out/pretrain_512.pth: initial weights not found"
+                       in str(form.query_one("#checks").render()), "the trainer's default SFT init is missing")
+        await pilot.press("ctrl+l")  # the trainer would refuse it: so does the form
+        await pilot.pause()
+        assert not fake_launcher.launched
+        assert any("initial weights not found" in n.message for n in app._notifications)
+        (project / "out").mkdir()
+        (project / "out" / "pretrain_512.pth").write_bytes(b"")
+        form.scan()  # as coming back to the tab does
+        await wait_for(pilot, lambda: not str(form.query_one("#checks").render()).startswith("✗"), "checks pass")
+        command = str(form.query_one("#command").render())
+        assert "\n" not in command
         assert command.startswith("$ minimind-tui train sft --data_path dataset/sft_mini_512.jsonl --batch_size 16")
-        assert "out/pretrain_512.pth not found" in warning  # the trainer's default SFT init is missing
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: fake_launcher.launched, "launch")
         mode, args, gpus = fake_launcher.launched[0]
@@ -52,6 +62,7 @@ async def test_launching_over_finished_weights_in_out_asks_first(make_app, proje
     out = project / "out"
     out.mkdir()
     (out / "full_sft_512.pth").write_bytes(b"finished weights")
+    (out / "pretrain_512.pth").write_bytes(b"")  # the base this SFT starts from
     (out / "full_sft_512.meta.json").write_text(json.dumps({"run_id": "20251101-090000-sft", "step": 250,
                                                             "loss": 0.113, "weights_size": 16}))
     app = make_app()
@@ -123,7 +134,8 @@ async def test_launch_refuses_a_bad_field_with_its_name(make_app, fake_launcher)
         form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
         form.query_one("#batch_size", Input).value = "0"
         await pilot.pause()
-        assert "batch: must be at least 1" in str(form.query_one("#command").render())
+        assert "--batch_size must be at least 1 (got 0)" in str(form.query_one("#checks").render())
+        assert form.query_one("#batch_size").has_class("-invalid")
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: seen.notices("Cannot launch"), "the refusal")
         assert seen.notices("Cannot launch") == ["batch: must be at least 1"] and not fake_launcher.launched
@@ -142,17 +154,18 @@ async def test_mode_switch_applies_recipe_defaults(make_app):
         assert form.query_one("#accumulation_steps", Input).value == "1"
 
 
-async def test_multi_gpu_launch_goes_through_loopback_torchrun(make_app, fake_launcher):
+async def test_multi_gpu_launch_goes_through_loopback_torchrun(make_app, project, fake_launcher):
+    (project / "dataset" / "pretrain.jsonl").write_text('{"text": "hello"}\n' * 3)
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         form = app.query_one(TrainForm)
-        form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
+        form.query_one("#data_path", Input).value = "dataset/pretrain.jsonl"
         form.query_one("#gpus", Input).value = "4"
         await pilot.pause()
         command = str(form.query_one("#command").render())
         assert command.startswith(
             "$ python -m minimind_tui.runs.torchrun_loopback --nproc_per_node 4 -m minimind_tui train pretrain")
-        assert "master port unreachable from outside the cluster" in command
+        assert "master port unreachable from outside the cluster" in str(form.query_one("#checks").render())
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: fake_launcher.launched, "launch")
         assert fake_launcher.launched[0][2] == 4
@@ -418,11 +431,12 @@ def footer_actions(app) -> set[str]:
     return {key.action for key in app.query(FooterKey)}
 
 
-async def test_launching_from_inside_a_field_still_shows_the_runs_tab(make_app, fake_launcher):
+async def test_launching_from_inside_a_field_still_shows_the_runs_tab(make_app, project, fake_launcher):
+    (project / "dataset" / "pretrain.jsonl").write_text('{"text": "hello"}\n' * 3)
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         form = app.query_one(TrainForm)
-        form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
+        form.query_one("#data_path", Input).value = "dataset/pretrain.jsonl"
         form.query_one("#batch_size", Input).focus()
         await pilot.pause()
         await pilot.press("ctrl+l")

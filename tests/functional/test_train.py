@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,51 @@ def test_sigint_stops_after_the_step_with_a_checkpoint(tmp_path, data):
     last = layout.complete_checkpoints(run_dir)[-1]
     assert last.name == f"step_{end['step']:08d}" and (last / layout.STATE_FILE).is_file()
     assert not (run_dir / layout.LOCK).exists()
+
+
+def test_sighup_from_a_closed_terminal_saves_and_ends_stopped(tmp_path, data):
+    """A CLI run whose terminal goes away (ssh dropped without tmux): SIGHUP, and every later write to the
+    terminal fails. It must save and end `stopped`, as on Ctrl-C, not die without a checkpoint."""
+    import pty
+    import select
+    import threading
+
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "minimind_tui", "train", "pretrain", "--data_path",
+                          str(data["pretrain"]), *TINY, "--batch_size", "4", "--accumulation_steps", "1",
+                          "--epochs", "50", "--save_interval", "100000", "--run_dir", "r"],
+                         cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdin=subprocess.DEVNULL,
+                         stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    reading = threading.Event()
+    reading.set()
+
+    def drain():  # the terminal: read what the trainer prints, so it never blocks on a full pty
+        while reading.is_set():
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    os.read(master, 65536)
+                except OSError:
+                    return
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    run_dir = tmp_path / "r"
+    try:
+        deadline = time.time() + 120
+        while not (run_dir / layout.METRICS).exists() or not steps(run_dir):
+            assert p.poll() is None and time.time() < deadline, "the trainer ended or never stepped"
+            time.sleep(0.05)
+    finally:
+        reading.clear()
+        reader.join()
+        os.close(master)  # the terminal is gone: writes to it now fail with EIO
+    os.killpg(p.pid, signal.SIGHUP)
+    assert p.wait(timeout=120) == 0
+    end = end_event(run_dir)
+    assert end["status"] == "stopped" and "SIGHUP" in end["reason"]
+    last = layout.complete_checkpoints(run_dir)[-1]
+    assert last.name == f"step_{end['step']:08d}" and (last / layout.STATE_FILE).is_file()
+    assert "stopped: SIGHUP" in (run_dir / layout.LOG).read_text()
 
 
 def test_bad_input_is_one_clear_message(tmp_path, data, monkeypatch, capsys):

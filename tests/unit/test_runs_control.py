@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import psutil
 import pytest
@@ -63,6 +64,23 @@ def test_graceful_stop(tmp_path):
         assert outcome.result == "stopped" and (run / "saved").exists()
         assert proc.wait(5) == 0 and gone(child)
         assert notes[0].startswith(f"sent SIGINT to process group {proc.pid}")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_stopped_trainer_is_continued_so_that_it_saves(tmp_path):
+    """SIGSTOP (Ctrl-Z, a debugger, a suspended job): without SIGCONT the SIGINT would wait and the stop kill it."""
+    run, proc, child = start(tmp_path, "graceful")
+    try:
+        os.killpg(proc.pid, signal.SIGSTOP)
+        for _ in range(500):
+            if psutil.Process(proc.pid).status() == psutil.STATUS_STOPPED:
+                break
+            time.sleep(0.01)
+        outcome = stop_run(run, timeout=20)
+        assert outcome.result == "stopped" and (run / "saved").exists()
+        assert proc.wait(5) == 0
     finally:
         proc.kill()
         proc.wait()

@@ -33,7 +33,8 @@ def fake_python(tmp_path):
 
 def test_spec_uses_minimind_flag_names():
     spec = TrainSpec(mode="sft", data_path="dataset/sft_mini_512.jsonl", batch_size=64, learning_rate=5e-5,
-                     accumulation_steps=1, dim=512, n_layers=8, max_seq_len=512, init="out/pretrain_512.pth")
+                     accumulation_steps=1, dim=512, n_layers=8, max_seq_len=512, init="out/pretrain_512.pth",
+                     dtype="bfloat16")
     args = spec.train_args()
     assert args[0] == "sft"
     flags = dict(zip(args[1::2], args[2::2], strict=False))
@@ -41,6 +42,12 @@ def test_spec_uses_minimind_flag_names():
                      "--epochs": "1", "--accumulation_steps": "1", "--dim": "512", "--n_layers": "8",
                      "--max_seq_len": "512", "--use_moe": "0", "--dtype": "bfloat16", "--device": "cuda:0",
                      "--init": "out/pretrain_512.pth", "--out_dir": "out"}
+
+
+def test_without_a_dtype_the_trainer_chooses_and_no_flag_is_passed():
+    spec = TrainSpec(mode="pretrain", data_path="d.jsonl", device="cpu", preset="demo")
+    args = spec.train_args()
+    assert "--dtype" not in args and args[args.index("--preset") + 1] == "demo"
 
 
 def test_multi_gpu_goes_through_loopback_torchrun_without_a_device_flag():

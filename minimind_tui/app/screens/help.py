@@ -21,6 +21,7 @@ HELP = """\
   ctrl+l      launch; the command shown is exactly what runs
   ctrl+o      preview the chosen dataset in the Dataset tab (read as
               the chosen mode, with this seq len and tokenizer)
+  ctrl+y      copy the command shown (OSC 52: works over SSH, tmux)
 
 [b]Runs[/b]
   ↑ ↓         pick a run: its metrics replay, a live one streams

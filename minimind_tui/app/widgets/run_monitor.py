@@ -43,7 +43,7 @@ def progress_text(s: RunSummary, curves: Curves | None = None) -> Text:
     else:
         t.append(f"step {s.step:,}", style="bold")
     if s.epoch is not None:
-        t.append(f"  epoch {s.epoch + 1}" + (f"/{s.epochs}" if s.epochs else ""))
+        t.append(f"  epoch {s.epoch}" + (f"/{s.epochs}" if s.epochs else ""))
     rates = curves.rates() if curves is not None else None
     tokens_per_s = rates[0] if rates else s.tokens_per_s
     eta = s.eta_s

@@ -1,5 +1,11 @@
 """The Train tab: choose data, model and hyper-parameters, see the exact shell command and a memory
-estimate, launch. The form only posts `LaunchRequested`; the app does the launching."""
+estimate, launch. The form only posts `LaunchRequested`; the app does the launching.
+
+The form never launches what the trainer would refuse: the command it shows is parsed with the trainer's own
+flags and checked by the trainer's own precheck (minimind_tui/train/precheck.py), numbers at once and files in a
+worker; problems are listed under the command and their fields marked. Flags typed into "more" that have a field
+update that field. Defaults the form applies (a mode's, a recipe's) never overwrite what the user typed, and
+the form says which fields it changed."""
 from __future__ import annotations
 
 import os
@@ -10,28 +16,39 @@ from pathlib import Path
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Grid, Horizontal, VerticalScroll
+from textual.containers import Grid, Horizontal, HorizontalScroll, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Button, Input, Label, Select, Static
 
+from minimind_tui.errors import UserError
 from minimind_tui.gpu.mapping import free_gb_of, total_gb_of
 from minimind_tui.gpu.monitor import GpuReading
 from minimind_tui.runs import layout
 from minimind_tui.runs.launcher import RUN_ENV, TrainSpec, shell_command
 from minimind_tui.tokenizer_choice import choose_tokenizer_dir, find_weights
-from minimind_tui.train.args import COMMON_DEFAULTS, MODE_DEFAULTS, default_text
+from minimind_tui.train import precheck
+from minimind_tui.train.args import COMMON_DEFAULTS, MODE_DEFAULTS, default_text, parse_flags, resolve
 from minimind_tui.train.memory_plan import plan_memory
 
 from ..datasets import DemoData, demo_data, demo_mode_of, describe_file, flag_values, local_datasets
 from ..presets import CUSTOM, PRESETS, tokenizer_vocab
 
-MODE_FIELDS = ("learning_rate", "accumulation_steps")  # what choosing a mode resets to the trainer's default
-DTYPES = ("bfloat16", "float16", "float32")
+MODE_FIELDS = ("learning_rate", "accumulation_steps")  # what choosing a mode sets to the trainer's default
+AUTO_DTYPE = "auto"  # no --dtype: the trainer picks per GPU (bfloat16, float16 before Ampere); the CPU has none
+DTYPES = (AUTO_DTYPE, "bfloat16", "float16", "float32")
 TRAINER_DEFAULT_INIT = "default"
+RANDOM_INIT = "none"  # pretraining's only base, shown as such
 DEMO_CHOICES = {"demo:pretrain": "demo pretrain corpus (bundled)", "demo:sft": "demo SFT corpus (bundled)"}
 # Form fields a recipe (the demo's train flags) may set.
 RECIPE_FIELDS = ("batch_size", "max_seq_len", "learning_rate", "epochs", "accumulation_steps")
+# Flags typed into "more" that the form shows elsewhere: the value goes there (a field, or the spec itself),
+# so the command never carries a flag twice.
+FIELD_FLAGS = ("data_path", "batch_size", "learning_rate", "epochs", "accumulation_steps", "dim", "n_layers",
+               "max_seq_len", "dtype", "device")
+SPEC_FLAGS = ("init", "out_dir", "preset", "use_moe")
+LABELS = {"learning_rate": "lr", "accumulation_steps": "accum", "batch_size": "batch", "max_seq_len": "seq len",
+          "n_layers": "layers"}
 
 
 def trainer_default(field: str, mode: str = "pretrain") -> str:
@@ -41,6 +58,18 @@ def trainer_default(field: str, mode: str = "pretrain") -> str:
 
 class FormError(ValueError):
     pass
+
+
+def flag_groups(tokens: list[str]) -> list[tuple[str, list[str]]]:
+    """["--epochs", "3", "--compile", "--lr=1"] -> [("epochs", [...]), ("compile", [...]), ("lr", [...])]: each
+    flag with its value tokens (a leading single dash is a value: -1e-3)."""
+    groups: list[tuple[str, list[str]]] = []
+    for token in tokens:
+        if token.startswith("--") or not groups:
+            groups.append((token[2:].split("=", 1)[0].replace("-", "_"), [token]))
+        else:
+            groups[-1][1].append(token)
+    return groups
 
 
 @dataclass
@@ -79,6 +108,11 @@ class TrainForm(VerticalScroll):
             super().__init__()
             self.path, self.text = path, text
 
+    class _Checked(Message):
+        def __init__(self, key: tuple, problems: list):
+            super().__init__()
+            self.key, self.problems = key, problems
+
     # Attributes set by the app from the GPU monitor.
     gpu_reading: reactive[GpuReading | None] = reactive(None)
     gpu_count: reactive[int | None] = reactive(None)
@@ -95,6 +129,11 @@ class TrainForm(VerticalScroll):
         # message is still on its way: a rescan landing first must keep that pick, not reset it.
         self._dataset_acted: object = Select.NULL
         self.scans_done = 0  # how many scans have been applied (tests wait on it)
+        self._auto: dict[str, str] = {}  # field -> the value the form itself last put there (else: the user's)
+        self._bases: list[tuple[str, str]] = [("trainer default (out/pretrain_<dim>.pth)", TRAINER_DEFAULT_INIT)]
+        self._check_key: tuple = ()      # the argv whose file checks are shown
+        self.problems: list[precheck.Problem] = []  # what the precheck found for the command shown
+        self.checks_done = 0             # file checks applied (tests wait on it)
 
     def compose(self) -> ComposeResult:
         with Grid(id="form-grid"):
@@ -132,7 +171,7 @@ class TrainForm(VerticalScroll):
             yield Label("accum")
             yield Input(trainer_default("accumulation_steps"), type="integer", compact=True, id="accumulation_steps")
             yield Label("dtype")
-            yield Select([(d, d) for d in DTYPES], value="bfloat16", allow_blank=False, compact=True, id="dtype")
+            yield Select([(d, d) for d in DTYPES], value=AUTO_DTYPE, allow_blank=False, compact=True, id="dtype")
             yield Label("device")
             yield Input("cuda:0", compact=True, id="device")
             yield Label("GPUs")
@@ -140,14 +179,19 @@ class TrainForm(VerticalScroll):
             yield Label("more")
             yield Input(placeholder="other train flags, e.g. --save_interval 200 --warmup_iters 100", compact=True,
                         id="extra", classes="wide")
-        yield Static("", id="command")
+        yield Static("", id="form-note")
+        with HorizontalScroll(id="command-row"):
+            yield Static("", id="command")  # one line, never wrapped: what a copy (ctrl+y) gives
+        yield Static("", id="checks")
         with Horizontal(id="launch-row"):
             yield Static("", id="estimate")
             yield Button("Launch", id="launch", variant="success", compact=True)
 
     def on_mount(self) -> None:
+        self._auto = {i.id: i.value for i in self.query(Input) if i.id}  # the composed values are the form's
         self._apply_mode(self._value("mode"))
         self._apply_preset(self._value("preset"))
+        self.query_one("#form-note", Static).update("")
         self.scan()
 
     # ---- background work -------------------------------------------------------------------------
@@ -189,10 +233,12 @@ class TrainForm(VerticalScroll):
         self._keep_choice(dataset, choices.datasets, str(dataset.value) if queued else self._value("data_path"))
         if not queued:  # set quietly to match the path: nothing on its way, and this is what the form shows
             self._dataset_acted = dataset.value
-        init = self.query_one("#init", Select)
-        self._keep_choice(init, [("trainer default (out/pretrain_<dim>.pth)", TRAINER_DEFAULT_INIT),
-                                 *choices.checkpoints], self._value("init") or TRAINER_DEFAULT_INIT)
+        self._bases = [("trainer default (out/pretrain_<dim>.pth)", TRAINER_DEFAULT_INIT), *choices.checkpoints]
+        if self._value("mode") == "sft":
+            self._keep_choice(self.query_one("#init", Select), self._bases,
+                              self._value("init") or TRAINER_DEFAULT_INIT)
         self.scans_done += 1
+        self._check_key = ()  # files may have come or gone since (a finished run's weights): check again
         if choices.demo is not None and self._demo_data is None:  # the first scan that has it (two may race)
             # Demo: SFT when the demo pretrain weights exist, else pretrain first (SFT starts from its weights).
             dim = PRESETS["demo"].dim
@@ -239,9 +285,36 @@ class TrainForm(VerticalScroll):
 
     def _apply_recipe(self, flags: tuple[str, ...]) -> None:
         values = flag_values(flags)
-        for field in RECIPE_FIELDS:
-            if field in values:
-                self.query_one(f"#{field}", Input).value = values[field]
+        self._apply_defaults("the demo recipe", {f: values[f] for f in RECIPE_FIELDS if f in values})
+
+    # ---- defaults the form applies: never over what the user typed -------------------------------------
+    def _edited(self, field: str) -> bool:
+        """The user typed in this field: its value is not the one the form last put there."""
+        value = self.query_one(f"#{field}", Input).value
+        return value != self._auto.get(field, value)
+
+    def _apply_defaults(self, source: str, values: dict[str, str]) -> None:
+        """Put `values` into the fields the user has not edited, and say which fields changed and which
+        typed values were kept."""
+        changed, kept = [], []
+        for field, value in values.items():
+            box = self.query_one(f"#{field}", Input)
+            if self._edited(field):
+                if box.value != value:
+                    kept.append(f"{LABELS.get(field, field)} {box.value}")
+                continue
+            if box.value != value:
+                changed.append(f"{LABELS.get(field, field)} {box.value} → {value}")
+                box.value = value
+            self._auto[field] = value
+        note = Text()
+        if changed:
+            note.append(f"{source} set " + ", ".join(changed), style="cyan")
+        if kept:
+            note.append(("; " if changed else f"{source}: ") + "kept what you typed: " + ", ".join(kept),
+                        style="yellow")
+        if changed or kept:
+            self.query_one("#form-note", Static).update(note)
 
     @on(_Described)
     def _described(self, message: _Described) -> None:
@@ -307,7 +380,43 @@ class TrainForm(VerticalScroll):
     @on(Input.Changed, "#device")
     def _device_changed(self, event: Input.Changed) -> None:
         self._device_touched = self._device_touched or self.is_mounted and self.app.focused is event.input
+        self.query_one("#dtype", Select).disabled = event.value.strip().startswith("cpu")  # CPU: float32 only
         self.refresh_preview()
+
+    @on(Input.Submitted, "#extra")
+    @on(Input.Blurred, "#extra")
+    def _extra_done(self) -> None:
+        self.merge_extra()
+
+    def merge_extra(self) -> None:
+        """Move flags typed into "more" that have a field of their own into that field (as typed by the user),
+        so the field shows what will run; the others stay."""
+        box = self.query_one("#extra", Input)
+        try:
+            tokens = shlex.split(box.value)
+            parse_flags(tokens)
+        except (ValueError, UserError):
+            return  # shown under the command; nothing is moved until it parses
+        rest, moved = [], []
+        for name, group in flag_groups(tokens):
+            if name not in FIELD_FLAGS:
+                rest += group
+                continue
+            value = group[0].split("=", 1)[1] if "=" in group[0] else " ".join(group[1:])
+            widget = self.query_one(f"#{name}")
+            if isinstance(widget, Select):
+                if not any(v == value for _, v in widget._options):
+                    rest += group
+                    continue
+                widget.value = value
+            else:
+                widget.value = value  # typed by the user: the form's defaults leave it alone from now on
+                if name == "device":
+                    self._device_touched = True
+            moved.append(f"{LABELS.get(name, name)} {value}")
+        if moved:
+            box.value = shlex.join(rest)
+            self.query_one("#form-note", Static).update(Text("from more: " + ", ".join(moved), style="cyan"))
 
     @on(Input.Changed)
     @on(Select.Changed)
@@ -315,11 +424,15 @@ class TrainForm(VerticalScroll):
         self.refresh_preview()
 
     def _apply_mode(self, mode: str) -> None:
-        for field in MODE_FIELDS:
-            self.query_one(f"#{field}", Input).value = trainer_default(field, mode)
+        label = "SFT defaults" if mode == "sft" else "pretraining defaults"
+        self._apply_defaults(label, {field: trainer_default(field, mode) for field in MODE_FIELDS})
         sft = mode == "sft"
-        self.query_one("#init", Select).disabled = not sft
-        self.query_one("#init_label", Label).update("Base" if sft else "Base (SFT)")
+        init = self.query_one("#init", Select)
+        init.disabled = not sft
+        if sft:
+            self._keep_choice(init, self._bases, TRAINER_DEFAULT_INIT)
+        else:  # pretraining starts from random weights: say so rather than show SFT's choice greyed out
+            self._keep_choice(init, [("random init", RANDOM_INIT)], RANDOM_INIT)
         self.refresh_preview()
 
     def _apply_preset(self, key: str) -> None:
@@ -328,12 +441,12 @@ class TrainForm(VerticalScroll):
             self.query_one(f"#{field}", Input).disabled = not custom
         if not custom:
             p = PRESETS[key]
-            self.query_one("#dim", Input).value = str(p.dim)
-            self.query_one("#n_layers", Input).value = str(p.n_layers)
+            for field, value in (("dim", p.dim), ("n_layers", p.n_layers)):  # the preset is the user's choice
+                self.query_one(f"#{field}", Input).value = self._auto[field] = str(value)
             if p.max_seq_len:
                 seq = self.query_one("#max_seq_len", Input)
-                if not seq.value.isdigit() or int(seq.value) > p.max_seq_len:
-                    seq.value = str(p.max_seq_len)
+                if not seq.value.isdigit() or int(seq.value) > p.max_seq_len:  # the model's own cap
+                    seq.value = self._auto["max_seq_len"] = str(p.max_seq_len)
         self.refresh_preview()
 
     def watch_gpu_count(self, count: int | None) -> None:
@@ -369,45 +482,74 @@ class TrainForm(VerticalScroll):
         value = widget.value  # type: ignore[attr-defined]
         return "" if value is Select.NULL else str(value).strip()
 
-    def _int(self, widget_id: str, label: str, minimum: int = 1) -> int:
+    def _int(self, widget_id: str, label: str) -> int:
+        """A whole number from a field; its range is the precheck's to judge, as the trainer would."""
         text = self._value(widget_id)
         try:
-            value = int(text)
+            return int(text)
         except ValueError:
             raise FormError(f"{label}: {text!r} is not a whole number") from None
-        if value < minimum:
-            raise FormError(f"{label}: must be at least {minimum}")
-        return value
 
-    def spec(self) -> TrainSpec:
-        """The form as a TrainSpec; FormError names the field that is wrong."""
-        mode = self._value("mode")
-        data_path = self._value("data_path")
-        if not data_path:
-            raise FormError("dataset: choose a file or type a path")
+    def _extra(self) -> tuple[list[str], dict]:
+        """("more" without the flags the form shows elsewhere, those flags' values): typed there, they win."""
         try:
-            lr = float(self._value("learning_rate"))
-        except ValueError:
-            raise FormError(f"lr: {self._value('learning_rate')!r} is not a number") from None
-        if not lr > 0:
-            raise FormError("lr: must be positive")
-        preset = self._value("preset")
-        init = self._value("init") if mode == "sft" else TRAINER_DEFAULT_INIT
-        device = self._value("device") or "cpu"
-        try:
-            extra = shlex.split(self._value("extra"))
+            tokens = shlex.split(self._value("extra"))
+            values = parse_flags(tokens)
         except ValueError as e:
             raise FormError(f"more flags: {e}") from None
+        except UserError as e:
+            raise FormError(f"more flags: {e}") from None
+        rest = [t for name, group in flag_groups(tokens) if name not in FIELD_FLAGS + SPEC_FLAGS for t in group]
+        return rest, {k: v for k, v in values.items() if k in FIELD_FLAGS + SPEC_FLAGS}
+
+    def spec(self) -> TrainSpec:
+        """The form as a TrainSpec (a flag in "more" over its field); FormError names what cannot be read."""
+        mode = self._value("mode")
+        extra, typed = self._extra()
+
+        def number(field: str, label: str, kind=int):
+            if field in typed:
+                return typed[field]
+            if kind is int:
+                return self._int(field, label)
+            try:
+                return float(self._value(field))
+            except ValueError:
+                raise FormError(f"{label}: {self._value(field)!r} is not a number") from None
+
+        data_path = typed.get("data_path") or self._value("data_path")
+        if not data_path:
+            raise FormError("dataset: choose a file or type a path")
+        preset = typed.get("preset") or self._value("preset")
+        device = typed.get("device") or self._value("device") or "cpu"
+        dtype = typed.get("dtype") or self._value("dtype")
+        init = self._value("init") if mode == "sft" else TRAINER_DEFAULT_INIT
         return TrainSpec(
-            mode=mode, data_path=data_path, batch_size=self._int("batch_size", "batch"),
-            learning_rate=lr, epochs=self._int("epochs", "epochs"),
-            accumulation_steps=self._int("accumulation_steps", "accum"),
-            dim=self._int("dim", "dim", 8), n_layers=self._int("n_layers", "layers"),
-            max_seq_len=self._int("max_seq_len", "seq len", 2),
-            use_moe=PRESETS[preset].use_moe if preset in PRESETS else False,
-            dtype=self._value("dtype"), device=device,
-            init=None if init == TRAINER_DEFAULT_INIT else init,
-            gpus=self._int("gpus", "GPUs"), extra=extra)
+            mode=mode, data_path=data_path, batch_size=number("batch_size", "batch"),
+            learning_rate=number("learning_rate", "lr", float), epochs=number("epochs", "epochs"),
+            accumulation_steps=number("accumulation_steps", "accum"),
+            dim=number("dim", "dim"), n_layers=number("n_layers", "layers"),
+            max_seq_len=number("max_seq_len", "seq len"),
+            use_moe=typed.get("use_moe", PRESETS[preset].use_moe if preset in PRESETS else False),
+            dtype=None if dtype == AUTO_DTYPE or device.startswith("cpu") else dtype, device=device,
+            init=typed.get("init") or (None if init == TRAINER_DEFAULT_INIT else init),
+            out_dir=typed.get("out_dir") or "out", gpus=self._int("gpus", "GPUs"), extra=extra,
+            preset=preset if preset in PRESETS else None)
+
+    def settings(self, spec: TrainSpec) -> dict:
+        """The trainer's settings for this command: parsed with its flags, resolved with its defaults."""
+        try:
+            return resolve(spec.mode, parse_flags(spec.train_args()[1:]))
+        except UserError as e:
+            raise FormError(str(e)) from None
+
+    def command_line(self) -> str | None:
+        """The command shown (and launched): what ctrl+y copies. None while the form cannot make one."""
+        try:
+            spec = self.spec()
+        except FormError:
+            return None
+        return shell_command(spec.train_args(), gpus=spec.gpus)
 
     def refresh_preview(self) -> None:
         if not self.is_mounted:
@@ -416,33 +558,52 @@ class TrainForm(VerticalScroll):
         estimate = self.query_one("#estimate", Static)
         try:
             spec = self.spec()
+            settings = self.settings(spec)
         except FormError as e:
-            command.update(Text(f"⚠ {e}", style="yellow"))
+            command.update("")
+            self._show_problems([precheck.Problem("", str(e))])
             estimate.update("")
             return
-        text = Text("$ " + shell_command(spec.train_args(), gpus=spec.gpus), style="bold")
-        if spec.gpus > 1:
-            text.append("\none node; its rendezvous listens on 127.0.0.1 only. Several nodes: run torchrun on each "
-                        "(README), with the master port unreachable from outside the cluster", style="dim")
-        missing = self._missing_init(spec)
-        if missing:
-            text.append(f"\n⚠ {missing} not found: run a pretrain first, or choose a Base checkpoint", style="yellow")
-        command.update(text)
+        command.update(Text("$ " + shell_command(spec.train_args(), gpus=spec.gpus), style="bold", no_wrap=True))
+        key = tuple(spec.train_args())
+        numbers = precheck.number_problems(settings)
+        files = self.problems if key == self._check_key else []
+        self._show_problems(numbers + [p for p in files if p not in numbers], spec.gpus)
+        if key != self._check_key:
+            self.check_files(key, settings)
         estimate.update(self._estimate_text(spec))
 
-    def _missing_init(self, spec: TrainSpec) -> str | None:
-        """The trainer's default SFT init ({out_dir}/pretrain_{dim}[_moe].pth), when the scan did not find it."""
-        if spec.mode != "sft" or spec.init or self._out_weights is None or spec.out_dir != "out":
-            return None
-        name = layout.weights_name("pretrain", spec.dim, spec.use_moe)
-        return None if name in self._out_weights else f"out/{name}"
+    @work(thread=True, exclusive=True, group="train-form-check")
+    def check_files(self, key: tuple, settings: dict) -> None:
+        """The precheck's file checks (data, base weights, tokenizer) off the UI thread: they read files."""
+        self.post_message(self._Checked(key, precheck.problems(settings, cwd=self.root)))
+
+    @on(_Checked)
+    def _checked(self, message: _Checked) -> None:
+        self._check_key, self.problems = message.key, message.problems
+        self.checks_done += 1
+        self.refresh_preview()
+
+    def _show_problems(self, problems: list[precheck.Problem], gpus: int = 1) -> None:
+        """Under the command, errors then warnings; the fields at fault marked."""
+        text = Text()
+        for p in sorted(problems, key=lambda p: p.warning):
+            text.append(("\n" if text else "") + ("⚠ " if p.warning else "✗ ") + p.message,
+                        style="yellow" if p.warning else "bold red")
+        if gpus > 1:
+            text.append(("\n" if text else "") + "one node; its rendezvous listens on 127.0.0.1 only. Several nodes: "
+                        "run torchrun on each (README), with the master port unreachable from outside the cluster",
+                        style="dim")
+        self.query_one("#checks", Static).update(text)
+        wrong = {p.flag for p in problems if not p.warning}
+        for widget in self.query_one("#form-grid").query("Input, Select"):
+            widget.set_class(widget.id in wrong, "-invalid")
 
     def _estimate_text(self, spec: TrainSpec) -> Text:
         vocab = tokenizer_vocab(self._tokenizer_dir(spec))
-        chunk = self._extra_flag("chunk_tokens")
         plan = plan_memory(spec.dim, spec.n_layers, spec.batch_size, spec.max_seq_len, use_moe=spec.use_moe,
-                           vocab=vocab, dtype=spec.dtype, device=spec.device, world_size=spec.gpus,
-                           chunk_tokens=int(chunk) if chunk and chunk.lstrip("-").isdigit() else None,
+                           vocab=vocab, dtype=spec.dtype or "bfloat16", device=spec.device, world_size=spec.gpus,
+                           chunk_tokens=self._extra_flag("chunk_tokens"),
                            gpu_total_gb=self._gpu_gb(spec.device, spec.gpus, total_gb_of))
         params = f"{plan.params / 1e6:.1f}M params"
         if plan.device == "cpu":
@@ -470,8 +631,10 @@ class TrainForm(VerticalScroll):
         if not path:
             return None
         try:
-            max_seq_len: int | None = self._int("max_seq_len", "seq len", 2)
+            max_seq_len: int | None = self._int("max_seq_len", "seq len")
         except FormError:
+            max_seq_len = None
+        if max_seq_len is not None and max_seq_len < 2:
             max_seq_len = None  # the Dataset tab keeps its own
         try:
             tokenizer = self._tokenizer_dir(self.spec())
@@ -492,26 +655,25 @@ class TrainForm(VerticalScroll):
         """--tokenizer DIR from the extra flags: the tokenizer the trainer will use instead of its default."""
         return self._extra_flag("tokenizer")
 
-    def _extra_flag(self, name: str) -> str | None:
-        """The value of --NAME (or its dash spelling) among the extra flags, or None."""
+    def _extra_flag(self, name: str):
+        """The value of --NAME among the extra flags (as the trainer parses it), or None."""
         try:
-            extra = shlex.split(self._value("extra"))
-        except ValueError:
+            return parse_flags(shlex.split(self._value("extra"))).get(name)
+        except (ValueError, UserError):
             return None
-        spellings = {f"--{name}", f"--{name.replace('_', '-')}"}
-        for i, arg in enumerate(extra):
-            if arg in spellings and i + 1 < len(extra):
-                return extra[i + 1]
-            flag, eq, value = arg.partition("=")
-            if eq and flag in spellings:
-                return value
-        return None
 
     @on(Button.Pressed, "#launch")
     def request_launch(self) -> None:
+        """Launch, unless the precheck refuses the command (run here, so nothing stale decides)."""
+        self.merge_extra()
         try:
             spec = self.spec()
+            found = precheck.problems(self.settings(spec), cwd=self.root)
         except FormError as e:
             self.app.notify(str(e), title="Cannot launch", severity="error")
+            return
+        errors = [p for p in found if not p.warning]
+        if errors:
+            self.app.notify(errors[0].message, title="Cannot launch", severity="error")
             return
         self.post_message(self.LaunchRequested(spec))
