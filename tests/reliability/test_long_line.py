@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reliability_kit import ROOT, cli_env
+from testkit import ROOT, cli_env
 
 from dataset.masking import SampleEncoder
 from dataset.preview import sample_from_raw, token_view

@@ -11,7 +11,8 @@ import struct
 from pathlib import Path
 
 import pytest
-from reliability_kit import TINY, cache_env, train_here
+from reliability_kit import TINY, cache_env
+from testkit import train_here
 
 from minimind_tui.cli import main as cli_main
 from minimind_tui.demo import demo_tokenizer_dir

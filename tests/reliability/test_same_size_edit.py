@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-from reliability_kit import TINY, train_here
+from reliability_kit import TINY
+from testkit import train_here
 
 import dataset.jsonl as jsonl_mod
 from dataset.jsonl import JsonlFile, cache_dir, file_fingerprint

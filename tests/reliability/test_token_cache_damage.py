@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reliability_kit import TINY, of_kind, train_here
+from reliability_kit import TINY
+from testkit import of_kind, train_here
 
 from dataset.token_cache import default_root, open_cache
 
