@@ -114,8 +114,17 @@ def ffn_hidden_dim_gen3(hidden_size: int) -> int:
     return math.ceil(hidden_size * math.pi / 64) * 64
 
 
+class _UpstreamConfig:
+    """What MiniMind2's and minimind-3's config classes share beyond their fields."""
+    inference_rope_scaling: bool
+
+    @property
+    def rope_scaling(self) -> dict | None:
+        return dict(YARN_ROPE_SCALING) if self.inference_rope_scaling else None
+
+
 @dataclass
-class MiniMind2Config:
+class MiniMind2Config(_UpstreamConfig):
     """MiniMind2's `MiniMindConfig` (model/model_minimind.py up to March 2026): its field names and defaults."""
     hidden_size: int = 512
     num_hidden_layers: int = 8
@@ -148,10 +157,6 @@ class MiniMind2Config:
             self.intermediate_size = ffn_hidden_dim(self.hidden_size)
         _check_silu(self.hidden_act)
 
-    @property
-    def rope_scaling(self) -> dict | None:
-        return dict(YARN_ROPE_SCALING) if self.inference_rope_scaling else None
-
     def lm_config(self) -> LMConfig:
         return LMConfig(
             dim=self.hidden_size, n_layers=self.num_hidden_layers, n_heads=self.num_attention_heads,
@@ -183,7 +188,7 @@ class MiniMind2Config:
 
 
 @dataclass
-class MiniMind3Config:
+class MiniMind3Config(_UpstreamConfig):
     """minimind-3's `MiniMindConfig` (March 2026 on): its field names and defaults."""
     hidden_size: int = 768
     num_hidden_layers: int = 8
@@ -219,10 +224,6 @@ class MiniMind3Config:
         if self.moe_intermediate_size is None:
             self.moe_intermediate_size = self.intermediate_size
         _check_silu(self.hidden_act)
-
-    @property
-    def rope_scaling(self) -> dict | None:
-        return dict(YARN_ROPE_SCALING) if self.inference_rope_scaling else None
 
     def lm_config(self) -> LMConfig:
         # Every layer of a MoE model is MoE, so the network's one FFN width is the experts'.
