@@ -137,8 +137,23 @@ def data_file_problem(path: Path, mode: str, skip_bad_lines: bool, cwd: Path, fl
         try:
             parse_line(raw, mode)
         except ValueError as e:
-            return Problem(flag, f"{path}:{number}: {e}. Fix the file, or pass --skip_bad_lines to train "
-                                 f"without such lines")
+            verdict = whole_file_verdict(full, mode)  # the trainer's own message, with every bad line counted
+            return Problem(flag, verdict.replace(str(full), str(path), 1) if verdict else
+                           f"{path}:{number}: {e}. Fix the file, or pass --skip_bad_lines to train without such lines")
+    return None
+
+
+def whole_file_verdict(path: Path, mode: str) -> str | None:
+    """What the trainer's strict reading says of the whole file (first bad line and how many in all), read
+    only once a bad line is already known, so a good file costs nothing more. None if it reads clean."""
+    from dataset import DataError
+    from dataset.jsonl import JsonlFile
+    from dataset.validate import checked_lines
+
+    try:
+        checked_lines(JsonlFile(path), mode)
+    except DataError as e:
+        return str(e)
     return None
 
 
