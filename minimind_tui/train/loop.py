@@ -329,7 +329,7 @@ class Trainer:
             self.log(f"run directory: {self.run_dir}")
             if self.check_files:
                 for warning in precheck.check(self.settings):
-                    self._fallback_message(f"warning: {warning}")  # train.log and the dashboard
+                    self.log(f"warning: {warning}")  # into train.log
             t_begin = time.time()
             self._build()
             self._announce(setup_s=time.time() - t_begin)

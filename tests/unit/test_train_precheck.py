@@ -66,7 +66,7 @@ def test_without_a_minimind_tokenizer_the_cli_says_how_to_get_one(tmp_path, proj
     said = capsys.readouterr()
     assert "warning: no MiniMind tokenizer" in said.out and "minimind-tui download tokenizer" in said.out
     assert "--tokenizer DIR" in said.out
-    assert "no MiniMind tokenizer" in (tmp_path / "a" / "metrics.jsonl").read_text()  # the dashboard shows it
+    assert "no MiniMind tokenizer" in (tmp_path / "a" / "train.log").read_text()
     assert train_here(tmp_path, "pretrain", "--data_path", "pretrain.jsonl", "--preset", "demo",
                       "--max_seq_len", "48", "--run_dir", "b", monkeypatch=monkeypatch) == 0
     assert "no MiniMind tokenizer" not in capsys.readouterr().out
