@@ -469,7 +469,12 @@ class MiniMindApp(App):
         if event.pane.id in LAZY_TABS:  # a click on the tab, before the preload got to it
             self.lazy_tab(event.pane.id)
         if event.pane.id == "train" and self.is_mounted:
-            self.query_one(TrainForm).scan()  # new checkpoints and weights since (a run may have finished)
+            form = self.query_one(TrainForm)
+            # Shown again: new checkpoints and weights since (a run may have finished). Not at start-up, when the
+            # form's own first scan is still on its way: a second one landing at a random moment would sync the
+            # dataset picker to whatever path was typed meanwhile.
+            if form.scans_done:
+                form.scan()
         if event.pane.id == "dataset" and self.is_mounted:
             self._show_train_dataset()
 
