@@ -138,7 +138,8 @@ async def test_launch_refuses_a_bad_field_with_its_name(make_app, fake_launcher)
         assert form.query_one("#batch_size").has_class("-invalid")
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: seen.notices("Cannot launch"), "the refusal")
-        assert seen.notices("Cannot launch") == ["batch: must be at least 1"] and not fake_launcher.launched
+        assert seen.notices("Cannot launch") == ["--batch_size must be at least 1 (got 0)"]
+        assert not fake_launcher.launched
         assert not seen.of(TrainForm.LaunchRequested)
 
 

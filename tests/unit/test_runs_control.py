@@ -110,7 +110,10 @@ def test_never_signals_our_own_process_group(tmp_path):
     """A trainer sharing our group (started from this shell without a new session) gets a pid signal only."""
     run = tmp_path / "runs" / "r1"
     run.mkdir(parents=True)
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # same group as pytest
+    # Same group as pytest. It says when it sleeps: a SIGINT during start-up ends it with status 1, not by SIGINT.
+    proc = subprocess.Popen([sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(60)"],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     received, notes = [], []
     previous = signal.signal(signal.SIGINT, lambda *_: received.append(signal.SIGINT))  # a group signal lands here
     try:
