@@ -28,6 +28,7 @@ PROBE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the agent's sockets the Linux way")
 def test_the_agents_stores_listen_on_loopback_only(tmp_path):
     (tmp_path / "probe.py").write_text(PROBE)

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from minimind_tui.demo import pretrain_lines, write_jsonl
 
 NODE = """
@@ -30,6 +32,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_each_node_builds_its_own_token_cache(tmp_path):
     write_jsonl(tmp_path / "p.jsonl", pretrain_lines(16))
     port = str(_free_port())

@@ -25,6 +25,7 @@ def events(run: Path, kind: str) -> list[dict]:
     return [e for e in read_all(run / layout.METRICS) if e["event"] == kind] if (run / layout.METRICS).exists() else []
 
 
+@pytest.mark.slow
 def test_training_goes_on_while_a_checkpoint_is_written(tmp_path, data, monkeypatch):
     """The write of step 2's checkpoint holds until step 4 is logged: only a save off the training thread
     lets that happen. What it writes is still step 2's state (a snapshot, not the live tensors)."""

@@ -162,6 +162,7 @@ def _bitflip(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage, victim", [(_truncate, layout.MODEL_FILE), (_bitflip, layout.MODEL_FILE),
                                             (_truncate, layout.STATE_FILE), (_bitflip, layout.STATE_FILE)],
                          ids=["truncated-model", "bitflipped-model", "truncated-state", "bitflipped-state"])

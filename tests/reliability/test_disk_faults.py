@@ -53,6 +53,7 @@ def out_dir_read_only(monkeypatch):
     monkeypatch.setattr(checkpointing, "export_weights", export)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault, text", [(disk_full_mid_file, "No space left on device"),
                                          (run_dir_read_only, "Read-only file system"),
                                          (out_dir_read_only, "Read-only file system")],

@@ -154,6 +154,7 @@ def peak_growth_mb(path: Path, what: str) -> float:
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc to measure peak RSS")
 def test_a_20_mb_line_costs_little_memory(tmp_path, measured):
     """Peak RSS growth of the token cache build (the trainer's path) for a 20 MB pretraining line and a 20 MB

@@ -65,6 +65,7 @@ def test_the_payload_is_real(tmp_path):
     assert marker.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("victim", [layout.MODEL_FILE, layout.STATE_FILE])
 def test_resume_refuses_and_falls_back(project, tmp_path, monkeypatch, capsys, marker, victim):
     root = tmp_path / "p"

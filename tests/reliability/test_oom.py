@@ -32,6 +32,7 @@ def test_oom_is_reported_with_step_rank_batch_and_a_suggestion(tmp_path, corpus,
     assert "try --batch_size 4 (with --accumulation_steps 2" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spelling", ["--auto_batch_size", "--auto-batch-size"])
 def test_auto_batch_size_halves_to_the_largest_that_fits(tmp_path, corpus, monkeypatch, capsys, spelling, measured):
     args = ["--data_path", str(corpus["pretrain"]), *TINY, "--batch_size", "32", "--accumulation_steps", "2",
