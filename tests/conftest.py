@@ -131,3 +131,14 @@ def chatml_tokenizer(tmp_path_factory):
 def chatml2_tokenizer(tmp_path_factory):
     """MiniMind2-like: the same special tokens, <think> spelled by ordinary BPE pieces (generation "gen2")."""
     return _chatml_tokenizer(tmp_path_factory.mktemp("chatml2") / "tok", think_tokens=False)
+
+
+@pytest.fixture(scope="module", params=["gen2", "gen3"])
+def gen(request, shared_dir):
+    """(generation, its reference tokenizer, its reference folder), for MiniMind2 and minimind-3 in turn."""
+    from model import Tokenizer
+
+    path = shared_dir / "tokenizers" / request.param
+    if not (path / "tokenizer.json").is_file():
+        pytest.skip(f"reference {request.param} tokenizer absent")
+    return request.param, Tokenizer.from_dir(path), shared_dir / "reference" / request.param

@@ -14,18 +14,10 @@ from dataset.jsonl import JsonlFile
 from dataset.preview import sample_from_raw, token_view
 from dataset.stats import compute_stats
 from dataset.validate import parse_line
-from model import Tokenizer
 
 MODES = {"plain": (0.0, 1.0), "strip": (0.0, -1.0)}  # (add_system_ratio, empty_think_ratio)
 UPSTREAM_THINK_RATIO = {"gen2": 0.05, "gen3": 0.2}   # upstream's defaults, for the seeded mode
 
-
-@pytest.fixture(scope="module", params=["gen2", "gen3"])
-def gen(request, shared_dir):
-    path = shared_dir / "tokenizers" / request.param
-    if not (path / "tokenizer.json").is_file():
-        pytest.skip(f"reference {request.param} tokenizer absent")
-    return request.param, Tokenizer.from_dir(path), shared_dir / "reference" / request.param
 
 
 def load(path):

@@ -11,14 +11,6 @@ from model.tokenizer import V1_CHAT_TEMPLATE, render_chat
 GENERATIONS = ["gen2", "gen3"]
 
 
-@pytest.fixture(scope="module", params=GENERATIONS)
-def gen(request, shared_dir):
-    """(generation, its tokenizer, its reference folder)."""
-    path = shared_dir / "tokenizers" / request.param
-    if not (path / "tokenizer.json").is_file():
-        pytest.skip(f"reference {request.param} tokenizer absent")
-    return request.param, Tokenizer.from_dir(path), shared_dir / "reference" / request.param
-
 
 def test_reference_tokenizer_cases(gen):
     _, tok, ref = gen
