@@ -8,7 +8,6 @@ from model import Tokenizer
 from model.chat_template import ChatTemplate, ChatTemplateError
 from model.tokenizer import V1_CHAT_TEMPLATE, render_chat
 
-GENERATIONS = ["gen2", "gen3"]
 
 
 
