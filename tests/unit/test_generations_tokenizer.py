@@ -9,8 +9,6 @@ from model.chat_template import ChatTemplate, ChatTemplateError
 from model.tokenizer import V1_CHAT_TEMPLATE, render_chat
 
 
-
-
 def test_reference_tokenizer_cases(gen):
     _, tok, ref = gen
     cases = json.loads((ref / "tokenizer_cases.json").read_text(encoding="utf-8"))["cases"]
