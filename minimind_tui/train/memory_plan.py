@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from model.config import LMConfig  # torch-free
+from model.config import LMConfig, ffn_hidden_dim  # torch-free
 
 GiB = 1024**3
 _DEFAULT = LMConfig()
@@ -64,8 +64,17 @@ CPU_RUNTIME_GB = 0.5             # on the CPU: torch's libraries and the interpr
 def param_count(dim: int, n_layers: int, use_moe: bool = False, n_heads: int = _DEFAULT.n_heads,
                 n_kv_heads: int = _DEFAULT.n_kv_heads, vocab: int = VOCAB) -> int:
     """Exact parameter count of a v1 MiniMindLM of these sizes (tied embedding counted once)."""
-    return config_param_count(LMConfig(dim=dim, n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_kv_heads,
-                                       vocab_size=vocab, use_moe=use_moe))
+    return config_param_count(v1_sizes(dim, n_layers, n_heads, n_kv_heads, vocab, use_moe))
+
+
+def v1_sizes(dim: int, n_layers: int, n_heads: int, n_kv_heads: int, vocab: int, use_moe: bool) -> LMConfig:
+    """A v1 network of these sizes, to count and estimate with. Sizes that would not build (a dim the heads do
+    not divide, as the Train form holds while the user types) are not refused here: the heads get the whole
+    size they round down to, and the form's checks say what is wrong."""
+    config = LMConfig(vocab_size=vocab, use_moe=use_moe)
+    config.dim, config.n_layers, config.n_heads, config.n_kv_heads = dim, n_layers, n_heads, n_kv_heads
+    config.head_dim, config.hidden_dim = dim // max(n_heads, 1), ffn_hidden_dim(dim)
+    return config
 
 
 def config_param_count(c: LMConfig) -> int:
@@ -163,8 +172,7 @@ def plan_memory(dim: int, n_layers: int, batch_size: int, max_seq_len: int, *, n
     gpu_total_gb, the card's memory in GiB, decides the default chunk budget as the trainer does).
     config: the network of another generation (its sizes win over dim ... vocab); default a v1 one."""
     if config is None:
-        config = LMConfig(dim=dim, n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_kv_heads, vocab_size=vocab,
-                          use_moe=use_moe)
+        config = v1_sizes(dim, n_layers, n_heads, n_kv_heads, vocab, use_moe)
     dim, n_layers, use_moe, vocab = config.dim, config.n_layers, config.use_moe, config.vocab_size
     cuda = device.startswith("cuda")
     low_precision = cuda and dtype in ("bfloat16", "float16")  # the CPU always trains in fp32
