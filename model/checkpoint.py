@@ -20,8 +20,9 @@ class CheckpointError(ValueError):
     user_facing = True
 
 
-def load_state_dict(path) -> dict[str, torch.Tensor]:
-    """Load a .pth state dict. Never unpickles code: a file that needs it is refused."""
+def load_state_dict(path, mmap: bool = False) -> dict[str, torch.Tensor]:
+    """Load a .pth state dict. Never unpickles code: a file that needs it is refused. mmap: map the tensors
+    from the file instead of reading them (to look at keys and shapes of a large file cheaply)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -30,7 +31,7 @@ def load_state_dict(path) -> dict[str, torch.Tensor]:
     try:
         with warnings.catch_warnings():  # torch's pickle-protocol chatter; the error below says what matters
             warnings.simplefilter("ignore", UserWarning)
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         detail = next((line.strip() for line in str(e).splitlines() if "GLOBAL" in line or "Unsupported" in line),
                       _first_line(e))

@@ -206,8 +206,14 @@ def minimind_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     as they store it; RoPE tables are not saved), so upstream's class loads it with strict=True."""
     model = getattr(model, "_orig_mod", model)  # torch.compile'd
     model = getattr(model, "module", model)      # DDP
-    dtype = torch.float32 if model.generation == "v1" else torch.float16
-    return {k: v.detach().to(device="cpu", dtype=dtype) for k, v in model.state_dict().items()}
+    return in_generation_format(model.state_dict(), str(model.generation))
+
+
+def in_generation_format(state_dict: dict[str, torch.Tensor], generation: str) -> dict[str, torch.Tensor]:
+    """A state dict (already under the generation's key names) in the dtype its trainer saves: fp32 for v1,
+    fp16 for MiniMind2 and minimind-3; on the CPU."""
+    dtype = torch.float32 if generation == "v1" else torch.float16
+    return {k: v.detach().to(device="cpu", dtype=dtype) for k, v in state_dict.items()}
 
 
 def save_minimind(model: torch.nn.Module, path) -> None:

@@ -55,6 +55,7 @@ def dry_run(mode: str, explicit: dict, as_json: bool = False) -> int:
     """Print what `train` would do with these flags on the device named (a GPU run can be planned on a laptop):
     parameters, passes per step, tokens per pass and the memory estimate of one process."""
     from minimind_tui.train.memory_plan import plan_for_settings
+    from model.config import GENERATIONS
 
     settings = _settings(mode, explicit)
     settings["device"] = explicit.get("device") or _default_device()
@@ -63,7 +64,8 @@ def dry_run(mode: str, explicit: dict, as_json: bool = False) -> int:
     plan = plan_for_settings(settings, vocab, world, gpu_total_gb=_gpu_total_gib(settings["device"]))
     accum = settings["accumulation_steps"]
     if as_json:
-        print(json.dumps({"mode": mode, **plan.to_dict(), "memory_gb": round(plan.total_gb, 3), "vocab": vocab,
+        print(json.dumps({"mode": mode, "generation": settings["generation"], **plan.to_dict(),
+                          "memory_gb": round(plan.total_gb, 3), "vocab": vocab,
                           "tokenizer": str(tokenizer), "accumulation_steps": accum,
                           "passes_per_step": plan.passes_per_micro_batch * accum, "dim": settings["dim"],
                           "n_layers": settings["n_layers"], "use_moe": bool(settings["use_moe"])}))
@@ -73,8 +75,8 @@ def dry_run(mode: str, explicit: dict, as_json: bool = False) -> int:
               "one sample per pass" if plan.chunk_tokens == 0 else
               "one packed row, no padding" if not gpu and not settings["use_moe"] else "the whole batch at once")
     lines = [
-        f"dry run: {mode} on {settings['device']} ({plan.dtype}), {world} process{'es' if world > 1 else ''}; "
-        f"nothing is trained",
+        f"dry run: {mode} of a {GENERATIONS[settings['generation']]} model on {settings['device']} ({plan.dtype}), "
+        f"{world} process{'es' if world > 1 else ''}; nothing is trained",
         f"  model    {plan.params / 1e6:.2f}M parameters: dim {settings['dim']}, {settings['n_layers']} layers, "
         f"{settings['n_heads']} heads ({settings['n_kv_heads']} KV){', MoE' if settings['use_moe'] else ''}, "
         f"vocab {vocab} ({tokenizer})",
@@ -100,7 +102,9 @@ def _settings(mode: str, explicit: dict) -> dict:
     from minimind_tui.train.run_dir import saved_settings
 
     if not explicit.get("resume"):
-        return resolve(mode, explicit)
+        from minimind_tui.train.model_setup import choose_generation
+
+        return resolve(mode, {**explicit, "generation": choose_generation(explicit, mode, log=lambda _: None)})
     run_dir = Path(explicit["resume"])
     if (run_dir / layout.MODEL_FILE).is_file():  # a checkpoint folder: runs/<id>/checkpoints/step_N
         run_dir = run_dir.parent.parent

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from minimind_tui.errors import UserError
 from minimind_tui.runs import layout
-from model.config import PRESETS, LMConfig
+from model.config import GENERATION_PRESETS, GENERATIONS, V1_ALIASES, LMConfig, make_config
 
 MODES = ("pretrain", "sft")
 
@@ -22,6 +22,26 @@ MODE_DEFAULTS = {
     "sft": dict(learning_rate=5e-5, accumulation_steps=1, batch_size=16,
                 data_path="./dataset/sft_mini_512.jsonl", init=None),  # None -> {out_dir}/pretrain_{dim}.pth
 }
+# What MiniMind2's and minimind-3's trainers default to where v1's differ (DIFFERENCES.md's flag tables; their
+# model shape comes from their config class). Paths are taken from the repository root, where we run, rather
+# than from upstream's trainer/ folder. Not copied: --log_interval 100, --save_interval 1000 and
+# --num_workers 8 (the dashboard wants every step; saves go by time; batches are memory-mapped here).
+# add_system_ratio / empty_think_ratio are upstream SFTDataset's draws: a random system prompt with
+# probability 0.2, an empty think block kept with probability 0.05 (MiniMind2) or 0.2 (minimind-3).
+UPSTREAM_MODE_DEFAULTS = {
+    "gen2": {
+        "pretrain": dict(max_seq_len=340),
+        "sft": dict(epochs=2, learning_rate=1e-6, max_seq_len=340, add_system_ratio=0.2, empty_think_ratio=0.05),
+    },
+    "gen3": {
+        "pretrain": dict(epochs=2, max_seq_len=340, data_path="./dataset/pretrain_t2t_mini.jsonl"),
+        "sft": dict(epochs=2, learning_rate=1e-5, max_seq_len=768, data_path="./dataset/sft_t2t_mini.jsonl",
+                    add_system_ratio=0.2, empty_think_ratio=0.2),
+    },
+}
+# Upstream's flag names for ours: MiniMind2's and minimind-3's command lines paste in unchanged.
+UPSTREAM_FLAGS = {"hidden_size": "dim", "num_hidden_layers": "n_layers", "num_attention_heads": "n_heads",
+                  "num_key_value_heads": "n_kv_heads", "save_dir": "out_dir", "use_compile": "compile"}
 _MODEL = LMConfig()  # the model's shape defaults are model.config's (training's max_seq_len is MiniMind's 512)
 COMMON_DEFAULTS = dict(
     out_dir="out", epochs=1, dtype=None, num_workers=0, grad_clip=1.0, warmup_iters=0,
@@ -31,6 +51,8 @@ COMMON_DEFAULTS = dict(
     use_wandb=False, use_swanlab=False, wandb_project="MiniMind", tokenizer=None, device=None,
     preset=None, run_dir=None, resume=None, chunk_tokens=None, auto_batch_size=False,
     eval_data=None, eval_ratio=None, eval_interval=None,
+    generation=None, add_system_ratio=0.0, empty_think_ratio=1.0, save_weight=None, from_weight=None,
+    from_resume=None,
 )
 # Checkpoint every few minutes by default: a fixed step count is seconds apart on a fast GPU (where each save
 # cost 20-50% of the time) and an hour apart on a CPU.
@@ -38,7 +60,35 @@ DEFAULT_SAVE_EVERY_MIN = 5.0
 # Settings that fix the run's arithmetic or data order: a resumed run keeps the saved values.
 FIXED_ON_RESUME = ("learning_rate", "accumulation_steps", "batch_size", "data_path", "dim", "n_layers", "n_heads",
                    "n_kv_heads", "max_seq_len", "use_moe", "shuffle", "seed", "epochs", "warmup_iters",
-                   "tokenizer", "init", "skip_bad_lines", "preset", "eval_ratio", "eval_data")
+                   "tokenizer", "init", "skip_bad_lines", "preset", "eval_ratio", "eval_data", "generation",
+                   "add_system_ratio", "empty_think_ratio")
+
+
+# Every generation's presets by name (names are unique across generations) in our flag names, and which
+# generation each belongs to.
+ALL_PRESETS = {name: {V1_ALIASES.get(k, k): v for k, v in fields.items()}
+               for presets in GENERATION_PRESETS.values() for name, fields in presets.items()}
+PRESET_GENERATION = {name: g for g, presets in GENERATION_PRESETS.items() for name in presets}
+# What users call the generations, for --generation.
+_GENERATION_NAMES = {**{g: g for g in GENERATIONS}, **{n.lower(): g for g, n in GENERATIONS.items()},
+                     "minimind-v1": "v1", "minimind3": "gen3", "minimind-2": "gen2"}
+
+
+def generation_id(text: str) -> str:
+    """--generation's value: v1 / gen2 / gen3, or what users call them (MiniMind2, minimind-3)."""
+    found = _GENERATION_NAMES.get(str(text).strip().lower())
+    if found is None:
+        raise argparse.ArgumentTypeError(f"unknown generation {text!r}; use v1, gen2 (MiniMind2) or gen3 (minimind-3)")
+    return found
+
+
+def generation_defaults(generation: str, mode: str) -> dict:
+    """The defaults a generation's own trainer uses where they differ from v1's (none for v1)."""
+    if generation == "v1":
+        return {}
+    config = make_config(generation)  # its config class's defaults: the model trained when no flag says
+    shape = dict(dim=config.dim, n_layers=config.n_layers, n_heads=config.n_heads, n_kv_heads=config.n_kv_heads)
+    return {**shape, **UPSTREAM_MODE_DEFAULTS[generation][mode]}
 
 
 def default_text(value) -> str:
@@ -67,15 +117,26 @@ def parse_bool(text: str) -> bool:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     group = None  # the heading `train --help` lists the next flags under
 
+    upstream = {ours: theirs for theirs, ours in UPSTREAM_FLAGS.items()}
+
     def flag(name, **kw):
-        group.add_argument(f"--{name}", *([f"--{name.replace('_', '-')}"] if "_" in name else []),
-                           dest=name, default=None, **kw)
+        names = [name] + ([upstream[name]] if name in upstream else [])
+        spellings = [f"--{n}" for n in names] + [f"--{n.replace('_', '-')}" for n in names if "_" in n]
+        group.add_argument(*spellings, dest=name, default=None, **kw)
 
     group = p.add_argument_group("data and output")
     flag("data_path", metavar="JSONL", help="training data (default: MiniMind's dataset/pretrain_hq.jsonl or "
                                             "dataset/sft_mini_512.jsonl)")
     flag("out_dir", metavar="DIR", help="where MiniMind-style weights pretrain_{dim}.pth / full_sft_{dim}.pth go "
                                         "(default: out)")
+    flag("save_weight", metavar="NAME", help="name of the weights file in --out_dir: NAME_{dim}[_moe].pth "
+                                             "(default pretrain or full_sft)")
+    flag("from_weight", metavar="NAME|none", help="start from --out_dir's NAME_{dim}[_moe].pth, as MiniMind2's and "
+                                                  "minimind-3's trainers do ('none': random; --init takes a path)")
+    flag("from_resume", type=int, choices=(0, 1), help="1: continue from ./checkpoints/"
+                                                       "{save_weight}_{dim}[_moe]_resume.pth, as upstream's "
+                                                       "trainers do; with 0 or 1, also write that file at each "
+                                                       "save (--resume continues our own runs)")
     flag("run_dir", metavar="DIR", help="run directory for metrics, logs, checkpoints (default: runs/<run-id>)")
     flag("resume", metavar="RUN_DIR_OR_CHECKPOINT", help="continue a stopped run from its last good checkpoint")
     flag("tokenizer", metavar="DIR", help="tokenizer directory (default: the one recorded with --init, else the "
@@ -89,9 +150,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     flag("seed", type=int, help="random seed for initial weights and data order (default 1337)")
     flag("num_workers", type=int, help="data-loading worker processes (default 0: batches are memory-mapped "
                                        "copies, cheap in the main process)")
+    flag("add_system_ratio", type=float, metavar="P", help="SFT: prepend a random system prompt to a "
+                                                           "conversation without one, with probability P "
+                                                           "(default 0; 0.2 for MiniMind2 and minimind-3)")
+    flag("empty_think_ratio", type=float, metavar="P", help="SFT: keep an empty <think></think> block with "
+                                                            "probability P, else remove it (default 1: keep; "
+                                                            "MiniMind2 0.05, minimind-3 0.2)")
 
     group = p.add_argument_group("model")
-    flag("preset", choices=tuple(PRESETS), help="model size preset; --dim etc. override it")
+    flag("generation", type=generation_id, metavar="{v1,gen2,gen3}",
+         help="which MiniMind: v1 (April 2025), gen2 (MiniMind2) or gen3 (minimind-3) (default: that of the "
+              "initial weights, else of the tokenizer, else v1)")
+    flag("preset", choices=tuple(ALL_PRESETS), help="model size preset; --dim etc. override it. "
+                                                    + "; ".join(f"{GENERATIONS[g]}: {', '.join(p)}"
+                                                                for g, p in GENERATION_PRESETS.items()))
     flag("dim", type=int, help=f"hidden size ({_defaults('dim')})")
     flag("n_layers", type=int, help=f"transformer blocks ({_defaults('n_layers')})")
     flag("n_heads", type=int, help=f"attention heads ({_defaults('n_heads')})")
@@ -113,7 +185,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
          help="autocast dtype on CUDA (default bfloat16; float16 with loss scaling on GPUs older than Ampere; "
               "float32 lets matmuls use TF32 where the GPU has it). The CPU always trains in float32")
     flag("device", help="cuda:0, cuda, cpu (default: cuda:0 when available)")
-    flag("compile", nargs="?", const=True, type=parse_bool, help="torch.compile the model")
+    flag("compile", nargs="?", const=True, type=parse_bool, help="torch.compile the model (upstream: "
+                                                                 "--use_compile 1)")
     flag("dry_run", action="store_true", help="print the plan (parameters, passes, tokens per pass, memory) and exit")
     flag("chunk_tokens", type=int, help="split each batch into length-sorted forward passes of at most this many "
                                         "padded tokens, so little padding is computed; loss and gradients equal one "
@@ -169,12 +242,18 @@ def resolve(mode: str, explicit: dict, base: dict | None = None) -> dict:
     Their values are checked by precheck.py, which the CLI and the Train tab both call."""
     if mode not in MODES:
         raise UserError(f"unknown training mode {mode!r}; use one of {', '.join(MODES)}")
-    settings = {**COMMON_DEFAULTS, **MODE_DEFAULTS[mode]}
+    generation = (explicit.get("generation") or (base or {}).get("generation")
+                  or PRESET_GENERATION.get(explicit.get("preset") or "") or "v1")
+    settings = {**COMMON_DEFAULTS, **MODE_DEFAULTS[mode], **generation_defaults(generation, mode)}
     if base is None and explicit.get("preset"):
-        settings.update({k: v for k, v in PRESETS[explicit["preset"]].items() if k in settings})
+        settings.update({k: v for k, v in ALL_PRESETS[explicit["preset"]].items() if k in settings})
     settings.update(base or {})
     settings.update(explicit)
     settings["mode"] = mode
+    settings["generation"] = generation
+    if explicit.get("from_weight") and not explicit.get("init"):  # upstream's way of naming --init
+        settings["init"] = ("none" if explicit["from_weight"] == "none" else
+                            str(Path(settings["out_dir"]) / weights_file_name(explicit["from_weight"], settings)))
     if explicit.get("save_interval") is not None and explicit.get("save_every_min") is None:
         settings["save_every_min"] = None  # a step interval asked for replaces the time-based default
     if settings["save_interval"] is None and settings["save_every_min"] is None:
@@ -182,10 +261,48 @@ def resolve(mode: str, explicit: dict, base: dict | None = None) -> dict:
     return settings
 
 
+def model_config(settings: dict, vocab_size: int) -> LMConfig:
+    """The network the settings describe, in their generation's arithmetic (its config class's defaults for
+    everything the flags do not set: head_dim, eps, FFN width rule, MoE routing, theta, init)."""
+    generation = settings.get("generation") or "v1"
+    try:
+        if generation == "v1":
+            return LMConfig(dim=settings["dim"], n_layers=settings["n_layers"], n_heads=settings["n_heads"],
+                            n_kv_heads=settings["n_kv_heads"], vocab_size=vocab_size,
+                            max_seq_len=settings["max_seq_len"], use_moe=bool(settings["use_moe"]))
+        # max_position_embeddings stays the config's (32768): upstream's --max_seq_len cuts samples only.
+        return make_config(generation, hidden_size=settings["dim"], num_hidden_layers=settings["n_layers"],
+                           num_attention_heads=settings["n_heads"], num_key_value_heads=settings["n_kv_heads"],
+                           vocab_size=vocab_size, use_moe=bool(settings["use_moe"]))
+    except ValueError as e:
+        raise UserError(f"model settings: {e}") from None
+
+
 def conflicts_on_resume(explicit: dict, saved: dict) -> list[str]:
     return [f"--{k} {explicit[k]} (the run has {saved.get(k)})" for k in FIXED_ON_RESUME
             if k in explicit and k in saved and explicit[k] != saved[k]]
 
 
+def weights_file_name(stage: str, settings: dict, suffix: str = "") -> str:
+    """MiniMind's name for a stage's weights, in every generation: {stage}_{hidden size}[_moe]{suffix}.pth."""
+    return f"{stage}_{settings['dim']}{'_moe' if settings['use_moe'] else ''}{suffix}.pth"
+
+
 def default_init_path(settings: dict) -> Path:
-    return Path(settings["out_dir"]) / layout.weights_name("pretrain", settings["dim"], settings["use_moe"])
+    return Path(settings["out_dir"]) / weights_file_name("pretrain", settings)
+
+
+def save_stage(settings: dict) -> str:
+    return settings.get("save_weight") or layout.WEIGHTS_PREFIX[settings["mode"]]
+
+
+def export_path(settings: dict) -> Path:
+    """Where the run's weights go for MiniMind's own scripts: --out_dir/{--save_weight}_{dim}[_moe].pth."""
+    return Path(settings["out_dir"]) / weights_file_name(save_stage(settings), settings)
+
+
+def upstream_resume_path(settings: dict) -> Path:
+    """MiniMind2's / minimind-3's resume file, ../checkpoints/{weight}_{hidden}[_moe]_resume.pth next to their
+    ../out: here the checkpoints folder beside --out_dir."""
+    return Path(settings["out_dir"]).parent / "checkpoints" / weights_file_name(save_stage(settings), settings,
+                                                                               "_resume")

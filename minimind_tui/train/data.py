@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from dataset import DataError
+from dataset.conversation import Randomness
 from dataset.jsonl import JsonlFile
 from dataset.token_cache import TokenCache, build, cache_key, default_root, open_cache
 
@@ -57,10 +58,23 @@ def held_out_split(n: int, ratio: float, seed: int) -> tuple[np.ndarray, np.ndar
     return np.flatnonzero(keep), held
 
 
-def _dataset(mode: str, jsonl: JsonlFile, tokenizer, max_length: int, skip_bad_lines: bool, report=print):
+def sample_randomness(settings: dict) -> Randomness:
+    """SFT's random system prompts and empty-think removal (--add_system_ratio, --empty_think_ratio), drawn per
+    sample from the run's seed: the same samples in every run with that seed, on every rank."""
+    if settings["mode"] != "sft":
+        return Randomness()
+    return Randomness(settings.get("add_system_ratio") or 0.0, settings.get("empty_think_ratio", 1.0),
+                      settings["seed"])
+
+
+def _dataset(settings: dict, jsonl: JsonlFile, tokenizer, report=print):
     from dataset.datasets import PretrainDataset, SFTDataset
-    cls = PretrainDataset if mode == "pretrain" else SFTDataset
-    return cls(jsonl.path, tokenizer, max_length, skip_bad_lines=skip_bad_lines, report=report, jsonl=jsonl)
+    common = dict(skip_bad_lines=bool(settings["skip_bad_lines"]), report=report, jsonl=jsonl)
+    if settings["mode"] == "pretrain":
+        return PretrainDataset(jsonl.path, tokenizer, settings["max_seq_len"], **common)
+    r = sample_randomness(settings)
+    return SFTDataset(jsonl.path, tokenizer, settings["max_seq_len"], **common, add_system_ratio=r.add_system_ratio,
+                      empty_think_ratio=r.empty_think_ratio, seed=r.seed)
 
 
 def _skip_reporter(emit):
@@ -102,7 +116,7 @@ def _open_or_build(settings: dict, tokenizer, root: Path, emit, check_stop) -> T
     path = Path(settings["data_path"])
     jsonl = JsonlFile(path)
     key = cache_key(jsonl.fingerprint, tokenizer.fingerprint(), settings["max_seq_len"], settings["mode"],
-                    bool(settings["skip_bad_lines"]))
+                    bool(settings["skip_bad_lines"]), sample_randomness(settings).tag())
     folder = root / key
     cache = open_cache(folder, report=lambda why: _say(f"data: {why}; rebuilding it", emit))
     report, said = _skip_reporter(emit)
@@ -113,8 +127,7 @@ def _open_or_build(settings: dict, tokenizer, root: Path, emit, check_stop) -> T
         return cache
     shutil.rmtree(folder, ignore_errors=True)  # a damaged cache: rebuild
     print(f"data: checking {path} ({jsonl.n_lines} lines)", flush=True)
-    ds = _dataset(settings["mode"], jsonl, tokenizer, settings["max_seq_len"], bool(settings["skip_bad_lines"]),
-                  report)
+    ds = _dataset(settings, jsonl, tokenizer, report)
     meta = {"data_path": str(path.resolve()), "data_fingerprint": jsonl.fingerprint,
             "tokenizer_fingerprint": tokenizer.fingerprint(), "max_length": settings["max_seq_len"],
             "mode": settings["mode"], "skipped": said[0] if said else None}

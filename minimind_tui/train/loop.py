@@ -43,9 +43,21 @@ from minimind_tui.runs import layout, pids
 from minimind_tui.runs.events import SCHEMA_VERSION, EventWriter
 from minimind_tui.runs.launcher import resume_command, shell_quote
 from minimind_tui.tokenizer_choice import recorded_meta
+from model.config import GENERATIONS
 
-from . import EXIT_DONE, EXIT_FAILED, EXIT_OOM, auto_batch, checkpointing, devices, distributed, fault_hooks, precheck
-from .args import conflicts_on_resume, resolve
+from . import (
+    EXIT_DONE,
+    EXIT_FAILED,
+    EXIT_OOM,
+    auto_batch,
+    checkpointing,
+    devices,
+    distributed,
+    fault_hooks,
+    precheck,
+    upstream_files,
+)
+from .args import conflicts_on_resume, export_path, model_config, resolve, upstream_resume_path
 from .data import held_out_split, prepare
 from .heartbeat import Heartbeat
 from .lock import TrainerLock
@@ -54,11 +66,11 @@ from .memory_plan import GiB, default_chunk_tokens
 from .metrics import StepMeter, format_line, peak_allocated_gib
 from .model_setup import (
     build_model,
+    choose_generation,
     choose_tokenizer,
     initial_weights,
     load_init,
     load_resumed,
-    model_config,
     write_sidecar,
 )
 from .run_dir import create, saved_settings, write_config
@@ -201,6 +213,8 @@ def _train(mode, explicit, root, info, device, stop) -> int:
         precheck.check(settings, files=False)
         settings["resume"] = str(explicit["resume"])
     else:
+        explicit = {**explicit, "generation": choose_generation(explicit, mode, log=print if info.is_main
+                                                                else lambda _: None)}
         settings = resolve(mode, explicit)
         run_dir = Path(explicit["run_dir"]) if explicit.get("run_dir") else None
         # A mistake should not leave a new run folder behind. Into a given --run_dir (the dashboard made it)
@@ -266,6 +280,7 @@ class Trainer:
         self._loss_at = (-1, self.loss_value)
         self.nonfinite_steps = 0  # optimizer steps skipped for an inf/NaN gradient (reported so far)
         self._writer = checkpointing.BackgroundWriter()
+        self._upstream_resume: upstream_files.Resume | None = None  # --from_resume 1 found its file
         self._last_save_t = 0.0
         self.check_files = False  # precheck the files once the run directory records the outcome (--run_dir)
 
@@ -400,6 +415,8 @@ class Trainer:
         if loaded is not None:
             self._restore(loaded.state)
             self.last_saved_step = self.step
+        elif self._upstream_resume is not None:
+            self._restore_upstream(self._upstream_resume)
         self.trackers = open_trackers(s, self.run_dir.name, log=self.log) if info.is_main else None
         self.autocast = self._autocast()
 
@@ -412,9 +429,13 @@ class Trainer:
             loaded = (checkpointing.load_checkpoint(self.resume_checkpoint) if self.resume_checkpoint
                       else checkpointing.load_latest(self.run_dir, log=self._fallback_message))
             init_meta = loaded.meta
+        elif s.get("from_resume") == 1 and upstream_resume_path(s).is_file():
+            self._upstream_resume = upstream_files.read_resume(upstream_resume_path(s), self.info.world_size)
         else:
             init_file = initial_weights(s)
             init_meta = recorded_meta(init_file) if init_file is not None else {}
+            if s.get("from_resume") == 1:  # upstream starts afresh too when its file is missing
+                self.log(f"--from_resume 1: no {upstream_resume_path(s)} yet; starting from the initial weights")
         self.tokenizer = choose_tokenizer(s["tokenizer"], init_meta, log=self.log, init_file=init_file)
         s["tokenizer"] = str(self.tokenizer.path.resolve()) if self.tokenizer.path else None
         self.config = model_config(s, self.tokenizer.vocab_size)
@@ -422,6 +443,9 @@ class Trainer:
         if loaded is not None:
             load_resumed(model, loaded, self.run_dir)
             self.log(f"resuming from {loaded.path} (step {loaded.state['step']})")
+        elif self._upstream_resume is not None:
+            load_init(model, self._upstream_resume.path, log=self.log, tokenizer_dir=s["tokenizer"],
+                      state=self._upstream_resume.model)
         elif init_file is not None:
             load_init(model, init_file, log=self.log, tokenizer_dir=s["tokenizer"])
         return model, loaded
@@ -521,6 +545,24 @@ class Trainer:
             self.log(f"note: the checkpoint was written by {state.get('world_size')} processes, this run has "
                      f"{self.info.world_size}: the data order continues by global batch")
 
+    def _restore_upstream(self, resume: upstream_files.Resume) -> None:
+        """Optimizer, scaler and position from an upstream resume file (--from_resume 1). Its micro-batch count
+        becomes whole optimizer steps of this run (a partial group is trained again); the data order is ours."""
+        accum = self.settings["accumulation_steps"]
+        if upstream_files.optimizer_fits(self.optimizer, resume.optimizer):
+            self.optimizer.load_state_dict(resume.optimizer)
+        else:
+            self.log(f"{resume.path}: its optimizer state does not fit this model; AdamW starts afresh")
+        if resume.scaler and self.scaler.is_enabled():
+            self.scaler.load_state_dict(resume.scaler)
+        epoch, group = resume.epoch, min(resume.micro_batches // accum, self.steps_per_epoch)
+        if group == self.steps_per_epoch:
+            epoch, group = epoch + 1, 0
+        self.start_at = (epoch, group)
+        self.step = epoch * self.steps_per_epoch + group
+        self.log(f"resuming from {resume.path}: epoch {epoch + 1}, {resume.micro_batches} micro-batches done "
+                 f"(step {self.step} of {self.total})")
+
     def _autocast(self):
         if self.device.startswith("cuda") and self.settings["dtype"] in ("bfloat16", "float16"):
             return torch.autocast("cuda", dtype=getattr(torch, self.settings["dtype"]))
@@ -535,7 +577,8 @@ class Trainer:
                   accumulation_steps=s["accumulation_steps"], device=self.device,
                   dtype=s["dtype"] if self.device.startswith("cuda") else "float32", samples=n,
                   tokenizer=s["tokenizer"], data_path=s["data_path"], setup_s=round(setup_s, 3))
-        self.log(f"{s['mode']}: {n_params / 1e6:.2f}M parameters, {n} samples, {self.total} optimizer steps "
+        self.log(f"{s['mode']} ({GENERATIONS[self.config.generation]}): {n_params / 1e6:.2f}M parameters, "
+                 f"{n} samples, {self.total} optimizer steps "
                  f"({s['epochs']} epoch(s) x {self.steps_per_epoch}), batch {s['batch_size']} x "
                  f"{s['accumulation_steps']} accumulation"
                  f"{f' x {info.world_size} processes' if info.enabled else ''}, device {self.device}")
@@ -567,7 +610,7 @@ class Trainer:
     def train_step(self, stream, n_micro: int) -> StepResult:
         """One optimizer step over `n_micro` micro-batches, each a list of length-sorted forward passes."""
         s, info, model = self.settings, self.info, self.module
-        lr = learning_rate(self.step, self.total, s["learning_rate"], s["warmup_iters"])
+        lr = learning_rate(self.step, self.total, s["learning_rate"], s["warmup_iters"], self.config.generation)
         for pg in self.optimizer.param_groups:
             pg["lr"] = lr
         loss_sum = torch.zeros((), device=self.device)
@@ -716,8 +759,7 @@ class Trainer:
 
     # ----- checkpoints -----
     def _export_path(self) -> Path:
-        return Path(self.settings["out_dir"]) / layout.weights_name(self.settings["mode"], self.config.dim,
-                                                                    self.config.use_moe)
+        return export_path(self.settings)
 
     def _save(self, next_at: tuple[int, int], result: StepResult | None = None, wait: bool = False) -> bool:
         """A checkpoint of this step: rank 0 snapshots into CPU memory and a side thread writes it while
@@ -773,8 +815,12 @@ class Trainer:
                     if previous != self.run_dir.name:  # said once per run, naming what is replaced
                         self.log(f"replacing {target} " + (f"(from run {previous}, whose checkpoints keep it)"
                                                            if previous else "(not written by minimind-tui)"))
-                checkpointing.export_weights(folder, target)
+                upstream_files.export(folder, weights, target, self.config.generation)
                 write_sidecar(target, {**meta, "step": step, "run_dir": str(self.run_dir.resolve())})
+                if s.get("from_resume") is not None:
+                    upstream_files.write_resume(upstream_resume_path(s), weights, self.config.generation,
+                                                state["optimizer"], state["scaler"], next_at[0],
+                                                next_at[1] * s["accumulation_steps"], self.info.world_size)
                 checkpointing.prune(self.run_dir, s["keep_last"])
             except OSError as e:
                 reason = f"{type(e).__name__}: {e}"

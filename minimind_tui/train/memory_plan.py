@@ -63,43 +63,59 @@ CPU_RUNTIME_GB = 0.5             # on the CPU: torch's libraries and the interpr
 
 def param_count(dim: int, n_layers: int, use_moe: bool = False, n_heads: int = _DEFAULT.n_heads,
                 n_kv_heads: int = _DEFAULT.n_kv_heads, vocab: int = VOCAB) -> int:
-    """Exact parameter count of MiniMindLM (tied embedding counted once)."""
-    kv_dim = n_kv_heads * (dim // n_heads)
-    attention = 2 * dim * dim + 2 * dim * kv_dim
-    ffn = 3 * dim * ffn_hidden_dim(dim)
-    if use_moe:
-        ffn = ffn * (N_ROUTED_EXPERTS + N_SHARED_EXPERTS) + N_ROUTED_EXPERTS * dim  # + router
-    return vocab * dim + n_layers * (attention + ffn + 2 * dim) + dim
+    """Exact parameter count of a v1 MiniMindLM of these sizes (tied embedding counted once)."""
+    return config_param_count(v1_sizes(dim, n_layers, n_heads, n_kv_heads, vocab, use_moe))
 
 
-def activation_bytes_per_token_layer(dim: int, n_heads: int = 8, use_moe: bool = False,
-                                     low_precision: bool = True, packed: bool = False,
-                                     n_kv_heads: int = _DEFAULT.n_kv_heads) -> int:
-    """Bytes autograd keeps for backward per token per transformer block.
+def v1_sizes(dim: int, n_layers: int, n_heads: int, n_kv_heads: int, vocab: int, use_moe: bool) -> LMConfig:
+    """A v1 network of these sizes, to count and estimate with. Sizes that would not build (a dim the heads do
+    not divide, as the Train form holds while the user types) are not refused here: the heads get the whole
+    size they round down to, and the form's checks say what is wrong."""
+    config = LMConfig(vocab_size=vocab, use_moe=use_moe)
+    config.dim, config.n_layers, config.n_heads, config.n_kv_heads = dim, n_layers, n_heads, n_kv_heads
+    config.head_dim, config.hidden_dim = dim // max(n_heads, 1), ffn_hidden_dim(dim)
+    return config
+
+
+def config_param_count(c: LMConfig) -> int:
+    """Exact parameter count of the MiniMindLM `c` builds, any generation (a tied embedding counted once)."""
+    q, kv = c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim
+    attention = 2 * c.dim * q + 2 * c.dim * kv + (2 * c.head_dim if c.qk_norm else 0)  # + minimind-3's q/k norms
+    ffn = 3 * c.dim * c.hidden_dim
+    if c.use_moe:  # v1: one shared expert or none; MiniMind2: n of them; minimind-3: none. A router of E x dim.
+        ffn = ffn * (c.n_routed_experts + int(c.n_shared_experts)) + c.n_routed_experts * c.dim
+    embeddings = c.vocab_size * c.dim * (1 if c.tie_embeddings else 2)
+    return embeddings + c.n_layers * (attention + ffn + 2 * c.dim) + c.dim
+
+
+def activation_bytes_per_token_layer(c: LMConfig, low_precision: bool = True, packed: bool = False) -> int:
+    """Bytes autograd keeps for backward per token per transformer block of the network `c` describes.
 
     low_precision: under bf16/fp16 autocast (fp32 training otherwise). Under autocast the model casts each
     normed activation once for the projections that read it (model.matmul_input), and that copy is kept;
     in fp32 they read the normed tensor itself. The residual stream and the RMSNorms stay fp32 either way.
     """
-    D, F = dim, ffn_hidden_dim(dim)
-    kv = n_kv_heads * (D // n_heads)
+    D, F = c.dim, c.hidden_dim
+    q, kv = c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim
     lp = 2 if low_precision else FP32
     # Each RMSNorm keeps its input and the normalised tensor (fp32) and a per-token rstd.
     norms = 2 * (2 * D + 1) * FP32
     # Attention: the input of wq/wk/wv, and SDPA's q, k and v (the grouped K/V heads, read in place by every
     # query head of the group) and output, plus its per-head log-sum-exp. wo reads the output in place.
-    attention = D * lp + (2 * D + 2 * kv) * lp + n_heads * FP32
+    attention = D * lp + (2 * q + 2 * kv) * lp + c.n_heads * FP32
+    if c.qk_norm:  # minimind-3: q and k before their RMSNorm (fp32) and the normed copies
+        attention += (q + kv) * (FP32 + lp)
     # SwiGLU: w1's and w3's input, w1's output (silu's input), silu's output and w3's output (the product's
     # inputs), and the product (w2's input).
     def swiglu(input_bytes: int) -> int:
         return input_bytes + 4 * F * lp
 
-    if not use_moe:
+    if not c.use_moe:
         ffn = swiglu(D * lp)
     else:
-        k, shared = EXPERTS_PER_TOKEN, N_SHARED_EXPERTS
+        k, shared, experts = c.num_experts_per_tok, int(c.n_shared_experts), c.n_routed_experts
         norm_out = 0 if low_precision else D * FP32  # fp32: the router and the shared expert read it in place
-        router = (D * lp if low_precision else 0) + N_ROUTED_EXPERTS * FP32
+        router = (D * lp if low_precision else 0) + experts * FP32
         shared_ffn = shared * swiglu(D * lp if low_precision else 0)
         # Each routed (token, expert) pair: the gathered rows (their cast under autocast), the expert, its
         # output (kept by the routing-weight multiply) and the weighted fp32 output (kept by index_add).
@@ -108,7 +124,7 @@ def activation_bytes_per_token_layer(dim: int, n_heads: int = 8, use_moe: bool =
     if packed:
         # Per-sample attention: the outputs are concatenated (one more copy, wo's input). (RoPE's rotation is
         # per token too, positions restarting per sample, but one table serves every layer.)
-        attention += D * lp
+        attention += q * lp
     return norms + attention + ffn
 
 
@@ -151,9 +167,13 @@ def pass_shape(batch_size: int, seq_len: int, budget: int | None) -> tuple[int, 
 def plan_memory(dim: int, n_layers: int, batch_size: int, max_seq_len: int, *, n_heads: int = 8,
                 n_kv_heads: int = 2, use_moe: bool = False, vocab: int = VOCAB, dtype: str = "bfloat16",
                 device: str = "cuda", chunk_tokens: int | None = None, world_size: int = 1,
-                gpu_total_gb: float | None = None) -> MemoryPlan:
+                gpu_total_gb: float | None = None, config: LMConfig | None = None) -> MemoryPlan:
     """The peak memory of one training process, the way loop.py trains (arguments as its flags;
-    gpu_total_gb, the card's memory in GiB, decides the default chunk budget as the trainer does)."""
+    gpu_total_gb, the card's memory in GiB, decides the default chunk budget as the trainer does).
+    config: the network of another generation (its sizes win over dim ... vocab); default a v1 one."""
+    if config is None:
+        config = v1_sizes(dim, n_layers, n_heads, n_kv_heads, vocab, use_moe)
+    dim, n_layers, use_moe, vocab = config.dim, config.n_layers, config.use_moe, config.vocab_size
     cuda = device.startswith("cuda")
     low_precision = cuda and dtype in ("bfloat16", "float16")  # the CPU always trains in fp32
     packed = not cuda and chunk_tokens is None and not use_moe  # loop.use_packing
@@ -165,13 +185,14 @@ def plan_memory(dim: int, n_layers: int, batch_size: int, max_seq_len: int, *, n
     passes, tokens = pass_shape(batch_size, max_seq_len, budget)
     rows = tokens  # every position may be a loss position (pretraining: all real tokens are)
 
-    P = param_count(dim, n_layers, use_moe, n_heads, n_kv_heads, vocab)
-    matrices = P - n_layers * 2 * dim - dim  # everything but the RMSNorm weights goes through a matmul
+    P = config_param_count(config)
+    norm_weights = n_layers * (2 * dim + (2 * config.head_dim if config.qk_norm else 0)) + dim
+    matrices = P - norm_weights  # everything but the RMSNorm weights goes through a matmul
     weights = P * 2 * FP32
     optimizer = P * 2 * FP32
     ddp = P * FP32 if world_size > 1 else 0
     casts = matrices * 2 if low_precision else 0
-    per_token = activation_bytes_per_token_layer(dim, n_heads, use_moe, low_precision, packed, n_kv_heads)
+    per_token = activation_bytes_per_token_layer(config, low_precision, packed)
     activations = tokens * (n_layers * per_token + 8)  # + the token ids the embedding keeps
     lp = 2 if low_precision else FP32
     # Final norm on the mask rows (input and normalised fp32; the projection's input), then the loss.
@@ -198,8 +219,9 @@ def plan_memory(dim: int, n_layers: int, batch_size: int, max_seq_len: int, *, n
 def plan_for_settings(settings: dict, vocab: int, world_size: int = 1,
                       gpu_total_gb: float | None = None) -> MemoryPlan:
     """The plan for the trainer's resolved settings (train.args.resolve) and a device."""
+    from .args import model_config  # torch-free
+
     return plan_memory(settings["dim"], settings["n_layers"], settings["batch_size"], settings["max_seq_len"],
-                       n_heads=settings["n_heads"], n_kv_heads=settings["n_kv_heads"],
-                       use_moe=bool(settings["use_moe"]), vocab=vocab, dtype=settings["dtype"],
-                       device=settings.get("device") or "cpu", chunk_tokens=settings.get("chunk_tokens"),
-                       world_size=world_size, gpu_total_gb=gpu_total_gb)
+                       dtype=settings["dtype"], device=settings.get("device") or "cpu",
+                       chunk_tokens=settings.get("chunk_tokens"), world_size=world_size,
+                       gpu_total_gb=gpu_total_gb, config=model_config(settings, vocab))

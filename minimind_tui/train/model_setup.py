@@ -10,8 +10,9 @@ from dataset.atomic import write_atomic
 from minimind_tui.errors import UserError
 from minimind_tui.runs import layout
 from minimind_tui.tokenizer_choice import DEMO_TOKENIZER_WHY, choose_tokenizer_dir, find_weights, sidecar_path
-from model import LMConfig, MiniMindLM, Tokenizer
+from model import LMConfig, MiniMindLM, Tokenizer, key_names
 from model.checkpoint import CheckpointError, check_compatible, load_state_dict
+from model.config import GENERATIONS
 
 from .args import default_init_path
 from .precheck import init_missing_message
@@ -45,13 +46,48 @@ def choose_tokenizer(explicit: str | None, init_meta: dict, log=print, init_file
     return Tokenizer.from_dir(folder)
 
 
-def model_config(settings: dict, vocab_size: int) -> LMConfig:
+def weights_generation(path: Path) -> str | None:
+    """The generation of a weights file, told by its keys (read through a memory map: nothing is copied)."""
     try:
-        return LMConfig(dim=settings["dim"], n_layers=settings["n_layers"], n_heads=settings["n_heads"],
-                        n_kv_heads=settings["n_kv_heads"], vocab_size=vocab_size,
-                        max_seq_len=settings["max_seq_len"], use_moe=bool(settings["use_moe"]))
-    except ValueError as e:
-        raise UserError(f"model settings: {e}") from None
+        state = load_state_dict(path, mmap=True)
+    except CheckpointError:  # a file torch cannot map (an old, non-zip format): read it
+        state = load_state_dict(path)
+    return key_names.detect_generation(state)
+
+
+def choose_generation(explicit: dict, mode: str, log=print) -> str:
+    """A new run's MiniMind generation: --generation, else the preset's, else that of the initial weights,
+    else that of the tokenizer (a minimind-3 checkout's model/ folder means minimind-3), else v1.
+    Weights of another generation than --generation asks for are an error naming both."""
+    from .args import PRESET_GENERATION, resolve
+
+    given = explicit.get("generation") or PRESET_GENERATION.get(explicit.get("preset") or "")
+    weights = _initial_file(resolve(mode, {**explicit, "generation": given or "v1"}))
+    found = weights_generation(weights) if weights is not None else None
+    if given and found and found != given:
+        raise UserError(f"{weights}: these are {GENERATIONS[found]} weights (told by their key names), but "
+                        f"{GENERATIONS[given]} was asked for; pass --generation {found} or other --init weights")
+    if given or found:
+        return given or found
+    folder, _ = choose_tokenizer_dir(Path("."), explicit.get("tokenizer"))
+    try:
+        generation = Tokenizer.from_dir(folder).generation
+    except Exception:  # a bad folder: the tokenizer check says so with its own message
+        return "v1"
+    if generation != "v1":
+        log(f"generation: {GENERATIONS[generation]} (from the tokenizer {folder}; --generation chooses)")
+    return generation
+
+
+def _initial_file(settings: dict) -> Path | None:
+    """The weights a new run would start from, when they exist (the trainer reports missing ones later)."""
+    if settings["init"] == "none":
+        return None
+    try:
+        found = init_weights_file(settings["init"] or default_init_path(settings))
+    except CheckpointError:
+        return None
+    return found if found.is_file() else None
 
 
 def build_model(config: LMConfig, seed: int) -> MiniMindLM:
@@ -90,16 +126,30 @@ def load_resumed(model: MiniMindLM, loaded, run_dir: Path) -> None:
     model.load_state_dict(loaded.weights)
 
 
-def load_init(model: MiniMindLM, weights: Path, log=print, tokenizer_dir=None) -> None:
-    """Load initial weights; a shape mismatch is an error naming the key and both shapes."""
-    state = load_state_dict(weights)
-    emb = state.get("tok_embeddings.weight")
+def load_init(model: MiniMindLM, weights: Path, log=print, tokenizer_dir=None, state: dict | None = None) -> None:
+    """Load initial weights of the model's generation (fp16 or fp32, the tied matrix under one key or
+    both); a shape mismatch is an error naming the key and both shapes. `state`: the weights of `weights`,
+    when already read."""
+    state = dict(state) if state is not None else load_state_dict(weights)
+    generation = model.config.generation
+    found = key_names.detect_generation(state)
+    if found is not None and found != generation:
+        raise CheckpointError(f"{weights}: these are {GENERATIONS[found]} weights (told by their key names), but "
+                              f"the run trains a {GENERATIONS[generation]} model; pass --generation {found}")
+    embed = "tok_embeddings.weight" if generation == "v1" else key_names.hf_key("tok_embeddings.weight")
+    output = "output.weight" if generation == "v1" else "lm_head.weight"
+    if model.config.tie_embeddings:  # stored under one of its two names only: the other is the same matrix
+        for a, b in ((embed, output), (output, embed)):
+            if a in state and b not in state:
+                state[b] = state[a]
+    emb = state.get(embed)
     if emb is not None and emb.shape[0] != model.config.vocab_size:
-        raise CheckpointError(f"{weights}: tok_embeddings.weight has shape {tuple(emb.shape)}: a {emb.shape[0]}-token "
+        raise CheckpointError(f"{weights}: {embed} has shape {tuple(emb.shape)}: a {emb.shape[0]}-token "
                               f"vocabulary, but the tokenizer {tokenizer_dir or ''} has {model.config.vocab_size}; "
                               f"pass --tokenizer DIR with the tokenizer these weights were trained with "
                               f"(MiniMind's is ./model/minimind_tokenizer)")
-    missing, unexpected = check_compatible(model, state, weights)
+    flags = "--dim/--n_layers/--use_moe" if generation == "v1" else "--hidden_size/--num_hidden_layers/--use_moe"
+    missing, unexpected = check_compatible(model, state, weights, flags)
     if missing:
         log(f"init {weights}: {len(missing)} weights not in the file, left at their random init: "
             f"{', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}")

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from minimind_tui.errors import UserError
 from minimind_tui.tokenizer_choice import DEMO_TOKENIZER_WHY, choose_tokenizer_dir, demo_tokenizer_hint, find_weights
+from model.config import GENERATION_PRESETS, GENERATIONS
 
-from .args import default_init_path
+from .args import PRESET_GENERATION, default_init_path
 
 HEAD_LINES = 2000
 HEAD_BYTES = 8 << 20
@@ -81,7 +82,17 @@ def number_problems(s: dict) -> list[Problem]:
                                          f"(got {ratio:g}); e.g. 0.01"))
     if ratio is not None and s.get("eval_data"):
         out.append(Problem("eval_ratio", "--eval_data and --eval_ratio both choose the validation set: give one"))
-    return out + shape_problems(s)
+    return out + shape_problems(s) + generation_problems(s)
+
+
+def generation_problems(s: dict) -> list[Problem]:
+    """A preset of another MiniMind generation than the one asked for."""
+    preset, generation = s.get("preset"), s.get("generation")
+    owner = PRESET_GENERATION.get(preset or "")
+    if owner and generation and owner != generation:
+        return [Problem("preset", f"--preset {preset} is a {GENERATIONS[owner]} preset, but --generation is "
+                                  f"{generation}; pick one of {', '.join(GENERATION_PRESETS[generation])}")]
+    return []
 
 
 def shape_problems(s: dict) -> list[Problem]:

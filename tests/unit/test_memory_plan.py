@@ -16,6 +16,7 @@ from minimind_tui.train.memory_plan import (
     activation_bytes_per_token_layer,
     plan_memory,
 )
+from model.config import LMConfig
 
 
 def saved_bytes(model, tokens, low_precision: bool) -> int:
@@ -42,7 +43,7 @@ def saved_bytes(model, tokens, low_precision: bool) -> int:
 def test_activation_formula_matches_what_autograd_saves(use_moe, low_precision):
     import torch
 
-    from model import LMConfig, MiniMindLM
+    from model import MiniMindLM
 
     dim, layers = 256, 2
     torch.manual_seed(0)
@@ -51,7 +52,7 @@ def test_activation_formula_matches_what_autograd_saves(use_moe, low_precision):
     # copies, RoPE tables) drops out.
     short, long = (saved_bytes(model, torch.randint(0, 6400, (2, t)), low_precision) for t in (64, 128))
     measured = (long - short) / (2 * 64) / layers
-    formula = activation_bytes_per_token_layer(dim, 8, use_moe, low_precision)
+    formula = activation_bytes_per_token_layer(LMConfig(dim=dim, use_moe=use_moe), low_precision)
     assert formula == pytest.approx(measured, rel=0.15), (formula, measured)
 
 
