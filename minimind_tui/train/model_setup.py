@@ -32,7 +32,7 @@ def initial_weights(settings: dict) -> Path | None:
         return None
     init = init_weights_file(settings["init"] or default_init_path(settings))
     if not init.is_file():
-        raise CheckpointError(init_missing_message(init, default=settings["init"] is None))
+        raise CheckpointError(init_missing_message(init, default=settings["init"] is None, mode=settings["mode"]))
     return init
 
 
