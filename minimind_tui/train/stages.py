@@ -54,7 +54,7 @@ class Stage:
         self.settings = settings
         self.log = log
         self._figures: dict[str, torch.Tensor] = {}
-        self._passes = 0
+        self._weight = 0.0
 
     def before_load(self, model) -> None:
         """Called on a resumed run's model before its checkpoint is loaded into it."""
@@ -73,15 +73,17 @@ class Stage:
         return pass_loss(module, batch, 1.0, 0.0, 1, device).float(), int(batch.loss_mask.sum())
 
     # ----- the step's figures -----
-    def _keep(self, figures: dict[str, torch.Tensor]) -> None:
+    def _keep(self, figures: dict[str, torch.Tensor], weight: float = 1.0) -> None:
+        """Add a pass's figures, weighted as the pass weighs in the loss (its trained tokens, for a mean over
+        tokens); step_fields gives their weighted mean."""
         for name, value in figures.items():
-            self._figures[name] = self._figures.get(name, 0) + value.detach().float()
-        self._passes += 1
+            self._figures[name] = self._figures.get(name, 0) + value.detach().float() * weight
+        self._weight += weight
 
     def step_fields(self) -> dict[str, float]:
         """The figures of the passes since the last call, averaged (waits for the device), then forgotten."""
-        fields = {k: float(v) / max(self._passes, 1) for k, v in self._figures.items()}
-        self._figures, self._passes = {}, 0
+        fields = {k: float(v) / max(self._weight, 1e-12) for k, v in self._figures.items()}
+        self._figures, self._weight = {}, 0.0
         return fields
 
 
@@ -177,10 +179,10 @@ class DistillStage(Stage):
         self.teacher: torch.nn.Module | None = None
 
     def after_init(self, model, device: str) -> None:
-        from model.generations import load_minimind
+        from minimind_tui.chat.loading import load_weights
 
-        try:
-            teacher = load_minimind(self.teacher_file)
+        try:  # what the shapes cannot tell (heads) from what our trainer recorded with the file, if anything
+            teacher = load_weights(self.teacher_file)
         except CheckpointError as e:
             raise UserError(f"teacher: {e}") from None
         if teacher.config.vocab_size < model.config.vocab_size:
@@ -206,7 +208,7 @@ class DistillStage(Stage):
 
     def pass_loss(self, module, batch, n_mask, row_share, world_size, device):
         result, aux = self._result(module, batch, device)
-        self._keep({"ce_loss": result.ce, "distill_loss": result.kl})
+        self._keep({"ce_loss": result.ce, "distill_loss": result.kl}, weight=len(batch.loss_rows))
         # The pass's loss is a mean over its rows: weighted by its share of the batch's trained tokens, the
         # passes add up to the batch's mean (as pass_loss's sums over the mask count do).
         share = max(len(batch.loss_rows), 1) * world_size / max(n_mask, 1.0)

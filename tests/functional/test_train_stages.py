@@ -1,0 +1,117 @@
+"""`train lora`, `train dpo`, `train distill`: the stages after SFT, on the CPU with a tiny model."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from testkit import TINY, of_kind, steps, train_here
+
+from minimind_tui.demo import demo_tokenizer_dir, sft_lines, write_jsonl
+from minimind_tui.train.model_setup import write_sidecar
+from model import LMConfig, MiniMindLM, load_minimind
+from model.lora import load_lora
+
+CPU = [*TINY, "--device", "cpu", "--batch_size", "8", "--tokenizer", str(demo_tokenizer_dir())]
+
+
+def pair(question: str, good: str, bad: str) -> dict:
+    user = {"role": "user", "content": question}
+    return {"chosen": [user, {"role": "assistant", "content": good}],
+            "rejected": [user, {"role": "assistant", "content": bad}]}
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A folder with out/full_sft_32.pth (a tiny random model of TINY's shape), SFT and DPO data."""
+    (tmp_path / "out").mkdir()
+    torch.manual_seed(0)
+    from model import Tokenizer
+
+    vocab = Tokenizer.from_dir(demo_tokenizer_dir()).vocab_size
+    model = MiniMindLM(LMConfig(dim=32, n_layers=1, n_heads=4, n_kv_heads=2, vocab_size=vocab, max_seq_len=48))
+    torch.save(model.state_dict(), tmp_path / "out" / "full_sft_32.pth")
+    write_sidecar(tmp_path / "out" / "full_sft_32.pth", {"config": model.config.to_dict()})  # its 4 heads
+    write_jsonl(tmp_path / "sft.jsonl", sft_lines(32))
+    write_jsonl(tmp_path / "dpo.jsonl", [pair(f"What is {a} plus 1?", f"Sure! {a} plus 1 equals {a + 1}.",
+                                              f"{a} plus 1 equals {a + 2}.") for a in range(16)])
+    return tmp_path
+
+
+def final_weights(run: Path) -> dict:
+    return torch.load(sorted((run / "checkpoints").iterdir())[-1] / "model.pth", weights_only=True)
+
+
+def only_run(cwd: Path) -> Path:
+    (run,) = list((cwd / "runs").iterdir())
+    return run
+
+
+def test_lora_trains_only_the_adapter_and_writes_it_as_v1_does(project, monkeypatch):
+    code = train_here(project, "lora", "--data_path", "sft.jsonl", "--lora_name", "me", "--epochs", "2",
+                      "--learning_rate", "1e-2", *CPU, monkeypatch=monkeypatch)
+    assert code == 0
+    adapter = torch.load(project / "out" / "lora" / "me_32.pth", weights_only=True)
+    assert adapter and all(".lora." in k for k in adapter) and {v.dtype for v in adapter.values()} == {torch.float32}
+    assert next(v for k, v in adapter.items() if k.endswith("lora.A.weight")).shape[0] == 16  # v1's rank
+    base = torch.load(project / "out" / "full_sft_32.pth", weights_only=True)
+    trained = final_weights(only_run(project))
+    assert all(torch.equal(trained[k], v) for k, v in base.items())  # the base weights never moved
+    assert any(v.abs().sum() > 0 for k, v in adapter.items() if k.endswith("lora.B.weight"))  # B starts at 0
+    # The adapter file on the base weights is the run's model.
+    model = load_lora(load_minimind(project / "out" / "full_sft_32.pth", n_heads=4), project / "out" / "lora" /
+                      "me_32.pth")
+    ids = torch.tensor([[1, 40, 41, 42]])
+    run_model = load_minimind(sorted((only_run(project) / "checkpoints").iterdir())[-1] / "model.pth", n_heads=4)
+    assert torch.allclose(model(ids).logits, run_model(ids).logits, atol=1e-5)
+    losses = [e["loss"] for e in steps(only_run(project))]
+    assert losses[-1] < losses[0]
+
+
+def test_dpo_starts_at_log2_against_its_reference_and_moves_the_margin(project, monkeypatch):
+    """At the first step the policy is its reference, so every pair's loss is -log sigmoid(0) = log 2 and the
+    rewards are 0; with a large learning rate the chosen replies pull ahead."""
+    code = train_here(project, "dpo", "--data_path", "dpo.jsonl", "--epochs", "6", "--learning_rate", "5e-3",
+                      *CPU, monkeypatch=monkeypatch)
+    assert code == 0
+    run = only_run(project)
+    done = steps(run)
+    assert done[0]["loss"] == pytest.approx(math.log(2), abs=1e-5)
+    assert done[0]["reward_margin"] == pytest.approx(0.0, abs=1e-6)
+    assert done[-1]["reward_margin"] > 0 and done[-1]["reward_accuracy"] > 0.5 and done[-1]["loss"] < math.log(2)
+    assert (project / "out" / "rlhf_32.pth").is_file()  # v1's name for its DPO weights
+    assert of_kind(run, "start")[0]["mode"] == "dpo"
+
+
+def test_dpo_refuses_sft_data_naming_the_kind(project, monkeypatch, capsys):
+    code = train_here(project, "dpo", "--data_path", "sft.jsonl", *CPU, monkeypatch=monkeypatch)
+    err = capsys.readouterr().err
+    assert code == 2 and "holds sft data" in err and "not dpo data" in err
+
+
+def test_distill_from_an_identical_teacher_has_no_kl_and_alpha_weighs_the_parts(project, monkeypatch):
+    code = train_here(project, "distill", "--data_path", "sft.jsonl", "--teacher", "out/full_sft_32.pth",
+                      "--alpha", "0.25", "--temperature", "2", "--learning_rate", "1e-3", *CPU,
+                      monkeypatch=monkeypatch)
+    assert code == 0
+    done = steps(only_run(project))
+    assert done[0]["distill_loss"] == pytest.approx(0.0, abs=1e-5)  # student == teacher at the start
+    for e in done:
+        assert e["loss"] == pytest.approx(0.25 * e["ce_loss"] + 0.75 * e["distill_loss"], rel=1e-4, abs=1e-5)
+    assert done[-1]["distill_loss"] > 0
+    assert (project / "out" / "full_dist_32.pth").is_file()
+
+
+def test_a_stopped_lora_run_resumes_with_its_adapter(project, monkeypatch):
+    """Stopped after step 3 (the fault hook), resumed: the adapters come back from the checkpoint and the
+    steps continue from 4."""
+    common = ["lora", "--data_path", "sft.jsonl", "--lora_name", "me", "--learning_rate", "1e-2", *CPU]
+    code = train_here(project, *common, "--run_dir", "runs/r", env={"MINIMIND_FAULT_STOP_AFTER_STEP": "3"},
+                      monkeypatch=monkeypatch)
+    assert code == 0 and of_kind(project / "runs" / "r", "end")[-1]["status"] == "stopped"
+    assert train_here(project, "lora", "--resume", "runs/r", monkeypatch=monkeypatch) == 0
+    done = steps(project / "runs" / "r")
+    assert [e["step"] for e in done] == list(range(1, len(done) + 1))
+    assert json.loads((project / "runs" / "r" / "config.json").read_text())["settings"]["lora_name"] == "me"
