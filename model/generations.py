@@ -200,19 +200,28 @@ def _read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
     raise CheckpointError(f"{folder}: no model.safetensors or pytorch_model.bin; download the weights too")
 
 
+def weights_dtype(generation: str) -> torch.dtype:
+    """The dtype of a generation's weights files: v1 saves its fp32 state_dict(), MiniMind2 and minimind-3
+    `{k: v.half()}`."""
+    return torch.float32 if generation == "v1" else torch.float16
+
+
 def minimind_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The weights as the model's generation's own trainer writes out/*.pth: v1 `state_dict()` in fp32 under
     v1's names; MiniMind2 / minimind-3 `{k: v.half()}` under theirs (the tied matrix under both of its keys,
-    as they store it; RoPE tables are not saved), so upstream's class loads it with strict=True."""
+    as they store it; RoPE tables are not saved), so upstream's class loads it with strict=True. An attached
+    LoRA adapter is left out, as upstream's merge_lora leaves its keys out: save_lora writes it, merge_lora
+    folds it into the weights first (model/lora.py)."""
     model = getattr(model, "_orig_mod", model)  # torch.compile'd
     model = getattr(model, "module", model)      # DDP
-    return in_generation_format(model.state_dict(), str(model.generation))
+    weights = {k: v for k, v in model.state_dict().items() if ".lora." not in k}
+    return in_generation_format(weights, str(model.generation))
 
 
 def in_generation_format(state_dict: dict[str, torch.Tensor], generation: str) -> dict[str, torch.Tensor]:
-    """A state dict (already under the generation's key names) in the dtype its trainer saves: fp32 for v1,
-    fp16 for MiniMind2 and minimind-3; on the CPU."""
-    dtype = torch.float32 if generation == "v1" else torch.float16
+    """A state dict (already under the generation's key names) in the dtype its trainer saves (weights_dtype);
+    on the CPU."""
+    dtype = weights_dtype(generation)
     return {k: v.detach().to(device="cpu", dtype=dtype) for k, v in state_dict.items()}
 
 
