@@ -244,6 +244,28 @@ def find_lora_weights(adapter: str | Path, base_dir, generation: str, hidden: in
                     f"pass the file's path")
 
 
+def adapters_beside(weights) -> list[Path]:
+    """The adapter files in the folder of the weights file `weights` and in its lora/ subfolder (where each
+    generation's trainer and chat script put them), by name; only files whose keys are all adapter keys (read
+    without loading the tensors)."""
+    weights = Path(weights)
+    found = []
+    for folder in (weights.parent, weights.parent / "lora"):
+        for path in sorted(folder.glob("*.pth")) if folder.is_dir() else ():
+            if path != weights and _is_adapter_file(path):
+                found.append(path)
+    return found
+
+
+def _is_adapter_file(path: Path) -> bool:
+    try:  # mmap: only the file's index is read, whatever the size of the tensors in it
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - anything unreadable is simply not offered
+        return False
+    return isinstance(state, dict) and bool(state) and all(isinstance(k, str) and _ADAPTER_KEY.fullmatch(k)
+                                                           for k in state)
+
+
 # ---- merging -----------------------------------------------------------------------------------------------
 def merge_lora(model: nn.Module) -> nn.Module:
     """Fold every adapter into its layer's weight and take the adapters off; returns the model.
