@@ -150,7 +150,12 @@ def load_lora(model: nn.Module, path) -> nn.Module:
     cover exactly the model's square linear layers with fitting shapes, as upstream's strict load does.
     fp16 and fp32 files alike: the adapter takes the dtype and device of the layer it sits on."""
     path = Path(path)
-    state = load_state_dict(path)  # weights_only; `module.` / `_orig_mod.` prefixes dropped
+    return attach_lora_state(model, load_state_dict(path), path)  # weights_only; wrapper prefixes dropped
+
+
+def attach_lora_state(model: nn.Module, state: dict[str, torch.Tensor], path: object = "") -> nn.Module:
+    """load_lora from the adapter tensors themselves (`path` names them in errors): an adapter file's, or the
+    `.lora.` keys of a full state dict saved while adapters were attached (load_minimind attaches those)."""
     generation = _generation(model)
     found = adapter_generation(state, path)
     if (found == "v1") != (generation == "v1"):  # v1's query rows are ordered differently (key_names.py)

@@ -15,6 +15,7 @@ from model.lora import (
     LORA_RANK,
     LoRAError,
     LoRALinear,
+    adapted_layers,
     adapter_generation,
     eval_lora_path,
     find_lora_weights,
@@ -311,3 +312,18 @@ def test_an_adapter_name_is_found_beside_the_weights(tmp_path):
         find_lora_weights("lora_other", tmp_path, "gen3", 32)
     with pytest.raises(LoRAError, match="no such LoRA adapter file"):
         find_lora_weights("missing.pth", tmp_path, "gen3", 32)
+
+
+@pytest.mark.parametrize("generation", ["v1", "gen3"])
+def test_weights_saved_with_adapters_load_with_them(generation, tmp_path):
+    """A LoRA run's checkpoint (the whole state_dict, adapters included, as upstream's resume file) loads as base
+    + adapter, unmerged; the generation's weights file leaves the adapter out."""
+    m = with_random_adapter(tiny(generation))
+    ids = torch.randint(0, 64, (2, 9))
+    torch.save(m.state_dict(), tmp_path / "checkpoint.pth")
+    again = load_minimind(tmp_path / "checkpoint.pth")
+    assert len(list(adapted_layers(again))) == 4
+    with torch.no_grad():
+        torch.testing.assert_close(again(ids).logits, m(ids).logits, atol=0, rtol=0)
+    save_minimind(m, tmp_path / "weights.pth")
+    assert not list(adapted_layers(load_minimind(tmp_path / "weights.pth")))
