@@ -327,3 +327,19 @@ def test_weights_saved_with_adapters_load_with_them(generation, tmp_path):
         torch.testing.assert_close(again(ids).logits, m(ids).logits, atol=0, rtol=0)
     save_minimind(m, tmp_path / "weights.pth")
     assert not list(adapted_layers(load_minimind(tmp_path / "weights.pth")))
+
+
+@pytest.mark.gpu
+def test_adapters_follow_the_model_onto_the_gpu(shared_dir):
+    folder = shared_dir / "reference" / "gen3"
+    io = torch.load(folder / "lora_io.pt", weights_only=True)
+    m = load_lora(load_minimind(folder / "dense.pth", device="cuda", **io["base_config"]), folder / "lora.pth")
+    assert all(p.is_cuda for p in m.parameters())
+    ids = io["input_ids"].cuda()
+    with torch.no_grad():
+        torch.testing.assert_close(m(ids).logits.cpu(), io["logits_lora"], atol=1e-3, rtol=0)
+        assert generate(m, ids[:1, :8], max_new_tokens=4, temperature=0).shape == (1, 12)
+        apply_lora(m)  # fresh adapters are built on the CPU (upstream's draws), then moved
+        assert all(p.is_cuda for p in m.parameters())
+        merge_lora(load_lora(m, folder / "lora.pth"))
+        torch.testing.assert_close(m(ids).logits.cpu(), io["logits_merged"], atol=1e-3, rtol=0)
