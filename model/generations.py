@@ -23,6 +23,7 @@ import torch
 from . import key_names
 from .checkpoint import CheckpointError, WeightShapes, check_compatible, infer_config, load_state_dict, save_atomic
 from .config import GENERATIONS, V1_ALIASES, LMConfig, config_fields, make_config
+from .lora import attach_lora_state
 from .model import MiniMindLM
 
 # Names another generation uses for a setting -> this generation's name, for the error that suggests it.
@@ -39,8 +40,9 @@ def load_minimind(path, device: str | torch.device = "cpu", **config: Any) -> Mi
     """Any MiniMind's weights as a ready model: eval mode, fp32, on `device`; `.generation` says which.
 
     path: a `.pth` state dict (v1's fp32 out/*.pth, MiniMind2's / minimind-3's fp16 ones, a run checkpoint;
-    the tied embedding stored under one key or both), or a Hugging Face folder of MiniMind2 / minimind-3
-    (config.json with model_type "minimind" and model.safetensors or pytorch_model.bin). Nothing from the
+    the tied embedding stored under one key or both; LoRA adapters saved in it stay attached, unmerged), or a
+    Hugging Face folder of MiniMind2 / minimind-3 (config.json with model_type "minimind" and
+    model.safetensors or pytorch_model.bin). Nothing from the
     file or folder runs: weights_only loading, and the folder's config.json is read as data.
     config: what the shapes cannot tell, in the generation's own names and with its defaults
     (num_attention_heads and num_key_value_heads for MiniMind2, rope_theta, rms_norm_eps,
@@ -65,6 +67,9 @@ def load_minimind(path, device: str | torch.device = "cpu", **config: Any) -> Mi
                               f"{' …' if len(missing) > 5 else ''}; is this a complete {GENERATIONS[generation]} "
                               f"checkpoint?")
     model.load_state_dict(state_dict, strict=False)
+    adapter = {k: v for k, v in state_dict.items() if ".lora." in k}
+    if adapter:  # saved with LoRA adapters attached (a LoRA run's checkpoint, upstream's resume file): kept on
+        attach_lora_state(model, adapter, source)
     return model.float().to(device).eval()
 
 
@@ -200,19 +205,28 @@ def _read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
     raise CheckpointError(f"{folder}: no model.safetensors or pytorch_model.bin; download the weights too")
 
 
+def weights_dtype(generation: str) -> torch.dtype:
+    """The dtype of a generation's weights files: v1 saves its fp32 state_dict(), MiniMind2 and minimind-3
+    `{k: v.half()}`."""
+    return torch.float32 if generation == "v1" else torch.float16
+
+
 def minimind_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The weights as the model's generation's own trainer writes out/*.pth: v1 `state_dict()` in fp32 under
     v1's names; MiniMind2 / minimind-3 `{k: v.half()}` under theirs (the tied matrix under both of its keys,
-    as they store it; RoPE tables are not saved), so upstream's class loads it with strict=True."""
+    as they store it; RoPE tables are not saved), so upstream's class loads it with strict=True. An attached
+    LoRA adapter is left out, as upstream's merge_lora leaves its keys out: save_lora writes it, merge_lora
+    folds it into the weights first (model/lora.py)."""
     model = getattr(model, "_orig_mod", model)  # torch.compile'd
     model = getattr(model, "module", model)      # DDP
-    return in_generation_format(model.state_dict(), str(model.generation))
+    weights = {k: v for k, v in model.state_dict().items() if ".lora." not in k}
+    return in_generation_format(weights, str(model.generation))
 
 
 def in_generation_format(state_dict: dict[str, torch.Tensor], generation: str) -> dict[str, torch.Tensor]:
-    """A state dict (already under the generation's key names) in the dtype its trainer saves: fp32 for v1,
-    fp16 for MiniMind2 and minimind-3; on the CPU."""
-    dtype = torch.float32 if generation == "v1" else torch.float16
+    """A state dict (already under the generation's key names) in the dtype its trainer saves (weights_dtype);
+    on the CPU."""
+    dtype = weights_dtype(generation)
     return {k: v.detach().to(device="cpu", dtype=dtype) for k, v in state_dict.items()}
 
 

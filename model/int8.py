@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import torch
 from torch import nn
 
+from .lora import has_adapter
+
 
 def available(device: torch.device | str) -> bool:
     """Whether this PyTorch has the fused int8 x bf16 kernel for CPU (also used by its own LLM examples)."""
@@ -91,7 +93,8 @@ class Int8Weights(PerModel):
         # Keyed by id(): holding the modules themselves would keep the model alive through the cache.
         self.linears: dict[int, Int8Linear] = {}
         for module in model.modules():
-            if isinstance(module, nn.Linear) and module.bias is None:
+            # A layer carrying a LoRA adapter (lora.py) computes itself: W x + B(A(x)), in full precision.
+            if isinstance(module, nn.Linear) and module.bias is None and not has_adapter(module):
                 self.linears[id(module)] = Int8Linear(module.weight)
         # Projections that share an input, stacked.
         self.stacks: dict[int, tuple[Int8Linear, list[int]]] = {}
@@ -106,8 +109,12 @@ class Int8Weights(PerModel):
         return q(x) if q is not None else module(x)
 
     def stacked(self, module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(q, k, v) for an attention module, (w1 x, w3 x) for a SwiGLU feed-forward, in one kernel call."""
-        fused, sizes = self.stacks[id(module)]
+        """(q, k, v) for an attention module, (w1 x, w3 x) for a SwiGLU feed-forward, in one kernel call
+        (one per projection when one of them carries a LoRA adapter)."""
+        found = self.stacks.get(id(module))
+        if found is None:
+            return tuple(self.linear(getattr(module, name), x) for name in shared_input(module))
+        fused, sizes = found
         return fused(x).split(sizes, dim=-1)
 
 
@@ -120,7 +127,9 @@ class StackedWeights(PerModel):
         super().__init__(model)
         self.stacks: dict[int, tuple[torch.Tensor, list[int]]] = {}
         for module in model.modules():
-            if names := shared_input(module):
+            names = shared_input(module)
+            # Projections carrying a LoRA adapter (lora.py) are not stacked: each adds its own B(A(x)).
+            if names and not any(has_adapter(getattr(module, name)) for name in names):
                 weights = [getattr(module, name).weight.detach() for name in names]
                 self.stacks[id(module)] = (torch.cat(weights).contiguous(), [w.shape[0] for w in weights])
 
@@ -128,7 +137,10 @@ class StackedWeights(PerModel):
         return module(x)
 
     def stacked(self, module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        weight, sizes = self.stacks[id(module)]
+        found = self.stacks.get(id(module))
+        if found is None:  # a projection carries an adapter
+            return tuple(getattr(module, name)(x) for name in shared_input(module))
+        weight, sizes = found
         return torch.nn.functional.linear(x, weight).split(sizes, dim=-1)
 
 

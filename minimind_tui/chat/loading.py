@@ -88,33 +88,54 @@ def use_inference_threads() -> int:
     return threads
 
 
-def load_session(weights: Path, root: Path = Path("."), tokenizer_dir: str | Path | None = None,
-                 device: str | None = None, mode: str | None = None,
-                 settings: GenerationSettings | None = None):
-    """A ready ChatSession for a weights file. Refuses a tokenizer whose vocabulary does not fit the model."""
-    from model import Tokenizer
-    from model.checkpoint import load_model
-
-    from .session import ChatSession
-
+def check_weights_file(weights: Path) -> None:
+    """A missing file, or a run checkpoint whose checksum does not match, is refused by name."""
     weights = Path(weights)
     if not weights.is_file():
         raise UserError(f"{weights}: no such weights file; train one first, or pick another with --ckpt PATH "
                         f"(found under out/ and runs/: `minimind-tui runs`)")
     verify_checksum(weights)
+
+
+def load_weights(weights: Path, device: str = "cpu", meta: dict | None = None):
+    """The model of a (checked) weights file, with the settings its shapes cannot tell taken from what our
+    trainer recorded (`meta`: checkpoint_meta(weights), read when not given)."""
+    from model.checkpoint import load_model
+
+    recorded = (checkpoint_meta(weights) if meta is None else meta).get("config") or {}
+    overrides = {k: recorded[k] for k in _UNINFERABLE if k in recorded}
+    return load_model(weights, device=device, **overrides)
+
+
+def load_session(weights: Path, root: Path = Path("."), tokenizer_dir: str | Path | None = None,
+                 device: str | None = None, mode: str | None = None,
+                 settings: GenerationSettings | None = None, lora: str | Path | None = None):
+    """A ready ChatSession for a weights file. Refuses a tokenizer whose vocabulary does not fit the model.
+    lora: a LoRA adapter put on the model, unmerged: a file, or a NAME looked up beside the weights as the
+    model's generation's chat script does (--lora_weight; model.lora.find_lora_weights)."""
+    from model import Tokenizer
+
+    from .session import ChatSession
+
+    weights = Path(weights)
+    check_weights_file(weights)
     meta = checkpoint_meta(weights)
     tok_dir, why = resolve_tokenizer_dir(weights, root, tokenizer_dir, meta)
     tokenizer = Tokenizer.from_dir(tok_dir)
-    recorded = meta.get("config") or {}
-    overrides = {k: recorded[k] for k in _UNINFERABLE if k in recorded}
     device = pick_device(device)
     if device == "cpu":
         use_inference_threads()
-    model = load_model(weights, device=device, **overrides)
+    model = load_weights(weights, device, meta)
     if tokenizer.vocab_size != model.config.vocab_size:
         raise UserError(f"{tok_dir}: this tokenizer has {tokenizer.vocab_size} tokens but {weights.name} was "
                         f"trained with {model.config.vocab_size}; pass --tokenizer DIR naming the tokenizer "
                         f"the model was trained with")
     mode = mode or mode_for_training_mode(meta.get("mode"), weights.name)
-    return ChatSession(model, tokenizer, device=device, mode=mode, settings=settings or GenerationSettings(),
-                       weights=weights, tokenizer_note=f"{tok_dir} ({why})")
+    session = ChatSession(model, tokenizer, device=device, mode=mode, settings=settings or GenerationSettings(),
+                          weights=weights, tokenizer_note=f"{tok_dir} ({why})")
+    if lora:
+        from model.lora import find_lora_weights
+
+        c = model.config
+        session.use_adapter(find_lora_weights(lora, weights.parent, model.generation, c.dim, c.use_moe))
+    return session

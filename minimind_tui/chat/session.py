@@ -39,6 +39,7 @@ class ChatSession:
     mode: str = CHAT
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     weights: Path | None = None
+    adapter: Path | None = None  # the LoRA adapter file attached to the model, if any
     tokenizer_note: str = ""
     history: list[dict] = field(default_factory=list)  # alternating user / assistant messages
     last_stats: ReplyStats | None = None
@@ -110,9 +111,21 @@ class ChatSession:
     def answer(self, text: str, stop: StopFlag | None = None, remember: bool = True) -> str:
         return "".join(self.reply(text, stop=stop, remember=remember))
 
+    def use_adapter(self, path: Path | None) -> None:
+        """Put the LoRA adapter file `path` on the model (replacing the one attached), or none; a file that does
+        not fit the model is refused and leaves the model as it was."""
+        from model.lora import load_lora, remove_lora
+
+        if path is None:
+            remove_lora(self.model)
+        else:
+            load_lora(self.model, path)
+        self.adapter = Path(path) if path is not None else None
+
     def describe(self) -> str:
-        """One line for a status bar: parameters, mode and device."""
+        """One line for a status bar: parameters, adapter, mode and device."""
         n = self.model.num_parameters() / 1e6
         name = self.weights.name if self.weights else "model"
+        adapter = f" + LoRA {self.adapter.name}" if self.adapter is not None else ""
         int8 = ", int8" if self.settings.int8 and self.device == "cpu" else ""
-        return f"{name}: {n:.1f}M params, {self.mode}, on {self.device}{int8}"
+        return f"{name}: {n:.1f}M params{adapter}, {self.mode}, on {self.device}{int8}"

@@ -23,6 +23,10 @@ def register(subparsers) -> None:
     g.add_argument("--out_dir", default="out", help="folder holding the weights, relative to --root (default out)")
     g.add_argument("--ckpt", metavar="PATH", help="a weights file (.pth), a checkpoint folder, or a run folder "
                    "(its newest complete checkpoint); overrides --model_mode/--dim/--out_dir")
+    g.add_argument("--lora_weight", "--lora_name", dest="lora_weight", metavar="NAME|PATH",
+                   help="a LoRA adapter on top of the weights (MiniMind2/minimind-3 eval_llm's --lora_weight, v1 "
+                   "eval_model's --lora_name): a file, or a NAME looked up beside the weights as that "
+                   "generation's script does ({dir}/lora/NAME_{dim}.pth, {dir}/NAME_{dim}.pth); None = no adapter")
     g.add_argument("--tokenizer", metavar="DIR", help="tokenizer directory (default: the one recorded with the "
                    "checkpoint, else ./model/minimind_tokenizer, else the bundled demo tokenizer)")
     g.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
@@ -68,8 +72,9 @@ def run(args) -> int:
         out_dir = Path(args.out_dir) if Path(args.out_dir).is_absolute() else root / args.out_dir
         weights = weights_for_mode(out_dir, args.model_mode, args.dim, bool(args.use_moe))
         mode = "continue" if args.model_mode == 0 else "chat"
+    lora = None if args.lora_weight in (None, "", "None") else args.lora_weight  # 'None': MiniMind's "no adapter"
     session = load_session(weights, root=root, tokenizer_dir=args.tokenizer, device=args.device, mode=mode,
-                           settings=settings)
+                           settings=settings, lora=lora)
     print(f"{session.describe()}; tokenizer {session.tokenizer_note}", file=sys.stderr)
 
     if args.auto or sys.stdin is None:

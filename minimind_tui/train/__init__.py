@@ -16,6 +16,7 @@ One job per module:
   metrics.py       raw counters -> the `step` event
   trackers.py      optional wandb / SwanLab logging
   loop.py          the training loop itself
+  objectives.py    the DPO and distillation losses, each generation's formula (torch only)
   watchdog.py      the stall watchdog thread (`stall` events)
   auto_batch.py    --auto_batch_size: the largest batch that fits, found before training
   fault_hooks.py   fault-injection environment variables for reliability tests (OOM, hangs, stop at step k)

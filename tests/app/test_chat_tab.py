@@ -301,3 +301,32 @@ async def test_escape_leaves_the_message_field_when_no_reply_streams(make_app, p
         assert app.focused is None
         await pilot.press("1")
         assert app.query_one("#tabs").active == "train"
+
+
+async def test_an_adapter_beside_the_weights_can_be_put_on_and_taken_off(root):
+    from model import apply_lora, load_minimind, save_lora
+    from model.lora import lora_targets
+
+    base = apply_lora(load_minimind(root / "out" / "full_sft_64.pth"))
+    with torch.no_grad():
+        for _, layer in lora_targets(base):
+            layer.lora.B.weight.normal_()
+    adapter = root / "out" / "lora" / "lora_identity_64.pth"
+    save_lora(base, adapter)
+    app = Host(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tab = await load(pilot, app, index=0)  # the run checkpoint: no adapter beside it, no picker
+        assert not tab.has_class("-adapters") and not app.query_one("#chat-lora", Select).display
+        app.query_one("#chat-ckpt", Select).value = tab.checkpoints[1].path.as_posix()
+        await pilot.pause()
+        await pilot.click("#chat-load")
+        await wait_for(pilot, lambda: tab.loaded_path == tab.checkpoints[1].path and not tab.has_class("-loading"),
+                       "out/full_sft_64.pth loaded")
+        select = app.query_one("#chat-lora", Select)
+        assert tab.has_class("-adapters") and select.display
+        select.value = str(adapter)
+        await wait_for(pilot, lambda: tab.session.adapter == adapter and not tab.has_class("-loading"), "adapter on")
+        assert "+ LoRA lora_identity_64.pth" in status(app)
+        select.clear()
+        await wait_for(pilot, lambda: tab.session.adapter is None and not tab.has_class("-loading"), "adapter off")
+        assert "LoRA" not in status(app)

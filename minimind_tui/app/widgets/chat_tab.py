@@ -1,4 +1,4 @@
-"""The Chat tab: pick a checkpoint, talk to it, probe it.
+"""The Chat tab: pick a checkpoint (and a LoRA adapter found beside it), talk to it, probe it.
 
 Loading and generation run in thread workers; torch is imported there, never when the app starts.
 Replies stream into the transcript through `call_from_thread`, batched so a fast model cannot flood
@@ -66,6 +66,8 @@ class ChatTab(Widget):
     ChatTab Label { padding: 0 1 0 0; }
     ChatTab #chat-settings Input { width: 6; margin: 0 2 0 0; }
     ChatTab #chat-system { width: 1fr; }
+    ChatTab #chat-lora { width: 32; margin: 0 0 0 1; display: none; }
+    ChatTab.-adapters #chat-lora { display: block; }
     ChatTab #chat-loading { height: 1; width: 6; display: none; }
     ChatTab.-loading #chat-loading { display: block; }
     ChatTab #chat-log { height: 1fr; border: round $primary-background; padding: 0 1; }
@@ -122,6 +124,9 @@ class ChatTab(Widget):
         with Horizontal(id="chat-system-row"):
             yield Label("system")
             yield Input(placeholder="system prompt (empty: MiniMind's default)", id="chat-system", compact=True)
+            # Shown once the loaded model has adapter files beside it (model.lora.adapters_beside).
+            yield Select([], prompt="no LoRA adapter", id="chat-lora", compact=True,
+                         tooltip="a LoRA adapter on top of the loaded weights (unmerged)")
         yield VerticalScroll(id="chat-log")
         yield Input(placeholder="message (Enter sends · Esc stops · Ctrl+N new chat · Ctrl+O probe · "
                                 "Ctrl+Y copies the reply)", id="chat-input")
@@ -214,18 +219,21 @@ class ChatTab(Widget):
     def _load(self, path: Path, mode: str) -> None:
         try:
             from minimind_tui.chat.loading import load_session  # torch arrives here, in the worker
+            from model.lora import adapters_beside
 
             session = load_session(path, root=self.root, mode=mode)
+            adapters = adapters_beside(path)
         except Exception as e:  # shown in the tab; a bad file must not take the app down
             message = str(e) if getattr(e, "user_facing", False) else f"{type(e).__name__}: {e}"
             self.app.call_from_thread(self._load_failed, message)
             return
-        self.app.call_from_thread(self._loaded, session, path)
+        self.app.call_from_thread(self._loaded, session, path, adapters)
 
-    def _loaded(self, session, path: Path) -> None:
+    def _loaded(self, session, path: Path, adapters: list[Path]) -> None:
         self.session, self.loaded_path = session, path
         self.remove_class("-loading")
         self.query_one("#chat-load", Button).disabled = False
+        self._show_adapters(path, adapters)
         self._clear_log()
         self._set_status()
         self.query_one("#chat-input", Input).focus()
@@ -242,6 +250,52 @@ class ChatTab(Widget):
         self.query_one("#chat-load", Button).disabled = False
         self._status(f"load failed: {message}")
         self.notify(message, title="Could not load the checkpoint", severity="error", timeout=10)
+
+    # ---- LoRA adapters ------------------------------------------------------------------------------
+    def _show_adapters(self, weights: Path, adapters: list[Path]) -> None:
+        select = self.query_one("#chat-lora", Select)
+        with select.prevent(Select.Changed):
+            select.set_options((str(a.relative_to(weights.parent)), str(a)) for a in adapters)
+            select.clear()
+        self.set_class(bool(adapters), "-adapters")
+
+    @on(Select.Changed, "#chat-lora")
+    def _adapter_picked(self, event: Select.Changed) -> None:
+        if event.value != event.select.value or self.session is None:
+            return  # superseded by a later pick, or nothing loaded to put it on
+        picked = None if event.value is Select.NULL else Path(str(event.value))
+        if picked == self.session.adapter:
+            return
+        if self.generating or self.has_class("-loading"):
+            self.notify("Still answering; Esc stops the reply.", severity="warning")
+            self._select_adapter(self.session.adapter)
+            return
+        self.add_class("-loading")
+        self._status(f"LoRA adapter: {picked.name if picked else 'none'} …")
+        self._switch_adapter(self.session, picked)
+
+    @work(thread=True, exclusive=True, group="chat-load")
+    def _switch_adapter(self, session, path: Path | None) -> None:
+        try:
+            session.use_adapter(path)  # a file that does not fit leaves the model as it was
+        except Exception as e:
+            message = str(e) if getattr(e, "user_facing", False) else f"{type(e).__name__}: {e}"
+            self.app.call_from_thread(self.notify, message, title="Could not use the adapter", severity="error")
+        self.app.call_from_thread(self._adapter_done, session)
+
+    def _adapter_done(self, session) -> None:
+        self.remove_class("-loading")
+        if session is self.session:
+            self._select_adapter(session.adapter)
+            self._set_status()
+
+    def _select_adapter(self, path: Path | None) -> None:
+        select = self.query_one("#chat-lora", Select)
+        with select.prevent(Select.Changed):
+            if path is None:
+                select.clear()
+            else:
+                select.value = str(path)
 
     # ---- conversation -------------------------------------------------------------------------------
     @on(Input.Submitted, "#chat-input")
