@@ -17,6 +17,7 @@ import torch
 from model.config import LMConfig
 
 from .errors import InteropError
+from .hf_architectures import rope_theta
 
 # (native pattern, HF pattern); {n} is the layer index.
 _LAYER_NAMES = [
@@ -156,18 +157,17 @@ def config_from_llama(cfg: dict, source: str = "") -> dict:
             dim=dim, n_layers=int(cfg["num_hidden_layers"]), n_heads=n_heads,
             n_kv_heads=int(cfg.get("num_key_value_heads") or n_heads),
             vocab_size=int(cfg["vocab_size"]), hidden_dim=int(cfg["intermediate_size"]),
-            norm_eps=float(cfg.get("rms_norm_eps", 1e-6)), rope_theta=float(cfg.get("rope_theta", 10000.0)),
-            max_seq_len=int(cfg.get("max_position_embeddings", 8192)),
+            norm_eps=float(cfg.get("rms_norm_eps", 1e-6)), max_seq_len=int(cfg.get("max_position_embeddings", 8192)),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise InteropError(f"{where}config.json lacks or mangles {e}; is this a Llama-style model?") from None
+    theta = rope_theta(cfg, source or "config.json")  # transformers 5 writes it under rope_parameters
+    fields["rope_theta"] = 10000.0 if theta is None else theta
     if cfg.get("use_moe") or cfg.get("num_local_experts"):
         raise InteropError(f"{where}a mixture-of-experts model; only dense Llama-format models can be imported")
     act = cfg.get("hidden_act", "silu")
     if act != "silu":
         raise InteropError(f"{where}hidden_act is {act!r}; MiniMind's FFN is SwiGLU (silu)")
-    if cfg.get("rope_scaling"):
-        raise InteropError(f"{where}rope_scaling {cfg['rope_scaling']!r} is set; MiniMind uses plain RoPE")
     head_dim = cfg.get("head_dim")
     if head_dim is not None and int(head_dim) * n_heads != dim:
         raise InteropError(f"{where}head_dim {head_dim} x {n_heads} heads != hidden_size {dim}; MiniMind needs "
