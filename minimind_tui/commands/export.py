@@ -29,6 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--rope_theta", type=float, help="RoPE base, when not MiniMind's 1e6")
     p.add_argument("--norm_eps", "--rms_norm_eps", dest="norm_eps", type=float,
                    help="RMSNorm epsilon, when not the generation's (1e-5; minimind-3: 1e-6)")
+    p.add_argument("--num_experts_per_tok", type=int,
+                   help="MoE: experts per token, when not the generation's (2; minimind-3: 1) nor recorded")
     p.add_argument("--max_seq_len", "--max_position_embeddings", dest="max_seq_len", type=int,
                    help="max_position_embeddings to declare (default: the max_seq_len the checkpoint was trained "
                         "with, when recorded; else 8192, or MiniMind2's and minimind-3's 32768)")
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     result = export_hf(args.checkpoint, args.out, args.tokenizer, n_heads=args.n_heads,
                        n_kv_heads=args.n_kv_heads, rope_theta=args.rope_theta, max_seq_len=args.max_seq_len,
-                       norm_eps=args.norm_eps, dtype=args.dtype, force=args.force)
+                       norm_eps=args.norm_eps, num_experts_per_tok=args.num_experts_per_tok, dtype=args.dtype,
+                       force=args.force)
     c = result.config
     moe = f", {c.n_routed_experts} experts top-{c.num_experts_per_tok}" if c.use_moe else ""
     print(f"exported {GENERATIONS[c.generation]} ({result.n_params / 1e6:.1f}M parameters, "

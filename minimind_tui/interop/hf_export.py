@@ -54,7 +54,8 @@ GENERATION_DEFAULTS = {"do_sample": True, "temperature": 0.85, "top_p": 0.85}
 SAMPLING = {"v1": GENERATION_DEFAULTS, "gen2": GENERATION_DEFAULTS, "gen3": {**GENERATION_DEFAULTS, "top_p": 0.95}}
 # Export flags (v1's names, upstream's as aliases) -> MiniMind2's / minimind-3's config names.
 UPSTREAM_NAMES = {"n_heads": "num_attention_heads", "n_kv_heads": "num_key_value_heads", "rope_theta": "rope_theta",
-                  "norm_eps": "rms_norm_eps", "max_seq_len": "max_position_embeddings"}
+                  "norm_eps": "rms_norm_eps", "max_seq_len": "max_position_embeddings",
+                  "num_experts_per_tok": "num_experts_per_tok", "norm_topk_prob": "norm_topk_prob"}
 # What `download` fetches for each generation's tokenizer, for the hint when it is missing or mismatched.
 TOKENIZER_DOWNLOAD = {"v1": "tokenizer", "gen2": "tokenizer", "gen3": "tokenizer-3"}
 
@@ -75,7 +76,8 @@ class ExportResult:
 
 def export_hf(checkpoint, out_dir, tokenizer_dir=None, *, n_heads: int | None = None,
               n_kv_heads: int | None = None, rope_theta: float | None = None, max_seq_len: int | None = None,
-              norm_eps: float | None = None, dtype: str = "auto", force: bool = False) -> ExportResult:
+              norm_eps: float | None = None, num_experts_per_tok: int | None = None, dtype: str = "auto",
+              force: bool = False) -> ExportResult:
     checkpoint, out_dir = weights_file(checkpoint), Path(out_dir)
     from minimind_tui.tokenizer_choice import damaged_meta
 
@@ -90,7 +92,7 @@ def export_hf(checkpoint, out_dir, tokenizer_dir=None, *, n_heads: int | None = 
                            f"model.embed_tokens.weight among its {len(sd)} keys)")
     hints = _run_hints(checkpoint, generation)
     flags = dict(n_heads=n_heads, n_kv_heads=n_kv_heads, rope_theta=rope_theta, max_seq_len=max_seq_len,
-                 norm_eps=norm_eps)
+                 norm_eps=norm_eps, num_experts_per_tok=num_experts_per_tok)
     if generation == "v1":
         overrides = {k: v for k, v in hints.items() if k in UPSTREAM_NAMES}
         overrides.update({k: v for k, v in flags.items() if v is not None})
