@@ -97,13 +97,13 @@ def export_hf(checkpoint, out_dir, tokenizer_dir=None, *, n_heads: int | None = 
         overrides = {k: v for k, v in hints.items() if k in UPSTREAM_NAMES}
         overrides.update({k: v for k, v in flags.items() if v is not None})
         config = _infer(sd, checkpoint, overrides)
-        hf_sd = to_hf_state_dict(sd, config)  # refuses MoE with an explanation
-        _check_weights(sd, config, checkpoint)
+        hf_sd = to_hf_state_dict(sd, config, checkpoint)  # refuses MoE with an explanation
         kind = "llama"
     else:
         config = _generation_config(sd, generation, checkpoint, hints, flags)
         kind = hf_architectures.model_type(config, checkpoint)  # refuses what no standard class computes
         hf_sd = hf_architectures.to_hf_state_dict(sd, config, kind)
+    _check_weights(sd, config, checkpoint)
 
     tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir else hints.get("tokenizer_dir")
     if tokenizer_dir is None:

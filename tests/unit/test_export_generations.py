@@ -341,3 +341,14 @@ def test_what_minimind_cannot_compute_is_refused_on_import(chatml_tokenizer, tmp
     (tmp_path / "hf" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(InteropError, match="leave out --generation"):
         import_hf(tmp_path / "hf", tmp_path / "back.pth", generation="gen2")
+
+
+def test_a_minimind3_file_with_a_stray_weight_is_refused(chatml_tokenizer, tmp_path, capsys):
+    sd = tiny("gen3", chatml_tokenizer.vocab_size).state_dict()
+    sd["model.layers.0.self_attn.q_proj.bias"] = torch.zeros(64)  # no MiniMind computes it: never dropped silently
+    torch.save(sd, tmp_path / "m.pth")
+    assert main(["export", str(tmp_path / "m.pth"), "--out", str(tmp_path / "hf"),
+                 "--tokenizer", str(chatml_tokenizer.path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'm.pth'}: unexpected weights model.layers.0.self_attn.q_proj.bias" in err
+    assert not (tmp_path / "hf").exists()
