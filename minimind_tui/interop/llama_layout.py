@@ -69,11 +69,12 @@ def half_to_interleaved(w: torch.Tensor, n_heads: int) -> torch.Tensor:
 
 def to_hf_state_dict(sd: dict[str, torch.Tensor], config: LMConfig, source: object = "") -> dict[str, torch.Tensor]:
     if config.use_moe:
+        where = f"{source}: " if source else ""
         raise InteropError(
-            f"{source}{': ' if source else ''}MoE checkpoints cannot be exported to the Llama format: Llama has "
-            f"one dense FFN per layer, while this model routes each token to {config.num_experts_per_tok} of its {config.n_routed_experts} experts"
-            f"{' plus a shared expert' if config.n_shared_experts else ''}, so no Llama config computes the same "
-            f"function. Export a dense model, or use the .pth file with minimind-tui itself.")
+            f"{where}MoE checkpoints cannot be exported to the Llama format: Llama has one dense FFN per layer, "
+            f"while this model routes each token to {config.num_experts_per_tok} of its {config.n_routed_experts} "
+            f"experts{' plus a shared expert' if config.n_shared_experts else ''}, so no Llama config computes the "
+            f"same function. Export a dense model, or use the .pth file with minimind-tui itself.")
     out = {}
     for name, tensor in sd.items():
         if name == "output.weight":
