@@ -113,7 +113,8 @@ def _double(tensor: torch.Tensor, name: str) -> torch.Tensor:
 
 def generation_of(cfg: dict, requested: str | None, source: object) -> str:
     """Which generation a folder's weights become: told by its model_type (Qwen3 and Qwen3-MoE: minimind-3,
-    Qwen2-MoE: MiniMind2), else (a Llama) by `requested`, else by the export's record, else v1 as always."""
+    Qwen2-MoE: MiniMind2), else (a Llama, or anything read as one) by `requested`, else by the export's
+    record, else v1 as always."""
     kind = cfg.get("model_type")
     told = GENERATION_OF.get(kind)
     if told is not None:
@@ -121,9 +122,7 @@ def generation_of(cfg: dict, requested: str | None, source: object) -> str:
             raise InteropError(f"{source}: a {kind} model computes {GENERATIONS[told]}'s network, not "
                                f"{GENERATIONS[requested]}'s; leave out --generation")
         return told
-    if kind not in (None, "llama"):
-        raise InteropError(f"{source}: model_type {kind!r} is none MiniMind can compute (llama, qwen3, "
-                           f"qwen3_moe, qwen2_moe)")
+    # Anything else is read as a Llama, as import always has (llama_layout refuses what does not fit).
     if requested is not None:
         if requested == "gen3":
             raise InteropError(f"{source}: a Llama model has no q/k norm, so it is no minimind-3; choose "

@@ -100,7 +100,7 @@ def from_hf_state_dict(sd: dict[str, torch.Tensor], n_heads: int, n_kv_heads: in
             continue  # lm_head: checked against the embedding below; inv_freq: recomputed buffer
         native = _rename(name, _TO_NATIVE)
         if native is None:
-            hint = (" (per-head q_norm/k_norm: the newer MiniMind-3 architecture, which this project does not run)"
+            hint = (" (per-head q_norm/k_norm: a Qwen3 / minimind-3 model, whose config.json says model_type qwen3)"
                     if "q_norm" in name or "k_norm" in name else
                     " (attention biases are not part of MiniMind's architecture)" if name.endswith(".bias") else "")
             raise InteropError(f"{where}weight {name!r} has no counterpart in MiniMind{hint}")
