@@ -352,3 +352,20 @@ def test_a_minimind3_file_with_a_stray_weight_is_refused(chatml_tokenizer, tmp_p
     err = capsys.readouterr().err
     assert f"{tmp_path / 'm.pth'}: unexpected weights model.layers.0.self_attn.q_proj.bias" in err
     assert not (tmp_path / "hf").exists()
+
+
+def test_settings_and_tokenizer_our_trainer_recorded_are_used(chatml2_tokenizer, tmp_path):
+    # 4 query heads and top-1 routing: no .pth says either; the trainer's sidecar does.
+    from minimind_tui.train.model_setup import write_sidecar
+
+    model = tiny("gen2", chatml2_tokenizer.vocab_size, num_attention_heads=4, use_moe=True, num_experts_per_tok=1)
+    save_minimind(model, tmp_path / "pretrain_64_moe.pth")
+    write_sidecar(tmp_path / "pretrain_64_moe.pth", {"mode": "pretrain", "config": model.config.to_dict(),
+                                                     "tokenizer": str(chatml2_tokenizer.path)})
+    result = export_hf(tmp_path / "pretrain_64_moe.pth", tmp_path / "hf")
+    cfg, weights = read_export(tmp_path / "hf")
+    assert result.tokenizer_dir == chatml2_tokenizer.path
+    assert (cfg["num_attention_heads"], cfg["num_experts_per_tok"], cfg["max_position_embeddings"]) == (4, 1, 64)
+    ids = ids_for(chatml2_tokenizer.vocab_size)
+    ours = load_minimind(tmp_path / "pretrain_64_moe.pth", num_attention_heads=4, num_experts_per_tok=1)
+    torch.testing.assert_close(hf_forward(cfg, weights, ids), logits(ours, ids), atol=1e-4, rtol=0)
