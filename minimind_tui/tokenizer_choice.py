@@ -13,6 +13,7 @@ from dataset.tokenizer_dir import default_tokenizer_dir
 from minimind_tui.runs import layout
 
 MINIMIND_TOKENIZER = Path("model") / "minimind_tokenizer"  # where a MiniMind checkout keeps its tokenizer
+MINIMIND3_TOKENIZER = Path("model") / "minimind-3_tokenizer"  # where `download tokenizer-3` puts minimind-3's
 DEMO_TOKENIZER_WHY = "the bundled demo tokenizer"  # choose_tokenizer_dir's reason when nothing better was found
 
 

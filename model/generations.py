@@ -219,14 +219,15 @@ def minimind_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     folds it into the weights first (model/lora.py)."""
     model = getattr(model, "_orig_mod", model)  # torch.compile'd
     model = getattr(model, "module", model)      # DDP
-    return in_generation_format(model.state_dict(), str(model.generation))
+    weights = {k: v for k, v in model.state_dict().items() if ".lora." not in k}
+    return in_generation_format(weights, str(model.generation))
 
 
 def in_generation_format(state_dict: dict[str, torch.Tensor], generation: str) -> dict[str, torch.Tensor]:
-    """A state dict (already under the generation's key names) as the generation's trainer saves it: in its
-    dtype (weights_dtype), on the CPU, without LoRA adapter keys (see minimind_state_dict)."""
+    """A state dict (already under the generation's key names) in the dtype its trainer saves (weights_dtype);
+    on the CPU."""
     dtype = weights_dtype(generation)
-    return {k: v.detach().to(device="cpu", dtype=dtype) for k, v in state_dict.items() if ".lora." not in k}
+    return {k: v.detach().to(device="cpu", dtype=dtype) for k, v in state_dict.items()}
 
 
 def save_minimind(model: torch.nn.Module, path) -> None:

@@ -13,8 +13,9 @@ different files: its entries are typed with a `minimind-3/` prefix and go into f
 
 Sizes are the README's rounded figures (display only). Exact byte counts and sha256 digests are verified
 when an entry carries them; upstream publishes none for these files, so none are recorded here rather than
-guessed. The upstream dataset repository has since added files for its newer recipe (pretrain_t2t_mini.jsonl,
-sft_t2t_mini.jsonl, minimind-3's data) and may retire older ones: a 404 is reported per source.
+guessed. The dataset repository serves both recipes: MiniMind2's files (pretrain_hq, sft_*_512..2048, r1_mix,
+rlaif-mini, lora_*) and minimind-3's (the *_t2t* files, rlaif, agent_rl, agent_rl_math); it may retire older ones:
+a 404 is reported per source.
 """
 from __future__ import annotations
 
@@ -84,14 +85,19 @@ def _datasets() -> list[Entry]:
         ("sft_512.jsonl", "7.5 GB", "SFT conversations <512 tokens, full"),
         ("sft_1024.jsonl", "5.6 GB", "SFT conversations <1024 tokens (Qwen2.5-distilled)"),
         ("sft_2048.jsonl", "9 GB", "SFT conversations <2048 tokens (Qwen2.5-distilled)"),
-        ("dpo.jsonl", "0.9 GB", "preference pairs (chosen/rejected) for DPO"),
+        ("dpo.jsonl", "53 MB", "preference pairs (chosen/rejected) for DPO"),
         ("r1_mix_1024.jsonl", "340 MB", "reasoning distillation (DeepSeek-R1 style <think>)"),
+        ("rlaif-mini.jsonl", "1 MB", "MiniMind2: RLAIF prompts for PPO/GRPO (10k rows sampled from SFT)"),
         ("lora_identity.jsonl", "23 KB", "LoRA: the model's self-identity"),
         ("lora_medical.jsonl", "34 MB", "LoRA: medical Q&A"),
         ("pretrain_t2t_mini.jsonl", "1.2 GB", "minimind-3: quick pretraining text (max_seq_len ~768)"),
         ("pretrain_t2t.jsonl", "10 GB", "minimind-3: main pretraining text (max_seq_len ~380)"),
         ("sft_t2t_mini.jsonl", "1.6 GB", "minimind-3: quick SFT conversations, with tool calls and reasoning"),
         ("sft_t2t.jsonl", "14 GB", "minimind-3: main SFT conversations, with tool calls and reasoning"),
+        ("rlaif.jsonl", "24 MB", "minimind-3: RLAIF prompts for PPO/GRPO/CISPO"),
+        ("agent_rl.jsonl", "86 MB", "minimind-3: agentic RL, multi-turn tool use with a checked answer (gt)"),
+        ("agent_rl_math.jsonl", "18 MB", "minimind-3: agentic RL, maths with a checked answer (gt)"),
+        ("lora_exam.jsonl", "", "minimind-3: LoRA for exam-style multiple choice (ceval/mmlu formats)"),
     ]
     return [Entry(name, "dataset", size, desc) for name, size, desc in rows]
 
@@ -111,7 +117,7 @@ def _weights() -> list[Entry]:
 
 
 def _minimind3() -> list[Entry]:
-    """minimind-3's weights (fp16, as its trainers write them) and tokenizer. Only what its README names."""
+    """minimind-3's weights (fp16, as its trainers write them) and tokenizer. Only what its README names or links."""
     p = GENERATION_PREFIX
     models = (("", "minimind-3 64M", "~130 MB"), ("_moe", "minimind-3-moe 198M-A64M", "~400 MB"))
     stages = (("pretrain", "pretrained"), ("full_sft", "after SFT (chat, tools)"))
@@ -119,6 +125,8 @@ def _minimind3() -> list[Entry]:
             for moe, label, size in models for stage, what in stages]
     rows.append(Entry(f"{p}full_sft_zero_768.pth", "weights", "~130 MB",
                       "minimind-3 64M Zero (t2t_mini data only)", source="weights-3"))
+    rows.append(Entry(f"{p}lora_exam_768.pth", "weights", "", "minimind-3 64M LoRA for exam-style multiple choice",
+                      source="weights-3"))
     rows.append(Entry(f"{p}tokenizer.json", "tokenizer", "0.5 MB", "minimind-3 tokenizer (its own BPE, 6400 tokens)",
                       source="tokenizer-3"))
     rows.append(Entry(f"{p}tokenizer_config.json", "tokenizer", "14 KB",

@@ -17,6 +17,7 @@ import torch
 from model.config import LMConfig
 
 from .errors import InteropError
+from .hf_architectures import rope_theta
 
 # (native pattern, HF pattern); {n} is the layer index.
 _LAYER_NAMES = [
@@ -66,13 +67,14 @@ def half_to_interleaved(w: torch.Tensor, n_heads: int) -> torch.Tensor:
     return w.reshape(n_heads, 2, head_dim // 2, dim).transpose(1, 2).reshape(out_features, dim)
 
 
-def to_hf_state_dict(sd: dict[str, torch.Tensor], config: LMConfig) -> dict[str, torch.Tensor]:
+def to_hf_state_dict(sd: dict[str, torch.Tensor], config: LMConfig, source: object = "") -> dict[str, torch.Tensor]:
     if config.use_moe:
+        where = f"{source}: " if source else ""
         raise InteropError(
-            f"MoE checkpoints cannot be exported to the Llama format: Llama has one dense FFN per layer, while "
-            f"this model routes each token to {config.num_experts_per_tok} of its {config.n_routed_experts} experts"
-            f"{' plus a shared expert' if config.n_shared_experts else ''}, so no Llama config computes the same "
-            f"function. Export a dense model, or use the .pth file with minimind-tui itself.")
+            f"{where}MoE checkpoints cannot be exported to the Llama format: Llama has one dense FFN per layer, "
+            f"while this model routes each token to {config.num_experts_per_tok} of its {config.n_routed_experts} "
+            f"experts{' plus a shared expert' if config.n_shared_experts else ''}, so no Llama config computes the "
+            f"same function. Export a dense model, or use the .pth file with minimind-tui itself.")
     out = {}
     for name, tensor in sd.items():
         if name == "output.weight":
@@ -98,7 +100,7 @@ def from_hf_state_dict(sd: dict[str, torch.Tensor], n_heads: int, n_kv_heads: in
             continue  # lm_head: checked against the embedding below; inv_freq: recomputed buffer
         native = _rename(name, _TO_NATIVE)
         if native is None:
-            hint = (" (per-head q_norm/k_norm: the newer MiniMind-3 architecture, which this project does not run)"
+            hint = (" (per-head q_norm/k_norm: a Qwen3 / minimind-3 model, whose config.json says model_type qwen3)"
                     if "q_norm" in name or "k_norm" in name else
                     " (attention biases are not part of MiniMind's architecture)" if name.endswith(".bias") else "")
             raise InteropError(f"{where}weight {name!r} has no counterpart in MiniMind{hint}")
@@ -156,18 +158,17 @@ def config_from_llama(cfg: dict, source: str = "") -> dict:
             dim=dim, n_layers=int(cfg["num_hidden_layers"]), n_heads=n_heads,
             n_kv_heads=int(cfg.get("num_key_value_heads") or n_heads),
             vocab_size=int(cfg["vocab_size"]), hidden_dim=int(cfg["intermediate_size"]),
-            norm_eps=float(cfg.get("rms_norm_eps", 1e-6)), rope_theta=float(cfg.get("rope_theta", 10000.0)),
-            max_seq_len=int(cfg.get("max_position_embeddings", 8192)),
+            norm_eps=float(cfg.get("rms_norm_eps", 1e-6)), max_seq_len=int(cfg.get("max_position_embeddings", 8192)),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise InteropError(f"{where}config.json lacks or mangles {e}; is this a Llama-style model?") from None
+    theta = rope_theta(cfg, source or "config.json")  # transformers 5 writes it under rope_parameters
+    fields["rope_theta"] = 10000.0 if theta is None else theta
     if cfg.get("use_moe") or cfg.get("num_local_experts"):
         raise InteropError(f"{where}a mixture-of-experts model; only dense Llama-format models can be imported")
     act = cfg.get("hidden_act", "silu")
     if act != "silu":
         raise InteropError(f"{where}hidden_act is {act!r}; MiniMind's FFN is SwiGLU (silu)")
-    if cfg.get("rope_scaling"):
-        raise InteropError(f"{where}rope_scaling {cfg['rope_scaling']!r} is set; MiniMind uses plain RoPE")
     head_dim = cfg.get("head_dim")
     if head_dim is not None and int(head_dim) * n_heads != dim:
         raise InteropError(f"{where}head_dim {head_dim} x {n_heads} heads != hidden_size {dim}; MiniMind needs "

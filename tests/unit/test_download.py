@@ -255,6 +255,6 @@ def test_catalogue_names_sources_and_destinations(tmp_path):
     assert [e.name for e in tok] == ["tokenizer.json", "tokenizer_config.json"]
     assert tok[0].destination(tmp_path) == tmp_path / "model" / "minimind_tokenizer"
     assert select(["full_sft_512.pth"])[0].destination(tmp_path) == tmp_path / "out"
-    assert {e.name for e in select(["lora"])} == {"lora_identity.jsonl", "lora_medical.jsonl"}
+    assert {e.name for e in select(["lora"])} == {"lora_identity.jsonl", "lora_medical.jsonl", "lora_exam.jsonl"}
     with pytest.raises(InteropError, match="did you mean.*sft_mini_512.jsonl"):
         select(["sft_mini_512"])

@@ -32,3 +32,17 @@ def test_a_prefixed_entry_is_saved_under_its_file_name(tmp_path):
     folder.mkdir(parents=True)
     (folder / "tokenizer.json").write_text("{}")  # already there: kept, nothing fetched
     assert download(entry, folder, urls=["http://127.0.0.1:9/never"]) == folder / "tokenizer.json"
+
+
+def test_minimind3s_current_data_files_are_listed_with_both_hosts(tmp_path):
+    # minimind-3's README lists these under ./dataset; MiniMind2's added rlaif-mini.jsonl.
+    for name in ("rlaif.jsonl", "agent_rl.jsonl", "agent_rl_math.jsonl", "rlaif-mini.jsonl", "lora_exam.jsonl"):
+        entry = select([name])[0]
+        assert entry.kind == "dataset" and entry.destination(tmp_path) == tmp_path / "dataset"
+        assert entry.urls() == [f"https://www.modelscope.cn/datasets/gongjy/minimind_dataset/resolve/master/{name}",
+                                f"https://huggingface.co/datasets/jingyaogong/minimind_dataset/resolve/main/{name}"]
+    lora = select(["minimind-3/lora_exam_768.pth"])[0]
+    assert lora.urls("hf")[0] == "https://huggingface.co/jingyaogong/minimind-3-pytorch/resolve/main/lora_exam_768.pth"
+    assert lora.destination(tmp_path, tmp_path / "elsewhere") == tmp_path / "elsewhere" / "minimind-3"
+    assert {e.name for e in select(["*_t2t*"])} == {"pretrain_t2t_mini.jsonl", "pretrain_t2t.jsonl",
+                                                     "sft_t2t_mini.jsonl", "sft_t2t.jsonl"}
