@@ -108,7 +108,7 @@ def test_a_stopped_lora_run_resumes_with_its_adapter(project, monkeypatch):
     """Stopped after step 3 (the fault hook), resumed: the adapters come back from the checkpoint and the
     steps continue from 4."""
     common = ["lora", "--data_path", "sft.jsonl", "--lora_name", "me", "--learning_rate", "1e-2", *CPU]
-    code = train_here(project, *common, "--run_dir", "runs/r", env={"MINIMIND_FAULT_STOP_AFTER_STEP": "3"},
+    code = train_here(project, *common, "--run_dir", "runs/r", env={"MINIMIND_TUI_STOP_AT_STEP": "3"},
                       monkeypatch=monkeypatch)
     assert code == 0 and of_kind(project / "runs" / "r", "end")[-1]["status"] == "stopped"
     assert train_here(project, "lora", "--resume", "runs/r", monkeypatch=monkeypatch) == 0
