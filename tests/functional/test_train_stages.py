@@ -115,3 +115,42 @@ def test_a_stopped_lora_run_resumes_with_its_adapter(project, monkeypatch):
     done = steps(project / "runs" / "r")
     assert [e["step"] for e in done] == list(range(1, len(done) + 1))
     assert json.loads((project / "runs" / "r" / "config.json").read_text())["settings"]["lora_name"] == "me"
+
+
+@pytest.mark.parametrize("max_length", [64, 24])
+def test_the_trainers_dpo_batches_are_upstreams_dpo_items(gen, max_length, tmp_path):
+    """DPOSides in the token cache + PairCollator give, row for row, the reference DPODataset's x / y / mask
+    (chosen rows first), and DPOStage's loss on them is objectives.dpo_loss on full logits (a reply cut at
+    max_length included: its mask runs into the padding, as upstream's does)."""
+    from dataset import DPODataset
+    from dataset.batching import Collator, PairCollator
+    from dataset.datasets import DPOSides
+    from dataset.token_cache import build
+    from minimind_tui.train import objectives
+    from minimind_tui.train.stages import DPOStage
+    from model import make_config
+
+    generation, tok, ref = gen
+    pairs = DPODataset(ref / "dpo_cases.jsonl", tok, max_length=max_length)
+    cache = build(DPOSides(pairs), tmp_path / "cache", tok.vocab_size, {}, workers=1)
+    batch = PairCollator(Collator(cache, pad_id=tok.pad_token_id))(range(len(pairs)))[0]
+    items = [pairs[i] for i in range(len(pairs))]
+    for key, got in (("x", batch.X), ("y", batch.Y), ("mask", batch.loss_mask)):
+        want = torch.cat([torch.stack([it[f"{key}_{side}"] for it in items]) for side in ("chosen", "rejected")])
+        width = got.shape[1]  # padded to the batch's longest side only; beyond it upstream has pad id 0 and mask 0
+        assert torch.equal(got, want[:, :width]) and not want[:, width:].any()
+    torch.manual_seed(0)
+    model = MiniMindLM(make_config(generation, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                                   vocab_size=tok.vocab_size))
+    stage = DPOStage({"generation": generation, "beta": objectives.DPO_BETA[generation]})
+    stage.after_init(model, "cpu")
+    with torch.no_grad():
+        model.layers[0].attention.wq.weight.mul_(1.5)  # the policy moves away from its reference
+        got = stage.pass_loss(model, batch, 0, 0, 1, "cpu")
+        x, y, mask = objectives.concat_pairs({k: torch.stack([it[k] for it in items]) for k in items[0]})
+        average = objectives.DPO_AVERAGING[generation]
+        policy = objectives.sequence_logprobs(model(x).logits, y, mask, average)
+        reference = objectives.sequence_logprobs(stage.reference(x).logits, y, mask, average)
+        want = objectives.dpo_loss(*objectives.split_pairs(policy), *objectives.split_pairs(reference),
+                                   objectives.DPO_BETA[generation]).loss
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
