@@ -154,3 +154,22 @@ def test_the_trainers_dpo_batches_are_upstreams_dpo_items(gen, max_length, tmp_p
         want = objectives.dpo_loss(*objectives.split_pairs(policy), *objectives.split_pairs(reference),
                                    objectives.DPO_BETA[generation]).loss
     assert got.item() == pytest.approx(want.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("generation", ["v1", "gen2", "gen3"])
+def test_the_memory_plan_counts_what_each_stage_holds(generation):
+    from minimind_tui.train.memory_plan import config_param_count, lora_param_count, plan_memory
+    from model import make_config
+    from model.lora import apply_lora, freeze_all_but_lora
+
+    config = make_config(generation, **({"dim": 64, "n_layers": 2} if generation == "v1" else
+                                        {"hidden_size": 64, "num_hidden_layers": 2}))
+    adapters = freeze_all_but_lora(apply_lora(MiniMindLM(config)))
+    assert lora_param_count(config) == sum(p.numel() for p in adapters)
+    plans = {mode: plan_memory(64, 2, 8, 128, config=config, mode=mode, device="cuda", teacher=config)
+             for mode in ("sft", "lora", "dpo", "distill")}
+    P = config_param_count(config)
+    assert plans["lora"].optimizer_gb * 2**30 == lora_param_count(config) * 8  # AdamW for the adapters only
+    assert plans["dpo"].frozen_gb * 2**30 == P * 4 and plans["dpo"].batch_size == 16  # both sides of 8 pairs
+    assert plans["distill"].frozen_gb * 2**30 == P * 2  # a bf16 teacher
+    assert plans["lora"].total_gb < plans["sft"].total_gb < plans["dpo"].total_gb
