@@ -85,6 +85,7 @@ def test_a_folder_that_is_not_a_run_is_refused_untouched(finished, tmp_path, cor
                                                              f"0 paths changed")
 
 
+@pytest.mark.slow
 def test_the_folder_the_dashboard_made_is_still_taken(tmp_path, corpus, monkeypatch):
     """What the launcher puts into a new run folder before the trainer starts is not a reason to refuse it."""
     folder = tmp_path / "runs" / "20260101-000000-pretrain"
