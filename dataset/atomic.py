@@ -12,15 +12,25 @@ theirs and neither torch nor Textual.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+try:
+    import fcntl
+except ImportError:  # not on Windows: copies are plain copies there
+    fcntl = None  # type: ignore[assignment]
+
 TEMP_SUFFIX = ".tmp"
 # .NAME.PID.RANDOM.tmp: the pid lets a later process remove what a killed writer left (stale_temps).
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+# linux/fs.h FICLONE = _IOW(0x94, 9, int): make the destination share the source's blocks copy-on-write.
+_FICLONE = 0x40049409
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # linux/fcntl.h, linux/fs.h: renameat2's "relative to the cwd", "swap"
 _ATTEMPTS = 100  # names drawn before giving up: each has 2^32 values, so only a planted file ever collides
 
 
@@ -96,17 +106,46 @@ def create_exclusive(path: Path, content: str, mode: int = 0o600) -> bool:
         tmp.unlink(missing_ok=True)
 
 
-def link_atomic(source: Path, path: Path) -> None:
-    """Make `path` a hard link of `source`, replacing what was there atomically. Raises OSError where a hard
-    link cannot be made (another file system): the caller copies instead."""
-    path = Path(path)
-    # os.link, like O_EXCL, fails on anything already at the temporary name, symlinks included.
-    _, tmp = _new_temp(path, lambda tmp: os.link(source, tmp))
+def copy_atomic(source: Path, path: Path, mode: int = 0o666) -> None:
+    """Replace `path` with a copy of `source`, atomically and durably (as write_atomic). Never a hard link: a
+    tool that writes into one of two linked names in place (cp, scp, curl -o, torch.save to the same path)
+    rewrites the other as well. A reflink (a copy-on-write clone, e.g. on btrfs or XFS) where the file
+    system makes one: instant and sharing blocks until either file is written, when the writer gets its own."""
+    with open(source, "rb") as src:
+        def copy(dst: BinaryIO) -> None:
+            if not _reflink(src, dst):
+                shutil.copyfileobj(src, dst, 1 << 20)
+        write_atomic(path, copy, mode)
+
+
+def _reflink(src: BinaryIO, dst: BinaryIO) -> bool:
+    """Clone `src` into the empty `dst` (Linux's FICLONE); False where the file system cannot."""
+    if fcntl is None:
+        return False
     try:
-        _replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
+    except OSError:  # EOPNOTSUPP, EXDEV, EINVAL, ENOTTY...: copy the bytes instead
+        return False
+    return True
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap the entries named `a` and `b` (files or folders) in one step, durably: whoever looks, or a crash
+    at any moment, finds either both old or both swapped. False, with nothing changed, where the kernel, the
+    C library or the file system cannot (then the caller does it in two renames)."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError, TypeError):  # no such function (old glibc, macOS) or no C library handle
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) != 0:
+        err = ctypes.get_errno()
+        if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # this file system or kernel cannot
+            return False
+        raise OSError(err, os.strerror(err), str(a), None, str(b))
+    fsync_dir(Path(b).parent)
+    return True
 
 
 def no_follow(path: str | Path, flags: int) -> int:

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import temp_dir
+from .disk import human_size, refusal_message, refused
+from .errors import DataError
 from .jsonl import cache_dir
 
 FORMAT_VERSION = 1
@@ -138,11 +140,36 @@ def build(dataset, folder: Path, vocab_size: int, meta: dict,
           progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> TokenCache:
     """Tokenise every sample of `dataset` into `folder` (atomically). `progress(done, total)` may raise
     to abandon the build (a stop request). With workers > 1, forked processes tokenise spans of
-    samples in parallel and this process writes them in order."""
-    folder = Path(folder)
+    samples in parallel and this process writes them in order. A full, read-only or forbidden cache disk
+    is a DataError naming the folder, the free space and what the cache needs; nothing is left behind."""
+    try:
+        return _build(dataset, Path(folder), vocab_size, meta, progress, workers)
+    except OSError as e:
+        if not refused(e):
+            raise
+        needed = cache_bytes(len(dataset), int(meta.get("max_length") or 0), vocab_size)
+        raise DataError(refusal_message(
+            Path(folder).parent, e, f"the token cache of {meta.get('data_path') or 'the data'} needs up to "
+            f"{human_size(needed)}", "free space there, or set MINIMIND_CACHE to a folder on a disk with room")
+        ) from None
+
+
+def cache_bytes(samples: int, max_length: int, vocab_size: int) -> int:
+    """The most a cache of `samples` samples can take: max_length ids (2 or 4 bytes) and as many mask bytes
+    each, and an 8-byte offset each (a bound: most samples are shorter)."""
+    per_id = np.dtype(id_dtype(vocab_size)).itemsize + 1
+    return samples * max_length * per_id + 8 * (samples + 1)
+
+
+def id_dtype(vocab_size: int) -> type:
+    """How ids are stored: uint16 when the vocabulary fits, else int32."""
+    return np.uint16 if vocab_size <= 1 << 16 else np.int32
+
+
+def _build(dataset, folder: Path, vocab_size: int, meta: dict, progress, workers) -> TokenCache:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_dir(folder)
-    dtype = np.uint16 if vocab_size <= 1 << 16 else np.int32
+    dtype = id_dtype(vocab_size)
     n = len(dataset)
     offsets = np.zeros(n + 1, dtype=np.int64)
     try:

@@ -1,6 +1,7 @@
 """Safe checkpoint I/O: MiniMind-compatible plain state dicts, loaded with weights_only=True only."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import pickle
 import re
@@ -59,10 +60,31 @@ def _first_line(e: BaseException) -> str:
 
 
 def save_atomic(obj, path) -> None:
-    """torch.save through dataset.atomic: a crash never leaves a partial file."""
+    """torch.save through dataset.atomic: a crash never leaves a partial file; a full disk is an OSError."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda f: torch.save(obj, f))
+    write_atomic(path, lambda f: save_to(obj, f))
+
+
+def save_to(obj, f) -> None:
+    """torch.save into the open file `f`. Its zip writer reports a file that refused its bytes (a full disk)
+    as a RuntimeError ("unexpected pos 1600 vs 1494") with the file's OSError only in its context: that
+    OSError is raised instead, so callers that handle a refusing disk (OSError) handle this one too."""
+    try:
+        torch.save(obj, f)
+    except RuntimeError as e:
+        raise write_error(e) from None
+
+
+def write_error(error: RuntimeError) -> OSError:
+    """The OSError behind torch.save's RuntimeError, or one made from its message when there is none."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    first = (str(error).splitlines() or ["no details"])[0][:200]
+    return OSError(errno.EIO, f"torch.save could not write the file ({first})")
 
 
 def sha256(path) -> str:

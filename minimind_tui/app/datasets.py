@@ -6,6 +6,8 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from dataset.disk import human_size
+
 # The demo corpus comes from minimind_tui.demo (generated on first use under <root>/dataset/). Looked up
 # lazily and tolerated when absent, so the app still starts in a checkout without it.
 DEMO_MODULE = "minimind_tui.demo"
@@ -73,11 +75,3 @@ def describe_file(path: Path) -> str:
     except PermissionError:
         return "no permission to read this file"
     return f"{human_size(size)}, {lines:,} lines"
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"

@@ -26,7 +26,8 @@ Added by the trainer (readers may ignore them):
            (a smaller budget to try when passes, not the batch, set the peak; suggestion is then null)
   eval     also samples (in the validation set), tokens (its loss-mask count: the loss is the summed
            cross-entropy divided by it), seconds (how long it took; left out of the step rates)
-  ckpt     also weights (the MiniMind-style file refreshed with it, e.g. out/pretrain_512.pth), blocked_s
+  ckpt     also weights (the MiniMind-style file refreshed with it, e.g. out/pretrain_512.pth; null when that
+           export failed, which a `log` warning names: the checkpoint itself is saved), blocked_s
            (how long training paused to snapshot it; `seconds` is the background write); written when the
            write finished, so it may follow later step events
   log      level "warning": e.g. a corrupt checkpoint skipped on resume, bad lines skipped (--skip_bad_lines);

@@ -21,21 +21,30 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
-from dataset.atomic import fsync_dir, link_atomic
+from dataset.atomic import copy_atomic, exchange, fsync_dir
 from minimind_tui.runs import layout
-from model.checkpoint import CheckpointError, load_state_dict, save_atomic, sha256
+from model.checkpoint import CheckpointError, load_state_dict, save_to, sha256
 
 TMP_PREFIX = ".step_"
+T = TypeVar("T")
+OLD_SUFFIX = ".old-"  # a complete folder moved aside while its step is saved again (_replace_folder)
 
 
 def _write_file(path: Path, write) -> None:
-    with open(path, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        if e.filename is not None:
+            raise
+        # A refused write() names no file; the checkpoint_failed report should say which disk.
+        raise OSError(e.errno, e.strerror, str(path)) from None
 
 
 def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -124,26 +133,30 @@ def set_rng_state(state: dict, device: str = "cpu") -> None:
 
 
 def save_checkpoint(run_dir: Path, step: int, weights: dict, train_state: dict, meta: dict) -> Path:
-    """Write checkpoints/step_XXXXXXXX atomically; returns the folder. Raises OSError on a disk problem."""
+    """Write checkpoints/step_XXXXXXXX atomically; returns the folder. Raises OSError on a disk problem.
+
+    A folder already there for this step is replaced, never kept: after a resume from an older checkpoint
+    (the newest failed its checksums, or `--resume` named an older step) it belongs to another timeline, and
+    may be the very folder that failed (the trainer saves a step once per timeline: loop.last_saved_step)."""
     final = layout.checkpoint_dir(run_dir, step)
-    if (final / layout.COMPLETE).is_file():
-        return final  # this exact step is already saved (e.g. stopped right after a resume)
     root = final.parent
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f"{TMP_PREFIX}{step:08d}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        _write_file(tmp / layout.MODEL_FILE, lambda f: torch.save(weights, f))
-        _write_file(tmp / layout.STATE_FILE, lambda f: torch.save(train_state, f))
+        # save_to, not torch.save: a full disk is then an OSError (checkpoint_failed), not torch's RuntimeError.
+        _write_file(tmp / layout.MODEL_FILE, lambda f: save_to(weights, f))
+        _write_file(tmp / layout.STATE_FILE, lambda f: save_to(train_state, f))
         meta = {**meta, "step": step, "saved_at": time.time(),
                 "sha256": {name: sha256(tmp / name) for name in (layout.MODEL_FILE, layout.STATE_FILE)}}
         _write_file(tmp / layout.META_FILE, lambda f: f.write(json.dumps(meta, indent=2).encode()))
         _write_file(tmp / layout.COMPLETE, lambda f: f.write(b"ok\n"))  # last: marks the set as whole
         fsync_dir(tmp)
-        if final.exists():
-            shutil.rmtree(final)  # an incomplete folder from an interrupted save of the same step
-        os.rename(tmp, final)
+        if os.path.lexists(final):
+            _replace_folder(tmp, final)
+        else:
+            os.rename(tmp, final)
         fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -151,19 +164,28 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict, train_state: dict, 
     return final
 
 
-def export_weights(checkpoint: Path, target: Path) -> None:
-    """Publish a checkpoint's model.pth as MiniMind's out/<name>.pth, atomically.
+def _replace_folder(new: Path, final: Path) -> None:
+    """Put the finished folder `new` in the place of the folder `final`, so that a reader or a kill sees one
+    or the other, whole. Where the kernel swaps two names in one step (renameat2's RENAME_EXCHANGE: ext4,
+    XFS, btrfs, tmpfs), the old folder lands at `new`'s hidden name and is removed (a kill before that leaves
+    it hidden: the next start removes it). Elsewhere the old folder is first renamed aside (.step_N.old-PID,
+    hidden) and `new` renamed in: a kill between the two renames leaves no step_N, and the next start
+    puts the old one back (clean_leftovers)."""
+    if exchange(new, final):
+        shutil.rmtree(new, ignore_errors=True)
+        return
+    aside = final.with_name(f"{TMP_PREFIX}{final.name[len('step_'):]}{OLD_SUFFIX}{os.getpid()}")
+    os.rename(final, aside)
+    os.rename(new, final)
+    shutil.rmtree(aside, ignore_errors=True)
 
-    A hard link costs nothing and is safe because files are only ever replaced, never rewritten; across
-    file systems we copy through a temporary file instead.
-    """
+
+def export_weights(checkpoint: Path, target: Path) -> None:
+    """Publish a checkpoint's model.pth as MiniMind's out/<name>.pth, atomically: a copy (or a reflink), never
+    a hard link, so whatever later writes into the exported file in place leaves the checkpoint intact."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    source = Path(checkpoint) / layout.MODEL_FILE
-    try:
-        link_atomic(source, target)
-    except OSError:
-        save_atomic(load_state_dict(source), target)
+    copy_atomic(Path(checkpoint) / layout.MODEL_FILE, target)
 
 
 def prune(run_dir: Path, keep_last: int) -> list[Path]:
@@ -181,10 +203,13 @@ def prune(run_dir: Path, keep_last: int) -> list[Path]:
 
 
 def clean_leftovers(run_dir: Path) -> list[Path]:
-    """Remove hidden temporary folders and step folders without COMPLETE (interrupted saves)."""
+    """Remove hidden temporary folders and step folders without COMPLETE (interrupted saves). A complete
+    folder moved aside by a save that was killed before it put the new one in place goes back first."""
     root = Path(run_dir) / layout.CHECKPOINTS
     if not root.is_dir():
         return []
+    _put_back_moved_aside(root)
+
     def interrupted(p: Path) -> bool:
         return p.name.startswith(TMP_PREFIX) or (p.name.startswith("step_") and not (p / layout.COMPLETE).is_file())
 
@@ -192,6 +217,13 @@ def clean_leftovers(run_dir: Path) -> list[Path]:
     for p in junk:
         shutil.rmtree(p, ignore_errors=True)
     return junk
+
+
+def _put_back_moved_aside(root: Path) -> None:
+    for aside in root.glob(f"{TMP_PREFIX}*{OLD_SUFFIX}*"):
+        final = root / f"step_{aside.name[len(TMP_PREFIX):].split(OLD_SUFFIX)[0]}"
+        if (aside / layout.COMPLETE).is_file() and not os.path.lexists(final):
+            os.rename(aside, final)
 
 
 @dataclass
@@ -202,7 +234,9 @@ class Loaded:
     meta: dict
 
 
-def load_checkpoint(folder: Path) -> Loaded:
+def verify(folder: Path) -> dict:
+    """Check a checkpoint folder as resume does before using it: COMPLETE, a meta.json object, and each file
+    against the SHA-256 meta.json recorded. Returns meta.json; raises CheckpointError naming the file at fault."""
     folder = Path(folder)
     if not (folder / layout.COMPLETE).is_file():
         raise CheckpointError(f"{folder}: incomplete checkpoint (no {layout.COMPLETE} marker)")
@@ -214,6 +248,12 @@ def load_checkpoint(folder: Path) -> Loaded:
     for name, digest in (meta.get("sha256") or {}).items():
         if not (folder / name).is_file() or sha256(folder / name) != digest:
             raise CheckpointError(f"{folder / name}: checksum mismatch (truncated or corrupted on disk)")
+    return meta
+
+
+def load_checkpoint(folder: Path) -> Loaded:
+    folder = Path(folder)
+    meta = verify(folder)
     weights = load_state_dict(folder / layout.MODEL_FILE)
     try:
         state = torch.load(folder / layout.STATE_FILE, map_location="cpu", weights_only=True)
@@ -225,21 +265,46 @@ def load_checkpoint(folder: Path) -> Loaded:
     return Loaded(folder, weights, state, meta)
 
 
-def load_latest(run_dir: Path, log=print) -> Loaded:
-    """The newest checkpoint that loads, falling back past broken ones with a message."""
+def _newest_usable(run_dir: Path, use: Callable[[Path], T], log) -> T:
+    """`use(folder)` of the newest complete checkpoint it accepts, falling back past those it refuses
+    (CheckpointError), each said with `log`."""
     candidates = list(reversed(layout.complete_checkpoints(run_dir)))
     if not candidates:
         raise CheckpointError(f"{run_dir}: no complete checkpoint to resume from")
     problems = []
     for folder in candidates:
         try:
-            loaded = load_checkpoint(folder)
+            return use(folder)
         except CheckpointError as e:
             problems.append(str(e))
             log(f"checkpoint unusable, falling back to the previous one: {e}")
-            continue
-        return loaded
     raise CheckpointError(f"{run_dir}: no usable checkpoint ({'; '.join(problems)})")
+
+
+def load_latest(run_dir: Path, log=print) -> Loaded:
+    """The newest checkpoint that loads, falling back past broken ones with a message."""
+    return _newest_usable(run_dir, load_checkpoint, log)
+
+
+def verified_weights(init: Path | str, log=print) -> Path | None:
+    """The model.pth that --init (or chat --ckpt) takes from one of our folders, checked against meta.json's
+    checksums as resume checks it. A checkpoint folder, or its model.pth, that fails is refused with the
+    file named: the user chose those very weights. A run folder falls back past failing checkpoints to the
+    newest that passes, saying so, as `--resume` of the same folder does: the user asked for the run's
+    latest good weights. None when `init` is neither (a MiniMind .pth elsewhere: taken as it is)."""
+    init = Path(init)
+    folder = init.parent if init.name == layout.MODEL_FILE and init.is_file() else init
+    if (folder / layout.COMPLETE).is_file():
+        verify(folder)
+        return folder / layout.MODEL_FILE
+    if init.is_dir() and not (init / layout.MODEL_FILE).exists() and layout.complete_checkpoints(init):
+        return _newest_usable(init, _verified_model_file, log)
+    return None
+
+
+def _verified_model_file(checkpoint: Path) -> Path:
+    verify(checkpoint)
+    return checkpoint / layout.MODEL_FILE
 
 
 def resolve_resume(target: Path) -> tuple[Path, Path | None]:

@@ -43,7 +43,7 @@ from minimind_tui.errors import UserError
 from minimind_tui.runs import layout, pids
 from minimind_tui.runs.events import SCHEMA_VERSION, EventWriter
 from minimind_tui.runs.launcher import resume_command, shell_quote
-from minimind_tui.tokenizer_choice import recorded_meta
+from minimind_tui.tokenizer_choice import recorded_meta, sidecar_path
 from model.config import GENERATIONS
 from model.model import MiniMindLM
 
@@ -76,7 +76,7 @@ from .model_setup import (
     load_resumed,
     write_sidecar,
 )
-from .run_dir import create, saved_settings, write_config
+from .run_dir import check_new_run_dir, create, saved_settings, start_up_writes, write_config
 from .schedule import learning_rate
 from .signals import Stopped, StopRequest
 from .stages import stage_for
@@ -210,11 +210,10 @@ def _train(mode, explicit, root, info, device, stop) -> int:
         for warning in warnings if info.is_main else ():
             print(f"warning: {warning}", file=sys.stderr, flush=True)
         if run_dir is None and info.is_main:
-            run_dir = layout.create_run_dir(Path(root), mode)
+            with start_up_writes(layout.runs_dir(Path(root)), settings):
+                run_dir = layout.create_run_dir(Path(root), mode)
         run_dir = Path(distributed.broadcast_object(str(run_dir), info))
-        if (Path(run_dir) / layout.METRICS).exists() and layout.complete_checkpoints(run_dir):
-            raise UserError(f"{run_dir} already holds a run; continue it with --resume {shell_quote(run_dir)}, "
-                            f"or pick a new --run_dir")
+        check_new_run_dir(run_dir)  # a run with checkpoints, or not a run folder at all: refused, nothing touched
     settings["device"] = device
     settings["run_dir"] = str(run_dir)
     if settings["dtype"] is None:  # a resumed run keeps the dtype it was saved with
@@ -269,6 +268,7 @@ class Trainer:
         self._writer = checkpointing.BackgroundWriter()
         self._upstream_resume: upstream_files.Resume | None = None  # --from_resume 1 found its file
         self._last_save_t = 0.0
+        self.weights_file: Path | None = None  # the newest saved weights: out/<name>.pth, or a checkpoint's
         self.check_files = False  # precheck the files once the run directory records the outcome (--run_dir)
 
     # ----- output: only rank 0 writes to the run directory -----
@@ -327,7 +327,8 @@ class Trainer:
     # ----- the whole run, and how it ends -----
     def run(self) -> int:
         try:
-            self._open_run_dir()
+            with start_up_writes(self.run_dir, self.settings, undo=self._close_run_dir):
+                self._open_run_dir()
             self.log(f"run directory: {self.run_dir}")
             if self.check_files:
                 for warning in precheck.check(self.settings):
@@ -422,7 +423,7 @@ class Trainer:
         elif s.get("from_resume") == 1 and upstream_resume_path(s).is_file():
             self._upstream_resume = upstream_files.read_resume(upstream_resume_path(s), self.info.world_size)
         else:
-            init_file = initial_weights(s)
+            init_file = initial_weights(s, log=self._fallback_message)
             init_meta = recorded_meta(init_file) if init_file is not None else {}
             if s.get("from_resume") == 1:  # upstream starts afresh too when its file is missing
                 self.log(f"--from_resume 1: no {upstream_resume_path(s)} yet; starting from the initial weights")
@@ -767,7 +768,10 @@ class Trainer:
                       step=self.step)
             return EXIT_FAILED
         self.emit("end", status="done", reason="finished", step=self.step)
-        self.log(f"done: {self.step} steps, final loss {self.loss_value:.4f}, weights in {self._export_path()}")
+        weights = self.weights_file or self._export_path()  # None: nothing saved in this process (a resume)
+        self.log(f"done: {self.step} steps, final loss {self.loss_value:.4f}, weights in {weights}" +
+                 ("" if weights == self._export_path() else f" (not in {self._export_path()}: its export failed, "
+                                                            f"see above)"))
         return EXIT_DONE
 
     # ----- checkpoints -----
@@ -823,17 +827,6 @@ class Trainer:
             try:
                 fault_hooks.hang_in_save()
                 folder = checkpointing.save_checkpoint(self.run_dir, step, weights, state, meta)
-                if target.is_file():
-                    previous = recorded_meta(target).get("run_id")
-                    if previous != self.run_dir.name:  # said once per run, naming what is replaced
-                        self.log(f"replacing {target} " + (f"(from run {previous}, whose checkpoints keep it)"
-                                                           if previous else "(not written by minimind-tui)"))
-                upstream_files.export(folder, weights, target, self.config.generation, adapter=s["mode"] == "lora")
-                write_sidecar(target, {**meta, "step": step, "run_dir": str(self.run_dir.resolve())})
-                if s.get("from_resume") is not None:
-                    upstream_files.write_resume(upstream_resume_path(s), weights, self.config.generation,
-                                                state["optimizer"], state["scaler"], next_at[0],
-                                                next_at[1] * s["accumulation_steps"], self.info.world_size)
                 checkpointing.prune(self.run_dir, s["keep_last"])
             except OSError as e:
                 reason = f"{type(e).__name__}: {e}"
@@ -841,12 +834,54 @@ class Trainer:
                 print(f"checkpoint at step {step} FAILED ({reason}); the previous checkpoint is untouched, "
                       f"training continues", file=sys.stderr, flush=True)
                 return False
+            exported = self._export(folder, weights, target, {**meta, "step": step})
+            self.weights_file = exported or folder / layout.MODEL_FILE
+            if s.get("from_resume") is not None:
+                self._write_upstream_resume(weights, state, next_at)
             seconds = time.time() - t1
             self.emit("ckpt", step=step, path=str(folder.relative_to(self.run_dir)), seconds=round(seconds, 3),
-                      blocked_s=round(blocked, 3), weights=str(target))
-            self.log(f"saved {folder} and {target} ({seconds:.1f} s, training paused {blocked:.2f} s)")
+                      blocked_s=round(blocked, 3), weights=exported and str(exported))
+            self.log(f"saved {folder}{f' and {exported}' if exported else ''} ({seconds:.1f} s, training paused "
+                     f"{blocked:.2f} s)")
             return True
         return write
+
+    def _export(self, folder: Path, weights: dict, target: Path, meta: dict) -> Path | None:
+        """Refresh MiniMind's out/<name>.pth (in the generation's format) and its sidecar from a saved
+        checkpoint; returns `target`, or None when the disk refused the weights. The checkpoint is saved
+        either way (resume, chat and --init use it), so a failed export is a warning naming where the weights
+        are, not a checkpoint_failed."""
+        try:
+            if target.is_file():
+                previous = recorded_meta(target).get("run_id")
+                if previous != self.run_dir.name:  # said once per run, naming what is replaced
+                    self.log(f"replacing {target} " + (f"(from run {previous}, whose checkpoints keep it)"
+                                                       if previous else "(not written by minimind-tui)"))
+            upstream_files.export(folder, weights, target, self.config.generation,
+                                  adapter=self.settings["mode"] == "lora")
+        except OSError as e:
+            self._fallback_message(f"checkpoint at step {meta['step']} saved, but exporting it to {target} FAILED "
+                                   f"({type(e).__name__}: {e}); its weights are in {folder / layout.MODEL_FILE}")
+            return None
+        try:
+            write_sidecar(target, {**meta, "run_dir": str(self.run_dir.resolve())})
+        except OSError:
+            with contextlib.suppress(OSError):  # a stale one would describe the previous weights
+                sidecar_path(target).unlink(missing_ok=True)
+        return target
+
+    def _write_upstream_resume(self, weights: dict, state: dict, next_at: tuple[int, int]) -> None:
+        """--from_resume: upstream's resume file beside --out_dir, like the export a copy outside the run
+        folder, so a disk that refuses it is a warning and the run's own checkpoint stands."""
+        s = self.settings
+        path = upstream_resume_path(s)
+        try:
+            upstream_files.write_resume(path, weights, self.config.generation, state["optimizer"], state["scaler"],
+                                        state["epoch"], state["next_group"] * s["accumulation_steps"],
+                                        self.info.world_size)
+        except OSError as e:
+            self._fallback_message(f"checkpoint at step {state['step']} saved, but writing upstream's resume file "
+                                   f"{path} FAILED ({type(e).__name__}: {e})")
 
     def _drain_writer(self) -> None:
         """Let a checkpoint being written finish before the run's end is recorded: a crash elsewhere does

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -14,23 +15,29 @@ from model import LMConfig, MiniMindLM, Tokenizer, key_names
 from model.checkpoint import CheckpointError, check_compatible, load_state_dict
 from model.config import GENERATIONS
 
+from . import checkpointing
 from .args import default_init_path
 from .precheck import init_missing_message
 
 
-def init_weights_file(init: str | Path) -> Path:
-    """--init may name a .pth file, a checkpoint folder, or a run folder (its newest complete checkpoint)."""
-    found = find_weights(init)
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)  # not stdout: chat --ckpt prints the model's answers there
+
+
+def init_weights_file(init: str | Path, log=_say) -> Path:
+    """--init may name a .pth file, a checkpoint folder, or a run folder (its newest complete checkpoint that
+    passes its checksums, as on resume: checkpointing.verified_weights)."""
+    found = checkpointing.verified_weights(init, log=log) or find_weights(init)
     if found is None:
         raise CheckpointError(f"{init}: no model.pth and no complete checkpoint inside")
     return found
 
 
-def initial_weights(settings: dict) -> Path | None:
+def initial_weights(settings: dict, log=_say) -> Path | None:
     """The file --init names (None for random weights); a missing file is an error saying what to do."""
     if settings["init"] == "none":
         return None
-    init = init_weights_file(settings["init"] or default_init_path(settings))
+    init = init_weights_file(settings["init"] or default_init_path(settings), log=log)
     if not init.is_file():
         raise CheckpointError(init_missing_message(init, default=settings["init"] is None, mode=settings["mode"]))
     return init
@@ -84,7 +91,8 @@ def _initial_file(settings: dict) -> Path | None:
     if settings["init"] == "none":
         return None
     try:
-        found = init_weights_file(settings["init"] or default_init_path(settings))
+        # Quiet: the trainer's own initial_weights says it when a run folder's newest checkpoint fails.
+        found = init_weights_file(settings["init"] or default_init_path(settings), log=lambda _message: None)
     except CheckpointError:
         return None
     return found if found.is_file() else None

@@ -1,6 +1,8 @@
 """Fixtures for the reliability scenarios (helpers live in reliability_kit.py)."""
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,27 @@ def measured():
         print("\n\nreliability figures:")
         for name, text in figures.items():
             print(f"  {name}: {text}")
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """`tmpfs(size, read_only=False)` mounts a real tmpfs of that size (e.g. "256k") and returns its folder; all
+    are unmounted at teardown. Skips when not root or when mounting is not allowed (CI runs as root)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted: list[Path] = []
+
+    def mount(size: str, read_only: bool = False) -> Path:
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        options = f"size={size}" + (",ro" if read_only else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode(errors='replace').strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import psutil
 from testkit import TINY as _TINY
@@ -16,6 +17,15 @@ def cache_env(tmp_path_factory) -> dict:
     """For module-scoped fixtures, which run outside the autouse per-test cache isolation: keep token
     caches in the session's temporary folder, never the user's ~/.cache."""
     return {"MINIMIND_CACHE": str(tmp_path_factory.getbasetemp() / "cache")}
+
+
+def one_line_error(capsys, code: int) -> str:
+    """The CLI's answer: exit status 2 and exactly one line on stderr, no traceback."""
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("minimind-tui: ") and "Traceback" not in err, err
+    return lines[0]
 
 
 def group_members(pgid: int) -> list[psutil.Process]:
@@ -52,3 +62,18 @@ def listening_sockets(pid: int) -> list:
         except psutil.Error:
             continue
     return out
+
+
+def fill(folder: Path) -> Path:
+    """Use every free block of the file system holding `folder` (a tmpfs from the `tmpfs` fixture); returns
+    the filler file (delete it to free them)."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler

@@ -11,7 +11,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from reliability_kit import TINY, cache_env
+from reliability_kit import TINY, cache_env, one_line_error
 from testkit import train_here
 
 from minimind_tui.cli import main as cli_main
@@ -19,15 +19,6 @@ from minimind_tui.demo import demo_tokenizer_dir
 from minimind_tui.runs import layout
 
 DEEP = "[" * 100_000 + "]" * 100_000  # valid JSON that Python's parser cannot nest into
-
-
-def one_line_error(capsys, code: int) -> str:
-    """The CLI's answer: exit status 2 and exactly one line on stderr, no traceback."""
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("minimind-tui: ") and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

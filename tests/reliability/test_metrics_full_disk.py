@@ -7,46 +7,19 @@ dashboard lost both. Now an event is written whole or not at all, and readers re
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import threading
-from pathlib import Path
 
 import orjson
 import pytest
+from reliability_kit import fill
 
 from minimind_tui.runs.events import EventWriter, encode
 from minimind_tui.runs.reader import TailReader, read_all
 
 
 @pytest.fixture
-def tiny_disk(tmp_path):
-    """A 1 MiB tmpfs, unmounted afterwards; skips when not root or when mounting is not allowed."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode(errors='replace').strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def fill(folder: Path) -> Path:
-    """Use every free block of the file system; returns the filler file (delete it to free the space)."""
-    filler = folder / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return filler
+def tiny_disk(tmpfs):
+    return tmpfs("1m")
 
 
 def test_an_event_cut_short_by_a_full_disk_is_removed(tiny_disk, measured):

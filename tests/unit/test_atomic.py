@@ -96,7 +96,7 @@ def test_a_symlink_at_the_target_itself_is_replaced_not_followed(tmp_path):
     assert victim.read_text() == "not yours" and path.read_text() == "new" and not path.is_symlink()
 
 
-def test_private_files_and_hard_links_go_through_the_same_names(tmp_path, next_tokens):
+def test_private_files_and_copies_go_through_the_same_names(tmp_path, next_tokens):
     from minimind_tui.runs import layout
 
     victim = tmp_path / "victim"
@@ -109,9 +109,38 @@ def test_private_files_and_hard_links_go_through_the_same_names(tmp_path, next_t
     source = tmp_path / "model.pth"
     source.write_bytes(b"w")
     next_tokens("0badf00d")
-    atomic.link_atomic(source, tmp_path / "exported.pth")
-    assert (tmp_path / "exported.pth").stat().st_ino == source.stat().st_ino
+    atomic.copy_atomic(source, tmp_path / "exported.pth")
+    assert (tmp_path / "exported.pth").read_bytes() == b"w"
     assert victim.read_text() == "not yours"
+
+
+def test_a_copy_shares_nothing_with_its_source(tmp_path):
+    """Issue 15 #1: exported weights that shared the checkpoint's inode were rewritten with it."""
+    source = tmp_path / "model.pth"
+    source.write_bytes(os.urandom(3 << 20))  # over the copy's 1 MiB blocks
+    before = source.read_bytes()
+    target = tmp_path / "out" / "pretrain_512.pth"
+    target.parent.mkdir()
+    atomic.copy_atomic(source, target)
+    assert target.read_bytes() == before and target.stat().st_ino != source.stat().st_ino
+    assert target.stat().st_nlink == 1 == source.stat().st_nlink
+    with open(target, "r+b") as f:  # what cp, scp or torch.save to the same path do: write in place
+        f.write(b"\0" * 4096)
+    assert source.read_bytes() == before
+    assert sorted(p.name for p in target.parent.iterdir()) == ["pretrain_512.pth"]
+
+
+def test_exchange_swaps_two_folders_in_one_step(tmp_path):
+    a, b = tmp_path / "new", tmp_path / "step_00000004"
+    a.mkdir()
+    b.mkdir()
+    (a / "COMPLETE").write_text("new")
+    (b / "COMPLETE").write_text("old")
+    if not atomic.exchange(a, b):
+        pytest.skip("this file system cannot swap two names in one step (the caller renames twice)")
+    assert (b / "COMPLETE").read_text() == "new" and (a / "COMPLETE").read_text() == "old"
+    with pytest.raises(FileNotFoundError):
+        atomic.exchange(a, tmp_path / "missing")
 
 
 def test_create_exclusive_never_replaces(tmp_path):

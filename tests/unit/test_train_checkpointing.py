@@ -170,3 +170,82 @@ def test_old_checkpoints_with_one_state_per_gpu_still_resume(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     checkpointing.set_rng_state(old, "cpu")  # a CUDA checkpoint resumed on the CPU: the CUDA part is ignored
     assert cpu_only.set == []
+
+
+# ----- issue 15 #3: a step saved again replaces its folder, atomically -----
+def _corrupt(folder):
+    path = folder / "model.pth"
+    path.write_bytes(bytes(path.stat().st_size))  # same size, all zeros
+
+
+@pytest.mark.parametrize("swap", ["exchange", "two renames"])
+def test_a_step_saved_again_replaces_the_folder_of_another_timeline(tmp_path, monkeypatch, swap):
+    if swap == "two renames":  # a file system that cannot swap two names in one step
+        monkeypatch.setattr(checkpointing, "exchange", lambda a, b: False)
+    old = _save(tmp_path, 4, value=4.0)
+    _corrupt(old)
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        checkpointing.load_checkpoint(old)
+    again = _save(tmp_path, 4, value=-4.0)  # the same step, re-trained after resuming from an older one
+    loaded = checkpointing.load_checkpoint(again)
+    assert again == old and torch.equal(loaded.weights["w"], torch.full((4, 4), -4.0))
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_00000004"]
+
+
+def test_a_kill_between_the_two_renames_puts_the_old_folder_back(tmp_path, monkeypatch):
+    """Where the two names cannot be swapped in one step, the old folder is moved aside first: a kill right
+    then leaves no step_4, and the next start puts the old one back (the new one was never whole in place)."""
+    old = _save(tmp_path, 4, value=4.0)
+    monkeypatch.setattr(checkpointing, "exchange", lambda a, b: False)
+    real_rename = os.rename
+
+    def killed_after_moving_aside(src, dst):
+        real_rename(src, dst)
+        if str(dst).endswith(f"{checkpointing.OLD_SUFFIX}{os.getpid()}"):
+            raise KeyboardInterrupt  # stands in for the kill: nothing after this runs
+    monkeypatch.setattr(checkpointing.os, "rename", killed_after_moving_aside)
+    with pytest.raises(KeyboardInterrupt):
+        _save(tmp_path, 4, value=-4.0)
+    monkeypatch.setattr(checkpointing.os, "rename", real_rename)
+    assert not old.exists() and layout.complete_checkpoints(tmp_path) == []
+    checkpointing.clean_leftovers(tmp_path)
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step_00000004"]
+    assert torch.equal(checkpointing.load_checkpoint(old).weights["w"], torch.full((4, 4), 4.0))
+
+
+# ----- issue 15 #9: torch's zip writer on a full disk -----
+def test_a_full_disk_under_torch_save_is_an_oserror_naming_the_file(tmp_path, monkeypatch):
+    """torch.save into a file whose write() fails raises RuntimeError ("unexpected pos"), the OSError only in
+    its context; the save must raise the OSError (reported as checkpoint_failed) instead."""
+    import errno
+    import io
+
+    class FullDisk(io.FileIO):
+        def write(self, data):
+            if self.tell() + len(data) > 1000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(data)
+
+    monkeypatch.setattr(checkpointing, "open", lambda path, mode: FullDisk(path, "w"), raising=False)
+    with pytest.raises(OSError) as caught:
+        _save(tmp_path, 1)
+    assert caught.type is OSError and caught.value.errno == errno.ENOSPC and "model.pth" in str(caught.value)
+    assert not (tmp_path / "checkpoints" / "step_00000001").exists()
+    assert not list((tmp_path / "checkpoints").iterdir())
+
+
+# ----- issue 15 #2: --init and chat --ckpt verify what they take -----
+def test_verified_weights_refuse_a_named_checkpoint_and_fall_back_in_a_run(tmp_path):
+    _save(tmp_path, 2, value=2.0)
+    newest = _save(tmp_path, 4, value=4.0)
+    assert checkpointing.verified_weights(tmp_path) == newest / "model.pth"
+    _corrupt(newest)
+    for named in (newest, newest / "model.pth"):
+        with pytest.raises(CheckpointError, match=f"{newest / 'model.pth'}: checksum mismatch"):
+            checkpointing.verified_weights(named)
+    said = []
+    assert checkpointing.verified_weights(tmp_path, log=said.append) == layout.checkpoint_dir(tmp_path, 2) / "model.pth"
+    assert len(said) == 1 and "falling back" in said[0] and str(newest / "model.pth") in said[0]
+    plain = tmp_path / "pretrain_512.pth"
+    torch.save({"w": torch.zeros(1)}, plain)
+    assert checkpointing.verified_weights(plain) is None  # not ours: taken as it is
