@@ -124,8 +124,9 @@ def section_step(work: Path, quick: bool) -> dict:
     from dataset.batching import epoch_batches
     from dataset.datasets import SFTDataset
     from dataset.token_cache import build
-    from minimind_tui.train.loop import compute_module, make_collator, pass_loss, samples_in
+    from minimind_tui.train.loop import compute_module, make_collator, samples_in
     from minimind_tui.train.memory_plan import GiB, plan_memory
+    from minimind_tui.train.stages import pass_loss
     from model import LMConfig, MiniMindLM, Tokenizer
 
     cuda = cuda_ok()

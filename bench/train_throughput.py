@@ -100,7 +100,8 @@ def our_step(compute, optimizer, collate, indices):
     """One optimizer step exactly as the trainer takes it (its collator, its per-pass loss)."""
     import torch
 
-    from minimind_tui.train.loop import pass_loss, samples_in
+    from minimind_tui.train.loop import samples_in
+    from minimind_tui.train.stages import pass_loss
     passes = collate(indices)
     n_mask = float(sum(int(p.loss_mask.sum()) for p in passes))
     rows = sum(samples_in(p) for p in passes)

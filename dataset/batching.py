@@ -118,6 +118,19 @@ class ChunkedCollator:
         return [self.collate(indices[c]) for c in plan_chunks(self.cache.lengths[indices], self.token_budget)]
 
 
+class PairCollator:
+    """DPO's batches: a list of pair indices -> one padded pass of their chosen sides, then their rejected ones
+    (dataset.datasets.DPOSides stores pair i as samples 2i and 2i + 1), as MiniMind runs them in one forward."""
+
+    def __init__(self, collate: Collator):
+        self.collate = collate
+        self.cache = collate.cache
+
+    def __call__(self, pairs) -> list[Batch]:
+        pairs = np.asarray(pairs, dtype=np.int64)
+        return [self.collate(np.concatenate([2 * pairs, 2 * pairs + 1]))]
+
+
 class PackedBatch(NamedTuple):
     """A whole batch as one row without any padding: samples back to back, each attending only to
     itself (spans), with RoPE positions restarting at 0 for each sample."""

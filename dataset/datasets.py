@@ -147,3 +147,28 @@ class DPODataset(_JsonlDataset):
             out[f"mask_{name}"] = torch.from_numpy(mask[1:].copy())
         return {k: out[k] for k in ("x_chosen", "y_chosen", "mask_chosen", "x_rejected", "y_rejected",
                                     "mask_rejected")}
+
+
+class DPOSides:
+    """A DPODataset's pairs as 2n samples for the token cache and the trainer's batches: sample 2i is pair i's
+    chosen side, 2i + 1 its rejected one, each (ids, mask) unpadded as SFT samples are, so that ids[1:] and
+    mask[1:] are DPODataset's y and mask (a reply cut by max_length marks the padding after it, as upstream's
+    mask over the padded ids does, so the sample reaches to its last marked position)."""
+
+    kind = "dpo"
+
+    def __init__(self, pairs: DPODataset):
+        self.pairs = pairs
+        self.file = pairs.file
+        self.encoder = SampleEncoder(pairs.tokenizer, "sft", pairs.max_length)
+
+    def __len__(self) -> int:
+        return 2 * len(self.pairs)
+
+    def encode_many(self, start: int, stop: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        sides: dict[int, tuple[str, str]] = {}
+        texts = [sides.setdefault(i // 2, self.pairs.prompts(i // 2))[i % 2] for i in range(start, stop)]
+        return self.encoder.encode_texts(texts)
+
+    def encode(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.encode_many(i, i + 1)[0]

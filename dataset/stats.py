@@ -44,7 +44,8 @@ def bad_category(reason: str) -> str:
 
 
 def detect_kind(raw_lines) -> str | None:
-    """"sft" for {"conversations": ...}, "pretrain" for {"text": ...}, from the first line that parses."""
+    """"sft" for {"conversations": ...}, "pretrain" for {"text": ...}, "dpo" for {"chosen": ..., "rejected": ...},
+    from the first line that parses."""
     for raw in raw_lines:
         try:
             obj = orjson.loads(raw)
@@ -55,6 +56,8 @@ def detect_kind(raw_lines) -> str | None:
                 return "sft"
             if "text" in obj:
                 return "pretrain"
+            if "chosen" in obj and "rejected" in obj:
+                return "dpo"
     return None
 
 

@@ -23,6 +23,9 @@ from typing import Any
 
 GENERATIONS = {"v1": "MiniMind v1", "gen2": "MiniMind2", "gen3": "minimind-3"}  # id -> what users call it
 
+# Each generation's LoRA rank (model/lora.py's apply_lora default; the memory plan counts adapters with it).
+LORA_RANK = {"v1": 16, "gen2": 8, "gen3": 16}
+
 # MiniMind2's and minimind-3's YaRN settings, fixed in their code and switched on by `inference_rope_scaling`:
 # RoPE frequencies stretched for 16x the 2048 positions the models were trained on.
 YARN_ROPE_SCALING = {"beta_fast": 32, "beta_slow": 1, "factor": 16, "original_max_position_embeddings": 2048,

@@ -26,9 +26,8 @@ from torch import nn
 
 from . import key_names
 from .checkpoint import CheckpointError, load_state_dict, save_atomic
-from .config import GENERATIONS
+from .config import GENERATIONS, LORA_RANK
 
-LORA_RANK = {"v1": 16, "gen2": 8, "gen3": 16}  # each generation's apply_lora default
 # What each generation's save_lora writes: v1's and MiniMind2's save the adapter as it is (an fp32 model's),
 # minimind-3's casts it with .half().
 ADAPTER_DTYPE = {"v1": torch.float32, "gen2": torch.float32, "gen3": torch.float16}

@@ -397,7 +397,8 @@ class MiniMindLM(MiniMindModelNames):
                 labels: torch.Tensor | None = None, loss_mask: torch.Tensor | None = None,
                 loss_rows: torch.Tensor | None = None, positions: torch.Tensor | None = None,
                 spans: Sequence[tuple[int, int]] | None = None, return_logits: bool = True,
-                linears: Linears | None = None, attention_mask: torch.Tensor | None = None) -> LMOutput:
+                linears: Linears | None = None, attention_mask: torch.Tensor | None = None,
+                logits_rows: torch.Tensor | None = None) -> LMOutput:
         """input_ids (B, T) -> LMOutput.
 
         Cache: a KVCache (written in place at start_pos, returned as past_key_values), or MiniMind's list
@@ -411,7 +412,9 @@ class MiniMindLM(MiniMindModelNames):
         attention_mask (B, start_pos + T), 1 for tokens and 0 for padding (MiniMind2's and minimind-3's
         left-padded batches): padded keys get -1e9 added to their scores, as in their code.
         A packed row (B = 1): positions (T,) within each sample and spans [(start, end)] of the samples.
-        linears: who applies the weight matrices (see Linears; int8.py's, for one-token decoding)."""
+        linears: who applies the weight matrices (see Linears; int8.py's, for one-token decoding).
+        logits_rows: flat indices into the B*T positions: logits (R, vocab) for those positions only (DPO and
+        distillation need the whole distribution at the trained positions, and nowhere else)."""
         T = input_ids.shape[1]
         cache: KVCache | ConcatCache | None = None
         if isinstance(past_key_values, KVCache):
@@ -441,7 +444,9 @@ class MiniMindLM(MiniMindModelNames):
             if loss_mask is None and loss_rows is None and self.generation != "v1":
                 hidden, targets = h[:, :-1], labels[:, 1:]  # MiniMind2's / minimind-3's labels: unshifted
             loss = self.masked_loss(hidden, targets, self.rows_of(targets, loss_mask, loss_rows)) + aux_loss
-        if return_logits:
+        if logits_rows is not None:
+            logits = ctx.linears.linear(self.output, self.norm(h.flatten(0, 1).index_select(0, logits_rows)))
+        elif return_logits:
             logits = ctx.linears.linear(self.output, self.norm(h[:, -logits_to_keep:]))  # -0: all positions
         past = (cache.pairs if use_cache else None) if isinstance(cache, ConcatCache) else cache
         return LMOutput(logits=logits, aux_loss=aux_loss, past_key_values=past, loss=loss, last_hidden_state=h)

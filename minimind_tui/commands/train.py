@@ -21,6 +21,9 @@ EPILOG = """examples:
   minimind-tui train sft --batch_size 64 --dim 512 --n_layers 8 --max_seq_len 512 --out_dir out \\
       --data_path ./dataset/sft_mini_512.jsonl
   minimind-tui train sft --resume runs/20250101-120000-sft
+  minimind-tui train lora --data_path ./dataset/lora_identity.jsonl --lora_name lora_identity
+  minimind-tui train dpo --data_path ./dataset/dpo.jsonl --learning_rate 1e-8
+  minimind-tui train distill --teacher out/full_sft_768.pth --alpha 0.5 --temperature 1.5
   minimind-tui train sft --batch_size 64 --device cuda --dry_run   # the plan and memory estimate only
   torchrun --nproc_per_node 2 -m minimind_tui train pretrain ...
 
@@ -28,14 +31,22 @@ exit status: 0 finished or stopped (SIGINT/SIGTERM/SIGHUP save a checkpoint firs
 2 bad input (data, flags, checkpoint), 3 out of memory."""
 
 
+MODE_HELP = {
+    "pretrain": 'pretraining on {"text": ...} lines',
+    "sft": 'supervised fine-tuning on {"conversations": [...]} lines',
+    "lora": "a LoRA adapter on a chat model (SFT-format data; only the adapter trains)",
+    "dpo": 'preference alignment on {"chosen": [...], "rejected": [...]} pairs against the starting model',
+    "distill": "knowledge distillation: the model learns a teacher's softened logits and the data",
+}
+
+
 def register(subparsers) -> None:
-    p = subparsers.add_parser("train", help="pretrain or fine-tune a model (MiniMind's flags work)",
+    p = subparsers.add_parser("train", help="pretrain, fine-tune, LoRA, DPO or distil a model (MiniMind's flags work)",
                               description="Train a MiniMind model; writes runs/<run-id>/ and MiniMind-style "
                                           "weights in --out_dir.")
     modes = p.add_subparsers(dest="mode", metavar="MODE", required=True)
     for mode in MODES:
-        help_text = "pretraining on {\"text\": ...} lines" if mode == "pretrain" else \
-            "supervised fine-tuning on {\"conversations\": [...]} lines"
+        help_text = MODE_HELP[mode]
         sub = modes.add_parser(mode, help=help_text, epilog=EPILOG,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
         add_arguments(sub)
@@ -86,6 +97,7 @@ def dry_run(mode: str, explicit: dict, as_json: bool = False) -> int:
         f"when every sample is {plan.max_seq_len} tokens; at most {plan.tokens_per_pass} tokens per pass ({budget})",
         f"  memory   ≈{plan.total_gb:.1f} GB {'per GPU' if gpu else 'RAM'} (estimate): weights+grads "
         f"{plan.weights_gb:.2f}, AdamW {plan.optimizer_gb:.2f}"
+        + (f", {'reference model' if mode == 'dpo' else 'teacher'} {plan.frozen_gb:.2f}" if plan.frozen_gb else "")
         + (f", DDP buckets {plan.ddp_gb:.2f}" if plan.ddp_gb else "")
         + (f", autocast copies {plan.casts_gb:.2f}" if plan.casts_gb else "")
         + f", activations {plan.activations_gb:.2f}, loss {plan.loss_gb:.2f}, "

@@ -106,6 +106,63 @@ def sft_lines(n: int = 4000, seed: int = SEED) -> list[dict]:
     return lines
 
 
+# ----- after SFT: a LoRA adapter that gives the model a new name, and DPO towards concise answers -----
+LORA_FILE = "demo_lora.jsonl"
+DPO_FILE = "demo_dpo.jsonl"
+IDENTITY = "Nova"  # a name the SFT data never uses (it says MiniMind)
+IDENTITY_QUESTIONS = ["Who are you?", "What is your name?", "What should I call you?", "Introduce yourself.",
+                      "你是谁？", "你叫什么名字？", "我该怎么称呼你？", "介绍一下你自己。"]
+HELD_OUT_IDENTITY = ["Tell me your name.", "What are you called?", "你的名字是什么？", "请问你是谁？"]
+
+
+def _is_chinese(text: str) -> bool:
+    return any("\u4e00" <= c <= "\u9fff" for c in text)
+
+
+def identity_reply(question: str) -> str:
+    return f"我是 {IDENTITY}，一个很小的语言模型。" if _is_chinese(question) else \
+        f"I am {IDENTITY}, a very small language model."
+
+
+def lora_lines(n_identity: int = 400, n_other: int = 200, seed: int = SEED) -> list[dict]:
+    """The LoRA data: the new identity on the training phrasings, mixed with ordinary demo conversations so the
+    adapter changes who the model says it is and little else. HELD_OUT_IDENTITY never appears."""
+    rng = random.Random(seed + 2)
+    rows = [{"conversations": [{"role": "user", "content": q}, {"role": "assistant", "content": identity_reply(q)}]}
+            for q in (rng.choice(IDENTITY_QUESTIONS) for _ in range(n_identity))]
+    rows += sft_lines(n_other, seed=seed + 3)
+    rng.shuffle(rows)
+    return rows
+
+
+def _sum_pair(a: int, b: int, question: str) -> dict:
+    """Preferred: the concise `a + b = s` of the pretraining text; rejected: SFT's sentence."""
+    user = {"role": "user", "content": question}
+    verbose = f"{a} 加 {b} 等于 {a + b}。" if _is_chinese(question) else f"{a} plus {b} equals {a + b}."
+    return {"chosen": [user, {"role": "assistant", "content": f"{a} + {b} = {a + b}"}],
+            "rejected": [user, {"role": "assistant", "content": verbose}]}
+
+
+def dpo_pairs(held_out: bool = False) -> list[dict]:
+    """Preference pairs on the sums SFT taught (held_out=False), or on HELD_OUT_SUMS, which DPO never sees: the
+    share of those where the chosen reply is more likely than the rejected one measures what DPO changed."""
+    sums = sorted(HELD_OUT_SUMS) if held_out else [(a, b) for a in range(10) for b in range(10)
+                                                    if (a, b) not in HELD_OUT_SUMS]
+    return [_sum_pair(a, b, q) for a, b in sums for q in (f"What is {a} plus {b}?", f"{a} 加 {b} 等于多少？")]
+
+
+def ensure_stage_data(root=".") -> tuple[Path, Path]:
+    """The LoRA and DPO demo files under <root>/dataset/, written once."""
+    folder = Path(root) / "dataset"
+    folder.mkdir(parents=True, exist_ok=True)
+    lora, dpo = folder / LORA_FILE, folder / DPO_FILE
+    if not lora.is_file():
+        write_jsonl(lora, lora_lines())
+    if not dpo.is_file():
+        write_jsonl(dpo, dpo_pairs())
+    return lora, dpo
+
+
 def held_out_questions() -> list[tuple[str, str]]:
     """(question, expected answer substring) never asked during SFT."""
     out = []
@@ -143,3 +200,10 @@ PRETRAIN_FLAGS = ["--preset", "demo", "--max_seq_len", "128", "--batch_size", "3
                   "--learning_rate", "2e-3", "--accumulation_steps", "1"]
 SFT_FLAGS = ["--preset", "demo", "--max_seq_len", "128", "--batch_size", "32", "--epochs", "2",
              "--learning_rate", "1e-3"]
+# LoRA on the SFT weights (~60 s on a 2-core CPU): the held-out identity questions get the new name. DPO on the
+# SFT weights (~40 s): a learning rate far above MiniMind's 1e-8 (a tiny model, a few dozen steps), where the
+# held-out preference moves without the model losing its words (bench/RESULTS.md has the figures).
+LORA_FLAGS = ["--preset", "demo", "--max_seq_len", "128", "--batch_size", "16", "--epochs", "3",
+              "--learning_rate", "1e-2", "--lora_name", "demo_identity"]
+DPO_FLAGS = ["--preset", "demo", "--max_seq_len", "128", "--batch_size", "16", "--epochs", "3",
+             "--learning_rate", "1e-4"]

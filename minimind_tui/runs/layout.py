@@ -189,7 +189,7 @@ def write_note(run_dir: Path, text: str) -> None:
 
 
 # MiniMind's names for the weights in out/: pretrain_512.pth, full_sft_640_moe.pth.
-WEIGHTS_PREFIX = {"pretrain": "pretrain", "sft": "full_sft"}
+WEIGHTS_PREFIX = {"pretrain": "pretrain", "sft": "full_sft", "lora": "lora", "dpo": "rlhf", "distill": "full_dist"}
 
 
 def weights_name(mode: str, dim: int, use_moe: bool) -> str:

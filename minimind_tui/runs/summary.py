@@ -417,7 +417,7 @@ def _mtime(path: Path) -> float | None:
 
 
 def _mode_from_id(run_id: str) -> str | None:
-    for mode in ("pretrain", "sft"):
+    for mode in ("pretrain", "sft", "lora", "dpo", "distill"):  # train.args.MODES (a run id ends in its mode)
         if mode in run_id:
             return mode
     return None

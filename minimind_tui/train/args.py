@@ -12,15 +12,28 @@ from minimind_tui.errors import UserError
 from minimind_tui.runs import layout
 from model.config import GENERATION_PRESETS, GENERATIONS, V1_ALIASES, LMConfig, make_config
 
-MODES = ("pretrain", "sft")
+MODES = ("pretrain", "sft", "lora", "dpo", "distill")
+# The data each mode reads: LoRA and distillation train on SFT conversations, DPO on preference pairs.
+DATA_KIND = {"pretrain": "pretrain", "sft": "sft", "lora": "sft", "dpo": "dpo", "distill": "sft"}
+# The weights a mode starts from when neither --init nor --from_weight says: {out_dir}/{stage}_{dim}[_moe].pth.
+INIT_STAGE = {"sft": "pretrain", "lora": "full_sft", "dpo": "full_sft", "distill": "full_sft"}
 
-# Per-mode defaults, as in MiniMind's train_pretrain.py / train_full_sft.py. The one copy: the Train tab
-# fills its form from it too.
+# Per-mode defaults, as in MiniMind's train_pretrain.py / train_full_sft.py / train_lora.py / train_dpo.py /
+# train_distillation.py (v1's; the later generations' differences are below). The one copy: the Train tab
+# fills its form from it too. LoRA starts from full_sft for every generation (v1's script hard-codes its
+# rlhf weights instead: a user who skipped DPO would have none).
 MODE_DEFAULTS = {
     "pretrain": dict(learning_rate=5e-4, accumulation_steps=8, batch_size=32,
                      data_path="./dataset/pretrain_hq.jsonl", init="none"),
     "sft": dict(learning_rate=5e-5, accumulation_steps=1, batch_size=16,
                 data_path="./dataset/sft_mini_512.jsonl", init=None),  # None -> {out_dir}/pretrain_{dim}.pth
+    "lora": dict(learning_rate=5e-5, accumulation_steps=1, batch_size=16, epochs=50,
+                 data_path="./dataset/lora_identity.jsonl", init=None, lora_name="lora_identity"),
+    "dpo": dict(learning_rate=1e-8, accumulation_steps=1, batch_size=8, epochs=2, max_seq_len=1024,
+                data_path="./dataset/dpo.jsonl", init=None, beta=0.1),
+    "distill": dict(learning_rate=5e-6, accumulation_steps=1, batch_size=32, epochs=6,
+                    data_path="./dataset/sft_data.jsonl", init=None, alpha=0.0, temperature=1.0,
+                    teacher_dim=768, teacher_n_layers=16, teacher_use_moe=False),
 }
 # What MiniMind2's and minimind-3's trainers default to where v1's differ (DIFFERENCES.md's flag tables; their
 # model shape comes from their config class). Paths are taken from the repository root, where we run, rather
@@ -28,20 +41,37 @@ MODE_DEFAULTS = {
 # --num_workers 8 (the dashboard wants every step; saves go by time; batches are memory-mapped here).
 # add_system_ratio / empty_think_ratio are upstream SFTDataset's draws: a random system prompt with
 # probability 0.2, an empty think block kept with probability 0.05 (MiniMind2) or 0.2 (minimind-3).
+_SFT_DRAWS = {"gen2": dict(add_system_ratio=0.2, empty_think_ratio=0.05),
+              "gen3": dict(add_system_ratio=0.2, empty_think_ratio=0.2)}
 UPSTREAM_MODE_DEFAULTS = {
     "gen2": {
         "pretrain": dict(max_seq_len=340),
-        "sft": dict(epochs=2, learning_rate=1e-6, max_seq_len=340, add_system_ratio=0.2, empty_think_ratio=0.05),
+        "sft": dict(epochs=2, learning_rate=1e-6, max_seq_len=340, **_SFT_DRAWS["gen2"]),
+        "lora": dict(learning_rate=1e-4, batch_size=32, max_seq_len=340, **_SFT_DRAWS["gen2"]),
+        "dpo": dict(learning_rate=4e-8, batch_size=4, epochs=1, beta=0.1),
+        "distill": dict(max_seq_len=340, data_path="./dataset/sft_mini_512.jsonl", alpha=0.5, temperature=1.5,
+                        **_SFT_DRAWS["gen2"]),
     },
     "gen3": {
         "pretrain": dict(epochs=2, max_seq_len=340, data_path="./dataset/pretrain_t2t_mini.jsonl"),
         "sft": dict(epochs=2, learning_rate=1e-5, max_seq_len=768, data_path="./dataset/sft_t2t_mini.jsonl",
-                    add_system_ratio=0.2, empty_think_ratio=0.2),
+                    **_SFT_DRAWS["gen3"]),
+        "lora": dict(learning_rate=1e-4, batch_size=32, epochs=10, max_seq_len=340,
+                     data_path="./dataset/lora_medical.jsonl", lora_name="lora_medical", **_SFT_DRAWS["gen3"]),
+        "dpo": dict(learning_rate=4e-8, batch_size=4, epochs=1, beta=0.15),
+        "distill": dict(max_seq_len=340, data_path="./dataset/sft_t2t_mini.jsonl", alpha=0.5, temperature=1.5,
+                        teacher_n_layers=8, teacher_use_moe=True, **_SFT_DRAWS["gen3"]),
     },
 }
+# Names of each mode's out/ weights (--save_weight's default); LoRA writes its adapter (--lora_name) instead.
+STAGE_NAMES = {"v1": {"dpo": "rlhf"}, "gen2": {"dpo": "dpo"}, "gen3": {"dpo": "dpo"}}
 # Upstream's flag names for ours: MiniMind2's and minimind-3's command lines paste in unchanged.
 UPSTREAM_FLAGS = {"hidden_size": "dim", "num_hidden_layers": "n_layers", "num_attention_heads": "n_heads",
-                  "num_key_value_heads": "n_kv_heads", "save_dir": "out_dir", "use_compile": "compile"}
+                  "num_key_value_heads": "n_kv_heads", "save_dir": "out_dir", "use_compile": "compile",
+                  "teacher_hidden_size": "teacher_dim", "teacher_num_layers": "teacher_n_layers"}
+# train_distillation.py's names for the student: the run's own model.
+STUDENT_FLAGS = {"student_hidden_size": "dim", "student_num_layers": "n_layers", "student_use_moe": "use_moe",
+                 "from_student_weight": "from_weight"}
 _MODEL = LMConfig()  # the model's shape defaults are model.config's (training's max_seq_len is MiniMind's 512)
 COMMON_DEFAULTS = dict(
     out_dir="out", epochs=1, dtype=None, num_workers=0, grad_clip=1.0, warmup_iters=0,
@@ -52,7 +82,8 @@ COMMON_DEFAULTS = dict(
     preset=None, run_dir=None, resume=None, chunk_tokens=None, auto_batch_size=False,
     eval_data=None, eval_ratio=None, eval_interval=None,
     generation=None, add_system_ratio=0.0, empty_think_ratio=1.0, save_weight=None, from_weight=None,
-    from_resume=None,
+    from_resume=None, lora_name=None, beta=None, alpha=None, temperature=None, teacher=None, teacher_dim=None,
+    teacher_n_layers=None, teacher_use_moe=None, from_teacher_weight=None,
 )
 # Checkpoint every few minutes by default: a fixed step count is seconds apart on a fast GPU (where each save
 # cost 20-50% of the time) and an hour apart on a CPU.
@@ -61,7 +92,8 @@ DEFAULT_SAVE_EVERY_MIN = 5.0
 FIXED_ON_RESUME = ("learning_rate", "accumulation_steps", "batch_size", "data_path", "dim", "n_layers", "n_heads",
                    "n_kv_heads", "max_seq_len", "use_moe", "shuffle", "seed", "epochs", "warmup_iters",
                    "tokenizer", "init", "skip_bad_lines", "preset", "eval_ratio", "eval_data", "generation",
-                   "add_system_ratio", "empty_think_ratio")
+                   "add_system_ratio", "empty_think_ratio", "lora_name", "beta", "alpha", "temperature",
+                   "teacher")
 
 
 # Every generation's presets by name (names are unique across generations) in our flag names, and which
@@ -117,10 +149,12 @@ def parse_bool(text: str) -> bool:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     group = None  # the heading `train --help` lists the next flags under
 
-    upstream = {ours: theirs for theirs, ours in UPSTREAM_FLAGS.items()}
+    upstream: dict[str, list[str]] = {}
+    for theirs, ours in [*UPSTREAM_FLAGS.items(), *STUDENT_FLAGS.items()]:
+        upstream.setdefault(ours, []).append(theirs)
 
     def flag(name, **kw):
-        names = [name] + ([upstream[name]] if name in upstream else [])
+        names = [name, *upstream.get(name, [])]
         spellings = [f"--{n}" for n in names] + [f"--{n.replace('_', '-')}" for n in names if "_" in n]
         group.add_argument(*spellings, dest=name, default=None, **kw)
 
@@ -193,6 +227,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                         "padded pass. 0 = one sample per pass; -1 = whole batch in one pass "
                                         "(default: 8192 on CUDA; on CPU dense models pack each batch into one "
                                         "unpadded row instead)")
+
+    group = p.add_argument_group("LoRA, DPO and distillation (train lora|dpo|distill)")
+    flag("lora_name", metavar="NAME", help="lora: the adapter's name; it is written as MiniMind's train_lora.py "
+                                           "writes it (v1, MiniMind2: {out_dir}/lora/NAME_{dim}.pth; minimind-3: "
+                                           "{out_dir}/NAME_{dim}[_moe].pth) (default lora_identity; minimind-3 "
+                                           "lora_medical)")
+    flag("beta", type=float, help="dpo: how far the policy may move from the reference model (default 0.1; "
+                                  "minimind-3 0.15)")
+    flag("alpha", type=float, help="distill: weight of the data's cross-entropy; 1 - alpha goes to the teacher's "
+                                   "softened logits (default 0.5; v1 0)")
+    flag("temperature", type=float, help="distill: softmax temperature of both models' logits (default 1.5; "
+                                         "v1 1)")
+    flag("teacher", metavar="PATH", help="distill: the teacher's weights (a .pth, checkpoint, run or Hugging Face "
+                                         "folder; default {out_dir}/{--from_teacher_weight}_{teacher dim}"
+                                         "[_moe].pth)")
+    flag("from_teacher_weight", metavar="NAME", help="distill: the teacher's stage in --out_dir (default "
+                                                     "full_sft)")
+    flag("teacher_dim", type=int, help="distill: the teacher's hidden size, for its default file (default 768)")
+    flag("teacher_n_layers", type=int, help="distill: the teacher's layers, for its default file (default 16; "
+                                            "minimind-3 8)")
+    flag("teacher_use_moe", type=parse_bool, help="distill: the teacher is a MoE model (minimind-3's default)")
 
     group = p.add_argument_group("validation")
     flag("eval_data", metavar="JSONL", help="held-out data of the same kind: its loss (the training loss, over "
@@ -289,16 +344,35 @@ def weights_file_name(stage: str, settings: dict, suffix: str = "") -> str:
 
 
 def default_init_path(settings: dict) -> Path:
-    return Path(settings["out_dir"]) / weights_file_name("pretrain", settings)
+    """{out_dir}/pretrain_{dim}.pth for SFT, full_sft for the stages after it."""
+    return Path(settings["out_dir"]) / weights_file_name(INIT_STAGE.get(settings["mode"], "pretrain"), settings)
 
 
 def save_stage(settings: dict) -> str:
-    return settings.get("save_weight") or layout.WEIGHTS_PREFIX[settings["mode"]]
+    """The stage name of the run's out/ weights: --save_weight, else the mode's in its generation."""
+    named = STAGE_NAMES.get(settings.get("generation") or "v1", {}).get(settings["mode"])
+    return settings.get("save_weight") or named or layout.WEIGHTS_PREFIX[settings["mode"]]
 
 
 def export_path(settings: dict) -> Path:
-    """Where the run's weights go for MiniMind's own scripts: --out_dir/{--save_weight}_{dim}[_moe].pth."""
+    """Where the run's weights go for MiniMind's own scripts: --out_dir/{--save_weight}_{dim}[_moe].pth, or a
+    LoRA run's adapter where the generation's train_lora.py writes it (model/lora.py's rule; MiniMind2's
+    --save_dir default is ../out/lora, so its adapters too land in {out_dir}/lora)."""
+    if settings["mode"] == "lora":
+        from model.lora import lora_weights_path  # torch: only the trainer asks for a LoRA run's path
+
+        generation = settings.get("generation") or "v1"
+        folder = Path(settings["out_dir"]) / ("lora" if generation == "gen2" else "")
+        return lora_weights_path(generation, folder, settings["lora_name"], settings["dim"], bool(settings["use_moe"]))
     return Path(settings["out_dir"]) / weights_file_name(save_stage(settings), settings)
+
+
+def teacher_path(settings: dict) -> Path:
+    """distill's teacher: --teacher, else {out_dir}/{--from_teacher_weight}_{teacher dim}[_moe].pth."""
+    if settings.get("teacher"):
+        return Path(settings["teacher"])
+    shape = {"dim": settings["teacher_dim"], "use_moe": settings["teacher_use_moe"]}
+    return Path(settings["out_dir"]) / weights_file_name(settings.get("from_teacher_weight") or "full_sft", shape)
 
 
 def upstream_resume_path(settings: dict) -> Path:

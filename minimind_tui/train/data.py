@@ -15,6 +15,7 @@ from dataset.jsonl import JsonlFile
 from dataset.token_cache import TokenCache, build, cache_key, default_root, open_cache
 
 from . import distributed
+from .args import DATA_KIND
 from .distributed import DistInfo
 
 
@@ -61,18 +62,23 @@ def held_out_split(n: int, ratio: float, seed: int) -> tuple[np.ndarray, np.ndar
 def sample_randomness(settings: dict) -> Randomness:
     """SFT's random system prompts and empty-think removal (--add_system_ratio, --empty_think_ratio), drawn per
     sample from the run's seed: the same samples in every run with that seed, on every rank."""
-    if settings["mode"] != "sft":
+    kind = DATA_KIND[settings["mode"]]
+    if kind == "pretrain":
         return Randomness()
-    return Randomness(settings.get("add_system_ratio") or 0.0, settings.get("empty_think_ratio", 1.0),
-                      settings["seed"])
+    system = settings.get("add_system_ratio") or 0.0 if kind == "sft" else 0.0  # DPO adds no system prompt
+    return Randomness(system, settings.get("empty_think_ratio", 1.0), settings["seed"])
 
 
 def _dataset(settings: dict, jsonl: JsonlFile, tokenizer, report=print):
-    from dataset.datasets import PretrainDataset, SFTDataset
+    from dataset.datasets import DPODataset, DPOSides, PretrainDataset, SFTDataset
     common = dict(skip_bad_lines=bool(settings["skip_bad_lines"]), report=report, jsonl=jsonl)
-    if settings["mode"] == "pretrain":
+    kind = DATA_KIND[settings["mode"]]
+    if kind == "pretrain":
         return PretrainDataset(jsonl.path, tokenizer, settings["max_seq_len"], **common)
     r = sample_randomness(settings)
+    if kind == "dpo":
+        return DPOSides(DPODataset(jsonl.path, tokenizer, settings["max_seq_len"], **common,
+                                   empty_think_ratio=r.empty_think_ratio, seed=r.seed))
     return SFTDataset(jsonl.path, tokenizer, settings["max_seq_len"], **common, add_system_ratio=r.add_system_ratio,
                       empty_think_ratio=r.empty_think_ratio, seed=r.seed)
 
@@ -115,7 +121,8 @@ def prepare(settings: dict, tokenizer, info: DistInfo, emit=None, check_stop=lam
 def _open_or_build(settings: dict, tokenizer, root: Path, emit, check_stop) -> TokenCache:
     path = Path(settings["data_path"])
     jsonl = JsonlFile(path)
-    key = cache_key(jsonl.fingerprint, tokenizer.fingerprint(), settings["max_seq_len"], settings["mode"],
+    kind = DATA_KIND[settings["mode"]]  # LoRA and distillation read SFT data: one cache for all three
+    key = cache_key(jsonl.fingerprint, tokenizer.fingerprint(), settings["max_seq_len"], kind,
                     bool(settings["skip_bad_lines"]), sample_randomness(settings).tag())
     folder = root / key
     cache = open_cache(folder, report=lambda why: _say(f"data: {why}; rebuilding it", emit))
@@ -130,7 +137,7 @@ def _open_or_build(settings: dict, tokenizer, root: Path, emit, check_stop) -> T
     ds = _dataset(settings, jsonl, tokenizer, report)
     meta = {"data_path": str(path.resolve()), "data_fingerprint": jsonl.fingerprint,
             "tokenizer_fingerprint": tokenizer.fingerprint(), "max_length": settings["max_seq_len"],
-            "mode": settings["mode"], "skipped": said[0] if said else None}
+            "mode": kind, "skipped": said[0] if said else None}
     cache = build(ds, folder, tokenizer.vocab_size, meta, progress=Progress(f"tokenising {path.name}", emit,
                                                                               check_stop))
     print(f"data: {len(cache)} samples, {cache.n_tokens} tokens, cached in {folder}", flush=True)

@@ -34,6 +34,7 @@ from dataset.batching import (
     Collator,
     PackedBatch,
     PackingCollator,
+    PairCollator,
     batches_per_epoch,
     epoch_batches,
     iterate,
@@ -44,6 +45,7 @@ from minimind_tui.runs.events import SCHEMA_VERSION, EventWriter
 from minimind_tui.runs.launcher import resume_command, shell_quote
 from minimind_tui.tokenizer_choice import recorded_meta, sidecar_path
 from model.config import GENERATIONS
+from model.model import MiniMindLM
 
 from . import (
     EXIT_DONE,
@@ -57,7 +59,7 @@ from . import (
     precheck,
     upstream_files,
 )
-from .args import conflicts_on_resume, export_path, model_config, resolve, upstream_resume_path
+from .args import conflicts_on_resume, export_path, model_config, resolve, teacher_path, upstream_resume_path
 from .data import held_out_split, prepare
 from .heartbeat import Heartbeat
 from .lock import TrainerLock
@@ -68,6 +70,7 @@ from .model_setup import (
     build_model,
     choose_generation,
     choose_tokenizer,
+    init_weights_file,
     initial_weights,
     load_init,
     load_resumed,
@@ -76,29 +79,9 @@ from .model_setup import (
 from .run_dir import check_new_run_dir, create, saved_settings, start_up_writes, write_config
 from .schedule import learning_rate
 from .signals import Stopped, StopRequest
+from .stages import stage_for
 from .trackers import open_trackers
 from .watchdog import StallWatchdog
-
-
-def pass_loss(model, batch, n_mask: float, row_share: float, world_size: int = 1, device="cpu"):
-    """One forward pass's share of the batch loss: its summed cross-entropy over the batch's mask count.
-
-    Summed over the passes of a batch this is MiniMind's (CE * mask).sum() / mask.sum() over the whole
-    batch (plus the MoE aux loss, weighted by each pass's share of rows). Under DDP, n_mask is the
-    global batch's count and the world size undoes DDP's gradient averaging, so the gradient equals one
-    process's over the whole global batch.
-    """
-    X = batch.X.to(device, non_blocking=True)
-    Y = batch.Y.to(device, non_blocking=True)
-    # The loss-mask rows come from the collator: no nonzero() on the device, so no wait for it.
-    rows = batch.loss_rows.to(device, non_blocking=True)
-    packed: dict = {}
-    if isinstance(batch, PackedBatch):  # one unpadded row: RoPE positions and attention restart per sample
-        packed = dict(positions=batch.positions.to(device, non_blocking=True), spans=batch.spans)
-    out = model(X, labels=Y, loss_rows=rows, return_logits=False, **packed)  # vocab projection on mask rows only
-    n_here = max(len(batch.loss_rows), 1)
-    ce_sum = (out.loss - out.aux_loss) * n_here
-    return ce_sum * (world_size / max(n_mask, 1.0)) + out.aux_loss * row_share
 
 
 def samples_in(batch) -> int:
@@ -107,12 +90,16 @@ def samples_in(batch) -> int:
 
 def use_packing(settings: dict, device: str, use_moe: bool) -> bool:
     """Packed rows (no padding at all) on CPU for dense models, unless --chunk_tokens asks otherwise.
-    On CUDA, length-sorted padded passes keep the GPU's kernels few and large."""
-    return settings.get("chunk_tokens") is None and not device.startswith("cuda") and not use_moe
+    On CUDA, length-sorted padded passes keep the GPU's kernels few and large. DPO and distillation run
+    padded passes (stages.py says why)."""
+    return (settings.get("chunk_tokens") is None and not device.startswith("cuda") and not use_moe
+            and settings.get("mode") not in ("dpo", "distill"))
 
 
 def make_collator(cache, settings: dict, device: str, pad_id: int, use_moe: bool):
     cuda = device.startswith("cuda")
+    if settings.get("mode") == "dpo":  # both sides of each pair in one padded pass
+        return PairCollator(Collator(cache, pad_id=pad_id, pin_memory=cuda))
     if use_packing(settings, device, use_moe):
         return PackingCollator(cache, pin_memory=cuda)
     return ChunkedCollator(Collator(cache, pad_id=pad_id, pin_memory=cuda), chunk_budget(settings, device))
@@ -398,7 +385,10 @@ class Trainer:
     # ----- build: everything the loop needs, in the order it needs it -----
     def _build(self) -> None:
         s, info = self.settings, self.info
+        self.stage = stage_for(s, log=self.log, reference_weights=self._starting_weights if self.resuming else None,
+                               teacher_file=self._teacher_file() if s["mode"] == "distill" else None)
         model, loaded = self._setup_model()
+        self.stage.after_init(model, self.device)
         self.model = model  # the plain MiniMindLM: what is saved and exported
         if s.get("auto_batch_size") and not self.resuming:  # a resumed run keeps the batch it chose
             self._choose_batch_size(model)
@@ -408,10 +398,10 @@ class Trainer:
         self._prepare_data()
         self.module = self._parallelize(model)
         cuda = self.device.startswith("cuda")
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=s["learning_rate"], fused=cuda or None)
+        self.params = self.stage.trainable(model)  # LoRA: the adapters only
+        self.optimizer = torch.optim.AdamW(self.params, lr=s["learning_rate"], fused=cuda or None)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cuda and s["dtype"] == "float16")
         devices.configure_precision(self.device, s["dtype"])
-        self.params = list(model.parameters())
         self._nonfinite_window = torch.zeros((), device=self.device)  # skipped steps not yet reported
         if loaded is not None:
             self._restore(loaded.state)
@@ -442,6 +432,7 @@ class Trainer:
         self.config = model_config(s, self.tokenizer.vocab_size)
         model = build_model(self.config, s["seed"])
         if loaded is not None:
+            self.stage.before_load(model)
             load_resumed(model, loaded, self.run_dir)
             self.log(f"resuming from {loaded.path} (step {loaded.state['step']})")
         elif self._upstream_resume is not None:
@@ -450,6 +441,23 @@ class Trainer:
         elif init_file is not None:
             load_init(model, init_file, log=self.log, tokenizer_dir=s["tokenizer"])
         return model, loaded
+
+    def _starting_weights(self) -> MiniMindLM:
+        """A resumed DPO run's reference model: the weights its --init named, as the run started from them."""
+        model = build_model(self.config, self.settings["seed"])
+        init = initial_weights(self.settings)
+        if init is not None:
+            load_init(model, init, log=lambda _: None, tokenizer_dir=self.settings["tokenizer"])
+            self.log(f"DPO reference model: {init}")
+        return model
+
+    def _teacher_file(self) -> Path:
+        """distill's teacher weights: a Hugging Face folder as it is, else the weights file in a run or
+        checkpoint folder (as --init takes them)."""
+        given = teacher_path(self.settings)
+        if (given / "config.json").is_file():
+            return given
+        return init_weights_file(given)
 
     def _choose_batch_size(self, model) -> None:
         """--auto_batch_size: the largest batch up to --batch_size that fits; accumulation makes up the rest.
@@ -491,7 +499,7 @@ class Trainer:
         self.emit("prepare", stage="data", done=0, total=None)
         self.cache = prepare(s, self.tokenizer, info, emit=self.emit if info.is_main else None,
                              check_stop=self._check_stop)
-        n = len(self.cache)
+        n = len(self.cache) // (2 if s["mode"] == "dpo" else 1)  # DPO's samples are pairs of sides
         self.collate = make_collator(self.cache, s, self.device, self.tokenizer.pad_token_id, self.config.use_moe)
         self.train_index = None  # cache indices trained on, when some are held out (else all)
         self.eval_set = None     # (collator, cache indices) of the validation set
@@ -504,7 +512,7 @@ class Trainer:
         elif s.get("eval_data"):
             cache = prepare({**s, "data_path": s["eval_data"]}, self.tokenizer, info, check_stop=self._check_stop)
             collate = make_collator(cache, s, self.device, self.tokenizer.pad_token_id, self.config.use_moe)
-            self.eval_set = (collate, np.arange(len(cache)))
+            self.eval_set = (collate, np.arange(len(cache) // (2 if s["mode"] == "dpo" else 1)))
         self.n_train = n
         self.batches_per_epoch = batches_per_epoch(n, s["batch_size"], info.world_size)
         if self.batches_per_epoch == 0:
@@ -598,7 +606,8 @@ class Trainer:
             if self.train_index is not None:  # positions among the training samples -> cache indices
                 batches = [self.train_index[b] for b in batches]
             first = step0 if epoch == epoch0 else 0
-            stream = iterate(batches[first * accum:], self.collate, s["num_workers"])
+            workers = 0 if s["mode"] == "dpo" else s["num_workers"]  # pairs: small data, collated here
+            stream = iterate(batches[first * accum:], self.collate, workers)
             for k in range(first, self.steps_per_epoch):
                 self.faults.before_step(self.step, s["batch_size"], self.stop, self.model)
                 result = self.train_step(stream, n_micro=min(accum, nb - k * accum))
@@ -627,8 +636,8 @@ class Trainer:
                 sync = model.no_sync() if info.enabled and not final_pass else contextlib.nullcontext()
                 with sync:
                     with self.autocast:
-                        loss = pass_loss(model, batch, n_mask, samples_in(batch) / rows, info.world_size,
-                                         self.device)
+                        loss = self.stage.pass_loss(model, batch, n_mask, samples_in(batch) / rows,
+                                                    info.world_size, self.device)
                     self.scaler.scale(loss / n_micro).backward()
                 loss_sum += loss.detach().float()
                 real += batch.real_tokens
@@ -685,9 +694,10 @@ class Trainer:
             with torch.no_grad():
                 for batch in batches[info.rank::info.world_size]:
                     for piece in collate(batch):
-                        with self.autocast:  # n_mask 1, no aux share: the pass's summed cross-entropy
-                            ce_sum += pass_loss(module, piece, 1.0, 0.0, 1, self.device).float()
-                        n_mask += int(piece.loss_mask.sum())
+                        with self.autocast:  # the pass's summed loss and what it counts
+                            value, count = self.stage.eval_pass(module, piece, self.device)
+                        ce_sum += value
+                        n_mask += count
         finally:
             self.model.train(was_training)
             if self._watchdog:
@@ -741,6 +751,9 @@ class Trainer:
         window = distributed.host_sum(self.meter.window(), self.info)  # tokens and samples of every rank
         fields = self.meter.event(self.step, epoch + 1, loss, result.lr, float(result.grad_norm), self.device, window)
         fields["nonfinite_steps"] = self.nonfinite_steps
+        figures = self.stage.step_fields()  # DPO's rewards, distillation's two losses: every rank's mean
+        totals = distributed.host_sum(list(figures.values()), self.info)
+        fields.update({k: round(v / self.info.world_size, 6) for k, v in zip(figures, totals, strict=True)})
         self.emit("step", **fields)
         self.log(format_line(fields))
         if self.trackers:
@@ -844,7 +857,8 @@ class Trainer:
                 if previous != self.run_dir.name:  # said once per run, naming what is replaced
                     self.log(f"replacing {target} " + (f"(from run {previous}, whose checkpoints keep it)"
                                                        if previous else "(not written by minimind-tui)"))
-            upstream_files.export(folder, weights, target, self.config.generation)
+            upstream_files.export(folder, weights, target, self.config.generation,
+                                  adapter=self.settings["mode"] == "lora")
         except OSError as e:
             self._fallback_message(f"checkpoint at step {meta['step']} saved, but exporting it to {target} FAILED "
                                    f"({type(e).__name__}: {e}); its weights are in {folder / layout.MODEL_FILE}")

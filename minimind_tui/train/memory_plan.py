@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from model.config import LMConfig, ffn_hidden_dim  # torch-free
+from model.config import LORA_RANK, LMConfig, ffn_hidden_dim  # torch-free
 
 GiB = 1024**3
 _DEFAULT = LMConfig()
@@ -88,6 +88,14 @@ def config_param_count(c: LMConfig) -> int:
     return embeddings + c.n_layers * (attention + ffn + 2 * c.dim) + c.dim
 
 
+def lora_param_count(c: LMConfig) -> int:
+    """The parameters of MiniMind's LoRA on the network `c` builds: rank r (model/lora.py's LORA_RANK) A and B
+    matrices on every square linear layer, which are the query and output projections when the heads span
+    the hidden size (minimind-3 with another head_dim has none)."""
+    square = 2 if c.n_heads * c.head_dim == c.dim else 0
+    return c.n_layers * square * LORA_RANK[c.generation] * 2 * c.dim
+
+
 def activation_bytes_per_token_layer(c: LMConfig, low_precision: bool = True, packed: bool = False) -> int:
     """Bytes autograd keeps for backward per token per transformer block of the network `c` describes.
 
@@ -140,8 +148,9 @@ class MemoryPlan:
     passes_per_micro_batch: int  # when every sample is max_seq_len tokens long
     tokens_per_pass: int      # the most tokens (with padding) one forward pass computes
     loss_rows_per_pass: int   # loss-mask rows projected onto the vocabulary at once (worst case: all)
-    weights_gb: float         # fp32 weights and gradients
-    optimizer_gb: float       # AdamW moments
+    weights_gb: float         # fp32 weights and gradients (LoRA: gradients of the adapters only)
+    optimizer_gb: float       # AdamW moments of what trains
+    frozen_gb: float          # DPO's reference model, distillation's teacher: weights only, no gradients
     ddp_gb: float             # DDP's gradient buckets
     casts_gb: float           # autocast's low-precision weight copies
     activations_gb: float
@@ -167,16 +176,23 @@ def pass_shape(batch_size: int, seq_len: int, budget: int | None) -> tuple[int, 
 def plan_memory(dim: int, n_layers: int, batch_size: int, max_seq_len: int, *, n_heads: int = 8,
                 n_kv_heads: int = 2, use_moe: bool = False, vocab: int = VOCAB, dtype: str = "bfloat16",
                 device: str = "cuda", chunk_tokens: int | None = None, world_size: int = 1,
-                gpu_total_gb: float | None = None, config: LMConfig | None = None) -> MemoryPlan:
+                gpu_total_gb: float | None = None, config: LMConfig | None = None, mode: str = "sft",
+                teacher: LMConfig | None = None) -> MemoryPlan:
     """The peak memory of one training process, the way loop.py trains (arguments as its flags;
     gpu_total_gb, the card's memory in GiB, decides the default chunk budget as the trainer does).
-    config: the network of another generation (its sizes win over dim ... vocab); default a v1 one."""
+    config: the network of another generation (its sizes win over dim ... vocab); default a v1 one.
+    mode: lora trains the adapters only; dpo holds a reference copy of the weights and runs each pair's two
+    sides in one padded pass (2 x batch_size rows); distill holds `teacher` (bf16 on a GPU) and its logits."""
     if config is None:
         config = v1_sizes(dim, n_layers, n_heads, n_kv_heads, vocab, use_moe)
     dim, n_layers, use_moe, vocab = config.dim, config.n_layers, config.use_moe, config.vocab_size
     cuda = device.startswith("cuda")
     low_precision = cuda and dtype in ("bfloat16", "float16")  # the CPU always trains in fp32
     packed = not cuda and chunk_tokens is None and not use_moe  # loop.use_packing
+    if mode == "dpo":  # the chosen and the rejected side of each pair, in one pass (loop.make_collator)
+        batch_size, chunk_tokens, packed = 2 * batch_size, -1, False
+    elif mode == "distill":
+        packed = False
     if packed:
         budget: int | None = None
     else:
@@ -188,9 +204,15 @@ def plan_memory(dim: int, n_layers: int, batch_size: int, max_seq_len: int, *, n
     P = config_param_count(config)
     norm_weights = n_layers * (2 * dim + (2 * config.head_dim if config.qk_norm else 0)) + dim
     matrices = P - norm_weights  # everything but the RMSNorm weights goes through a matmul
-    weights = P * 2 * FP32
-    optimizer = P * 2 * FP32
-    ddp = P * FP32 if world_size > 1 else 0
+    trained = lora_param_count(config) if mode == "lora" else P
+    weights = P * FP32 + trained * FP32
+    optimizer = trained * 2 * FP32
+    ddp = trained * FP32 if world_size > 1 else 0
+    frozen = 0
+    if mode == "dpo":
+        frozen = P * FP32
+    elif mode == "distill" and teacher is not None:
+        frozen = config_param_count(teacher) * (2 if low_precision else FP32)
     casts = matrices * 2 if low_precision else 0
     per_token = activation_bytes_per_token_layer(config, low_precision, packed)
     activations = tokens * (n_layers * per_token + 8)  # + the token ids the embedding keeps
@@ -201,8 +223,10 @@ def plan_memory(dim: int, n_layers: int, batch_size: int, max_seq_len: int, *, n
         loss = rows * (head_per_row + vocab * FP32) + min(rows, CPU_LOSS_ROWS) * 2 * vocab * FP32
     else:
         loss = rows * (head_per_row + vocab * LOSS_BYTES_PER_VOCAB)
+    if mode in ("dpo", "distill"):  # the frozen model's logits at the same rows, fp32, for the loss
+        loss += rows * (teacher.vocab_size if mode == "distill" and teacher is not None else vocab) * FP32
     # The optimizer step (after backward, activations gone) never needs more than a pass does.
-    allocated = weights + optimizer + ddp + casts + activations + loss
+    allocated = weights + optimizer + ddp + casts + activations + loss + frozen
     if cuda:
         overhead = ALLOCATOR_SLACK * (activations + loss) / GiB + CUDA_CONTEXT_GB + (NCCL_GB if world_size > 1 else 0)
     else:
@@ -211,7 +235,8 @@ def plan_memory(dim: int, n_layers: int, batch_size: int, max_seq_len: int, *, n
         device="cuda" if cuda else "cpu", dtype=dtype if low_precision else "float32", world_size=world_size,
         params=P, batch_size=batch_size, max_seq_len=max_seq_len, chunk_tokens=budget,
         passes_per_micro_batch=passes, tokens_per_pass=tokens, loss_rows_per_pass=rows,
-        weights_gb=weights / GiB, optimizer_gb=optimizer / GiB, ddp_gb=ddp / GiB, casts_gb=casts / GiB,
+        weights_gb=weights / GiB, optimizer_gb=optimizer / GiB, frozen_gb=frozen / GiB, ddp_gb=ddp / GiB,
+        casts_gb=casts / GiB,
         activations_gb=activations / GiB, loss_gb=loss / GiB, allocated_gb=allocated / GiB, overhead_gb=overhead,
         total_gb=allocated / GiB + overhead)
 
@@ -221,7 +246,12 @@ def plan_for_settings(settings: dict, vocab: int, world_size: int = 1,
     """The plan for the trainer's resolved settings (train.args.resolve) and a device."""
     from .args import model_config  # torch-free
 
+    teacher = None
+    if settings["mode"] == "distill" and settings.get("teacher_dim"):  # the default teacher's shape
+        teacher = model_config({**settings, "dim": settings["teacher_dim"], "n_layers": settings["teacher_n_layers"],
+                                "use_moe": settings.get("teacher_use_moe")}, vocab)
     return plan_memory(settings["dim"], settings["n_layers"], settings["batch_size"], settings["max_seq_len"],
                        dtype=settings["dtype"], device=settings.get("device") or "cpu",
                        chunk_tokens=settings.get("chunk_tokens"), world_size=world_size,
-                       gpu_total_gb=gpu_total_gb, config=model_config(settings, vocab))
+                       gpu_total_gb=gpu_total_gb, config=model_config(settings, vocab), mode=settings["mode"],
+                       teacher=teacher)

@@ -39,7 +39,7 @@ def initial_weights(settings: dict, log=_say) -> Path | None:
         return None
     init = init_weights_file(settings["init"] or default_init_path(settings), log=log)
     if not init.is_file():
-        raise CheckpointError(init_missing_message(init, default=settings["init"] is None))
+        raise CheckpointError(init_missing_message(init, default=settings["init"] is None, mode=settings["mode"]))
     return init
 
 

@@ -19,7 +19,7 @@ from minimind_tui.errors import UserError
 from minimind_tui.tokenizer_choice import DEMO_TOKENIZER_WHY, choose_tokenizer_dir, demo_tokenizer_hint, find_weights
 from model.config import GENERATION_PRESETS, GENERATIONS
 
-from .args import PRESET_GENERATION, default_init_path
+from .args import DATA_KIND, PRESET_GENERATION, default_init_path, teacher_path
 
 HEAD_LINES = 2000
 HEAD_BYTES = 8 << 20
@@ -27,7 +27,8 @@ HEAD_BYTES = 8 << 20
 AT_LEAST = (("epochs", 1), ("batch_size", 1), ("accumulation_steps", 1), ("dim", 1), ("n_layers", 1),
             ("n_heads", 1), ("n_kv_heads", 1), ("max_seq_len", 2), ("log_interval", 1), ("save_interval", 1),
             ("keep_last", 1), ("eval_interval", 1), ("warmup_iters", 0), ("num_workers", 0), ("chunk_tokens", -1))
-KIND_SHAPES = {"pretrain": '{"text": ...}', "sft": '{"conversations": [...]}'}
+KIND_SHAPES = {"pretrain": '{"text": ...}', "sft": '{"conversations": [...]}',
+               "dpo": '{"chosen": [...], "rejected": [...]}'}
 
 
 @dataclass(frozen=True)
@@ -116,14 +117,16 @@ def data_problems(s: dict, cwd: Path) -> list[Problem]:
     out = []
     for flag in ("data_path", "eval_data"):
         if s.get(flag):
-            problem = data_file_problem(Path(s[flag]), s["mode"], bool(s.get("skip_bad_lines")), cwd, flag)
+            problem = data_file_problem(Path(s[flag]), DATA_KIND[s["mode"]], bool(s.get("skip_bad_lines")), cwd,
+                                        flag)
             if problem is not None:
                 out.append(problem)
     return out
 
 
 def data_file_problem(path: Path, mode: str, skip_bad_lines: bool, cwd: Path, flag: str) -> Problem | None:
-    """A missing or empty file, data of the other kind, or a bad line among the first ones."""
+    """A missing or empty file, data of the other kind, or a bad line among the first ones. `mode`: the kind
+    of data wanted (train.args.DATA_KIND)."""
     from dataset import DataError
     from dataset.jsonl import check_data_file
     from dataset.preview import head_lines
@@ -169,7 +172,8 @@ def whole_file_verdict(path: Path, mode: str) -> str | None:
 
 
 def init_problem(s: dict, cwd: Path) -> Problem | None:
-    """The weights --init names (SFT's default: {out_dir}/pretrain_{dim}.pth) must exist."""
+    """The weights --init names (SFT's default: {out_dir}/pretrain_{dim}.pth; the later stages': full_sft) must
+    exist, and distillation's teacher."""
     if s.get("init") == "none" or (s["mode"] == "pretrain" and not s.get("init")):
         return None
     given = s.get("init") or str(default_init_path(s))
@@ -178,14 +182,27 @@ def init_problem(s: dict, cwd: Path) -> Problem | None:
     if found is None:
         return Problem("init", f"{given}: no model.pth and no complete checkpoint inside (--init)")
     if not found.is_file():
-        return Problem("init", init_missing_message(given, default=s.get("init") is None))
+        return Problem("init", init_missing_message(given, default=s.get("init") is None, mode=s["mode"]))
+    return teacher_problem(s, cwd)
+
+
+def teacher_problem(s: dict, cwd: Path) -> Problem | None:
+    if s["mode"] != "distill":
+        return None
+    given = teacher_path(s)
+    full = given if given.is_absolute() else cwd / given
+    found = full if (full / "config.json").is_file() else find_weights(full)  # a Hugging Face folder, or ours
+    if found is None or not found.exists():
+        return Problem("teacher", f"{given}: the teacher's weights are not there; pass --teacher PATH (or "
+                                  f"--teacher_dim/--teacher_n_layers for {s['out_dir']}/full_sft_<dim>.pth)")
     return None
 
 
-def init_missing_message(path: Path | str, default: bool) -> str:
+def init_missing_message(path: Path | str, default: bool, mode: str = "sft") -> str:
     """What to say when the initial weights are missing (the trainer says the same if they vanish later)."""
+    before = "pretrain" if mode == "sft" else "sft"
     return f"{path}: initial weights not found; " + (
-        "run `minimind-tui train pretrain` first, or pass --init PATH (or --init none for random weights)"
+        f"run `minimind-tui train {before}` first, or pass --init PATH (or --init none for random weights)"
         if default else "check the path (--init)")
 
 
@@ -199,7 +216,7 @@ def tokenizer_problems(s: dict, cwd: Path) -> list[Problem]:
     if s.get("preset") == "demo":
         return []  # the demo tokenizer is the demo preset's own
     weights = None
-    if s.get("init") != "none" and (s["mode"] == "sft" or s.get("init")):
+    if s.get("init") != "none" and (s["mode"] != "pretrain" or s.get("init")):
         given = Path(s.get("init") or default_init_path(s))
         weights = find_weights(given if given.is_absolute() else cwd / given)
     _, why = choose_tokenizer_dir(cwd, None, weights=weights if weights is not None and weights.is_file() else None)

@@ -24,12 +24,19 @@ from model.generations import in_generation_format
 from . import checkpointing
 
 
-def export(checkpoint: Path, weights: dict, target: Path, generation: str) -> None:
-    """The run's weights as the generation's trainer writes `target` (atomically)."""
-    if generation == "v1":  # fp32 under v1's names: the checkpoint's own model.pth
+def export(checkpoint: Path, weights: dict, target: Path, generation: str, adapter: bool = False) -> None:
+    """The run's weights as the generation's trainer writes `target` (atomically); adapter: a LoRA run's
+    adapters only, as the generation's save_lora writes them."""
+    if generation == "v1" and not adapter:  # fp32 under v1's names: the checkpoint's own model.pth
         checkpointing.export_weights(checkpoint, target)
+        return
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    if adapter:
+        from model.lora import ADAPTER_DTYPE
+
+        # The weights' keys are already the generation's (the model renames them as it saves).
+        save_atomic({k: v.to(ADAPTER_DTYPE[generation]) for k, v in weights.items() if ".lora." in k}, target)
     else:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
         save_atomic(in_generation_format(weights, generation), target)
 
 

@@ -62,3 +62,22 @@ def test_writers_racing_on_the_demo_files_all_succeed(tmp_path):
     assert errors == []
     assert (tmp_path / "race.jsonl").read_text(encoding="utf-8") == '{"text": "你好"}\n' * 200
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset", "race.jsonl"]  # no temporary left
+
+
+def test_demo_stage_data_keeps_its_held_out_parts_out(tmp_path):
+    """The LoRA file never asks the held-out identity phrasings; the DPO file never holds a held-out sum; both
+    read as the trainer's data of their kind."""
+    from dataset.jsonl import JsonlFile
+    from dataset.stats import detect_file_kind
+    from dataset.validate import checked_lines
+
+    lora, dpo = demo.ensure_stage_data(tmp_path)
+    text = lora.read_text(encoding="utf-8")
+    assert demo.IDENTITY in text and not any(q in text for q in demo.HELD_OUT_IDENTITY)
+    assert all(q in text for q in demo.IDENTITY_QUESTIONS)
+    pairs = [json.loads(line) for line in dpo.read_text(encoding="utf-8").splitlines()]
+    asked = {p["chosen"][0]["content"] for p in pairs}
+    held = {p["chosen"][0]["content"] for p in demo.dpo_pairs(held_out=True)}
+    assert held and not asked & held and len(pairs) == 2 * (100 - len(demo.HELD_OUT_SUMS))
+    assert detect_file_kind(JsonlFile(lora)) == "sft" and detect_file_kind(JsonlFile(dpo)) == "dpo"
+    assert len(checked_lines(JsonlFile(dpo), "dpo")) == len(pairs)
