@@ -196,3 +196,16 @@ def test_v1_tokenizers_have_no_thinking_switch_and_continue_as_before(tiny_token
     assert session.history[-1] == {"role": "assistant", "content": "<think>x</think> y"}
     session.mode = CONTINUE
     assert session.prompt(" hi") == ([tiny_tokenizer.bos_token_id] + tiny_tokenizer.encode(" hi"), False)
+
+
+def test_a_minimind3_run_checkpoint_loads_with_what_its_meta_recorded(tmp_path, chatml_tokenizer):
+    from minimind_tui.chat.loading import load_session
+
+    model = tiny("gen3", chatml_tokenizer.vocab_size, max_positions=200)  # not told by the shapes
+    ck = tmp_path / "runs" / "r" / "checkpoints" / "step_00000010"
+    save_minimind(model, ck / "model.pth")
+    meta = {"mode": "sft", "step": 10, "tokenizer": str(chatml_tokenizer.path), "config": model.config.to_dict()}
+    (ck / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    session = load_session(ck / "model.pth", root=tmp_path, device="cpu")
+    assert session.model.generation == "gen3" and session.model.config.max_seq_len == 200
+    assert session.mode == CHAT and session.tokenizer.path == chatml_tokenizer.path
