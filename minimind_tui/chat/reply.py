@@ -61,6 +61,7 @@ class ReplyParts:
     reasoning: str = ""       # the reasoning exactly as generated (what a template's reasoning_content takes)
     content: str = ""         # everything after the reasoning as generated, tool-call tags included
     calling: bool = False     # a tool call has started and not ended yet (streaming)
+    final: bool = True        # the reply is over (False: the split of a reply still streaming)
 
     @property
     def thinking_open(self) -> bool:
@@ -89,7 +90,7 @@ def split_reply(text: str, starts_in_thinking: bool = False, final: bool = True)
         if lead.startswith(THINK_OPEN):
             starts_in_thinking, body = True, lead[len(THINK_OPEN):]
         elif not final and lead and THINK_OPEN.startswith(lead):
-            return ReplyParts()  # perhaps "<think>" still arriving
+            return ReplyParts(final=False)  # perhaps "<think>" still arriving
     reasoning, rest, done = "", body, False
     if starts_in_thinking:
         if THINK_CLOSE in body:
@@ -100,7 +101,7 @@ def split_reply(text: str, starts_in_thinking: bool = False, final: bool = True)
     answer, calls, calling = _answer_and_calls(rest, final)
     return ReplyParts(thinking=reasoning.strip(), answer=answer, tool_calls=tuple(calls),
                       in_thinking=starts_in_thinking, thinking_done=done, reasoning=reasoning, content=rest,
-                      calling=calling)
+                      calling=calling, final=final)
 
 
 def _answer_and_calls(rest: str, final: bool) -> tuple[str, list[ToolCall], bool]:

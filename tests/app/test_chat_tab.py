@@ -359,7 +359,9 @@ async def test_minimind3_thinking_switch_and_a_reply_in_parts(gen3_root, chatml_
 
     def generate(model, ids, stop=None, **kwargs):  # the model's reply, once its prompt is recorded
         prompts.append(chatml_tokenizer.decode(ids))
-        yield from chatml_tokenizer.encode(REASONED if prompts[-1].endswith("<think>\n") else "Hi.")
+        thinking = prompts[-1].endswith("<think>\n")
+        cut = "cut me off" in prompts[-1].rsplit("<|im_start|>user", 1)[-1]
+        yield from chatml_tokenizer.encode("Still thinking" if cut else REASONED if thinking else "Hi.")
         yield chatml_tokenizer.eos_token_id
 
     monkeypatch.setattr("minimind_tui.chat.session.generate", generate)
@@ -391,6 +393,9 @@ async def test_minimind3_thinking_switch_and_a_reply_in_parts(gen3_root, chatml_
         assert app.copied[-1].startswith("Hello!") and "greets" not in app.copied[-1]
         # The history keeps the reasoning where minimind-3's template reads it.
         assert tab.session.history[-1]["reasoning_content"] == "The user greets me.\n"
+        await send(pilot, app, "cut me off")  # the reply ends before its reasoning does
+        cut = messages(app, "assistant")[-1]
+        assert "cut off" in cut.query_one(Collapsible).title and not cut.query_one(Collapsible).collapsed
 
 
 async def test_a_model_without_a_thinking_template_shows_no_switch(root):

@@ -115,7 +115,10 @@ class ChatMessage(Vertical):
     def _render_thinking(self, parts: ReplyParts) -> None:
         self.add_class("-thinking")
         block = self.query_one(ReasoningBlock)
-        block.title = "thinking …" if parts.thinking_open else f"thought ({len(parts.thinking):,} characters)"
+        if not parts.thinking_open:
+            block.title = f"thought ({len(parts.thinking):,} characters)"
+        else:  # a reply that ended inside its reasoning (the token limit, or a stop) has no answer
+            block.title = "thinking …" if not parts.final else "reasoning, cut off before it ended: no answer"
         self.query_one(".chat-thinking-text", Static).update(Text(parts.thinking or "…"))
         if not block.toggled_by_user:
             # Open while the model reasons, folded away once the answer starts: the answer is what is read.
