@@ -153,7 +153,7 @@ class TestChatTab:
                            "Chat tab")
             tab = pilot.app.query_one(ChatTab)
             await wait_for(pilot, lambda: tab.checkpoints, "checkpoints listed")
-            tab._loaded(CannedSession([reply], thinking=True), tab.checkpoints[0].path)
+            tab._loaded(CannedSession([reply], thinking=True), tab.checkpoints[0].path, [])  # no LoRA adapters
             box = pilot.app.query_one("#chat-input", Input)
             box.cursor_blink = False
             pilot.app.query_one("#chat-thinking").value = True  # the switch shown for this template
