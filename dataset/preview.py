@@ -4,7 +4,9 @@ the per-token loss mask at a chosen max_seq_len, and where truncation cuts.
 Torch-free and Textual-free (the Dataset tab and `data inspect` share it). The ids and mask are those of
 `PretrainDataset`/`SFTDataset` (the same `masking.SampleEncoder`), so what is shown is what is trained, by the
 rule of the tokenizer's MiniMind generation. `Sample.blocks` splits a conversation into what a reader should
-tell apart: system and tool definitions, user turns, reasoning, replies, tool calls and tool responses.
+tell apart: system and tool definitions, user turns, reasoning, replies, tool calls and tool responses. A DPO
+pair is its two conversations one after the other (`token_views` gives one view per side, as `DPODataset`
+encodes them).
 """
 from __future__ import annotations
 
@@ -15,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .conversation import TOOL_FIELD, as_json, turns_of
+from .conversation import TOOL_FIELD, as_json, render_side, turns_of
 from .masking import SampleEncoder
 from .tokenizer_dir import default_tokenizer_dir
 from .validate import parse_line
 
 _BOM = b"\xef\xbb\xbf"
+DPO_SIDES = ("chosen", "rejected")  # a DPO line's two conversations, in DPODataset's order
 
 
 @dataclass
@@ -66,6 +69,11 @@ def sample_from_raw(raw: bytes, index: int, kind: str, generation: str | None = 
         turns = turns_of(s.obj)
         s.messages = [{k: v for k, v in t.items() if v is not None} for t in turns]
         s.blocks = conversation_blocks(turns)
+    elif kind == "dpo":
+        for side in DPO_SIDES:  # each side's turns, their titles naming the side
+            turns = turns_of({"conversations": s.obj[side]})
+            s.messages += [{"side": side, **{k: v for k, v in t.items() if v is not None}} for t in turns]
+            s.blocks += [Block(b.role, f"{side} · {b.title}", b.text) for b in conversation_blocks(turns)]
     else:
         s.messages = [{"role": "text", "content": s.obj["text"]}]
         s.blocks = [Block("text", "text", s.obj["text"])]
@@ -163,8 +171,14 @@ class TokenView:
     n_pad_trained: int           # of which padding positions
     n_trained_lost: int          # loss positions truncation removed
 
+    @property
+    def n_trained_tokens(self) -> int:
+        """The sample's own tokens the loss counts: never more than n_kept (padding positions the reference's
+        mask reaches are n_pad_trained, said apart)."""
+        return self.n_trained - self.n_pad_trained
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "n_trained_tokens": self.n_trained_tokens}
 
 
 def _piece_texts(tokenizer, ids) -> list[str]:
@@ -193,25 +207,47 @@ def _check_for(sample: Sample, tokenizer) -> None:
 
 
 def token_view(sample: Sample, tokenizer, max_seq_len: int, max_pieces: int | None = None) -> TokenView:
-    """`max_pieces` limits the per-token pieces built (a multi-MB line has millions); counts cover everything."""
+    """`max_pieces` limits the per-token pieces built (a multi-MB line has millions); counts cover everything.
+    A DPO pair has two views: see `token_views`."""
     if sample.obj is None:  # not sample.ok
         raise ValueError(f"line {sample.line_number} is not a sample: {sample.error}")
+    if sample.kind == "dpo":
+        raise ValueError("a DPO pair has a token view per side: use token_views")
     _check_for(sample, tokenizer)
     assert sample.obj is not None  # sample.ok
     encoder = SampleEncoder(tokenizer, sample.kind, max_seq_len)
-    text = encoder.text(sample.obj, sample.index)
+    return _view(encoder, encoder.text(sample.obj, sample.index), max_pieces)
+
+
+def token_views(sample: Sample, tokenizer, max_seq_len: int, max_pieces: int | None = None
+                ) -> list[tuple[str, TokenView]]:
+    """(what it is, its view) for each sequence the sample trains: one for pretraining and SFT ("" names it);
+    a DPO pair's chosen, then rejected side, each rendered and masked as `DPODataset` does (the SFT rule of the
+    tokenizer's generation; `max_pieces` applies to each)."""
+    if sample.kind != "dpo":
+        return [("", token_view(sample, tokenizer, max_seq_len, max_pieces))]
+    if sample.obj is None:
+        raise ValueError(f"line {sample.line_number} is not a sample: {sample.error}")
+    _check_for(sample, tokenizer)
+    encoder = SampleEncoder(tokenizer, "sft", max_seq_len)
+    return [(side, _view(encoder, render_side(tokenizer, sample.obj[side]), max_pieces)) for side in DPO_SIDES]
+
+
+def _view(encoder: SampleEncoder, text: str, max_pieces: int | None) -> TokenView:
+    """The view of one sequence: `text` (what is tokenised), its ids and mask by `encoder`'s rule."""
+    tokenizer, max_seq_len = encoder.tokenizer, encoder.max_length
     # Every id is shown or counted, so the text is tokenised whole, but a piece at a time into 4 bytes an id.
     compact = getattr(tokenizer, "encode_compact", None)
     text_ids = compact(text) if compact else np.asarray(tokenizer.encode(text), dtype=np.int64)
     ids, mask = encoder.finish(text_ids)
-    if sample.kind == "sft":  # untruncated: its mask may reach into padding, as the kept one may
+    if encoder.kind == "sft":  # untruncated: its mask may reach into padding, as the kept one may
         full = text_ids
         _, full_mask = encoder.finish(text_ids, max(len(text_ids), max_seq_len))
     else:
         full, full_mask = encoder.finish(text_ids, len(text_ids) + 2)
     prompt = text
     cut_from = min(len(full), max_seq_len)  # where the tokens cut off start in `full`
-    if sample.kind == "pretrain" and tokenizer.generation != "v1":
+    if encoder.kind == "pretrain" and tokenizer.generation != "v1":
         prompt = f"{tokenizer.bos_token}{text}{tokenizer.eos_token}"
         if len(full) > max_seq_len:
             cut_from -= 1  # the text is cut one earlier: the eos is kept at the end

@@ -23,7 +23,7 @@ def format_report(st: DatasetStats, list_bad: bool = True) -> str:
              + ("" if st.complete else " (cancelled: partial)")]
     if st.bad_by_category:
         lines.append("bad lines by kind: " + ", ".join(f"{k} {v:,}" for k, v in sorted(st.bad_by_category.items())))
-    sft = st.kind == "sft"  # conversations: roles, replies and masks that reach into padding
+    sft = st.kind in ("sft", "dpo")  # conversations: roles, replies and masks that reach into padding
     if sft:
         lines.append(f"role-order problems: {st.role_order_problems:,}")
         lines.append(f"samples with no reply (no assistant turn after the last user turn): {st.no_reply:,}"
@@ -41,9 +41,12 @@ def format_report(st: DatasetStats, list_bad: bool = True) -> str:
         if st.generation not in (None, "v1"):  # v1's report reads as before
             from model.tokenizer import GENERATIONS  # a tokenizer was loaded for these statistics already
             generation = f" ({GENERATIONS[st.generation]})"
-        lines += [f"tokenizer: {st.tokenizer}{generation}, max_seq_len {st.max_seq_len}",
+        pairs = st.kind == "dpo"  # token figures count sequences: a pair's chosen and rejected sides
+        lines += [f"tokenizer: {st.tokenizer}{generation}, max_seq_len {st.max_seq_len}"
+                  + (" (token figures count each pair's chosen and rejected sides)" if pairs else ""),
                   f"token lengths: min {L.min}, median {L.median:g}, mean {L.mean:.1f}, p95 {L.p95:g}, max {L.max}",
-                  f"truncated: {st.truncated:,} samples ({100 * st.truncated_share:.1f}%), "
+                  f"truncated: {st.truncated:,} {'sequences' if pairs else 'samples'} "
+                  f"({100 * st.truncated_share:.1f}%), "
                   f"{st.truncated_tokens:,} tokens cut",
                   f"samples with zero trained tokens: {st.zero_trained:,}"
                   + _examples(st.zero_trained, st.zero_trained_examples)]

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import orjson
 
-from .conversation import turns_of
+from .conversation import render_side, turns_of
 from .jsonl import JsonlFile
 from .masking import SampleEncoder
 from .validate import BadLine, parse_line
@@ -118,10 +118,22 @@ class DatasetStats:
         return d
 
 
+DPO_SIDES = ("chosen", "rejected")
+
+
 def _tokenize_batch(encoder: SampleEncoder, objs: list, lines: np.ndarray):
-    """(untruncated length, trained positions at max_seq_len, of which padding positions) per sample, by the
-    rule of the tokenizer's generation (`masking.SampleEncoder`, as the datasets)."""
+    """(untruncated length, trained positions at max_seq_len, of which padding positions) per sequence, by the
+    rule of the tokenizer's generation (`masking.SampleEncoder`, as the datasets): one per pretraining or SFT
+    sample, two per DPO pair (its chosen and rejected sides, rendered and masked as DPODataset does them)."""
+    if encoder.kind == "dpo":
+        sft = SampleEncoder(encoder.tokenizer, "sft", encoder.max_length)
+        texts = [render_side(encoder.tokenizer, o[side]) for o in objs for side in DPO_SIDES]
+        return _tokenize_texts(sft, texts)
     texts = [encoder.text(o, int(line)) for o, line in zip(objs, lines, strict=True)]  # line: random draws
+    return _tokenize_texts(encoder, texts)
+
+
+def _tokenize_texts(encoder: SampleEncoder, texts: list[str]):
     heads = [encoder.head(t) for t in texts]  # what the trainer tokenises: a long text's first max_length ids
     out = []
     extra = 2 if encoder.kind == "pretrain" and encoder.tokenizer.generation != "v1" else 0  # bos, eos added
@@ -137,7 +149,10 @@ def _tokenize_batch(encoder: SampleEncoder, objs: list, lines: np.ndarray):
 
 def has_reply(obj: dict) -> bool:
     """An SFT sample has something to learn from: an assistant turn after its last user turn. Without one the
-    reference's loss mask runs on into padding (or there is nothing to train at all)."""
+    reference's loss mask runs on into padding (or there is nothing to train at all). A DPO pair needs one on
+    both sides."""
+    if "chosen" in obj and "conversations" not in obj:
+        return all(has_reply({"conversations": obj[side]}) for side in DPO_SIDES)
     roles = [t.get("role") for t in turns_of(obj)]
     last_user = max((i for i, r in enumerate(roles) if r == "user"), default=-1)
     return "assistant" in roles[last_user + 1:]
@@ -166,7 +181,8 @@ def compute_stats(jsonl: JsonlFile, kind: str, tokenizer=None, max_seq_len: int 
                       generation=getattr(tokenizer, "generation", None))
     hashes = np.zeros(n, dtype=np.uint64)
     sample_lines = np.zeros(n, dtype=np.uint32)   # 0-based line of each good sample
-    lengths = np.zeros(n if tokenizer else 0, dtype=np.uint32)
+    sides = len(DPO_SIDES) if kind == "dpo" else 1  # sequences per sample
+    lengths = np.zeros(n * sides if tokenizer else 0, dtype=np.uint32)  # per sequence
     encoder = SampleEncoder(tokenizer, kind, max_seq_len) if tokenizer is not None else None
     i = 0
     while i < n:
@@ -188,18 +204,23 @@ def compute_stats(jsonl: JsonlFile, kind: str, tokenizer=None, max_seq_len: int 
             sample_lines[st.samples] = j
             st.samples += 1
             objs.append(obj)
-            if kind == "sft" and not has_reply(obj):
+            if kind in ("sft", "dpo") and not has_reply(obj):
                 st.no_reply += 1
                 if len(st.no_reply_examples) < MAX_LISTED:
                     st.no_reply_examples.append(j + 1)
         if encoder is not None and objs:
             batch = _tokenize_batch(encoder, objs, sample_lines[first_sample:st.samples])
-            for k, (length, trained, pad_trained) in enumerate(batch):
-                lengths[first_sample + k] = length
-                st.trained_tokens_per_epoch += trained
-                st.pad_trained_tokens_per_epoch += pad_trained
+            for k in range(len(objs)):
+                sequences = batch[k * sides:(k + 1) * sides]
+                for q, (length, trained, pad_trained) in enumerate(sequences):
+                    lengths[(first_sample + k) * sides + q] = length
+                    st.trained_tokens_per_epoch += trained
+                    st.pad_trained_tokens_per_epoch += pad_trained
                 line_number = int(sample_lines[first_sample + k]) + 1
-                if trained + pad_trained == 0:
+                # A sample with a sequence that trains nothing (a DPO side included) is listed, once.
+                trained = min(t + p for _, t, p in sequences)
+                pad_trained = max(p for _, _, p in sequences)
+                if trained == 0:
                     st.zero_trained += 1
                     if len(st.zero_trained_examples) < MAX_LISTED:
                         st.zero_trained_examples.append(line_number)
@@ -215,7 +236,7 @@ def compute_stats(jsonl: JsonlFile, kind: str, tokenizer=None, max_seq_len: int 
     st.complete = i == n
     _duplicates(st, hashes[:st.samples], sample_lines[:st.samples])
     if tokenizer is not None:
-        _token_summary(st, lengths[:st.samples].astype(np.int64))
+        _token_summary(st, lengths[:st.samples * sides].astype(np.int64))
     st.elapsed_s = time.perf_counter() - t0
     return st
 

@@ -2,15 +2,18 @@
 preview and memory estimate, so the preview shows the tokens the trainer will really use.
 
 The order: --tokenizer, then the one recorded with the initial weights (our meta.json or .meta.json sidecar,
-or the run's config.json), then a MiniMind checkout's model/minimind_tokenizer, then the bundled demo tokenizer.
+or the run's config.json), then a Hugging Face model folder's own, then the first tokenizer where users keep
+one under the project (dataset/tokenizer_dir.py: model/minimind_tokenizer, upstream's model/, download's
+model/minimind-3_tokenizer; of the weights' generation when they have one), then the bundled demo tokenizer.
 Torch-free: the app calls it while the user edits the form.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from dataset.tokenizer_dir import default_tokenizer_dir
+from dataset.tokenizer_dir import DEMO_TOKENIZER, default_tokenizer_dir
 from minimind_tui.runs import layout
+from model.key_names import detect_generation, stored_keys
 
 MINIMIND_TOKENIZER = Path("model") / "minimind_tokenizer"  # where a MiniMind checkout keeps its tokenizer
 MINIMIND3_TOKENIZER = Path("model") / "minimind-3_tokenizer"  # where `download tokenizer-3` puts minimind-3's
@@ -67,6 +70,15 @@ def damaged_meta(weights: Path) -> Path | None:
     return None
 
 
+def weights_generation(weights: Path, meta: dict | None = None) -> str | None:
+    """"v1", "gen2" or "gen3" of a weights file or model folder: as our trainer recorded it, else from the key
+    names it stores (read without torch); None when neither tells."""
+    recorded = (meta or {}).get("config")
+    if isinstance(recorded, dict) and recorded.get("generation"):
+        return recorded["generation"]
+    return detect_generation(stored_keys(weights))
+
+
 def run_settings(weights: Path) -> dict:
     """The settings in runs/<id>/config.json when the weights are runs/<id>/checkpoints/step_N/model.pth."""
     weights = Path(weights)
@@ -77,9 +89,10 @@ def run_settings(weights: Path) -> dict:
 
 
 def choose_tokenizer_dir(root: Path = Path("."), explicit: str | Path | None = None, weights: Path | None = None,
-                         meta: dict | None = None) -> tuple[Path, str]:
-    """(directory, why it was chosen) for a model starting from `weights` (None: random init). A relative
-    `explicit` is taken from `root`, as the trainer started there would."""
+                         meta: dict | None = None, generation: str | None = None) -> tuple[Path, str]:
+    """(directory, why it was chosen) for a model starting from `weights` (None: random init; `generation`
+    then says which MiniMind it will be, when known). A relative `explicit` is taken from `root`, as the
+    trainer started there would."""
     root = Path(root)
     if explicit:
         explicit = Path(explicit)
@@ -92,7 +105,12 @@ def choose_tokenizer_dir(root: Path = Path("."), explicit: str | Path | None = N
     for folder, why in recorded:
         if isinstance(folder, str) and (Path(folder) / "tokenizer.json").is_file():
             return Path(folder), why
-    found = default_tokenizer_dir(root)
-    if found == root / "model" / "minimind_tokenizer":
-        return found, "MiniMind's model/minimind_tokenizer"
-    return found, DEMO_TOKENIZER_WHY
+    if weights is not None and (Path(weights) / "tokenizer.json").is_file():
+        return Path(weights), "the model folder's own"
+    if weights is not None:
+        generation = weights_generation(weights, meta) or generation
+    found = default_tokenizer_dir(root, generation)
+    if found == DEMO_TOKENIZER:
+        return found, DEMO_TOKENIZER_WHY
+    where = found.relative_to(root).as_posix()
+    return found, f"MiniMind's {where}" + ("/ folder" if found.name == "model" else "")

@@ -61,3 +61,37 @@ def detect_generation(keys: Iterable[str]) -> str | None:
         if gate_first and not any(".mlp.shared_experts." in k for k in layer0):
             return "gen3"
     return "gen2"
+
+
+# A weights file's pickle is metadata only (the tensors are separate entries of the zip): a few KB to a few MB.
+_MAX_PICKLE_BYTES = 64 << 20
+
+
+def stored_keys(path) -> list[str]:
+    """The key names a weights file or Hugging Face folder stores, in order, without loading a tensor (nor
+    torch): safetensors name them in a JSON header; a torch.save file is a zip whose pickle holds them as
+    strings, read here opcode by opcode with pickletools, which builds and runs nothing. Other strings of the
+    pickle come along (module and storage names), which no MiniMind key resembles. [] when unreadable."""
+    import json
+    import pickletools
+    import zipfile
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_dir():
+        found = [path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).is_file()]
+        return stored_keys(found[0]) if found else []
+    try:
+        if path.suffix == ".safetensors":
+            with open(path, "rb") as f:
+                size = int.from_bytes(f.read(8), "little")
+                header = json.loads(f.read(min(size, _MAX_PICKLE_BYTES)))
+            return [k for k in header if k != "__metadata__"]
+        with zipfile.ZipFile(path) as archive:
+            name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+            if name is None or archive.getinfo(name).file_size > _MAX_PICKLE_BYTES:
+                return []
+            data = archive.read(name)
+        return [arg for op, arg, _ in pickletools.genops(data) if isinstance(arg, str) and "UNICODE" in op.name]
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return []

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tokenizers import Tokenizer as _HFTokenizer
 
+from dataset.tokenizer_dir import detect_generation  # the rule, torch- and tokenizers-free for the dashboard
+
 from . import token_prefix
 from .config import GENERATIONS
 
@@ -37,6 +39,8 @@ DEFAULT_SYSTEM_PROMPT = "你是 MiniMind，是一个有用的人工智能助手�
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]  # v1 ids 0, 1, 2; <unk> doubles as padding
 
 PIECE_CHARS = 1 << 16  # characters tokenised at a time when a long text is counted or encoded whole
+
+THINKING_SWITCHES = ("open_thinking", "enable_thinking")  # minimind-3's, MiniMind2's (Tokenizer.thinking_switch)
 
 # v1's Jinja template (tokenizer_config.json of model/minimind_tokenizer and of tokenizers trained here):
 # `render_chat` renders exactly this.
@@ -52,14 +56,6 @@ V1_CHAT_TEMPLATE = (
 
 class TokenizerError(ValueError):
     user_facing = True
-
-
-def detect_generation(bos_token: str, added_tokens: set[str]) -> str:
-    """v1 opens turns with `<s>`; MiniMind2 and minimind-3 with `<|im_start|>`, and only minimind-3's
-    vocabulary has `<think>` as one added token (MiniMind2 spells it with ordinary BPE pieces)."""
-    if bos_token != "<|im_start|>":
-        return "v1"
-    return "gen3" if "<think>" in added_tokens else "gen2"
 
 
 def _token_text(value) -> str | None:
@@ -152,6 +148,20 @@ class Tokenizer:
     @property
     def chat_template(self) -> str:
         return self._template_text or V1_CHAT_TEMPLATE
+
+    @property
+    def thinking_switch(self) -> str | None:
+        """The chat-template keyword that turns reasoning on or off, for apply_chat_template: minimind-3's
+        `open_thinking` (true: the prompt opens a think block; otherwise it closes an empty one), MiniMind2's
+        `enable_thinking` (false: an empty think block is added); None when the template has neither (v1)."""
+        text = self._template_text or ""
+        return next((name for name in THINKING_SWITCHES if name in text), None)
+
+    @property
+    def takes_reasoning(self) -> bool:
+        """Whether the template renders an assistant turn's `reasoning_content` (minimind-3's): a reply's
+        reasoning is then kept in the history apart from its content, as the template expects it."""
+        return "reasoning_content" in (self._template_text or "")
 
     def fingerprint(self) -> str:
         """Content hash: token caches are keyed by it, so a different tokenizer never reuses them. A chat

@@ -16,8 +16,8 @@ from dataset.jsonl import JsonlFile
 from dataset.preview import Sample, sample_from_raw
 from dataset.stats import DatasetStats, detect_file_kind, detect_kind
 
-KIND_UNKNOWN = ('Cannot tell pretraining ({"text"}) from SFT ({"conversations"}) data in the first lines: '
-                "choose the kind above.")
+KIND_UNKNOWN = ('Cannot tell pretraining ({"text"}), SFT ({"conversations"}) or DPO ({"chosen", "rejected"}) '
+                "data in the first lines: choose the kind above.")
 RAW_SHOWN = 2000  # characters of a line shown while its kind is unknown
 
 
@@ -49,7 +49,7 @@ class DatasetBrowser:
         self.tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir else None  # None: the project's default
         self.max_seq_len = max_seq_len
         self.path: Path | None = None
-        self.kind_choice = "auto"        # what the kind picker says: "auto", "pretrain" or "sft"
+        self.kind_choice = "auto"        # what the kind picker says: "auto", "pretrain", "sft" or "dpo"
         self.kind: str | None = None     # the kind in use: chosen, or detected (None: cannot tell)
         self.head: list[bytes] = []      # the first lines, read directly while the index is built
         self.head_whole = False          # ... and they are the whole file
@@ -105,6 +105,11 @@ class DatasetBrowser:
         self.path, self.kind, self.head, self.head_whole = path, None, [], False
         self.jsonl, self.index, self.sample, self._stats_key = None, 0, None, None
         return path
+
+    def kind_to_open(self, path) -> str | None:
+        """The kind to open a typed path with: the one chosen for the open file when it is that file again;
+        a new file's kind is detected (None), whatever the previous one was read as."""
+        return self.kind_choice if self.path is not None and self.resolve(path) == self.path else None
 
     def is_current(self, gen: int) -> bool:
         return gen == self.gen
@@ -212,7 +217,7 @@ class DatasetBrowser:
         if self.jsonl is None:
             return "Waiting for the index … statistics start when it is built."
         if self.kind is None:
-            return "Choose the kind (pretrain or sft) above first."
+            return "Choose the kind (pretrain, sft or dpo) above first."
         if self.needs_tokenizer:
             return "Loading the tokenizer …"
         key = (self.gen, self.kind, self.max_seq_len, self.tokenizer is not None)

@@ -11,11 +11,40 @@ from minimind_tui.errors import UserError
 from minimind_tui.runs import layout
 from minimind_tui.tokenizer_choice import choose_tokenizer_dir, damaged_meta, recorded_meta
 
-from .settings import GenerationSettings, mode_for_training_mode
+from .settings import EVAL_DEFAULTS, GenerationSettings, mode_for_training_mode
 
-# Config fields a checkpoint's shapes cannot tell; taken from its meta.json when recorded.
+# Config fields a checkpoint's shapes cannot tell; taken from its meta.json when recorded (v1's names; the
+# same fields under MiniMind2's / minimind-3's names for their checkpoints).
 _UNINFERABLE = ("n_heads", "n_kv_heads", "max_seq_len", "rope_theta", "norm_eps", "num_experts_per_tok",
                 "norm_topk_prob", "scoring_func")
+_UNINFERABLE_UPSTREAM = ("num_attention_heads", "num_key_value_heads", "max_position_embeddings", "rope_theta",
+                         "rms_norm_eps", "num_experts_per_tok", "norm_topk_prob", "scoring_func")
+
+
+HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def is_model_folder(path) -> bool:
+    """A Hugging Face model folder (config.json beside its weights), as MiniMind2 / minimind-3 publish them;
+    a run folder also has a config.json, but no weights beside it."""
+    path = Path(path)
+    return (path / "config.json").is_file() and any((path / name).is_file() for name in HF_WEIGHTS)
+
+
+def eval_weights(save_dir: Path, weight: str, hidden_size: int | None, use_moe: bool,
+                 generation: str | None = None) -> Path:
+    """MiniMind2's / minimind-3's eval_llm.py file, `{save_dir}/{weight}_{hidden_size}[_moe].pth` (v1's
+    eval_model.py names its files the same way). Without a hidden size: the one the eval script of
+    `generation` (told by the tokenizer) defaults to when that file exists, else another generation's
+    default that exists, else the first."""
+    def named(size: int) -> Path:
+        return Path(save_dir) / f"{weight}_{size}{'_moe' if use_moe else ''}.pth"
+
+    if hidden_size:
+        return named(hidden_size)
+    sizes = [EVAL_DEFAULTS[generation]["hidden_size"]] if generation in EVAL_DEFAULTS else []
+    sizes += [d["hidden_size"] for d in EVAL_DEFAULTS.values() if d["hidden_size"] not in sizes]
+    return next((named(size) for size in sizes if named(size).is_file()), named(sizes[0]))
 
 
 def weights_for_mode(out_dir: Path, model_mode: int, dim: int, use_moe: bool) -> Path:
@@ -88,44 +117,69 @@ def use_inference_threads() -> int:
     return threads
 
 
+def recorded_config(meta: dict) -> dict:
+    """What the shapes cannot tell, from the config our trainer recorded in meta.json (LMConfig's fields),
+    under the names load_minimind takes for the checkpoint's generation."""
+    recorded = meta.get("config") or {}
+    if not isinstance(recorded, dict):
+        return {}
+    generation = recorded.get("generation", "v1")
+    if generation == "v1":
+        return {k: recorded[k] for k in _UNINFERABLE if k in recorded}
+    from model.config import LMConfig, config_fields, upstream_config
+
+    try:
+        named = upstream_config(LMConfig.from_dict(recorded))
+    except (TypeError, ValueError):
+        return {}  # a hand-edited meta.json: the shapes and the defaults decide, as for a foreign file
+    return {k: named[k] for k in _UNINFERABLE_UPSTREAM if k in named and k in config_fields(generation)}
+
+
 def check_weights_file(weights: Path) -> None:
-    """A missing file, or a run checkpoint whose checksum does not match, is refused by name."""
+    """A missing file, or a run checkpoint whose checksum does not match, is refused by name. A MiniMind2 /
+    minimind-3 Hugging Face folder passes (it has no checksums of ours)."""
     weights = Path(weights)
+    if is_model_folder(weights):
+        return
     if not weights.is_file():
         raise UserError(f"{weights}: no such weights file; train one first, or pick another with --ckpt PATH "
                         f"(found under out/ and runs/: `minimind-tui runs`)")
     verify_checksum(weights)
 
 
-def load_weights(weights: Path, device: str = "cpu", meta: dict | None = None):
-    """The model of a (checked) weights file, with the settings its shapes cannot tell taken from what our
-    trainer recorded (`meta`: checkpoint_meta(weights), read when not given)."""
+def load_weights(weights: Path, device: str = "cpu", meta: dict | None = None, config: dict | None = None):
+    """The model of a (checked) weights file or Hugging Face folder, with the settings its shapes cannot tell
+    taken from what our trainer recorded (`meta`: checkpoint_meta(weights), read when not given), then from
+    `config` (what load_minimind takes besides: sizes to check, inference_rope_scaling)."""
     from model.checkpoint import load_model
 
-    recorded = (checkpoint_meta(weights) if meta is None else meta).get("config") or {}
-    overrides = {k: recorded[k] for k in _UNINFERABLE if k in recorded}
-    return load_model(weights, device=device, **overrides)
+    if meta is None:
+        meta = {} if is_model_folder(weights) else checkpoint_meta(weights)
+    return load_model(weights, device=device, **{**recorded_config(meta), **(config or {})})
 
 
 def load_session(weights: Path, root: Path = Path("."), tokenizer_dir: str | Path | None = None,
                  device: str | None = None, mode: str | None = None,
-                 settings: GenerationSettings | None = None, lora: str | Path | None = None):
-    """A ready ChatSession for a weights file. Refuses a tokenizer whose vocabulary does not fit the model.
+                 settings: GenerationSettings | None = None, lora: str | Path | None = None,
+                 config: dict | None = None):
+    """A ready ChatSession for a weights file, or a MiniMind2 / minimind-3 Hugging Face folder. Refuses a
+    tokenizer whose vocabulary does not fit the model.
     lora: a LoRA adapter put on the model, unmerged: a file, or a NAME looked up beside the weights as the
-    model's generation's chat script does (--lora_weight; model.lora.find_lora_weights)."""
+    model's generation's chat script does (--lora_weight; model.lora.find_lora_weights).
+    config: what load_minimind takes besides (sizes to check, inference_rope_scaling)."""
     from model import Tokenizer
 
     from .session import ChatSession
 
     weights = Path(weights)
     check_weights_file(weights)
-    meta = checkpoint_meta(weights)
+    meta = {} if is_model_folder(weights) else checkpoint_meta(weights)
     tok_dir, why = resolve_tokenizer_dir(weights, root, tokenizer_dir, meta)
     tokenizer = Tokenizer.from_dir(tok_dir)
     device = pick_device(device)
     if device == "cpu":
         use_inference_threads()
-    model = load_weights(weights, device, meta)
+    model = load_weights(weights, device, meta, config)
     if tokenizer.vocab_size != model.config.vocab_size:
         raise UserError(f"{tok_dir}: this tokenizer has {tokenizer.vocab_size} tokens but {weights.name} was "
                         f"trained with {model.config.vocab_size}; pass --tokenizer DIR naming the tokenizer "

@@ -10,6 +10,7 @@ from model import MiniMindLM, Tokenizer
 from model.generate import StopFlag, generate
 from model.streaming import StreamDecoder
 
+from .reply import ReplyStream, opens_thinking
 from .settings import CHAT, CONTINUE, MODES, GenerationSettings
 
 
@@ -43,6 +44,7 @@ class ChatSession:
     tokenizer_note: str = ""
     history: list[dict] = field(default_factory=list)  # alternating user / assistant messages
     last_stats: ReplyStats | None = None
+    parsed: ReplyStream | None = None  # the reply streaming (or the last one), split as it grows
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -51,30 +53,41 @@ class ChatSession:
     def new_chat(self) -> None:
         self.history.clear()
 
-    def prompt_ids(self, text: str, use_history: bool = True) -> list[int]:
-        """Token ids to continue. Oldest turns go first when the prompt would not leave room for the reply."""
+    def template_kwargs(self) -> dict:
+        """The thinking switch for the template, under the name this tokenizer's template reads."""
+        switch = self.tokenizer.thinking_switch
+        return {} if switch is None or self.settings.thinking is None else {switch: self.settings.thinking}
+
+    def prompt(self, text: str, use_history: bool = True) -> tuple[list[int], bool]:
+        """(token ids to continue, whether they end inside a think block so the reply starts with reasoning).
+        Oldest turns go first when the prompt would not leave room for the reply."""
         max_len = self.model.config.max_seq_len
         budget = max_len - min(self.settings.max_new_tokens, max_len // 2)
         if self.mode == CONTINUE:
             ids = [self.tokenizer.bos_token_id] + self.tokenizer.encode(text)
-            return ids[-budget:]
+            return ids[-budget:], False
         turns = self.settings.history_turns if use_history else 0
         past = self.history[-2 * turns:] if turns else []
         while True:
             messages = ([{"role": "system", "content": self.settings.system_prompt}]
                         if self.settings.system_prompt else [])
             messages += past + [{"role": "user", "content": text}]
-            ids = self.tokenizer.apply_chat_template(messages, tokenize=True)
+            rendered = self.tokenizer.apply_chat_template(messages, **self.template_kwargs())
+            ids = self.tokenizer.encode(rendered)
             if len(ids) <= budget or not past:
-                return ids[-budget:]  # a lone question longer than the context keeps its end
+                return ids[-budget:], opens_thinking(rendered)  # a lone question longer than the context keeps its end
             past = past[2:]
+
+    def prompt_ids(self, text: str, use_history: bool = True) -> list[int]:
+        return self.prompt(text, use_history)[0]
 
     def reply(self, text: str, stop: StopFlag | None = None, remember: bool = True) -> Iterator[str]:
         """Stream the answer to `text` as text pieces (whole characters only). Afterwards `last_stats`
         holds the figures and, in chat mode with remember=True, the exchange joins the history
         (also when stopped early: the user saw that partial answer)."""
         s = self.settings
-        ids = self.prompt_ids(text, use_history=remember)
+        ids, thinking = self.prompt(text, use_history=remember)
+        parsed = self.parsed = ReplyStream(starts_in_thinking=thinking)
         stats = self.last_stats = ReplyStats(prompt_tokens=len(ids))
         decoder = StreamDecoder(self.tokenizer)
         tokens = generate(self.model, ids, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
@@ -93,20 +106,32 @@ class ChatSession:
                     break
                 piece = decoder.feed(token)
                 if piece:
+                    parsed.feed(piece)
                     yield piece
             tail = decoder.finish()
             if tail:
+                parsed.feed(tail)
                 yield tail
         except Exception:
             remember = False  # a failed reply (e.g. a prompt too long) does not join the conversation
             raise
         finally:
+            parsed.close()
             stats.seconds = time.perf_counter() - start
             stats.stopped = bool(stop is not None and stop.is_set() and not ended_on_eos
                                  and stats.new_tokens < s.max_new_tokens)
             if remember and self.mode == CHAT:
-                self.history += [{"role": "user", "content": text},
-                                 {"role": "assistant", "content": decoder.text.strip()}]
+                self.history += [{"role": "user", "content": text}, self._assistant_turn(parsed)]
+
+    def _assistant_turn(self, parsed: ReplyStream) -> dict:
+        """The reply as the history keeps it for the next prompt: a template that renders `reasoning_content`
+        (minimind-3's) gets the reasoning apart from the content, exactly as generated, so it renders the turn
+        the way the model produced it; other templates get the text as generated (MiniMind2 keeps its think
+        block inline, as its eval_llm.py does)."""
+        if not self.tokenizer.takes_reasoning:
+            return {"role": "assistant", "content": parsed.text.strip()}
+        parts = parsed.parts()
+        return {"role": "assistant", "content": parts.content, "reasoning_content": parts.reasoning}
 
     def answer(self, text: str, stop: StopFlag | None = None, remember: bool = True) -> str:
         return "".join(self.reply(text, stop=stop, remember=remember))

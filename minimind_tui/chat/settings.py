@@ -20,6 +20,9 @@ class GenerationSettings:
     system_prompt: str = ""  # "" = the template's default MiniMind system prompt
     seed: int | None = None
     int8: bool = False  # CPU only: int8 weight copies for decoding, faster and slightly approximate
+    # Reasoning on or off, passed to the chat template under its own switch (Tokenizer.thinking_switch:
+    # minimind-3's open_thinking, MiniMind2's enable_thinking); None passes nothing (the template's default).
+    thinking: bool | None = None
 
     def validate(self) -> GenerationSettings:
         """Raise ValueError naming the first setting out of range."""
@@ -38,7 +41,28 @@ class GenerationSettings:
 
 
 def mode_for_training_mode(training_mode: str | None, weights_name: str = "") -> str:
-    """Pretrained weights continue text; anything fine-tuned (sft, lora, distill...) chats."""
+    """Pretrained weights continue text; anything fine-tuned (sft, lora, distill...) chats. Without a recorded
+    mode, a file whose name contains "pretrain" continues, as minimind-3's eval_llm.py decides."""
     if training_mode:
         return CONTINUE if training_mode == "pretrain" else CHAT
-    return CONTINUE if weights_name.startswith("pretrain") else CHAT
+    return CONTINUE if "pretrain" in weights_name else CHAT
+
+
+# What MiniMind's own eval script of each generation defaults to where they differ (v1: eval_model.py, whose
+# replies are bounded by this project's 512 tokens; MiniMind2's and minimind-3's eval_llm.py). `chat` uses
+# them for the flags not given, once the weights have told the generation.
+EVAL_DEFAULTS = {
+    "v1": {"hidden_size": 512, "top_p": 0.85, "max_new_tokens": 512},
+    "gen2": {"hidden_size": 512, "top_p": 0.85, "max_new_tokens": 8192},
+    "gen3": {"hidden_size": 768, "top_p": 0.95, "max_new_tokens": 8192},
+}
+
+
+def default_thinking(generation: str, weight: str = "") -> bool | None:
+    """The thinking switch eval_llm.py sets: minimind-3 passes open_thinking (0 by default); MiniMind2 passes
+    enable_thinking=True only for its `reason` weights and nothing otherwise (which its template reads alike)."""
+    if generation == "gen3":
+        return False
+    if generation == "gen2" and weight == "reason":
+        return True
+    return None

@@ -1,8 +1,8 @@
 """`minimind-tui data inspect|validate FILE`: what a training JSONL file holds, from the command line.
 
 `inspect` prints the statistics the dashboard's Dataset tab shows (formatted by dataset/report.py; or `--json`
-for scripts); `--line N` shows one sample as the trainer sees it. `validate` lists bad lines and exits 2 when
-there are any.
+for scripts); `--line N` shows one sample as the trainer sees it (a DPO pair: its chosen, then its rejected
+side). `validate` lists bad lines and exits 2 when there are any.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from minimind_tui.errors import UserError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("data", help="inspect or validate a pretraining / SFT JSONL file")
+    p = sub.add_parser("data", help="inspect or validate a pretraining / SFT / DPO JSONL file")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     i = dsub.add_parser("inspect", help="statistics of a JSONL file: bad lines, duplicates, token lengths, "
                         "truncation, trained tokens, time per epoch")
@@ -39,8 +39,9 @@ def register(sub) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", type=Path, help="JSONL file: one {\"text\"} or {\"conversations\"} object per line")
-    p.add_argument("--kind", choices=["pretrain", "sft"], default=None,
+    p.add_argument("file", type=Path, help="JSONL file: one {\"text\"}, {\"conversations\"} or "
+                   "{\"chosen\", \"rejected\"} object per line")
+    p.add_argument("--kind", choices=["pretrain", "sft", "dpo"], default=None,
                    help="data kind (default: detected from the first good line)")
     p.add_argument("--rehash", action="store_true",
                    help="hash the whole file again even though its size, mtime, ctime and inode are those it was "
@@ -54,8 +55,9 @@ def _open(args):
     jsonl = JsonlFile(args.file, progress=_progress_printer("indexing"), rehash=args.rehash)
     kind = args.kind or detect_file_kind(jsonl)
     if kind is None:
-        raise UserError(f"{args.file}: cannot tell pretraining ({{\"text\": ...}}) from SFT "
-                        f"({{\"conversations\": [...]}}) data in its first lines; pass --kind pretrain or --kind sft")
+        raise UserError(f"{args.file}: cannot tell pretraining ({{\"text\": ...}}), SFT ({{\"conversations\": "
+                        f"[...]}}) or DPO ({{\"chosen\": [...], \"rejected\": [...]}}) data in its first lines; "
+                        f"pass --kind pretrain, sft or dpo")
     return jsonl, kind
 
 
@@ -93,7 +95,7 @@ def run_inspect(args) -> int:
 
 
 def _show_line(args, jsonl, kind, tok) -> int:
-    from dataset.preview import sample_from_raw, token_view
+    from dataset.preview import sample_from_raw, token_views
     from model.tokenizer import GENERATIONS
 
     if not 1 <= args.line <= len(jsonl):
@@ -101,24 +103,40 @@ def _show_line(args, jsonl, kind, tok) -> int:
     sample = sample_from_raw(jsonl.line(args.line - 1), args.line - 1, kind, tok.generation)
     if not sample.ok:
         raise UserError(f"{args.file}:{args.line}: {sample.error}")
-    tv = token_view(sample, tok, args.max_seq_len)
+    views = token_views(sample, tok, args.max_seq_len)
     if args.json:
         out = {"line": args.line, "kind": kind, "generation": tok.generation, "messages": sample.messages,
-               "blocks": [asdict(b) for b in sample.blocks], **tv.to_dict()}
+               "blocks": [asdict(b) for b in sample.blocks]}
+        out.update(views[0][1].to_dict() if kind != "dpo" else {side: tv.to_dict() for side, tv in views})
         print(json.dumps(out, ensure_ascii=False))
         return 0
     later = f", {GENERATIONS[tok.generation]} tokenizer" if tok.generation != "v1" else ""  # v1 reads as before
     print(f"{args.file}:{args.line} ({kind}{later})")
-    if any(b.role in ("tools", "tool_call", "tool", "reasoning") for b in sample.blocks):
-        for b in sample.blocks:  # what a plain role/content listing would hide
+    if kind == "dpo" or any(b.role in ("tools", "tool_call", "tool", "reasoning") for b in sample.blocks):
+        for b in sample.blocks:  # what a plain role/content listing would hide (a DPO pair: which side)
             print(f"── {b.title} ──\n{b.text}")
         print()
+    legend = "[trained] tokens are counted by the loss; text after ✂ is cut at max_seq_len\n"
+    if kind != "dpo":
+        print(_counts_line(views[0][1]))
+        print(legend)
+        print(_marked_text(views[0][1]))
+        return 0
+    print(legend)
+    for side, tv in views:  # the pair as DPODataset encodes it: chosen, then rejected
+        print(f"══ {side} ══\n{_counts_line(tv)}\n{_marked_text(tv)}\n")
+    return 0
+
+
+def _counts_line(tv) -> str:
     # Trained counts the sample's own tokens; padding positions the reference's mask reaches are said apart.
-    print(f"tokens {tv.n_tokens}, kept {tv.n_kept}, truncated {tv.n_truncated}, "
-          f"trained {tv.n_trained - tv.n_pad_trained}"
-          + (f", and {tv.n_pad_trained} padding positions the loss counts" if tv.n_pad_trained else "")
-          + (f", trained tokens lost to truncation {tv.n_trained_lost}" if tv.n_trained_lost else ""))
-    print("[trained] tokens are counted by the loss; text after ✂ is cut at max_seq_len\n")
+    return (f"tokens {tv.n_tokens}, kept {tv.n_kept}, truncated {tv.n_truncated}, trained {tv.n_trained_tokens}"
+            + (f", and {tv.n_pad_trained} padding positions the loss counts" if tv.n_pad_trained else "")
+            + (f", trained tokens lost to truncation {tv.n_trained_lost}" if tv.n_trained_lost else ""))
+
+
+def _marked_text(tv) -> str:
+    """The sequence's text with the trained tokens in [brackets] and the cut at max_seq_len marked ✂."""
     out, trained, cut = [], False, False
     for p in tv.pieces:
         if p.cut and not cut:
@@ -130,8 +148,7 @@ def _show_line(args, jsonl, kind, tok) -> int:
         out.append("<pad>" if p.pad else p.text)
     if trained:
         out.append("]")
-    print("".join(out))
-    return 0
+    return "".join(out)
 
 
 def run_validate(args) -> int:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from testkit import Posted, wait_for
 from textual.app import App, ComposeResult
-from textual.widgets import Input, Select, Static
+from textual.widgets import Collapsible, Input, Select, Static
 
 from minimind_tui.app.widgets.chat_tab import ChatMessage, ChatTab
 from model import LMConfig, MiniMindLM, Tokenizer
@@ -118,7 +118,7 @@ async def test_chat_streams_a_reply_with_stats_and_new_chat_clears(root):
         assert reply.text == expected
 
         await pilot.press("ctrl+y")
-        assert app.copied == [reply.text]
+        assert app.copied == [reply.text.strip()]  # the answer, without reasoning (a v1 model has none)
 
         app.query_one("#chat-int8").value = True  # CPU int8 decoding for the next reply
         await send(pilot, app, "再见")
@@ -130,21 +130,22 @@ async def test_chat_streams_a_reply_with_stats_and_new_chat_clears(root):
         assert messages(app) == [] and tab.session.history == []
 
 
-async def test_escape_stops_a_streaming_reply(root):
+async def test_escape_stops_a_streaming_reply(root, monkeypatch):
     app = Host(root)
     async with app.run_test(size=(120, 40)) as pilot:
         tab = await load(pilot, app, index=1)
         started = threading.Event()
+        word = tab.session.tokenizer.encode("字")
 
-        def endless(prompt, stop=None, remember=True):  # a model that never ends by itself
+        def endless(model, ids, stop=None, **kwargs):  # a model that never ends by itself
             for _ in range(100_000):
                 if stop.is_set():
                     return
                 started.set()
                 stop.wait(0.001)
-                yield "字"
+                yield from word
 
-        tab.session.reply = endless
+        monkeypatch.setattr("minimind_tui.chat.session.generate", endless)
         box = app.query_one("#chat-input", Input)
         box.focus()
         box.value = "write forever"
@@ -330,3 +331,79 @@ async def test_an_adapter_beside_the_weights_can_be_put_on_and_taken_off(root):
         select.clear()
         await wait_for(pilot, lambda: tab.session.adapter is None and not tab.has_class("-loading"), "adapter off")
         assert "LoRA" not in status(app)
+
+
+@pytest.fixture
+def gen3_root(tmp_path, chatml_tokenizer) -> Path:
+    """A minimind-3 project: its tokenizer in model/ (as an upstream checkout), a tiny model in out/."""
+    import shutil
+
+    from model import make_config
+    from model.generations import save_minimind
+
+    shutil.copytree(chatml_tokenizer.path, tmp_path / "model")
+    torch.manual_seed(0)
+    model = MiniMindLM(make_config("gen3", hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                                   num_key_value_heads=2, vocab_size=chatml_tokenizer.vocab_size,
+                                   max_position_embeddings=256))
+    save_minimind(model, tmp_path / "out" / "full_sft_768.pth")
+    return tmp_path
+
+
+REASONED = ("The user greets me.\n</think>\n\nHello!\n"
+            '<tool_call>\n{"name": "get_weather", "arguments": {"city": "上海"}}\n</tool_call>')
+
+
+async def test_minimind3_thinking_switch_and_a_reply_in_parts(gen3_root, chatml_tokenizer, monkeypatch):
+    prompts = []
+
+    def generate(model, ids, stop=None, **kwargs):  # the model's reply, once its prompt is recorded
+        prompts.append(chatml_tokenizer.decode(ids))
+        thinking = prompts[-1].endswith("<think>\n")
+        cut = "cut me off" in prompts[-1].rsplit("<|im_start|>user", 1)[-1]
+        yield from chatml_tokenizer.encode("Still thinking" if cut else REASONED if thinking else "Hi.")
+        yield chatml_tokenizer.eos_token_id
+
+    monkeypatch.setattr("minimind_tui.chat.session.generate", generate)
+    app, seen = Host(gen3_root), Posted()
+    async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
+        tab = await load(pilot, app)
+        switch = app.query_one("#chat-thinking")
+        assert tab.session.model.generation == "gen3" and switch.display and switch.value is False
+        await send(pilot, app, "你好")
+        assert prompts[-1].endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")  # open_thinking off
+        assert not messages(app, "assistant")[0].has_class("-thinking")
+
+        await pilot.press("ctrl+t")  # thinking on, from the keyboard, while typing
+        assert switch.value is True and any("Thinking on" in n for n in seen.notices())
+        await send(pilot, app, "hi")
+        assert prompts[-1].endswith("<|im_start|>assistant\n<think>\n")
+        reply = messages(app, "assistant")[-1]
+        shown = str(reply.query_one(".chat-body", Static).render())
+        assert shown.startswith("model: Hello!") and '🔧 get_weather({"city": "上海"})' in shown
+        assert "<tool_call>" not in shown and "</think>" not in shown and "The user greets me" not in shown
+        block = reply.query_one(Collapsible)
+        assert reply.has_class("-thinking")
+        await wait_for(pilot, lambda: block.collapsed, "the reasoning folded away once the answer came")
+        assert block.title.startswith("thought") and "The user greets me." in str(
+            reply.query_one(".chat-thinking-text", Static).render())
+        await pilot.press("ctrl+r")  # the last reply's reasoning, shown again
+        await wait_for(pilot, lambda: not block.collapsed, "the reasoning shown again")
+        await pilot.press("ctrl+y")
+        assert app.copied[-1].startswith("Hello!") and "greets" not in app.copied[-1]
+        # The history keeps the reasoning where minimind-3's template reads it.
+        assert tab.session.history[-1]["reasoning_content"] == "The user greets me.\n"
+        await send(pilot, app, "cut me off")  # the reply ends before its reasoning does
+        cut = messages(app, "assistant")[-1]
+        assert "cut off" in cut.query_one(Collapsible).title and not cut.query_one(Collapsible).collapsed
+
+
+async def test_a_model_without_a_thinking_template_shows_no_switch(root):
+    app = Host(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        tab = await load(pilot, app, index=1)
+        assert tab.session.tokenizer.thinking_switch is None
+        assert not app.query_one("#chat-thinking").display
+        assert tab.check_action("toggle_thinking", ()) is False  # the key is not offered either
+        await send(pilot, app, "hi")
+        assert tab.session.settings.thinking is None

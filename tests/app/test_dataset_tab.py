@@ -115,7 +115,7 @@ async def test_token_view_highlights_trained_tokens_and_marks_truncation(tmp_pat
         assert pane.view == expected and expected.n_truncated > 0
         counts = str(pane.query_one("#ds-token-counts", Static).render())
         assert f"tokens {expected.n_tokens}" in counts and f"truncated {expected.n_truncated}" in counts
-        assert f"trained {expected.n_trained}" in counts
+        assert f"trained {expected.n_trained_tokens}" in counts
         body = pane.query_one("#ds-token-text", Static).content  # the rich Text as given
         assert "✂ truncated at max_seq_len 100" in str(body)
         trained_spans = [str(body)[s.start:s.end] for s in body.spans if "#5fd787" in str(s.style)
@@ -311,3 +311,53 @@ async def test_opening_from_another_tab_does_not_switch_tabs(make_app, project):
         await wait_for(pilot, lambda: tab.browser.jsonl is not None and tab.browser.sample is not None)
         await pilot.pause()
         assert outer.active == "train"
+
+
+async def test_a_newly_opened_file_is_read_as_its_own_kind(tmp_path, sft_file, tiny_tokenizer):
+    """The kind picked for one file is not forced on the next: typing another path detects its kind (DPO
+    pairs included, each side's tokens shown); the same file again keeps the pick."""
+    pairs = tmp_path / "pairs.jsonl"
+    pair = {"chosen": [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "你好！"}],
+            "rejected": [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "走开。"}]}
+    pairs.write_text(json.dumps(pair, ensure_ascii=False) + "\n", encoding="utf-8")
+    app = Host(tmp_path, tiny_tokenizer.path)
+    async with app.run_test(size=(110, 40)) as pilot:
+        tab = app.query_one(DatasetTab)
+        await open_and_wait(pilot, tab, sft_file, kind="sft")  # picked by hand
+        assert tab.browser.kind_choice == "sft"
+        field = app.query_one("#ds-path", Input)
+        field.value = str(pairs)
+        field.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: tab.browser.path == pairs and tab.browser.sample is not None, "pairs open")
+        assert tab.browser.kind == "dpo" and "dpo" in str(app.query_one("#ds-status", Label).render())
+        assert [b.border_title for b in app.query(Bubble)] == ["chosen · user", "chosen · assistant",
+                                                               "rejected · user", "rejected · assistant"]
+        await pilot.press("t")
+        pane = app.query_one(TokenPane)
+        await wait_for(pilot, lambda: pane.views, "token view")
+        assert [name for name, _ in pane.views] == ["chosen", "rejected"]
+        counts = str(pane.query_one("#ds-token-counts", Static).render())
+        assert counts.startswith("chosen: tokens") and "\nrejected: tokens" in counts
+        body = str(pane.query_one("#ds-token-text", Static).render())
+        assert "══ chosen ══" in body and "══ rejected ══" in body and "走开。" in body
+        # The same file again (after picking its kind by hand) keeps that pick.
+        app.query_one("#ds-kind").value = "sft"
+        await wait_for(pilot, lambda: tab.browser.kind_choice == "sft", "kind picked")
+        assert tab.browser.kind_to_open(str(pairs)) == "sft" and tab.browser.kind_to_open(str(sft_file)) is None
+
+
+async def test_token_counts_never_count_padding_as_trained(tmp_path, tiny_tokenizer):
+    path = tmp_path / "question.jsonl"
+    path.write_text(conv("只有问题") + "\n", encoding="utf-8")  # v1's mask runs on into padding
+    app = Host(tmp_path, tiny_tokenizer.path)
+    async with app.run_test(size=(110, 40)) as pilot:
+        tab = app.query_one(DatasetTab)
+        await open_and_wait(pilot, tab, path)
+        app.query_one("#ds-maxlen", Input).value = "160"
+        await pilot.press("t")
+        pane = app.query_one(TokenPane)
+        await wait_for(pilot, lambda: pane.view is not None and pane.view.max_seq_len == 160, "token view")
+        assert pane.view.n_pad_trained > 0
+        counts = str(pane.query_one("#ds-token-counts", Static).render())
+        assert "trained 0 (and " in counts and "padding positions the loss counts" in counts

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from types import SimpleNamespace
 
 import pytest
 from canned import T0, make_run
@@ -17,6 +18,7 @@ from minimind_tui.app.widgets.chat_tab import ChatTab
 from minimind_tui.app.widgets.dataset_stats import StatsPane
 from minimind_tui.app.widgets.dataset_tab import DatasetTab
 from minimind_tui.app.widgets.dataset_tokens import TokenPane
+from minimind_tui.chat.reply import ReplyStream
 from minimind_tui.chat.settings import GenerationSettings
 
 SIZES = [(80, 24), (120, 40)]
@@ -87,17 +89,28 @@ class CannedStats:
 class CannedSession:
     """Stands in for a loaded ChatSession: canned replies, streamed piece by piece like the real one."""
 
-    def __init__(self, replies: list[str]):
+    tokenizer = SimpleNamespace(thinking_switch=None)  # a v1 template: no thinking switch
+    model = SimpleNamespace(generation="v1")
+
+    def __init__(self, replies: list[str], thinking: bool = False):
+        self.thinking = thinking  # a minimind-3 template whose prompt opens the think block
+        if thinking:
+            self.tokenizer = SimpleNamespace(thinking_switch="open_thinking")
+            self.model = SimpleNamespace(generation="gen3")
         self.mode = "chat"
         self.settings = GenerationSettings()
         self.history: list[dict] = []
         self.last_stats = None
+        self.parsed = None
         self._replies = iter(replies)
 
     def reply(self, prompt: str, stop=None, remember: bool = True):
         text = next(self._replies)
+        self.parsed = ReplyStream(starts_in_thinking=self.thinking and bool(self.settings.thinking))
         for i in range(0, len(text), 3):
+            self.parsed.feed(text[i:i + 3])
             yield text[i:i + 3]
+        self.parsed.close()
         self.last_stats = CannedStats()
         if remember:
             self.history += [{"role": "user", "content": prompt}, {"role": "assistant", "content": text}]
@@ -126,6 +139,27 @@ class TestChatTab:
             await pilot.press("4")
             await wait_for(pilot, lambda: pilot.app.query(ChatTab) and pilot.app.query_one(ChatTab).is_mounted,
                            "Chat tab")
+            await pilot.pause()
+        assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+
+    def test_reasoning_folded_away_and_a_tool_call(self, snap_compare, make_app, project):
+        canned_checkpoints(project)
+        reply = ("用户想知道上海的天气，我应该调用天气工具。\n</think>\n\n我来查一下上海的天气。\n<tool_call>\n"
+                 '{"name": "get_weather", "arguments": {"city": "上海"}}\n</tool_call>')
+
+        async def run_before(pilot):
+            await pilot.press("4")
+            await wait_for(pilot, lambda: pilot.app.query(ChatTab) and pilot.app.query_one(ChatTab).is_mounted,
+                           "Chat tab")
+            tab = pilot.app.query_one(ChatTab)
+            await wait_for(pilot, lambda: tab.checkpoints, "checkpoints listed")
+            tab._loaded(CannedSession([reply], thinking=True), tab.checkpoints[0].path, [])  # no LoRA adapters
+            box = pilot.app.query_one("#chat-input", Input)
+            box.cursor_blink = False
+            pilot.app.query_one("#chat-thinking").value = True  # the switch shown for this template
+            box.value = "上海天气怎么样？"
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: not tab.generating, "reply streamed")
             await pilot.pause()
         assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
 

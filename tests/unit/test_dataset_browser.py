@@ -137,7 +137,7 @@ def test_statistics_without_a_kind_ask_for_one(tmp_path):
     b = DatasetBrowser(tmp_path)
     opened(b, path)
     b.indexed(JsonlFile(path))
-    assert b.stats() == "Choose the kind (pretrain or sft) above first."
+    assert b.stats() == "Choose the kind (pretrain, sft or dpo) above first."
 
 
 def test_another_tokenizer_drops_the_loaded_one_and_a_late_load_of_the_old(tmp_path):

@@ -54,6 +54,8 @@ RULES = {
         compute_stats(jsonl, 'sft', tok)
         token_view(sample_from_raw(jsonl.line(0), 0, 'sft'), tok, 64)
     """, {"torch", "textual"}),
+    # One reply parser for the CLI and the Chat tab: neither side's heavy imports, so both (and scripts) use it
+    "chat-reply-neither": ("import minimind_tui.chat.reply, minimind_tui.chat.settings", {"torch", "textual"}),
     # The dashboard's dataset picker downloads from a worker: the download code stays light
     "download-neither": ("import minimind_tui.interop.download, minimind_tui.interop.catalogue",
                          {"torch", "textual"}),

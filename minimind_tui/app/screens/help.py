@@ -48,6 +48,8 @@ HELP = """\
   escape      stop the reply while it streams
   ctrl+n      new chat                   ctrl+o  probe: fixed test prompts
   ctrl+y      copy the last reply (OSC 52: works over SSH and tmux)
+  ctrl+t      thinking on/off (models whose template has the switch)
+  ctrl+r      show / hide the last reply's reasoning
 
 Training runs in its own session: closing this app or losing the SSH
 connection never stops it. The GPU strip reads NVML in the background;

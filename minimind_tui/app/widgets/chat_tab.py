@@ -14,42 +14,115 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import Button, Checkbox, Input, Label, LoadingIndicator, Select, Static
+from textual.widgets import Button, Checkbox, Collapsible, Input, Label, LoadingIndicator, Select, Static
 
-from minimind_tui.chat.settings import CHAT, CONTINUE, GenerationSettings, mode_for_training_mode
+from minimind_tui.chat.reply import ReplyParts
+from minimind_tui.chat.settings import CHAT, CONTINUE, GenerationSettings, default_thinking, mode_for_training_mode
 from minimind_tui.runs.layout import CheckpointInfo, find_checkpoints
 
 FLUSH_EVERY_S = 0.05  # how often streamed text reaches the screen
 
 
-class ChatMessage(Static):
-    """One message in the transcript; an assistant message grows while its reply streams."""
+class ReasoningBlock(Collapsible):
+    """A reply's reasoning, folded or not. Remembers whether the user opened or closed it (a click or Enter on
+    its title), so a reply still streaming does not undo that."""
+
+    toggled_by_user = False
+
+    def _on_collapsible_title_toggle(self, event) -> None:
+        self.toggled_by_user = True
+        super()._on_collapsible_title_toggle(event)
+
+
+class ChatMessage(Vertical):
+    """One message in the transcript; an assistant message grows while its reply streams. A chat reply is shown
+    in its parts (minimind_tui.chat.reply): the reasoning in a dimmed block that collapses once the answer
+    starts (a click or Enter on its title, or ctrl+r, opens it again), the answer, then each tool call as
+    name(arguments)."""
+
+    DEFAULT_CSS = """
+    ChatMessage { height: auto; }
+    ChatMessage > Static { height: auto; }
+    ChatMessage > .chat-thinking { display: none; border: none; padding: 0; margin: 0; }
+    ChatMessage.-thinking > .chat-thinking { display: block; }
+    ChatMessage .chat-thinking Contents { padding: 0 0 0 2; }
+    ChatMessage .chat-thinking-text { color: $text-muted; text-style: italic; }
+    """
 
     def __init__(self, role: str, text: str = "", **kwargs):
-        super().__init__(markup=False, classes=f"chat-msg chat-{role}", **kwargs)
+        super().__init__(classes=f"chat-msg chat-{role}", **kwargs)
         self.role = role
-        self.text = text
+        self.text = text  # everything received, as generated
         self.note = ""
+        self.parts: ReplyParts | None = None  # a chat reply's parts, once it has any
+
+    def compose(self) -> ComposeResult:
+        if self.role == "assistant":
+            with ReasoningBlock(title="thinking", collapsed=False, classes="chat-thinking"):
+                yield Static("", markup=False, classes="chat-thinking-text")
+        yield Static("", markup=False, classes="chat-body")
 
     def on_mount(self) -> None:
         self._render_text()
 
     def append(self, piece: str) -> None:
+        """Plain text (a continuation, a probe line): shown as it comes."""
         self.text += piece
+        self._render_text()
+
+    def show_reply(self, text: str, parts: ReplyParts) -> None:
+        """A chat reply so far (all of it, not a piece) and its parts."""
+        self.text, self.parts = text, parts
         self._render_text()
 
     def set_note(self, note: str) -> None:
         self.note = note
         self._render_text()
 
+    @property
+    def copy_text(self) -> str:
+        """What ctrl+y copies: the answer as generated (tool calls included), without the reasoning."""
+        return self.parts.content.strip() if self.parts is not None else self.text
+
+    def toggle_thinking(self) -> bool:
+        """Open or close the reasoning block; False when the message has none."""
+        if not self.has_class("-thinking"):
+            return False
+        block = self.query_one(ReasoningBlock)
+        block.toggled_by_user = True
+        block.collapsed = not block.collapsed
+        return True
+
     def _render_text(self) -> None:
+        body_widgets = self.query(".chat-body")
+        if not body_widgets:
+            return  # not composed yet: on_mount renders what has come by then
         prefix = {"user": "you: ", "assistant": "model: ", "probe": "", "info": ""}.get(self.role, "")
-        body = Text(prefix, style="bold") + Text(self.text)
+        parts = self.parts
+        body = Text(prefix, style="bold") + Text(self.text if parts is None else parts.answer)
+        for call in parts.tool_calls if parts is not None else ():
+            body += Text("\n🔧 ", style="bold") + Text(call.describe(), style="bold")
+        if parts is not None and parts.calling:
+            body += Text("\n🔧 …", style="bold")
         if self.note:
             body += Text(f"\n{self.note}", style="dim")
-        self.update(body)
+        body_widgets.first(Static).update(body)
+        if parts is not None and parts.in_thinking:
+            self._render_thinking(parts)
+
+    def _render_thinking(self, parts: ReplyParts) -> None:
+        self.add_class("-thinking")
+        block = self.query_one(ReasoningBlock)
+        if not parts.thinking_open:
+            block.title = f"thought ({len(parts.thinking):,} characters)"
+        else:  # a reply that ended inside its reasoning (the token limit, or a stop) has no answer
+            block.title = "thinking …" if not parts.final else "reasoning, cut off before it ended: no answer"
+        self.query_one(".chat-thinking-text", Static).update(Text(parts.thinking or "…"))
+        if not block.toggled_by_user:
+            # Open while the model reasons, folded away once the answer starts: the answer is what is read.
+            block.collapsed = not parts.thinking_open and bool(parts.answer or parts.tool_calls or parts.calling)
 
 
 NOT_LOADED = "no model loaded: Enter loads the picked checkpoint, then asks what you typed"
@@ -68,6 +141,8 @@ class ChatTab(Widget):
     ChatTab #chat-system { width: 1fr; }
     ChatTab #chat-lora { width: 32; margin: 0 0 0 1; display: none; }
     ChatTab.-adapters #chat-lora { display: block; }
+    ChatTab #chat-thinking { display: none; margin: 0 0 0 1; }
+    ChatTab.-can-think #chat-thinking { display: block; }
     ChatTab #chat-loading { height: 1; width: 6; display: none; }
     ChatTab.-loading #chat-loading { display: block; }
     ChatTab #chat-log { height: 1fr; border: round $primary-background; padding: 0 1; }
@@ -83,6 +158,8 @@ class ChatTab(Widget):
         Binding("ctrl+n", "new_chat", "New chat"),
         Binding("ctrl+y", "copy_reply", "Copy reply"),
         Binding("ctrl+o", "probe", "Probe"),
+        Binding("ctrl+t", "toggle_thinking", "Thinking on/off"),
+        Binding("ctrl+r", "show_reasoning", "Show/hide reasoning", show=False),
     ]
 
     def __init__(self, root: Path, **kwargs):
@@ -127,6 +204,9 @@ class ChatTab(Widget):
             # Shown once the loaded model has adapter files beside it (model.lora.adapters_beside).
             yield Select([], prompt="no LoRA adapter", id="chat-lora", compact=True,
                          tooltip="a LoRA adapter on top of the loaded weights (unmerged)")
+            yield Checkbox("think", value=False, id="chat-thinking", compact=True,
+                           tooltip="the model reasons before it answers (ctrl+t): the chat template's thinking "
+                                   "switch (minimind-3 open_thinking, MiniMind2 enable_thinking)")
         yield VerticalScroll(id="chat-log")
         yield Input(placeholder="message (Enter sends · Esc stops · Ctrl+N new chat · Ctrl+O probe · "
                                 "Ctrl+Y copies the reply)", id="chat-input")
@@ -231,6 +311,7 @@ class ChatTab(Widget):
 
     def _loaded(self, session, path: Path, adapters: list[Path]) -> None:
         self.session, self.loaded_path = session, path
+        self._set_up_thinking()
         self.remove_class("-loading")
         self.query_one("#chat-load", Button).disabled = False
         self._show_adapters(path, adapters)
@@ -297,6 +378,27 @@ class ChatTab(Widget):
             else:
                 select.value = str(path)
 
+    # ---- thinking -----------------------------------------------------------------------------------
+    def _set_up_thinking(self) -> None:
+        """The thinking switch shows only for a tokenizer whose template has one, set as the generation's eval
+        script sets it (minimind-3: off; MiniMind2: on, which is its template's default)."""
+        can_think = self.session.tokenizer.thinking_switch is not None
+        self.set_class(can_think, "-can-think")
+        self.refresh_bindings()
+        if can_think:
+            default = default_thinking(self.session.model.generation)
+            self.query_one("#chat-thinking", Checkbox).value = True if default is None else default
+
+    def action_toggle_thinking(self) -> None:
+        box = self.query_one("#chat-thinking", Checkbox)
+        box.value = not box.value
+        self.notify(f"Thinking {'on' if box.value else 'off'} for the next reply.")
+
+    def action_show_reasoning(self) -> None:
+        replies = [m for m in self.query(ChatMessage) if m.role == "assistant"]
+        if not replies or not replies[-1].toggle_thinking():
+            self.notify("The last reply has no reasoning.", severity="warning")
+
     # ---- conversation -------------------------------------------------------------------------------
     @on(Input.Submitted, "#chat-input")
     def _submitted(self, event: Input.Submitted) -> None:
@@ -362,7 +464,9 @@ class ChatTab(Widget):
             max_new_tokens=value("max_new_tokens", int), repetition_penalty=value("repetition_penalty", float),
             history_turns=value("history_turns", int),
             system_prompt=self.query_one("#chat-system", Input).value.strip(),
-            seed=self.session.settings.seed, int8=self.query_one("#chat-int8", Checkbox).value).validate()
+            seed=self.session.settings.seed, int8=self.query_one("#chat-int8", Checkbox).value,
+            thinking=self.query_one("#chat-thinking", Checkbox).value if self.has_class("-can-think") else None
+        ).validate()
         self.session.settings = settings
 
     def _start(self, jobs: list) -> None:
@@ -381,20 +485,13 @@ class ChatTab(Widget):
                 if self._stop.is_set():
                     self.app.call_from_thread(message.set_note, "(skipped)")
                     continue
-                pending, last_flush = [], time.monotonic()
-                for piece in session.reply(prompt, stop=self._stop, remember=remember):
-                    pending.append(piece)
-                    if time.monotonic() - last_flush >= FLUSH_EVERY_S:
-                        self.app.call_from_thread(message.append, "".join(pending))
-                        pending, last_flush = [], time.monotonic()
-                if pending:
-                    self.app.call_from_thread(message.append, "".join(pending))
+                self._stream(session, prompt, message, remember)
                 stats = session.last_stats
                 note = stats.summary() if stats is not None else ""
                 if self._stop.is_set() and "stopped" not in note:
                     note = f"{note} (stopped)".strip()
                 if len(job) > 3 and job[3].expected is not None:
-                    ok = job[3].check(message.text[len(prompt):] if session.mode == CONTINUE else message.text)
+                    ok = job[3].check(message.text[len(prompt):] if session.mode == CONTINUE else message.copy_text)
                     scored.append(bool(ok))
                     note += "  ✓ correct" if ok else f"  ✗ expected {job[3].expected}"
                 self.app.call_from_thread(self._reply_done, message, note)
@@ -405,9 +502,30 @@ class ChatTab(Widget):
             summary = f"held-out questions correct: {sum(scored)}/{len(scored)}" if scored else None
             self.app.call_from_thread(self._all_done, summary)
 
+    def _stream(self, session, prompt: str, message: ChatMessage, remember: bool) -> None:
+        """One reply into its message, at most every FLUSH_EVERY_S: a continuation as text, a chat reply in its
+        parts (reasoning, answer, tool calls), split in this worker."""
+        chat = session.mode == CHAT
+        pending, last_flush = [], time.monotonic()
+
+        def flush() -> None:
+            if chat:
+                parsed = session.parsed
+                self.app.call_from_thread(message.show_reply, parsed.text, parsed.parts())
+            else:
+                self.app.call_from_thread(message.append, "".join(pending))
+
+        for piece in session.reply(prompt, stop=self._stop, remember=remember):
+            pending.append(piece)
+            if time.monotonic() - last_flush >= FLUSH_EVERY_S:
+                flush()
+                pending, last_flush = [], time.monotonic()
+        if pending or chat:
+            flush()  # a chat reply's end may release text held back in case it was a tag
+
     def _reply_done(self, message: ChatMessage, note: str) -> None:
         message.set_note(note)
-        self.last_reply = message.text
+        self.last_reply = message.copy_text
         self._status(f"{self._describe()} · last reply: {note}")
         self.query_one("#chat-log", VerticalScroll).scroll_end(animate=False)
 
@@ -420,7 +538,11 @@ class ChatTab(Widget):
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         # Escape stops a streaming reply; otherwise it falls through to the app (leave the text field).
-        return self.generating if action == "stop" else True
+        if action == "stop":
+            return self.generating
+        if action == "toggle_thinking":  # offered only for a model whose template has the switch
+            return self.has_class("-can-think")
+        return True
 
     def action_stop(self) -> None:
         if self.generating:

@@ -31,7 +31,7 @@ from .dataset_samples import SampleView
 from .dataset_stats import StatsPane
 from .dataset_tokens import MAX_PIECES, TokenPane
 
-KINDS = [("kind: auto", "auto"), ("pretrain", "pretrain"), ("sft", "sft")]
+KINDS = [("kind: auto", "auto"), ("pretrain", "pretrain"), ("sft", "sft"), ("dpo", "dpo")]
 
 
 # ---- what the workers post back to the tab; those about one open carry its generation (`gen`) ----------------
@@ -76,7 +76,7 @@ class TokenizerLoaded(Message, bubble=False):
 @dataclass(eq=False)
 class TokensReady(Message, bubble=False):
     key: tuple[int, int, int]  # TokensJob.key
-    view: object | None        # dataset.preview.TokenView; None on failure
+    view: object | None        # dataset.preview.token_views' list; None on failure
     error: str | None
 
 
@@ -361,7 +361,7 @@ class DatasetTab(Widget):
     @on(Input.Submitted, "#ds-path")
     def _path_submitted(self, event: Input.Submitted) -> None:
         if event.value.strip():
-            self.open_file(event.value.strip(), self.browser.kind_choice)
+            self.open_file(event.value.strip(), self.browser.kind_to_open(event.value.strip()))
 
     @on(Input.Submitted, "#ds-jump")
     def _jump_submitted(self, event: Input.Submitted) -> None:
@@ -444,9 +444,9 @@ class DatasetTab(Widget):
 
     @work(thread=True, exclusive=True, group="ds-tokens", exit_on_error=False)
     def _tokens_worker(self, job: TokensJob) -> None:
-        from dataset.preview import token_view
+        from dataset.preview import token_views
         try:
-            view = token_view(job.sample, job.tokenizer, job.max_seq_len, max_pieces=MAX_PIECES)
+            view = token_views(job.sample, job.tokenizer, job.max_seq_len, max_pieces=MAX_PIECES)
             self.post_message(TokensReady(job.key, view, None))
         except Exception as e:
             self.post_message(TokensReady(job.key, None, str(e)))

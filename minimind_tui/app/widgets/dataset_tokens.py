@@ -1,5 +1,5 @@
 """The token view: the template-rendered sample as tokens, loss-counted ones highlighted, the truncation
-point at max_seq_len marked, and the counts."""
+point at max_seq_len marked, and the counts. A DPO pair shows its chosen side, then its rejected side."""
 from __future__ import annotations
 
 from rich.text import Text
@@ -18,15 +18,17 @@ CUT = "#ff8787 strike"
 SPECIAL = "bold magenta"
 
 
-def counts_text(tv: TokenView) -> Text:
+def counts_text(tv: TokenView, label: str = "") -> Text:
     t = Text()
+    if label:
+        t.append(f"{label}: ", "bold")
     t.append(f"tokens {tv.n_tokens:,}", "bold")
     t.append(f"  kept {tv.n_kept:,}  ")
     t.append(f"truncated {tv.n_truncated:,}", "bold red" if tv.n_truncated else "")
     t.append("  trained ")
-    t.append(f"{tv.n_trained:,}", "bold green" if tv.n_trained else "bold red")
-    if tv.n_pad_trained:
-        t.append(f" (of which {tv.n_pad_trained:,} padding positions)", "yellow")
+    t.append(f"{tv.n_trained_tokens:,}", "bold green" if tv.n_trained_tokens else "bold red")
+    if tv.n_pad_trained:  # the reference's mask reaches into padding: counted by the loss, but no token
+        t.append(f" (and {tv.n_pad_trained:,} padding positions the loss counts)", "yellow")
     if tv.n_trained_lost:
         t.append(f"  trained tokens lost to truncation {tv.n_trained_lost:,}", "red")
     t.append(f"   max_seq_len {tv.max_seq_len}", "dim")
@@ -73,26 +75,38 @@ class TokenPane(VerticalScroll):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.view: TokenView | None = None
+        self.views: list[tuple[str, TokenView]] = []  # (which sequence: "" or a DPO side, its view)
         self.show_ids = False
+
+    @property
+    def view(self) -> TokenView | None:
+        """The (first) sequence shown."""
+        return self.views[0][1] if self.views else None
 
     def compose(self) -> ComposeResult:
         yield Static("No sample yet.", id="ds-token-counts")
         yield Static(LEGEND, id="ds-token-legend")
         yield Static("", id="ds-token-text")
 
-    def show(self, tv: TokenView | None, note: str | None = None) -> None:
-        self.view = tv
+    def show(self, views: list[tuple[str, TokenView]] | TokenView | None, note: str | None = None) -> None:
+        """`views`: dataset.preview.token_views' list (or one view); None shows `note` instead."""
+        self.views = [("", views)] if isinstance(views, TokenView) else list(views or [])
         counts = self.query_one("#ds-token-counts", Static)
-        body = self.query_one("#ds-token-text", Static)
-        if tv is None:
+        if not self.views:
             counts.update(Text(note or "No sample yet."))
-            body.update("")
+            self.query_one("#ds-token-text", Static).update("")
             return
-        counts.update(counts_text(tv))
-        body.update(tokens_text(tv, self.show_ids))
+        counts.update(Text("\n").join(counts_text(tv, label) for label, tv in self.views))
+        self._show_tokens()
 
     def toggle_ids(self) -> None:
         self.show_ids = not self.show_ids
-        if self.view is not None:
-            self.query_one("#ds-token-text", Static).update(tokens_text(self.view, self.show_ids))
+        if self.views:
+            self._show_tokens()
+
+    def _show_tokens(self) -> None:
+        parts = []
+        for label, tv in self.views:
+            head = Text(f"══ {label} ══\n", "bold") if label else Text()
+            parts.append(head + tokens_text(tv, self.show_ids))
+        self.query_one("#ds-token-text", Static).update(Text("\n\n").join(parts))
