@@ -10,7 +10,14 @@ import torch
 from dataset.atomic import write_atomic
 from minimind_tui.errors import UserError
 from minimind_tui.runs import layout
-from minimind_tui.tokenizer_choice import DEMO_TOKENIZER_WHY, choose_tokenizer_dir, find_weights, sidecar_path
+from minimind_tui.tokenizer_choice import (
+    DEMO_TOKENIZER_WHY,
+    choose_tokenizer_dir,
+    find_weights,
+    recorded_meta,
+    sidecar_path,
+    weights_generation,
+)
 from model import LMConfig, MiniMindLM, Tokenizer, key_names
 from model.checkpoint import CheckpointError, check_compatible, load_state_dict
 from model.config import GENERATIONS
@@ -53,15 +60,6 @@ def choose_tokenizer(explicit: str | None, init_meta: dict, log=print, init_file
     return Tokenizer.from_dir(folder)
 
 
-def weights_generation(path: Path) -> str | None:
-    """The generation of a weights file, told by its keys (read through a memory map: nothing is copied)."""
-    try:
-        state = load_state_dict(path, mmap=True)
-    except CheckpointError:  # a file torch cannot map (an old, non-zip format): read it
-        state = load_state_dict(path)
-    return key_names.detect_generation(state)
-
-
 def choose_generation(explicit: dict, mode: str, log=print) -> str:
     """A new run's MiniMind generation: --generation, else the preset's, else that of the initial weights,
     else that of the tokenizer (a minimind-3 checkout's model/ folder means minimind-3), else v1.
@@ -70,7 +68,7 @@ def choose_generation(explicit: dict, mode: str, log=print) -> str:
 
     given = explicit.get("generation") or PRESET_GENERATION.get(explicit.get("preset") or "")
     weights = _initial_file(resolve(mode, {**explicit, "generation": given or "v1"}))
-    found = weights_generation(weights) if weights is not None else None
+    found = weights_generation(weights, recorded_meta(weights)) if weights is not None else None
     if given and found and found != given:
         raise UserError(f"{weights}: these are {GENERATIONS[found]} weights (told by their key names), but "
                         f"{GENERATIONS[given]} was asked for; pass --generation {found} or other --init weights")
