@@ -396,9 +396,9 @@ class Trainer:
             write_config(self.run_dir, s, {"model_config": self.config.to_dict(), "world_size": info.world_size,
                                            "params": model.num_parameters()})
         self._prepare_data()
+        self.params = self.stage.trainable(model)  # LoRA: the adapters only; frozen before DDP registers them
         self.module = self._parallelize(model)
         cuda = self.device.startswith("cuda")
-        self.params = self.stage.trainable(model)  # LoRA: the adapters only
         self.optimizer = torch.optim.AdamW(self.params, lr=s["learning_rate"], fused=cuda or None)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cuda and s["dtype"] == "float16")
         devices.configure_precision(self.device, s["dtype"])
