@@ -579,7 +579,7 @@ class Trainer:
 
     def _announce(self, setup_s: float) -> None:
         s, info = self.settings, self.info
-        n_params, n = self.model.num_parameters(), len(self.cache)
+        n_params, n = self.model.num_parameters(), len(self.cache) // (2 if s["mode"] == "dpo" else 1)
         self.emit("start", schema=SCHEMA_VERSION, run_id=self.run_dir.name, mode=s["mode"], pid=os.getpid(),
                   world_size=info.world_size, total=self.total, config=self.config.to_dict(), params=n_params,
                   resumed_from=self.step if self.resuming else None, batch_size=s["batch_size"],
@@ -587,7 +587,7 @@ class Trainer:
                   dtype=s["dtype"] if self.device.startswith("cuda") else "float32", samples=n,
                   tokenizer=s["tokenizer"], data_path=s["data_path"], setup_s=round(setup_s, 3))
         self.log(f"{s['mode']} ({GENERATIONS[self.config.generation]}): {n_params / 1e6:.2f}M parameters, "
-                 f"{n} samples, {self.total} optimizer steps "
+                 f"{n} {'pairs' if s['mode'] == 'dpo' else 'samples'}, {self.total} optimizer steps "
                  f"({s['epochs']} epoch(s) x {self.steps_per_epoch}), batch {s['batch_size']} x "
                  f"{s['accumulation_steps']} accumulation"
                  f"{f' x {info.world_size} processes' if info.enabled else ''}, device {self.device}")
