@@ -138,5 +138,15 @@ def broadcast_object(obj, info: DistInfo):
 
 
 def shutdown(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+    """Tear the groups down together. A rank that destroys its groups while another is still in its last
+    collectives can abort in Gloo's teardown ("terminate called without an active exception", seen with LoRA
+    runs on two CPU processes), so the ranks first meet on the control group; a rank that died is waited for
+    only briefly (monitored_barrier names it and raises, and teardown goes on)."""
+    if not (info.enabled and dist.is_initialized()):
+        return
+    if info.control is not None:
+        try:
+            dist.monitored_barrier(group=info.control, timeout=timedelta(seconds=30))
+        except Exception:  # noqa: BLE001 - a missing rank: it has said why; tear down regardless
+            pass
+    dist.destroy_process_group()

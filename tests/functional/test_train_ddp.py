@@ -51,7 +51,7 @@ def test_the_stages_after_sft_under_two_gloo_processes_equal_one_process(tmp_pat
     pairs = [{"chosen": [user, {"role": "assistant", "content": f"3 + 4 = 7 {i}"}],
               "rejected": [user, {"role": "assistant", "content": f"3 plus 4 equals {i}."}]} for i in range(32)]
     write_jsonl(tmp_path / "d.jsonl", pairs if mode == "dpo" else sft_lines(32))
-    common = ["--data_path", "d.jsonl", "--init", "base/full_sft_32.pth", *ARGS]
+    common = ["--data_path", "d.jsonl", "--init", "base/full_sft_32.pth", "--epochs", "4", *ARGS]
     single = run_cli(tmp_path, "train", mode, *common, "--batch_size", "8", "--run_dir", "one", "--out_dir", "o1")
     assert single.returncode == 0, single.stdout + single.stderr
     ddp = run_cli(tmp_path, "--standalone", "--nproc_per_node", "2", "-m", "minimind_tui", "train", mode, *common,
