@@ -119,7 +119,7 @@ def replay(root: Path, steps: int) -> tuple[float, int]:
                    ckpt_at=())
     t = time.perf_counter()
     view = RunsIndex(root).view(run)
-    return time.perf_counter() - t, len(view.summary.loss_points)
+    return time.perf_counter() - t, len(view.curves) if view is not None and view.curves is not None else 0
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ from minimind_tui.runs.launcher import Launched, Launcher, TrainSpec
 from minimind_tui.runs.summary import RunSummary
 from minimind_tui.tokenizer_choice import recorded_meta
 
-from .run_watch import Compared, RunsIndex, RunView, newest_live, without_series
+from .run_watch import Compared, RunsIndex, RunView, newest_live
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .widgets.gpu_panel import GpuPanel
@@ -127,6 +127,7 @@ class MiniMindApp(App):
         self._pollers_stop = threading.Event()
         self._first_runs_poll = True
         self._last_seen: dict[str, tuple[str, int]] = {}  # run id -> (status, number of notes) already shown
+        self._listed: set[str] | None = None  # run ids of the last list (None before the first)
         self.compared_runs: tuple[Path, ...] = ()  # runs the Runs tab compares (read by the runs poller)
         self._worker_errors: dict[str, str] = {}  # worker group -> the error last shown (not repeated while it lasts)
 
@@ -207,8 +208,7 @@ class MiniMindApp(App):
                     selected = layout.run_path(self.root, live.run_id)
             view = index.view(selected) if selected is not None else None
             if view is not None:  # the selected run's row is as fresh as its monitor
-                fresh = without_series(view.summary)
-                summaries = [fresh if s.run_id == fresh.run_id else s for s in summaries]
+                summaries = [view.summary if s.run_id == view.summary.run_id else s for s in summaries]
             compared = self.compared_runs
             self.post_message(RunsUpdated(summaries, view, index.compare(compared) if compared else ()))
             woken = self._idle_until_woken(self._wake_runs, self.services.poll_interval, worker)
@@ -271,6 +271,7 @@ class MiniMindApp(App):
         tab = self.query_one(RunsTab)
         tab.update_runs(message.summaries)
         self._announce(message.summaries, message.view)
+        self._follow_new_run(message.summaries, message.view)
         # Roots of live trainers' process trees (torchrun and every rank), for the host and GPU readings.
         self.run_pids = {p for s in message.summaries if s.is_live for p in (s.pid, s.launcher_pid) if p}
         view = message.view
@@ -316,6 +317,25 @@ class MiniMindApp(App):
                         self.notify(f"{run_id}: {note}", severity="warning", timeout=30, markup=False)
                 seen_notes = len(notes)
             self._last_seen[run_id] = (status, seen_notes)
+
+    def _follow_new_run(self, summaries: list[RunSummary], view: RunView | None) -> None:
+        """A run started elsewhere (another dashboard, a shell) while we watch: select it, so the table scrolls
+        to it and the monitor streams it, unless the run shown is itself live (then only say so)."""
+        listed = {s.run_id for s in summaries}
+        before, self._listed = self._listed, listed
+        if before is None:
+            return  # the first list: reattaching picks the live run
+        fresh = [s for s in summaries if s.run_id not in before and s.is_live]
+        if not fresh or any(layout.run_path(self.root, s.run_id) == self.selected_run for s in fresh):
+            return  # nothing new, or our own launch (already selected)
+        newest = fresh[0]
+        watching = view is not None and view.run_dir == self.selected_run and view.summary.is_live
+        self.notify(f"{newest.run_id} started" + ("" if watching else ": showing it"), title="New run",
+                    markup=False)
+        if not watching:
+            self.selected_run = layout.run_path(self.root, newest.run_id)
+            self.query_one(RunsTab).select(newest.run_id)
+            self.refresh_runs()
 
     @on(RunsTab.RunSelected)
     def _run_selected(self, message: RunsTab.RunSelected) -> None:
@@ -441,6 +461,12 @@ class MiniMindApp(App):
 
     @work(thread=True, group="launch", exit_on_error=False)
     def resume(self, run_dir: Path, mode: str, gpus: int) -> None:
+        if layout.is_alive(run_dir):  # resumed elsewhere since the monitor's last look: the trainer would refuse
+            self.call_from_thread(self.notify, f"{run_dir.name} is running: another dashboard or a shell resumed "
+                                  f"it (trainer pid {layout.lock_pid(run_dir)})", title="Not resumed",
+                                  severity="warning", markup=False)
+            self.refresh_runs()
+            return
         try:
             launched = self.services.launcher.resume(self.root, run_dir, mode, gpus)
         except Exception as e:

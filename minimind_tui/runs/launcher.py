@@ -148,9 +148,15 @@ class ProcessLauncher:
         return Launched(run_dir, proc.pid, argv)
 
     def exit_code(self, run_dir: Path) -> int | None:
-        """The exit status of a process this launcher started (reaping it), or None if running/unknown."""
+        """The exit status of the process this launcher started last in run_dir (reaping it), or None if it
+        runs or is unknown, or when launcher.pid names another process: another dashboard has started the run
+        since, and what became of ours is history, not the run's status."""
         proc = self._procs.get(Path(run_dir).resolve())
-        return None if proc is None else proc.poll()
+        if proc is None:
+            return None
+        code = proc.poll()
+        recorded = launcher_pid(run_dir)
+        return code if recorded in (None, proc.pid) else None
 
     def reap(self) -> None:
         for proc in self._procs.values():

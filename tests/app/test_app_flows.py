@@ -15,6 +15,7 @@ from textual.widgets._footer import FooterKey
 
 from minimind_tui.app.screens.confirm import ConfirmScreen
 from minimind_tui.app.screens.help import HelpScreen
+from minimind_tui.app.widgets.run_monitor import RunMonitor
 from minimind_tui.app.widgets.train_form import TrainForm
 from minimind_tui.runs import events, layout
 
@@ -227,9 +228,9 @@ async def test_replay_of_a_finished_run(make_app, project):
         assert app.query_one(TabbedContent).active == "train"  # nothing live: no reattach jump
         await pilot.press("2")
         await wait_for(pilot, lambda: monitor_summary(app) is not None, "replay")
-        s = monitor_summary(app)
-        assert s.status == "done" and s.step == 100 and len(s.loss_points) == 100
-        assert s.loss_points[0] > s.loss_points[-1]
+        s, curves = monitor_summary(app), app.query_one(RunMonitor).view.curves
+        assert s.status == "done" and s.step == 100 and list(curves.steps) == list(range(1, 101))
+        assert curves.values("loss")[0] > curves.values("loss")[-1]
         assert "step 100: loss" in "\n".join(app.query_one(Log).lines)
 
 
@@ -266,7 +267,7 @@ async def test_a_run_without_end_and_without_process_is_reported_killed(make_app
         # A reopened dashboard cannot know the signal, but says plainly that it was killed, and from where to go on.
         assert "killed at step 25: no end event and the process is gone, heartbeat stopped 10m00s ago" in notes
         assert "killed by a signal" in notes and "last checkpoint: step 20  → press r to resume from it" in notes
-        assert not app.query_one("#resume").disabled and app.query_one("#stop").disabled
+        assert app.query_one("#resume").display and not app.query_one("#stop").display  # only what applies
 
 
 async def test_resume_launches_train_resume_for_the_run(make_app, project, fake_launcher):
@@ -279,6 +280,24 @@ async def test_resume_launches_train_resume_for_the_run(make_app, project, fake_
         await pilot.press("r")
         await wait_for(pilot, lambda: fake_launcher.resumed, "resume")
         assert fake_launcher.resumed[0] == (run, "sft", 1)
+
+
+async def test_resume_is_not_launched_for_a_run_resumed_elsewhere_since_the_last_look(make_app, project,
+                                                                                       fake_launcher):
+    from minimind_tui.runs import pids
+
+    run = make_run(project, "20251101-100000-sft", steps=25, end="stopped", ckpt_at=(25,), heartbeat_age=600.0)
+    app, seen = make_app(), Posted()
+    async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: monitor_summary(app) is not None and monitor_summary(app).can_resume, "monitor")
+        (run / layout.LOCK).write_text(pids.record_line())  # another dashboard's trainer, not yet polled here
+        (run / layout.HEARTBEAT).touch()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: seen.notices("Not resumed"), "the refusal")
+        assert seen.notices("Not resumed")[0].startswith("20251101-100000-sft is running: another dashboard")
+        assert not fake_launcher.resumed
+        await wait_for(pilot, lambda: monitor_summary(app).is_live, "the folder's status")
 
 
 async def test_resume_is_refused_without_a_checkpoint(make_app, project, fake_launcher):
@@ -368,6 +387,45 @@ async def test_two_dashboards_watch_one_run(make_app, project):
         await wait_for(p2, lambda: monitor_summary(second) is not None, "second dashboard")
         assert monitor_summary(first) == monitor_summary(second)
         assert monitor_summary(first).status == "live"
+
+
+async def test_a_run_resumed_from_another_dashboard_is_live_here_despite_our_refused_resume(make_app, project,
+                                                                                           fake_launcher):
+    """This dashboard's own resume was refused (its trainer exited with status 2: another trainer writes); the
+    trainer the other dashboard resumed holds the lock. The run folder decides: live, Stop offered, no Resume,
+    and the refusal said as such."""
+    run = make_run(project, "20251101-100000-sft", steps=30, heartbeat_age=1.0, pid=os.getpid())
+    (run / "launcher.pid").write_text(f"{dead_pid()}\n")
+    (run / "launcher.log").write_text("minimind-tui: runs/20251101-100000-sft: another trainer (pid 4242) is "
+                                      "writing to this run; stop it first, or start a new run\n")
+    fake_launcher.codes[run] = 2
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: monitor_summary(app) is not None, "reattach")
+        assert monitor_summary(app).status == "live"
+        assert app.query_one("#stop").display and not app.query_one("#resume").display
+        notes = str(app.query_one("#monitor-notes").render())
+        assert "exited with status 2: minimind-tui: runs/20251101-100000-sft: another trainer (pid 4242)" in notes
+        rows = app.query_one(DataTable).get_row_at(0)
+        assert "live" in str(rows[1])
+
+
+async def test_a_run_started_elsewhere_is_selected_unless_a_live_one_is_watched(make_app, project):
+    make_run(project, "20251101-090000-sft", steps=10, end="done")
+    app, seen = make_app(), Posted()
+    async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: monitor_summary(app) is not None, "the finished run")
+        make_run(project, "20251101-100000-sft", steps=3, heartbeat_age=1.0, pid=os.getpid())  # another dashboard's
+        app.refresh_runs()
+        await wait_for(pilot, lambda: monitor_summary(app).run_id == "20251101-100000-sft", "the new run shown")
+        table = app.query_one(DataTable)
+        assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == "20251101-100000-sft"
+        assert "20251101-100000-sft started: showing it" in seen.notices("New run")
+        make_run(project, "20251101-110000-sft", steps=3, heartbeat_age=1.0, pid=os.getpid())
+        app.refresh_runs()
+        await wait_for(pilot, lambda: "20251101-110000-sft started" in seen.notices("New run"), "said so")
+        assert monitor_summary(app).run_id == "20251101-100000-sft"  # the live run watched stays
 
 
 async def test_a_watched_run_that_stalls_or_fails_a_checkpoint_is_announced(make_app, project):
