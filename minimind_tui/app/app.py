@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.message import Message
+from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import Footer, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from minimind_tui.gpu.monitor import GpuMonitor, GpuReading
@@ -483,8 +485,8 @@ class MiniMindApp(App):
             return tab == "runs"
         if action in ("launch", "preview", "copy_command"):
             return tab == "train"
-        if action == "leave_field":  # in the footer only while typing: how to get the digit keys back
-            return isinstance(self.focused, (Input, TextArea))
+        if action == "leave_field":  # in the footer only while it leads somewhere: typing, or off the main view
+            return self.focused is not None and self.focused is not self._main_view()
         return True
 
     @on(TabbedContent.TabActivated)
@@ -525,7 +527,55 @@ class MiniMindApp(App):
             self.call_after_refresh(self.query_one("#runs-table").focus)
 
     def action_leave_field(self) -> None:
-        self.set_focus(None)
+        """Escape: back to the tab's main view (the runs table, the dataset's sample view, ...), where the tab's
+        single-letter keys and the digit keys work; tabs without one keep no focus."""
+        view = self._main_view()
+        if view is not None:
+            view.focus()
+        else:
+            self.set_focus(None)
+
+    def _main_view(self) -> Widget | None:
+        tabs = self.query_one(TabbedContent)
+        if tabs.active == "runs":
+            return self.query_one(RunsTab).query_one("#runs-table")
+        pane = self.query_one(f"#{tabs.active}", TabPane) if tabs.active else None
+        tab = pane.children[0] if pane is not None and pane.children else None
+        main_view = getattr(tab, "main_view", None)  # a lazy tab may offer one (the Dataset tab)
+        try:
+            return main_view() if callable(main_view) else None
+        except NoMatches:  # asked before the tab has composed its views
+            return None
+
+    # ---- command palette (ctrl+p) ------------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The dashboard's own commands first, each also bound to a key (the help says which), then Textual's
+        (themes, screenshot, keys, quit)."""
+        yield SystemCommand("Launch training", "Train tab: launch the run the form shows (ctrl+l)",
+                            lambda: self._in_tab("train", self.action_launch))
+        yield SystemCommand("Stop the selected run", "Runs tab: the trainer saves and exits (s)",
+                            lambda: self._in_tab("runs", self.action_stop))
+        yield SystemCommand("Resume the selected run", "Runs tab: continue from its last checkpoint (r)",
+                            lambda: self._in_tab("runs", self.action_resume))
+        yield SystemCommand("Compare the marked runs", "Runs tab: their curves overlaid, the settings that differ "
+                            "(mark with m, then c)",
+                            lambda: self._in_tab("runs", self.query_one(RunsTab).action_compare))
+        yield SystemCommand("Open a dataset file", "Dataset tab: type the path of a .jsonl file (o)",
+                            lambda: self._in_lazy_tab("dataset", "action_open_path"))
+        yield SystemCommand("New chat", "Chat tab: start over with the model loaded (ctrl+n)",
+                            lambda: self._in_lazy_tab("chat", "action_new_chat"))
+        yield from super().get_system_commands(screen)
+
+    def _in_tab(self, tab: str, action: Callable[[], object]) -> None:
+        self.action_tab(tab)
+        action()
+
+    def _in_lazy_tab(self, pane_id: str, action: str) -> None:
+        """Show the Dataset or Chat tab and run one of its actions (once it is built: its compose comes first)."""
+        self.action_tab(pane_id)
+        widget = self.lazy_tab(pane_id)
+        if hasattr(widget, action):  # not the "not available" placeholder
+            self.call_after_refresh(getattr(widget, action))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

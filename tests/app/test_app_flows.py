@@ -368,6 +368,19 @@ async def test_help_screen_opens_and_closes(make_app):
         assert not isinstance(app.screen, HelpScreen)
 
 
+async def test_the_help_fits_80_columns_and_says_first_how_to_close_it(make_app):
+    from minimind_tui.app.screens.help import HELP
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("?")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+        await pilot.pause()
+        assert app.screen.query_one("#help-text").size.height == len(HELP.splitlines())  # no line wrapped
+        screen = [strip.text for strip in app.screen._compositor.render_strips()]
+        assert any("escape, q or ? closes this help" in line for line in screen[:4])  # on screen without scrolling
+
+
 async def test_tab_keys_do_not_steal_typing_in_inputs(make_app):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -428,6 +441,36 @@ async def test_a_run_started_elsewhere_is_selected_unless_a_live_one_is_watched(
         assert monitor_summary(app).run_id == "20251101-100000-sft"  # the live run watched stays
 
 
+async def test_the_runs_tab_shows_generation_note_and_skipped_steps(make_app, project):
+    run = make_run(project, "20251101-100000-sft", steps=30, end="done")
+    config = json.loads((run / layout.CONFIG).read_text())
+    config["settings"]["generation"] = "gen3"
+    (run / layout.CONFIG).write_text(json.dumps(config))
+    layout.write_note(run, "thinking data, lr 1e-5")
+    with open(run / layout.METRICS, "ab") as f:
+        f.write(events.encode("nonfinite", now=T0, step=30, count=2, nonfinite_steps=2))
+    make_run(project, "20251101-090000-sft", steps=10, end="done")  # from before generations: v1
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: monitor_summary(app) is not None, "monitor")
+        table = app.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2, "both runs")
+        cells = {r: [str(c) for c in table.get_row(r)] for r in ("20251101-100000-sft", "20251101-090000-sft")}
+        assert "minimind-3" in cells["20251101-100000-sft"] and "thinking data, lr 1e-5" in cells["20251101-100000-sft"]
+        assert "MiniMind v1" in cells["20251101-090000-sft"]
+        table.move_cursor(row=table.get_row_index("20251101-100000-sft"))
+        await wait_for(pilot, lambda: monitor_summary(app).run_id == "20251101-100000-sft", "the gen3 run")
+        assert "minimind-3" in str(app.query_one("#monitor-status").render())
+        notes = str(app.query_one("#monitor-notes").render())
+        assert "2 optimizer steps skipped (inf/NaN gradient)" in notes and "note: thinking data, lr 1e-5" in notes
+    async with make_app().run_test(size=(80, 24)) as pilot:  # 80 columns: the table keeps what fits
+        await pilot.press("2")
+        await wait_for(pilot, lambda: pilot.app.query_one(DataTable).row_count == 2, "both runs")
+        assert [str(c.label) for c in pilot.app.query_one(DataTable).columns.values()] == [
+            "run", "status", "mode", "loss", "steps", "time"]
+
+
 async def test_a_watched_run_that_stalls_or_fails_a_checkpoint_is_announced(make_app, project):
     run = make_run(project, "20251101-100000-sft", steps=30, heartbeat_age=1.0, pid=os.getpid())
     app, seen = make_app(), Posted()
@@ -484,6 +527,59 @@ async def test_alt_digits_switch_tabs_from_inside_a_text_field_and_escape_leaves
         assert "leave_field" not in footer_actions(app)
         await pilot.press("2")
         assert app.query_one(TabbedContent).active == "runs"
+
+
+async def test_escape_brings_focus_back_to_the_tabs_main_view_where_its_keys_work(make_app, project):
+    (project / "dataset" / "more.jsonl").write_text('{"text": "one"}\n{"text": "two"}\n{"text": "three"}\n')
+    make_run(project, "20251101-100000-sft", steps=30, end="done")
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: monitor_summary(app) is not None, "the monitor")
+        app.query_one("#monitor-log").focus()  # the log, then escape: the table's keys (m, c, arrows) again
+        await pilot.pause()
+        assert "leave_field" in footer_actions(app)
+        await pilot.press("escape")
+        assert app.focused is app.query_one("#runs-table")
+        await pilot.pause()
+        assert "leave_field" not in footer_actions(app)  # already on the main view: nothing to leave
+
+        await pilot.press("3")
+        tab = app.query_one("#dataset-tab")
+        await wait_for(pilot, lambda: app.focused is tab.query_one("#ds-path"), "the path field (no file yet)")
+        await pilot.press(*"dataset/more.jsonl", "enter")
+        await wait_for(pilot, lambda: tab.browser.sample is not None, "the file")
+        tab.query_one("#ds-maxlen").focus()
+        await pilot.press("escape", "n")  # escape, then the tab's own key: the next sample
+        await wait_for(pilot, lambda: tab.browser.index == 1, "the next sample")
+
+        await pilot.press("o", *"/nope.jsonl", "enter")  # a failed open ...
+        await wait_for(pilot, lambda: "no such file" in str(tab.query_one("#ds-status").render()), "the failure")
+        await pilot.press("o")  # ... and o selects the path again rather than typing an o into it
+        field = tab.query_one("#ds-path", Input)
+        assert app.focused is field and field.value.endswith("nope.jsonl") and field.selected_text == field.value
+
+
+async def test_the_command_palette_lists_the_dashboards_commands_and_runs_them(make_app):
+    from textual.command import CommandPalette
+    from textual.widgets import OptionList
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        options = app.screen.query_one(OptionList)
+        await wait_for(pilot, lambda: options.option_count >= 6, "its commands")
+        shown = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        for title in ("Launch training", "Stop the selected run", "Resume the selected run", "Compare the marked runs",
+                      "Open a dataset file", "New chat"):
+            assert any(line.startswith(title) for line in shown), title
+        await pilot.press(*"open a dataset")
+        await wait_for(pilot, lambda: options.option_count and str(options.get_option_at_index(0).prompt)
+                       .startswith("Open a dataset file"), "the match")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.query_one(TabbedContent).active == "dataset" and app.focused is not None
+                       and app.focused.id == "ds-path", "the Dataset tab's path field")
 
 
 def footer_actions(app) -> set[str]:

@@ -80,7 +80,7 @@ class _Choices:
     demo: DemoData | None          # only when the app was opened with --demo
 
 
-class TrainForm(VerticalScroll):
+class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus stops
     class LaunchRequested(Message):
         def __init__(self, spec: TrainSpec):
             super().__init__()
