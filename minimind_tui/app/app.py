@@ -20,7 +20,7 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from minimind_tui.gpu.monitor import GpuMonitor, GpuReading
@@ -109,6 +109,7 @@ class MiniMindApp(App):
         Binding("alt+4", "tab('chat')", "Chat", show=False, priority=True),
         Binding("escape", "leave_field", "Leave", key_display="esc",
                 tooltip="leave the text field: the digit keys switch tabs again"),
+        Binding("escape", "main_view", "Main view", show=False),  # the same from anywhere, unannounced
         Binding("ctrl+l", "launch", "Launch"),
         Binding("ctrl+o", "preview", "Preview data"),
         Binding("ctrl+y", "copy_command", "Copy command", show=False),
@@ -485,8 +486,8 @@ class MiniMindApp(App):
             return tab == "runs"
         if action in ("launch", "preview", "copy_command"):
             return tab == "train"
-        if action == "leave_field":  # in the footer only while it leads somewhere: typing, or off the main view
-            return self.focused is not None and self.focused is not self._main_view()
+        if action == "leave_field":  # in the footer only while typing: how to get the digit keys back
+            return isinstance(self.focused, (Input, TextArea))
         return True
 
     @on(TabbedContent.TabActivated)
@@ -527,6 +528,9 @@ class MiniMindApp(App):
             self.call_after_refresh(self.query_one("#runs-table").focus)
 
     def action_leave_field(self) -> None:
+        self.action_main_view()
+
+    def action_main_view(self) -> None:
         """Escape: back to the tab's main view (the runs table, the dataset's sample view, ...), where the tab's
         single-letter keys and the digit keys work; tabs without one keep no focus."""
         view = self._main_view()
