@@ -1,6 +1,6 @@
-"""What the Train tab needs to know about the weights an SFT run starts from, and about the project's tokenizer:
-which MiniMind generation they are, and (weights) the size of the network. No Textual here; both readers run
-in the form's worker threads, where torch and the tokenizer library may be imported (never at start-up)."""
+"""What the Train tab needs to know about the weights an SFT run starts from: which MiniMind generation they are
+and the size of their network. No Textual here; the reader runs in the form's worker thread, where torch may be
+imported (never at start-up)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

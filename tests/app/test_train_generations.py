@@ -1,9 +1,6 @@
 """The Train tab for every MiniMind generation: the generation picked for a new model (its presets, parameter
-counts, memory estimate and defaults), read from the base weights for SFT, taken from the project's tokenizer
-until one is picked; the command carries --generation."""
+counts, memory estimate and defaults) or read from the base weights for SFT; the command carries --generation."""
 from __future__ import annotations
-
-import shutil
 
 from testkit import wait_for
 from textual.widgets import Input
@@ -82,22 +79,3 @@ async def test_sft_takes_the_generation_and_sizes_of_its_base_weights(make_app, 
         form.query_one("#extra", Input).value = ""  # the trainer's default base, out/pretrain_64.pth: none
         await wait_for(pilot, lambda: not form.query_one("#generation").disabled, "the generation free again")
         assert form.query_one("#generation").value == "gen2"  # what the form held stays until changed
-
-
-async def test_a_new_model_follows_the_projects_tokenizer_until_a_generation_is_picked(make_app, project,
-                                                                                     chatml_tokenizer):
-    shutil.copytree(chatml_tokenizer.path, project / "model" / "minimind_tokenizer")  # a minimind-3 checkout
-    app = make_app()
-    async with app.run_test(size=(100, 30)) as pilot:
-        form = await ready(pilot)
-        form.query_one("#data_path", Input).value = "dataset/sft_mini_512.jsonl"
-        await wait_for(pilot, lambda: form.query_one("#generation").value == "gen3",
-                       lambda: f"the tokenizer's generation: {form._tokenizer_generation} {text(form, 'form-note')}")
-        await wait_for(pilot, lambda: "--generation gen3 --preset minimind-3" in text(form, "command"),
-                       lambda: f"the command; the form says {text(form, 'checks')!r}")
-        assert "tokenizer" in text(form, "generation-note")
-        form.query_one("#generation").value = "gen2"
-        await wait_for(pilot, lambda: "--generation gen2" in text(form, "command"), "the user's pick")
-        form.scan()  # coming back to the tab: the pick stays
-        await wait_for(pilot, lambda: form.scans_done >= 2, "the rescan")
-        assert form.query_one("#generation").value == "gen2"

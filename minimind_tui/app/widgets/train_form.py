@@ -8,8 +8,7 @@ update that field. Defaults the form applies (a mode's, a generation's, a recipe
 user typed, and the form says which fields it changed.
 
 The MiniMind generation (v1, MiniMind2, minimind-3) decides the network, the presets offered and some
-defaults. SFT takes it from the base weights (their keys, read in a worker); a new model gets the project
-tokenizer's, unless the user picks one."""
+defaults. SFT takes it from the base weights (their keys, read in a worker); a new model's is picked."""
 from __future__ import annotations
 
 import os
@@ -46,7 +45,7 @@ from minimind_tui.train.args import (
 from minimind_tui.train.memory_plan import plan_memory
 from model.config import GENERATIONS
 
-from ..base_weights import BaseWeights, read_base_weights, tokenizer_generation
+from ..base_weights import BaseWeights, read_base_weights
 from ..datasets import DemoData, demo_data, demo_mode_of, describe_file, flag_values, local_datasets
 from ..presets import CUSTOM, PRESETS, default_preset, preset_for, presets_of, tokenizer_vocab
 
@@ -104,7 +103,6 @@ class _Choices:
     checkpoints: list[tuple[str, str]]
     out_weights: set[str]          # names of out/*.pth: the trainer's default SFT init is looked up there
     demo: DemoData | None          # only when the app was opened with --demo
-    tokenizer_generation: str      # of the project's tokenizer: a new model's generation unless one is picked
 
 
 class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus stops
@@ -169,8 +167,6 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
         self._mode: str | None = None    # the mode whose defaults the fields hold
         self._generation = "v1"          # the generation whose presets and defaults the form holds
         self._preset_of: dict[str, str] = {}  # generation -> the preset last chosen in it (restored on return)
-        self._generation_picked = False  # the user chose a generation: the tokenizer's no longer applies
-        self._tokenizer_generation = "v1"
         self._base_key: tuple | None = None  # (path, mtime, size) of the SFT base weights the form follows
         self._bases_read: dict[tuple, BaseWeights] = {}
         self._deciding = False           # applying what the base weights say (its own changes must not recurse)
@@ -258,10 +254,7 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
             checkpoints.append((ck.label, value))
         out = self.root / "out"
         out_weights = {p.name for p in out.glob("*.pth")} if out.is_dir() else set()
-        # Read once: a tokenizer folder does not change while the form is open.
-        tokenizer = self._tokenizer_generation if self.scans_done else tokenizer_generation(
-            choose_tokenizer_dir(self.root)[0])
-        self.post_message(self._Scanned(_Choices(datasets, checkpoints, out_weights, demo, tokenizer)))
+        self.post_message(self._Scanned(_Choices(datasets, checkpoints, out_weights, demo)))
 
     @work(thread=True, exclusive=True, group="train-form-demo")
     def fetch_demo(self, mode: str) -> None:
@@ -289,7 +282,6 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
         self.scans_done += 1
         self._check_key = ()  # files may have come or gone since (a finished run's weights): check again
         self._base_key = None  # and the base weights may have been rewritten: read them again
-        self._adopt_tokenizer_generation(choices.tokenizer_generation)
         if choices.demo is not None and self._demo_data is None:  # the first scan that has it (two may race)
             # Demo: SFT when the demo pretrain weights exist, else pretrain first (SFT starts from its weights).
             dim = PRESETS["demo"].dim
@@ -413,11 +405,10 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
 
     @on(Select.Changed, "#generation")
     def _generation_changed(self, event: Select.Changed) -> None:
-        """Picked by the user (the form sets it quietly): its presets and defaults, and it stays picked."""
+        """Picked by the user (the form sets it quietly): its presets and defaults."""
         generation = str(event.value)
         if self._superseded(event) or generation == self._generation:  # (or its announcement after mount)
             return
-        self._generation_picked = True
         self._say(f"{GENERATIONS[generation]} defaults", *self._apply_generation(generation))
         self._show_generation_source()
 
@@ -508,10 +499,10 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
         self.refresh_preview()
         self._show_generation_source()
 
-    # ---- the generation: the base weights', else the one picked, else the tokenizer's -----------------------
+    # ---- the generation: the base weights', else the one picked ---------------------------------------------
     def _apply_generation(self, generation: str) -> tuple[list[str], list[str]]:
         """Offer this generation's presets (the one last chosen in it, else its trainer's default; custom sizes
-        stay custom) and put in its defaults where they differ: (changes, typed values kept)."""
+        stay custom) and put in its trainer's defaults: (changes, typed values kept)."""
         before, self._generation = self._generation, generation
         if before == generation:
             return [], []
@@ -523,30 +514,19 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
             select.set_options([(p.label, p.key) for p in presets_of(generation)] + [("custom", CUSTOM)])
             select.value = choice
         self._apply_preset(choice)
-        mode = self._mode or self._value("mode")
-        changed, kept = self._apply_defaults(changed_defaults((mode, before), (mode, generation)))
+        # All of its defaults, not only those that differ: another generation is another recipe (a recipe's
+        # values, the demo's, do not carry over); what the user typed stays.
+        changed, kept = self._apply_defaults(changed_defaults(None, (self._mode or self._value("mode"), generation)))
         model = [f"model {PRESETS[choice].label}"] if choice != current else []
         return model + changed, kept
 
     def _set_generation(self, generation: str) -> tuple[list[str], list[str]]:
-        """Set the generation from what the form reads (base weights, tokenizer, a recipe): no Changed event,
-        so it does not count as picked."""
+        """Set the generation from what the form reads (the base weights, the demo recipe's preset), quietly."""
         select = self.query_one("#generation", Select)
         if select.value != generation:
             with select.prevent(Select.Changed):
                 select.value = generation
         return self._apply_generation(generation)
-
-    def _adopt_tokenizer_generation(self, generation: str) -> None:
-        """A new model is of the project tokenizer's generation (as the trainer builds it), until the user
-        picks one; the base weights of an SFT run decide over both."""
-        if generation == self._tokenizer_generation:
-            return
-        self._tokenizer_generation = generation
-        if self._generation_picked or self.query_one("#generation", Select).disabled:
-            return
-        self._say(f"{GENERATIONS[generation]} (the project's tokenizer)", *self._set_generation(generation))
-        self._show_generation_source()
 
     def _base_file(self, spec: TrainSpec) -> Path | None:
         """The weights an SFT run starts from (the trainer's default or the Base chosen), None for pretraining
@@ -634,8 +614,6 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
                 text = "read from the base weights"
             elif self._value("mode") == "sft":
                 text = "no base weights found: choose"
-            elif not self._generation_picked and self._tokenizer_generation != "v1":
-                text = "the project tokenizer's; or choose"
             else:
                 text = "a new model: choose"
         self.query_one("#generation-note", Static).update(Text(text, style="dim"))
@@ -803,7 +781,9 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
             text.append(("\n" if text else "") + "one node; its rendezvous listens on 127.0.0.1 only. Several nodes: "
                         "run torchrun on each (README), with the master port unreachable from outside the cluster",
                         style="dim")
-        self.query_one("#checks", Static).update(text)
+        checks = self.query_one("#checks", Static)
+        checks.update(text)
+        checks.display = bool(text)  # no blank line while there is nothing to say: 80x24 needs the row
         wrong = {p.flag for p in problems if not p.warning}
         for widget in self.query_one("#form-grid").query("Input, Select"):
             widget.set_class(widget.id in wrong, "-invalid")
@@ -858,10 +838,7 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
     def _tokenizer_dir(self, spec: TrainSpec | None) -> Path:
         """The tokenizer the trainer will use for this form: --tokenizer, else (SFT) the one recorded with the
         base weights, else the project's or the bundled one. The preview and the estimate must use it too."""
-        weights = None
-        if spec is not None and spec.mode == "sft":
-            base = spec.init or str(Path(spec.out_dir) / layout.weights_name("pretrain", spec.dim, spec.use_moe))
-            weights = find_weights(self.root / base)
+        weights = self._base_file(spec) if spec is not None else None
         return choose_tokenizer_dir(self.root, self._tokenizer_flag(), weights=weights)[0]
 
     def _tokenizer_flag(self) -> str | None:
