@@ -442,7 +442,7 @@ async def test_a_run_started_elsewhere_is_selected_unless_a_live_one_is_watched(
 
 
 async def test_the_runs_tab_shows_generation_note_and_skipped_steps(make_app, project):
-    run = make_run(project, "20251101-100000-sft", steps=30, end="done")
+    run = make_run(project, "20251101-100000-sft", steps=30, end="done", reason="finished")
     config = json.loads((run / layout.CONFIG).read_text())
     config["settings"]["generation"] = "gen3"
     (run / layout.CONFIG).write_text(json.dumps(config))
@@ -450,12 +450,13 @@ async def test_the_runs_tab_shows_generation_note_and_skipped_steps(make_app, pr
     with open(run / layout.METRICS, "ab") as f:
         f.write(events.encode("nonfinite", now=T0, step=30, count=2, nonfinite_steps=2))
     make_run(project, "20251101-090000-sft", steps=10, end="done")  # from before generations: v1
+    make_run(project, "20251101-080000-sft", steps=10, end="done")
     app = make_app()
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.press("2")
         await wait_for(pilot, lambda: monitor_summary(app) is not None, "monitor")
         table = app.query_one(DataTable)
-        await wait_for(pilot, lambda: table.row_count == 2, "both runs")
+        await wait_for(pilot, lambda: table.row_count == 3, "the runs")
         cells = {r: [str(c) for c in table.get_row(r)] for r in ("20251101-100000-sft", "20251101-090000-sft")}
         assert "minimind-3" in cells["20251101-100000-sft"] and "thinking data, lr 1e-5" in cells["20251101-100000-sft"]
         assert "MiniMind v1" in cells["20251101-090000-sft"]
@@ -466,9 +467,17 @@ async def test_the_runs_tab_shows_generation_note_and_skipped_steps(make_app, pr
         assert "2 optimizer steps skipped (inf/NaN gradient)" in notes and "note: thinking data, lr 1e-5" in notes
     async with make_app().run_test(size=(80, 24)) as pilot:  # 80 columns: the table keeps what fits
         await pilot.press("2")
-        await wait_for(pilot, lambda: pilot.app.query_one(DataTable).row_count == 2, "both runs")
+        await wait_for(pilot, lambda: pilot.app.query_one(DataTable).row_count == 3, "the runs")
         assert [str(c.label) for c in pilot.app.query_one(DataTable).columns.values()] == [
             "run", "status", "mode", "loss", "steps", "time"]
+        await wait_for(pilot, lambda: monitor_summary(pilot.app) is not None, "the monitor")
+        pilot.app.query_one(DataTable).move_cursor(row=0)
+        await wait_for(pilot, lambda: monitor_summary(pilot.app).note, "the run with a note")
+        await pilot.pause()
+        # Three lines of notes (checkpoint, reason, note) and the log still in view above the footer.
+        assert pilot.app.query_one("#monitor-notes").size.height == 3
+        log = pilot.app.query_one("#monitor-log")
+        assert log.region.height >= 3 and log.region.bottom <= 23
 
 
 async def test_a_watched_run_that_stalls_or_fails_a_checkpoint_is_announced(make_app, project):
