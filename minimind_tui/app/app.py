@@ -29,7 +29,7 @@ from minimind_tui.runs import layout
 from minimind_tui.runs.control import STOP_TIMEOUT_S, StopOutcome, stop_run
 from minimind_tui.runs.events import RunStatus
 from minimind_tui.runs.launcher import Launched, Launcher, TrainSpec
-from minimind_tui.runs.summary import RunSummary
+from minimind_tui.runs.summary import RunSummary, summarize
 from minimind_tui.tokenizer_choice import recorded_meta
 
 from .run_watch import Compared, RunsIndex, RunView, newest_live
@@ -464,10 +464,11 @@ class MiniMindApp(App):
 
     @work(thread=True, group="launch", exit_on_error=False)
     def resume(self, run_dir: Path, mode: str, gpus: int) -> None:
-        if layout.is_alive(run_dir):  # resumed elsewhere since the monitor's last look: the trainer would refuse
+        now = summarize(run_dir)  # the folder as it is now, not as the monitor last saw it
+        if now is not None and now.is_live:  # resumed elsewhere since: the trainer would refuse
             self.call_from_thread(self.notify, f"{run_dir.name} is running: another dashboard or a shell resumed "
-                                  f"it (trainer pid {layout.lock_pid(run_dir)})", title="Not resumed",
-                                  severity="warning", markup=False)
+                                  f"it (trainer pid {now.pid})", title="Not resumed", severity="warning",
+                                  markup=False)
             self.refresh_runs()
             return
         try:
