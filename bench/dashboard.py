@@ -119,7 +119,7 @@ def replay(root: Path, steps: int) -> tuple[float, int]:
                    ckpt_at=())
     t = time.perf_counter()
     view = RunsIndex(root).view(run)
-    return time.perf_counter() - t, len(view.summary.loss_points)
+    return time.perf_counter() - t, len(view.curves) if view is not None and view.curves is not None else 0
 
 
 def main() -> None:
@@ -145,7 +145,7 @@ def main() -> None:
     print(f"first paint, one live run           {statistics.median(paint_run):.3f} s")
     print(f"reattached (live run on screen)     {statistics.median(attach):.3f} s  (max {max(attach):.3f})")
     print(f"replay 100,000 step events          {seconds:.3f} s  ({100_000 / seconds:,.0f} events/s; "
-          f"{points} curve points kept)")
+          f"{points:,} steps charted)")
 
 
 if __name__ == "__main__":

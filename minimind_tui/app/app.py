@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.message import Message
+from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -27,10 +29,10 @@ from minimind_tui.runs import layout
 from minimind_tui.runs.control import STOP_TIMEOUT_S, StopOutcome, stop_run
 from minimind_tui.runs.events import RunStatus
 from minimind_tui.runs.launcher import Launched, Launcher, TrainSpec
-from minimind_tui.runs.summary import RunSummary
+from minimind_tui.runs.summary import RunSummary, summarize
 from minimind_tui.tokenizer_choice import recorded_meta
 
-from .run_watch import Compared, RunsIndex, RunView, newest_live, without_series
+from .run_watch import Compared, RunsIndex, RunView, newest_live
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .widgets.gpu_panel import GpuPanel
@@ -107,6 +109,7 @@ class MiniMindApp(App):
         Binding("alt+4", "tab('chat')", "Chat", show=False, priority=True),
         Binding("escape", "leave_field", "Leave", key_display="esc",
                 tooltip="leave the text field: the digit keys switch tabs again"),
+        Binding("escape", "main_view", "Main view", show=False),  # the same from anywhere, unannounced
         Binding("ctrl+l", "launch", "Launch"),
         Binding("ctrl+o", "preview", "Preview data"),
         Binding("ctrl+y", "copy_command", "Copy command", show=False),
@@ -127,6 +130,7 @@ class MiniMindApp(App):
         self._pollers_stop = threading.Event()
         self._first_runs_poll = True
         self._last_seen: dict[str, tuple[str, int]] = {}  # run id -> (status, number of notes) already shown
+        self._listed: set[str] | None = None  # run ids of the last list (None before the first)
         self.compared_runs: tuple[Path, ...] = ()  # runs the Runs tab compares (read by the runs poller)
         self._worker_errors: dict[str, str] = {}  # worker group -> the error last shown (not repeated while it lasts)
 
@@ -207,8 +211,7 @@ class MiniMindApp(App):
                     selected = layout.run_path(self.root, live.run_id)
             view = index.view(selected) if selected is not None else None
             if view is not None:  # the selected run's row is as fresh as its monitor
-                fresh = without_series(view.summary)
-                summaries = [fresh if s.run_id == fresh.run_id else s for s in summaries]
+                summaries = [view.summary if s.run_id == view.summary.run_id else s for s in summaries]
             compared = self.compared_runs
             self.post_message(RunsUpdated(summaries, view, index.compare(compared) if compared else ()))
             woken = self._idle_until_woken(self._wake_runs, self.services.poll_interval, worker)
@@ -271,6 +274,7 @@ class MiniMindApp(App):
         tab = self.query_one(RunsTab)
         tab.update_runs(message.summaries)
         self._announce(message.summaries, message.view)
+        self._follow_new_run(message.summaries, message.view)
         # Roots of live trainers' process trees (torchrun and every rank), for the host and GPU readings.
         self.run_pids = {p for s in message.summaries if s.is_live for p in (s.pid, s.launcher_pid) if p}
         view = message.view
@@ -316,6 +320,25 @@ class MiniMindApp(App):
                         self.notify(f"{run_id}: {note}", severity="warning", timeout=30, markup=False)
                 seen_notes = len(notes)
             self._last_seen[run_id] = (status, seen_notes)
+
+    def _follow_new_run(self, summaries: list[RunSummary], view: RunView | None) -> None:
+        """A run started elsewhere (another dashboard, a shell) while we watch: select it, so the table scrolls
+        to it and the monitor streams it, unless the run shown is itself live (then only say so)."""
+        listed = {s.run_id for s in summaries}
+        before, self._listed = self._listed, listed
+        if before is None:
+            return  # the first list: reattaching picks the live run
+        fresh = [s for s in summaries if s.run_id not in before and s.is_live]
+        if not fresh or any(layout.run_path(self.root, s.run_id) == self.selected_run for s in fresh):
+            return  # nothing new, or our own launch (already selected)
+        newest = fresh[0]
+        watching = view is not None and view.run_dir == self.selected_run and view.summary.is_live
+        self.notify(f"{newest.run_id} started" + ("" if watching else ": showing it"), title="New run",
+                    markup=False)
+        if not watching:
+            self.selected_run = layout.run_path(self.root, newest.run_id)
+            self.query_one(RunsTab).select(newest.run_id)
+            self.refresh_runs()
 
     @on(RunsTab.RunSelected)
     def _run_selected(self, message: RunsTab.RunSelected) -> None:
@@ -441,6 +464,13 @@ class MiniMindApp(App):
 
     @work(thread=True, group="launch", exit_on_error=False)
     def resume(self, run_dir: Path, mode: str, gpus: int) -> None:
+        now = summarize(run_dir)  # the folder as it is now, not as the monitor last saw it
+        if now is not None and now.is_live:  # resumed elsewhere since: the trainer would refuse
+            self.call_from_thread(self.notify, f"{run_dir.name} is running: another dashboard or a shell resumed "
+                                  f"it (trainer pid {now.pid})", title="Not resumed", severity="warning",
+                                  markup=False)
+            self.refresh_runs()
+            return
         try:
             launched = self.services.launcher.resume(self.root, run_dir, mode, gpus)
         except Exception as e:
@@ -499,7 +529,58 @@ class MiniMindApp(App):
             self.call_after_refresh(self.query_one("#runs-table").focus)
 
     def action_leave_field(self) -> None:
-        self.set_focus(None)
+        self.action_main_view()
+
+    def action_main_view(self) -> None:
+        """Escape: back to the tab's main view (the runs table, the dataset's sample view, ...), where the tab's
+        single-letter keys and the digit keys work; tabs without one keep no focus."""
+        view = self._main_view()
+        if view is not None:
+            view.focus()
+        else:
+            self.set_focus(None)
+
+    def _main_view(self) -> Widget | None:
+        tabs = self.query_one(TabbedContent)
+        if tabs.active == "runs":
+            return self.query_one(RunsTab).query_one("#runs-table")
+        pane = self.query_one(f"#{tabs.active}", TabPane) if tabs.active else None
+        tab = pane.children[0] if pane is not None and pane.children else None
+        main_view = getattr(tab, "main_view", None)  # a lazy tab may offer one (the Dataset tab)
+        try:
+            return main_view() if callable(main_view) else None
+        except NoMatches:  # asked before the tab has composed its views
+            return None
+
+    # ---- command palette (ctrl+p) ------------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The dashboard's own commands first, each also bound to a key (the help says which), then Textual's
+        (themes, screenshot, keys, quit)."""
+        yield SystemCommand("Launch training", "Train tab: launch the run the form shows (ctrl+l)",
+                            lambda: self._in_tab("train", self.action_launch))
+        yield SystemCommand("Stop the selected run", "Runs tab: the trainer saves and exits (s)",
+                            lambda: self._in_tab("runs", self.action_stop))
+        yield SystemCommand("Resume the selected run", "Runs tab: continue from its last checkpoint (r)",
+                            lambda: self._in_tab("runs", self.action_resume))
+        yield SystemCommand("Compare the marked runs", "Runs tab: their curves overlaid, the settings that differ "
+                            "(mark with m, then c)",
+                            lambda: self._in_tab("runs", self.query_one(RunsTab).action_compare))
+        yield SystemCommand("Open a dataset file", "Dataset tab: type the path of a .jsonl file (o)",
+                            lambda: self._in_lazy_tab("dataset", "action_open_path"))
+        yield SystemCommand("New chat", "Chat tab: start over with the model loaded (ctrl+n)",
+                            lambda: self._in_lazy_tab("chat", "action_new_chat"))
+        yield from super().get_system_commands(screen)
+
+    def _in_tab(self, tab: str, action: Callable[[], object]) -> None:
+        self.action_tab(tab)
+        action()
+
+    def _in_lazy_tab(self, pane_id: str, action: str) -> None:
+        """Show the Dataset or Chat tab and run one of its actions (once it is built: its compose comes first)."""
+        self.action_tab(pane_id)
+        widget = self.lazy_tab(pane_id)
+        if hasattr(widget, action):  # not the "not available" placeholder
+            self.call_after_refresh(getattr(widget, action))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

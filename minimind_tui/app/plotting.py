@@ -176,6 +176,7 @@ class Line:
     x: list[float]
     y: list[float]
     style: str
+    marker: str | None = None  # also a marker at each point (sparse series: a validation loss)
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,8 @@ class Series:
     style: str               # the smoothed (or only) line
     raw_style: str | None    # the faint raw line under it; None: not drawn
     marks: tuple[float, ...] = ()
+    smooth: bool = True      # False: always drawn as measured (a validation loss: few points, no noise to hide)
+    marker: str | None = None
 
 
 def plan(series: Sequence[Series], columns: int, rows: int, smoothing: float, log: bool) -> Plan:
@@ -214,16 +217,17 @@ def plan(series: Sequence[Series], columns: int, rows: int, smoothing: float, lo
         b = downsample(s.x, y, buckets)
         if not b.x:
             continue
-        smooth = ema(b.mean, smoothing)
-        if s.raw_style and smoothing > 0:
+        weight = smoothing if s.smooth else 0.0
+        smooth = ema(b.mean, weight)
+        if s.raw_style and weight > 0:
             # The raw band: through each bucket's lowest and highest point, so noise and spikes stay visible.
             rx = [x for x in b.x for _ in (0, 1)]
             ry = [v for pair in zip(b.lo, b.hi, strict=False) for v in pair]
             lines.append(Line(rx, ry, s.raw_style))
-        lines.append(Line(b.x, smooth, s.style))
+        lines.append(Line(b.x, smooth, s.style, s.marker))
         all_x += (s.x[0], s.x[-1])  # the data's own ends, not its first and last buckets' middles
         range_x += b.x
-        range_y += smooth if smoothing > 0 else b.mean
+        range_y += smooth
         newest.append(range_y[-1])
     if not all_x:
         return Plan((), (0.0, 1.0), (0.0, 1.0), (), (), (), (), ())
@@ -232,7 +236,7 @@ def plan(series: Sequence[Series], columns: int, rows: int, smoothing: float, lo
         x_lo, x_hi = x_lo - 1, x_hi + 1
     order = sorted(range(len(range_x)), key=range_x.__getitem__)
     y_lo, y_hi = y_range([range_x[i] for i in order], [range_y[i] for i in order], keep=newest)
-    lines = [Line(ln.x, clamp(ln.y, y_lo, y_hi), ln.style) for ln in lines]
+    lines = [Line(ln.x, clamp(ln.y, y_lo, y_hi), ln.style, ln.marker) for ln in lines]
     x_ticks = nice_ticks(x_lo, x_hi, max(2, columns // 10))
     y_ticks = (log_ticks if log else nice_ticks)(y_lo, y_hi, max(2, rows // 2))
     marks = tuple(m for s in series for m in s.marks if x_lo <= m <= x_hi)

@@ -48,7 +48,7 @@ class RunView:
     new_log_lines: tuple[str, ...] = ()
     reset_log: bool = False  # the run changed: clear the log panel first
     curves: Curves | None = None
-    eval_points: tuple[tuple[int, float], ...] = ()  # (step, validation loss), by step: see eval_points()
+    eval_points: tuple[tuple[int, float], ...] = ()  # (step, validation loss), by step: add_eval_points()
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class Compared:
     run_id: str
     curves: Curves
     config: dict
+    eval_points: tuple[tuple[int, float], ...] = ()  # (step, validation loss), by step
 
 
 class _Followed:
@@ -73,7 +74,7 @@ class _Followed:
             self.state.add(events)
             if self.series is not None:
                 self.series.add(events)
-            self.evals.update(eval_points(events))
+            add_eval_points(self.evals, events)
 
     def chart(self) -> RunSeries:
         """Start keeping this run's curves: the events already read are read again, up to where the summary's
@@ -90,11 +91,17 @@ class _Followed:
         return self.series
 
 
-def eval_points(events: list[dict]) -> dict[int, float]:
-    """step -> validation loss from `eval` events (events.py). Keyed by step, so after a resume from an earlier
-    checkpoint the replayed evaluations replace the old ones, as the replayed steps do."""
-    return {e["step"]: float(e["loss"]) for e in events if e.get("event") == "eval"
-            and isinstance(e.get("step"), int) and isinstance(e.get("loss"), (int, float))}
+def add_eval_points(evals: dict[int, float], events: list[dict]) -> None:
+    """Fold `eval` events (events.py) into step -> validation loss. Keyed by step, and a resume from an earlier
+    checkpoint drops the evaluations after it, as the curves drop the steps after it (those weights are gone):
+    the replayed evaluations take their place."""
+    for e in events:
+        kind = e.get("event")
+        if kind == "start" and e.get("resumed_from").__class__ is int:
+            for step in [s for s in evals if s > e["resumed_from"]]:
+                del evals[step]
+        elif kind == "eval" and isinstance(e.get("step"), int) and isinstance(e.get("loss"), (int, float)):
+            evals[e["step"]] = float(e["loss"])
 
 
 class RunsIndex:
@@ -113,12 +120,7 @@ class RunsIndex:
         found = _run_dirs(self.root)
         self._runs = {p: self._runs.get(p) or _Followed(p) for p in found}
         now = self.clock()
-        out = []
-        for p in found:
-            s = self._summary(p, now)
-            if s is not None:
-                out.append(without_series(s))
-        return out
+        return [s for p in found if (s := self._summary(p, now)) is not None]
 
     def _followed(self, run_dir: Path) -> _Followed:
         f = self._runs.get(run_dir)
@@ -191,7 +193,7 @@ class RunsIndex:
                 check_run_files(run_dir)
                 if not f.config:  # written by the trainer a moment after the run folder appears
                     f.config = read_config(run_dir)
-                out.append(Compared(run_dir.name, self._curves(f), f.config))
+                out.append(Compared(run_dir.name, self._curves(f), f.config, tuple(sorted(f.evals.items()))))
             except (OSError, UnreadableRun):
                 continue
         return tuple(out)
@@ -208,9 +210,6 @@ def _run_dirs(root: Path) -> list[Path]:
     return found
 
 
-def without_series(s: RunSummary) -> RunSummary:
-    from dataclasses import replace
-    return replace(s, loss_points=(), lr_points=())
 
 
 def newest_live(summaries: list[RunSummary]) -> RunSummary | None:

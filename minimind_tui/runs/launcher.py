@@ -47,11 +47,15 @@ class TrainSpec:
     gpus: int = 1
     extra: list[str] = field(default_factory=list)
     preset: str | None = None      # the model preset chosen (None: custom sizes)
+    generation: str | None = None  # "v1", "gen2" (MiniMind2), "gen3" (minimind-3); None: the trainer decides
 
     def train_args(self) -> list[str]:
+        # v1 goes without saying when a preset says it; custom sizes would leave it to the tokenizer's generation.
+        named = self.generation is not None and (self.generation != "v1" or self.preset is None)
+        generation = ["--generation", str(self.generation)] if named else []
         args = [self.mode, "--data_path", self.data_path, "--batch_size", str(self.batch_size),
                 "--learning_rate", f"{self.learning_rate:g}", "--epochs", str(self.epochs),
-                "--accumulation_steps", str(self.accumulation_steps),
+                "--accumulation_steps", str(self.accumulation_steps), *generation,
                 *(["--preset", self.preset] if self.preset else []), "--dim", str(self.dim),
                 "--n_layers", str(self.n_layers), "--max_seq_len", str(self.max_seq_len),
                 "--use_moe", "1" if self.use_moe else "0", *(["--dtype", self.dtype] if self.dtype else [])]
@@ -148,9 +152,15 @@ class ProcessLauncher:
         return Launched(run_dir, proc.pid, argv)
 
     def exit_code(self, run_dir: Path) -> int | None:
-        """The exit status of a process this launcher started (reaping it), or None if running/unknown."""
+        """The exit status of the process this launcher started last in run_dir (reaping it), or None if it
+        runs or is unknown, or when launcher.pid names another process: another dashboard has started the run
+        since, and what became of ours is history, not the run's status."""
         proc = self._procs.get(Path(run_dir).resolve())
-        return None if proc is None else proc.poll()
+        if proc is None:
+            return None
+        code = proc.poll()
+        recorded = launcher_pid(run_dir)
+        return code if recorded in (None, proc.pid) else None
 
     def reap(self) -> None:
         for proc in self._procs.values():

@@ -23,6 +23,7 @@ from pathlib import Path
 from dataset.atomic import write_atomic
 
 from . import pids
+from .reader import read_regular
 
 RUNS = "runs"  # under the project folder (--root)
 CONFIG = "config.json"
@@ -173,9 +174,11 @@ def write_private(path: Path, text: str) -> None:
 
 
 def read_note(run_dir: Path) -> str:
+    """The run's note ("" without one). Read only if it is a regular file: a FIFO there would block."""
     try:
-        return (Path(run_dir) / NOTES).read_text(encoding="utf-8").strip()
-    except (FileNotFoundError, UnicodeDecodeError):
+        data = read_regular(Path(run_dir) / NOTES, limit=64 << 10)
+        return data.decode("utf-8").strip() if data else ""
+    except (OSError, UnicodeDecodeError):
         return ""
 
 

@@ -24,11 +24,11 @@ from .reader import NotRegularFile, open_regular, read_all, read_regular
 # holds anything else there was not written by our trainer: the run is reported unreadable, with the field
 # named, rather than shown with figures made up from it (or taking the dashboard down when formatted).
 NUMBER_FIELDS = ("time", "step", "total", "epoch", "loss", "lr", "tokens_per_s", "eta", "mem_peak_gb",
-                 "world_size", "seconds_since_step", "batch_size", "suggestion", "done")
+                 "world_size", "seconds_since_step", "batch_size", "suggestion", "done", "nonfinite_steps")
 TEXT_FIELDS = ("mode", "status", "path")
 # Every file a summary reads or stats: each must be a regular file (or absent) for the folder to be read.
 RUN_FILES = (layout.CONFIG, layout.METRICS, layout.LOG, layout.HEARTBEAT, layout.LOCK, LAUNCHER_PID, LAUNCHER_LOG,
-             STOP_REQUEST)
+             STOP_REQUEST, layout.NOTES)
 
 # With no heartbeat yet, a just-started process is "starting" (torch import, tokenising) rather than stalled.
 STARTUP_GRACE_S = 600.0
@@ -36,32 +36,6 @@ STARTUP_GRACE_S = 600.0
 
 class UnreadableRun(Exception):
     """One run folder cannot be made sense of; the message is the reason shown in its row."""
-
-
-class Downsampler:
-    """Keeps at most `capacity` points of an unbounded series by averaging neighbours: when full, pairs
-    merge and each new point covers twice as many steps. Memory stays bounded for any run length."""
-
-    def __init__(self, capacity: int = 1024):
-        self.capacity = capacity
-        self.values: list[float] = []
-        self.bucket = 1
-        self._sum = 0.0
-        self._count = 0
-
-    def add(self, value: float) -> None:
-        self._sum += value
-        self._count += 1
-        if self._count == self.bucket:
-            self.values.append(self._sum / self._count)
-            self._sum, self._count = 0.0, 0
-            if len(self.values) >= self.capacity:
-                v = self.values
-                self.values = [(v[i] + v[i + 1]) / 2 for i in range(0, len(v) - 1, 2)]
-                self.bucket *= 2
-
-    def points(self) -> list[float]:
-        return self.values + ([self._sum / self._count] if self._count else [])
 
 
 @dataclass(frozen=True)
@@ -87,10 +61,11 @@ class RunSummary:
     launcher_pid: int | None = None  # torchrun or the trainer, as started by the launcher: root of the tree
     world_size: int = 1
     heartbeat_age_s: float | None = None
-    loss_points: tuple[float, ...] = ()
-    lr_points: tuple[float, ...] = ()
     notes: tuple[str, ...] = ()  # log/checkpoint_failed/stall messages, newest last
     preparing: str | None = None  # "tokenise 512/4000" while the trainer prepares data, before step 1
+    generation: str = "v1"  # which MiniMind (config.json's settings.generation; runs made before it: v1)
+    note: str = ""  # the user's note (`runs note`, notes.txt)
+    nonfinite_steps: int = 0  # optimizer steps skipped for an inf/NaN gradient
 
     @property
     def is_live(self) -> bool:
@@ -111,10 +86,9 @@ class RunState:
     last_oom: dict | None = None
     last_stall: dict | None = None
     last_prepare: dict | None = None  # data preparation before the first step (tokenising, indexing)
+    nonfinite_steps: int = 0  # the trainer's running count (step and nonfinite events carry it)
     first_time: float | None = None
     last_time: float | None = None
-    loss: Downsampler = field(default_factory=Downsampler)
-    lr: Downsampler = field(default_factory=Downsampler)
     notes: list[str] = field(default_factory=list)
     config: dict | None = None
     unreadable: str | None = None  # why the events make no sense (the first bad one); summary() raises it
@@ -132,15 +106,13 @@ class RunState:
             if isinstance(t, (int, float)):
                 self.first_time = t if self.first_time is None else self.first_time
                 self.last_time = t
+            if kind in ("step", "nonfinite") and isinstance(e.get("nonfinite_steps"), int):
+                self.nonfinite_steps = e["nonfinite_steps"]
             if kind == "start":
                 self.start = e
                 self.end = None  # a resumed run appends a new start after the old end
             elif kind == "step":
                 self.last_step = e
-                if isinstance(e.get("loss"), (int, float)):
-                    self.loss.add(float(e["loss"]))
-                if isinstance(e.get("lr"), (int, float)):
-                    self.lr.add(float(e["lr"]))
             elif kind == "prepare":
                 self.last_prepare = e
             elif kind == "ckpt":
@@ -193,14 +165,15 @@ class RunState:
             step=step.get("step"), total=step.get("total") or start.get("total"),
             epoch=epoch_number(step, start), epochs=args.get("epochs"),
             loss=step.get("loss"), lr=step.get("lr"), tokens_per_s=step.get("tokens_per_s"),
-            eta_s=step.get("eta") if status in (RunStatus.LIVE, RunStatus.STALLED) else None,
+            eta_s=step.get("eta") if status is RunStatus.LIVE else None,  # a stalled run has no end in sight
             duration_s=(end_time - self.first_time) if self.first_time is not None and end_time else None,
             mem_peak_gb=step.get("mem_peak_gb"),
             last_ckpt_step=ckpt_step, last_ckpt_path=ckpt_path,
             pid=pid, launcher_pid=launcher_pid(self.run_dir), world_size=int(start.get("world_size") or 1),
-            heartbeat_age_s=hb_age,
-            loss_points=tuple(self.loss.points()), lr_points=tuple(self.lr.points()), notes=tuple(self.notes),
+            heartbeat_age_s=hb_age, notes=tuple(self.notes),
             preparing=_preparing(self.last_prepare) if self.last_step is None else None,
+            generation=_generation(args.get("generation")), note=layout.read_note(self.run_dir),
+            nonfinite_steps=self.nonfinite_steps,
         )
 
     def _last_checkpoint(self, status: RunStatus) -> tuple[int | None, str | None]:
@@ -219,32 +192,45 @@ class RunState:
         return step, str(done[-1].relative_to(self.run_dir))
 
     def _status(self, now: float, exit_code: int | None) -> tuple[RunStatus, str, int | None, float | None]:
+        """What the folder says, whichever dashboard or shell started the run. `exit_code` is what this
+        dashboard knows of the process it started there last; a trainer holding the lock overrides it (another
+        dashboard or the CLI resumed the run since, or our own start was refused because that one writes)."""
         run_dir = self.run_dir
         hb_age = layout.heartbeat_age(run_dir, now)
-        record = pids.read_record(run_dir / layout.LOCK) or pids.read_record(run_dir / LAUNCHER_PID)
-        pid = record.pid if record is not None else None
+        lock, launched = pids.read_record(run_dir / layout.LOCK), pids.read_record(run_dir / LAUNCHER_PID)
         # The recorded process itself, not whatever holds its pid now: a stale record reads as dead.
-        pid_alive = record is not None and record.running() and exit_code is None
+        writer = lock if lock is not None and lock.running() else None
+        starter = launched if launched is not None and launched.running() and exit_code is None else None
+        alive = writer or starter
+        record = alive or lock or launched
+        pid = record.pid if record is not None else None
         at = f" at step {self.last_step['step']}" if self.last_step else ""
-        if self.end is not None:
+        if self.end is not None and not _started_after(alive, self.end):
             status, reason = _end_status(self.end)
             if status is RunStatus.OOM:
                 reason = _oom_reason(self.last_oom or self.end) or reason
             return status, reason, pid, hb_age
-        if pid_alive:
+        if alive is not None:
+            restarted = self.end is not None  # (only here when the process came after the end event)
             if hb_age is None:
                 started = _mtime(run_dir / LAUNCHER_PID) or _mtime(run_dir)
                 if started is not None and now - started > STARTUP_GRACE_S:
                     return (RunStatus.STALLED, f"process {pid} alive but no heartbeat after {_secs(now - started)}",
                             pid, None)
                 return RunStatus.STARTING, "", pid, None
+            if restarted and hb_age > layout.HEARTBEAT_STALE_S:  # the heartbeat is still the last process's
+                return RunStatus.STARTING, "", pid, hb_age
             if hb_age > layout.HEARTBEAT_STALE_S:
                 return (RunStatus.STALLED, f"no heartbeat for {_secs(hb_age)}{at} (process {pid} still exists)", pid,
                         hb_age)
             stall = self.last_stall
             if stall and (not self.last_step or stall.get("time", 0) >= self.last_step.get("time", 0)):
                 return RunStatus.STALLED, f"no step for {_secs(stall.get('seconds_since_step'))}{at}", pid, hb_age
-            return RunStatus.LIVE, "", pid, hb_age
+            refused = ""
+            if writer is not None and exit_code and launched is not None and launched.pid != writer.pid:
+                refused = (f"the trainer started from this dashboard exited with status {exit_code}: "
+                           f"{_last_line(run_dir, (LAUNCHER_LOG,))}")
+            return RunStatus.LIVE, refused, pid, hb_age
         if (record is None or not record.here) and hb_age is not None and hb_age <= layout.HEARTBEAT_STALE_S:
             return RunStatus.LIVE, "", None, hb_age  # a trainer that wrote no lock, or one on another host
         request = read_stop_request(run_dir)
@@ -262,6 +248,15 @@ class RunState:
         stopped = f", heartbeat stopped {_secs(hb_age)} ago" if hb_age is not None else ""
         return RunStatus.KILLED, (f"killed{at}: no end event and the process is gone{stopped} "
                                   "(killed by a signal, host out of memory or power loss)"), pid, hb_age
+
+
+def _started_after(process: pids.Recorded | None, end: dict) -> bool:
+    """A running process (trainer.lock, launcher.pid) that started after the run's end event: the run was
+    started again (a resume) and has not written its own start event yet. Both times are the host's clock (a
+    record without a start time, from an older version, never counts)."""
+    ended = end.get("time")
+    began = None if process is None else process.started
+    return began is not None and isinstance(ended, (int, float)) and began > ended
 
 
 def _end_status(end: dict) -> tuple[RunStatus, str]:
@@ -387,9 +382,9 @@ def _signal_name(num: int) -> str:
         return f"signal {num}"
 
 
-def _last_line(run_dir: Path) -> str:
+def _last_line(run_dir: Path, names: tuple[str, ...] = (layout.LOG, LAUNCHER_LOG)) -> str:
     """The last non-empty line of what the process printed: usually the error."""
-    for name in (layout.LOG, LAUNCHER_LOG):
+    for name in names:
         try:
             with open_regular(run_dir / name) as f:
                 f.seek(0, 2)
@@ -421,6 +416,11 @@ def _mode_from_id(run_id: str) -> str | None:
         if mode in run_id:
             return mode
     return None
+
+
+def _generation(value) -> str:
+    """config.json's generation id; runs from before generations were recorded are v1's."""
+    return value if isinstance(value, str) and value else "v1"
 
 
 def _dataset_name(path) -> str | None:

@@ -34,9 +34,10 @@ def step_fields(step: int, total: int, lr: float, batch: int, seed: int) -> dict
 
 def write_curve_run(root: Path, run_id: str, steps: int = 400, total: int = 400, lr: float = 5e-4,
                     batch: int = 16, seed: int = 0, resume: tuple[int, int] | None = None, end: str | None = "done",
-                    live: bool = False, now: float = T0) -> Path:
+                    live: bool = False, now: float = T0, eval_every: int | None = None) -> Path:
     """runs/<run_id> with `steps` logged steps. resume=(reached, back_to): the first session got to step
-    `reached`, then the run was resumed from its checkpoint at `back_to` and replayed from there."""
+    `reached`, then the run was resumed from its checkpoint at `back_to` and replayed from there. eval_every:
+    an `eval` event (a validation loss a little above the training loss, without its noise) every N steps."""
     run_dir = Path(root) / "runs" / run_id
     (run_dir / layout.CHECKPOINTS).mkdir(parents=True, exist_ok=True)
     settings = {"mode": "pretrain", "data_path": "dataset/demo_pretrain.jsonl", "learning_rate": lr,
@@ -56,7 +57,11 @@ def write_curve_run(root: Path, run_id: str, steps: int = 400, total: int = 400,
             lines.append(events.encode("start", now=t + 5, **{**start, "resumed_from": resume[1]}))
         for s in range(first, last + 1):
             t += 2
-            lines.append(events.encode("step", now=t, **step_fields(s, total, lr, batch, seed + i)))
+            fields = step_fields(s, total, lr, batch, seed + i)
+            lines.append(events.encode("step", now=t, **fields))
+            if eval_every and s % eval_every == 0:
+                val = fields["loss"] - 0.06 * _noise(s, seed + i) + 0.12
+                lines.append(events.encode("eval", now=t, step=s, loss=round(val, 6), samples=64, seconds=0.5))
     if end and not live:
         lines.append(events.encode("end", now=t + 1, status=end, reason="", step=steps))
     (run_dir / layout.METRICS).write_bytes(b"".join(lines))

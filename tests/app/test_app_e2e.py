@@ -7,6 +7,7 @@ from testkit import monitor_summary, wait_for
 from textual.widgets import Input, TabbedContent
 
 from minimind_tui.app.main import create_app
+from minimind_tui.app.widgets.run_monitor import RunMonitor
 from minimind_tui.app.widgets.train_form import TrainForm
 from minimind_tui.gpu.fake import FakeGpuMonitor, FakeSystemMonitor
 from minimind_tui.runs.control import stop_run
@@ -41,9 +42,9 @@ async def test_launch_watch_stop_resume_with_the_real_trainer(tmp_path):
             assert app.query_one(TabbedContent).active == "runs"
 
             await wait_for(pilot, lambda: monitor_summary(app).last_ckpt_step is not None, "a checkpoint", ROUNDS)
-            s = monitor_summary(app)
-            assert s.status == "live" and s.step >= 3 and len(s.loss_points) >= 3 and s.mode == "pretrain"
-            assert all(isinstance(x, float) for x in s.loss_points)
+            s, curves = monitor_summary(app), app.query_one(RunMonitor).view.curves
+            assert s.status == "live" and s.step >= 3 and len(curves) >= 3 and s.mode == "pretrain"
+            assert all(x == x for x in curves.values("loss"))  # every step logged a loss
             assert (run_dir / "checkpoints").is_dir()
 
             await pilot.press("s")

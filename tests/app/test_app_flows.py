@@ -15,6 +15,7 @@ from textual.widgets._footer import FooterKey
 
 from minimind_tui.app.screens.confirm import ConfirmScreen
 from minimind_tui.app.screens.help import HelpScreen
+from minimind_tui.app.widgets.run_monitor import RunMonitor
 from minimind_tui.app.widgets.train_form import TrainForm
 from minimind_tui.runs import events, layout
 
@@ -227,9 +228,9 @@ async def test_replay_of_a_finished_run(make_app, project):
         assert app.query_one(TabbedContent).active == "train"  # nothing live: no reattach jump
         await pilot.press("2")
         await wait_for(pilot, lambda: monitor_summary(app) is not None, "replay")
-        s = monitor_summary(app)
-        assert s.status == "done" and s.step == 100 and len(s.loss_points) == 100
-        assert s.loss_points[0] > s.loss_points[-1]
+        s, curves = monitor_summary(app), app.query_one(RunMonitor).view.curves
+        assert s.status == "done" and s.step == 100 and list(curves.steps) == list(range(1, 101))
+        assert curves.values("loss")[0] > curves.values("loss")[-1]
         assert "step 100: loss" in "\n".join(app.query_one(Log).lines)
 
 
@@ -266,7 +267,7 @@ async def test_a_run_without_end_and_without_process_is_reported_killed(make_app
         # A reopened dashboard cannot know the signal, but says plainly that it was killed, and from where to go on.
         assert "killed at step 25: no end event and the process is gone, heartbeat stopped 10m00s ago" in notes
         assert "killed by a signal" in notes and "last checkpoint: step 20  → press r to resume from it" in notes
-        assert not app.query_one("#resume").disabled and app.query_one("#stop").disabled
+        assert app.query_one("#resume").display and not app.query_one("#stop").display  # only what applies
 
 
 async def test_resume_launches_train_resume_for_the_run(make_app, project, fake_launcher):
@@ -279,6 +280,24 @@ async def test_resume_launches_train_resume_for_the_run(make_app, project, fake_
         await pilot.press("r")
         await wait_for(pilot, lambda: fake_launcher.resumed, "resume")
         assert fake_launcher.resumed[0] == (run, "sft", 1)
+
+
+async def test_resume_is_not_launched_for_a_run_resumed_elsewhere_since_the_last_look(make_app, project,
+                                                                                       fake_launcher):
+    from minimind_tui.runs import pids
+
+    run = make_run(project, "20251101-100000-sft", steps=25, end="stopped", ckpt_at=(25,), heartbeat_age=600.0)
+    app, seen = make_app(), Posted()
+    async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: monitor_summary(app) is not None and monitor_summary(app).can_resume, "monitor")
+        (run / layout.LOCK).write_text(pids.record_line())  # another dashboard's trainer, not yet polled here
+        (run / layout.HEARTBEAT).touch()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: seen.notices("Not resumed"), "the refusal")
+        assert seen.notices("Not resumed")[0].startswith("20251101-100000-sft is running: another dashboard")
+        assert not fake_launcher.resumed
+        await wait_for(pilot, lambda: monitor_summary(app).is_live, "the folder's status")
 
 
 async def test_resume_is_refused_without_a_checkpoint(make_app, project, fake_launcher):
@@ -349,6 +368,19 @@ async def test_help_screen_opens_and_closes(make_app):
         assert not isinstance(app.screen, HelpScreen)
 
 
+async def test_the_help_fits_80_columns_and_says_first_how_to_close_it(make_app):
+    from minimind_tui.app.screens.help import HELP
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("?")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+        await pilot.pause()
+        assert app.screen.query_one("#help-text").size.height == len(HELP.splitlines())  # no line wrapped
+        screen = [strip.text for strip in app.screen._compositor.render_strips()]
+        assert any("escape, q or ? closes this help" in line for line in screen[:4])  # on screen without scrolling
+
+
 async def test_tab_keys_do_not_steal_typing_in_inputs(make_app):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -368,6 +400,84 @@ async def test_two_dashboards_watch_one_run(make_app, project):
         await wait_for(p2, lambda: monitor_summary(second) is not None, "second dashboard")
         assert monitor_summary(first) == monitor_summary(second)
         assert monitor_summary(first).status == "live"
+
+
+async def test_a_run_resumed_from_another_dashboard_is_live_here_despite_our_refused_resume(make_app, project,
+                                                                                           fake_launcher):
+    """This dashboard's own resume was refused (its trainer exited with status 2: another trainer writes); the
+    trainer the other dashboard resumed holds the lock. The run folder decides: live, Stop offered, no Resume,
+    and the refusal said as such."""
+    run = make_run(project, "20251101-100000-sft", steps=30, heartbeat_age=1.0, pid=os.getpid())
+    (run / "launcher.pid").write_text(f"{dead_pid()}\n")
+    (run / "launcher.log").write_text("minimind-tui: runs/20251101-100000-sft: another trainer (pid 4242) is "
+                                      "writing to this run; stop it first, or start a new run\n")
+    fake_launcher.codes[run] = 2
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: monitor_summary(app) is not None, "reattach")
+        assert monitor_summary(app).status == "live"
+        assert app.query_one("#stop").display and not app.query_one("#resume").display
+        notes = str(app.query_one("#monitor-notes").render())
+        assert "exited with status 2: minimind-tui: runs/20251101-100000-sft: another trainer (pid 4242)" in notes
+        rows = app.query_one(DataTable).get_row_at(0)
+        assert "live" in str(rows[1])
+
+
+async def test_a_run_started_elsewhere_is_selected_unless_a_live_one_is_watched(make_app, project):
+    make_run(project, "20251101-090000-sft", steps=10, end="done")
+    app, seen = make_app(), Posted()
+    async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: monitor_summary(app) is not None, "the finished run")
+        make_run(project, "20251101-100000-sft", steps=3, heartbeat_age=1.0, pid=os.getpid())  # another dashboard's
+        app.refresh_runs()
+        await wait_for(pilot, lambda: monitor_summary(app).run_id == "20251101-100000-sft", "the new run shown")
+        table = app.query_one(DataTable)
+        assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == "20251101-100000-sft"
+        assert "20251101-100000-sft started: showing it" in seen.notices("New run")
+        make_run(project, "20251101-110000-sft", steps=3, heartbeat_age=1.0, pid=os.getpid())
+        app.refresh_runs()
+        await wait_for(pilot, lambda: "20251101-110000-sft started" in seen.notices("New run"), "said so")
+        assert monitor_summary(app).run_id == "20251101-100000-sft"  # the live run watched stays
+
+
+async def test_the_runs_tab_shows_generation_note_and_skipped_steps(make_app, project):
+    run = make_run(project, "20251101-100000-sft", steps=30, end="done", reason="finished")
+    config = json.loads((run / layout.CONFIG).read_text())
+    config["settings"]["generation"] = "gen3"
+    (run / layout.CONFIG).write_text(json.dumps(config))
+    layout.write_note(run, "thinking data, lr 1e-5")
+    with open(run / layout.METRICS, "ab") as f:
+        f.write(events.encode("nonfinite", now=T0, step=30, count=2, nonfinite_steps=2))
+    make_run(project, "20251101-090000-sft", steps=10, end="done")  # from before generations: v1
+    make_run(project, "20251101-080000-sft", steps=10, end="done")
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: monitor_summary(app) is not None, "monitor")
+        table = app.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 3, "the runs")
+        cells = {r: [str(c) for c in table.get_row(r)] for r in ("20251101-100000-sft", "20251101-090000-sft")}
+        assert "minimind-3" in cells["20251101-100000-sft"] and "thinking data, lr 1e-5" in cells["20251101-100000-sft"]
+        assert "MiniMind v1" in cells["20251101-090000-sft"]
+        table.move_cursor(row=table.get_row_index("20251101-100000-sft"))
+        await wait_for(pilot, lambda: monitor_summary(app).run_id == "20251101-100000-sft", "the gen3 run")
+        assert "minimind-3" in str(app.query_one("#monitor-status").render())
+        notes = str(app.query_one("#monitor-notes").render())
+        assert "2 optimizer steps skipped (inf/NaN gradient)" in notes and "note: thinking data, lr 1e-5" in notes
+    async with make_app().run_test(size=(80, 24)) as pilot:  # 80 columns: the table keeps what fits
+        await pilot.press("2")
+        await wait_for(pilot, lambda: pilot.app.query_one(DataTable).row_count == 3, "the runs")
+        assert [str(c.label) for c in pilot.app.query_one(DataTable).columns.values()] == [
+            "run", "status", "mode", "loss", "steps", "time"]
+        await wait_for(pilot, lambda: monitor_summary(pilot.app) is not None, "the monitor")
+        pilot.app.query_one(DataTable).move_cursor(row=0)
+        await wait_for(pilot, lambda: monitor_summary(pilot.app).note, "the run with a note")
+        await pilot.pause()
+        # Three lines of notes (checkpoint, reason, note) and the log still in view above the footer.
+        assert pilot.app.query_one("#monitor-notes").size.height == 3
+        log = pilot.app.query_one("#monitor-log")
+        assert log.region.height >= 3 and log.region.bottom <= 23
 
 
 async def test_a_watched_run_that_stalls_or_fails_a_checkpoint_is_announced(make_app, project):
@@ -426,6 +536,57 @@ async def test_alt_digits_switch_tabs_from_inside_a_text_field_and_escape_leaves
         assert "leave_field" not in footer_actions(app)
         await pilot.press("2")
         assert app.query_one(TabbedContent).active == "runs"
+
+
+async def test_escape_brings_focus_back_to_the_tabs_main_view_where_its_keys_work(make_app, project):
+    (project / "dataset" / "more.jsonl").write_text('{"text": "one"}\n{"text": "two"}\n{"text": "three"}\n')
+    make_run(project, "20251101-100000-sft", steps=30, end="done")
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: monitor_summary(app) is not None, "the monitor")
+        app.query_one("#monitor-log").focus()  # the log, then escape: the table's keys (m, c, arrows) again
+        await pilot.pause()
+        assert "leave_field" not in footer_actions(app)  # announced only while typing
+        await pilot.press("escape")
+        assert app.focused is app.query_one("#runs-table")
+
+        await pilot.press("3")
+        tab = app.query_one("#dataset-tab")
+        await wait_for(pilot, lambda: app.focused is tab.query_one("#ds-path"), "the path field (no file yet)")
+        await pilot.press(*"dataset/more.jsonl", "enter")
+        await wait_for(pilot, lambda: tab.browser.sample is not None, "the file")
+        tab.query_one("#ds-maxlen").focus()
+        await pilot.press("escape", "n")  # escape, then the tab's own key: the next sample
+        await wait_for(pilot, lambda: tab.browser.index == 1, "the next sample")
+
+        await pilot.press("o", *"/nope.jsonl", "enter")  # a failed open ...
+        await wait_for(pilot, lambda: "no such file" in str(tab.query_one("#ds-status").render()), "the failure")
+        await pilot.press("o")  # ... and o selects the path again rather than typing an o into it
+        field = tab.query_one("#ds-path", Input)
+        assert app.focused is field and field.value.endswith("nope.jsonl") and field.selected_text == field.value
+
+
+async def test_the_command_palette_lists_the_dashboards_commands_and_runs_them(make_app):
+    from textual.command import CommandPalette
+    from textual.widgets import OptionList
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        options = app.screen.query_one(OptionList)
+        await wait_for(pilot, lambda: options.option_count >= 6, "its commands")
+        shown = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        for title in ("Launch training", "Stop the selected run", "Resume the selected run", "Compare the marked runs",
+                      "Open a dataset file", "New chat"):
+            assert any(line.startswith(title) for line in shown), title
+        await pilot.press(*"open a dataset")
+        await wait_for(pilot, lambda: options.option_count and str(options.get_option_at_index(0).prompt)
+                       .startswith("Open a dataset file"), "the match")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.query_one(TabbedContent).active == "dataset" and app.focused is not None
+                       and app.focused.id == "ds-path", "the Dataset tab's path field")
 
 
 def footer_actions(app) -> set[str]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from canned import T0, make_run
+from canned_curves import write_curve_run
 from chartkit import OTHER, RESUMED, charts, drawn, open_run, plot_of, two_runs
 from testkit import Posted, wait_for
 from textual.widgets import DataTable, Static
 
 from minimind_tui.app.curves import RunSeries
+from minimind_tui.app.widgets.charts import VAL_MARKER
 from minimind_tui.app.widgets.compare_view import CompareView
 from minimind_tui.app.widgets.run_monitor import RunMonitor, progress_text
 from minimind_tui.app.widgets.runs_tab import RunsTab
@@ -101,6 +104,32 @@ async def test_marked_runs_are_compared_with_a_legend_and_the_settings_that_diff
         await pilot.press("c")
         await wait_for(pilot, lambda: app.query_one(RunMonitor).display and not view.display, "back to one run")
         assert app.compared_runs == ()
+
+
+async def test_the_validation_loss_is_drawn_as_measured_on_the_loss_chart_with_a_legend(make_app, project):
+    write_curve_run(project, RESUMED, eval_every=50, now=T0 - 3600)
+    write_curve_run(project, OTHER, lr=1e-3, seed=3, eval_every=100, now=T0 - 1800)
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await open_run(pilot, RESUMED)
+        loss = charts(app)["loss"]
+        val = [d for d in plot_of(loss)._datasets if getattr(d, "marker", None) == VAL_MARKER]
+        assert len(val) == 1 and list(val[0].x) == [50, 100, 150, 200, 250, 300, 350, 400]
+        evals = app.query_one(RunMonitor).view.eval_points
+        # As measured: the smoothing (EMA 0.6) is not applied to it (the opening drop's points leave through the top).
+        assert list(val[0].y)[2:] == pytest.approx([v for _, v in evals][2:])
+        title = str(loss.query_one(".chart-title", Static).render())
+        assert f"{VAL_MARKER} val {evals[-1][1]:.3f}" in title
+        assert not [d for d in plot_of(charts(app)["lr"])._datasets if getattr(d, "marker", None)]  # loss only
+
+        await pilot.press("m", "up", "m", "c")  # compared: each run's in its own colour, named in the legend
+        view = app.query_one(CompareView)
+        await wait_for(pilot, lambda: view.display and len(view.compared) == 2 and drawn(app, "#compare-grid"),
+                       "comparison drawn")
+        markers = [d for d in plot_of(charts(app, "#compare-grid")["loss"])._datasets
+                   if getattr(d, "marker", None) == VAL_MARKER]
+        assert sorted(len(d.x) for d in markers) == [4, 8]
+        assert "validation loss" in str(view.query_one("#compare-legend", Static).render())
 
 
 async def test_unmarking_a_compared_run_down_to_one_leaves_the_comparison(make_app, project):

@@ -161,6 +161,16 @@ def test_compared_runs_share_the_axes():
     assert plan([], 40, 6, 0.6, False).lines == ()
 
 
+def test_a_series_that_is_not_smoothed_is_drawn_as_measured_with_its_markers():
+    train = Series(list(range(1, 101)), [5.0 - i / 50 + (0.3 if i % 2 else -0.3) for i in range(100)], "cyan", "grey")
+    val = Series([25, 50, 75, 100], [4.3, 3.9, 3.5, 3.2], "pink", None, smooth=False, marker="◆")
+    p = plan([train, val], columns=40, rows=8, smoothing=0.9, log=False)
+    raw, smoothed, drawn = p.lines
+    assert drawn.x == [25, 50, 75, 100] and drawn.y == [4.3, 3.9, 3.5, 3.2]  # not pulled toward earlier points
+    assert drawn.marker == "◆" and drawn.style == "pink" and smoothed.marker is None
+    assert p.y_range[0] < 3.2 and p.x_range == (1, 100)
+
+
 def test_smoothing_steps_cycle_and_the_settings_describe_themselves():
     s = ChartSettings()
     assert s.describe() == "EMA 0.6 · linear · by step"

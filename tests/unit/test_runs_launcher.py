@@ -116,3 +116,17 @@ def test_resume_reuses_the_run_dir_with_a_relative_path(tmp_path):
     rec = json.loads((run_dir / "launcher.log").read_text().splitlines()[1])
     assert launched.run_dir == run_dir
     assert rec["argv"] == ["-m", "minimind_tui", "train", "sft", "--resume", "runs/20251101-100000-sft"]
+
+
+def test_an_exit_status_is_forgotten_once_another_process_was_started_in_the_run(tmp_path):
+    """Another dashboard resumed the run (its launcher.pid names that process): how this launcher's own process
+    ended says nothing of the run any more."""
+    from minimind_tui.runs import pids
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    launcher = ProcessLauncher(python=fake_python(tmp_path))
+    launched = launcher.launch(root, "sft", ["sft", "--data_path", "d.jsonl"])
+    assert wait_exit(launcher, launched.run_dir) == 0
+    (launched.run_dir / "launcher.pid").write_text(pids.record_line())  # the other dashboard's trainer
+    assert launcher.exit_code(launched.run_dir) is None

@@ -1,14 +1,16 @@
 """What the dashboard and `runs list` say about a run, from its files alone."""
 from __future__ import annotations
 
+import json
 import os
+import time
 
 import pytest
 from canned import T0, make_run
 from testkit import dead_pid
 
-from minimind_tui.runs import events, layout
-from minimind_tui.runs.summary import Downsampler, RunState, UnreadableRun, summarize
+from minimind_tui.runs import events, layout, pids
+from minimind_tui.runs.summary import RunState, UnreadableRun, summarize
 
 
 def test_done_run(tmp_path):
@@ -41,6 +43,49 @@ def test_live_run(tmp_path):
 def test_stale_heartbeat_with_process_alive_is_stalled(tmp_path):
     s = summarize(make_run(tmp_path, "r1", steps=10, heartbeat_age=120.0, pid=os.getpid()), now=T0)
     assert s.status == "stalled" and "no heartbeat for 2m00s at step 10" in s.reason
+    assert s.eta_s is None  # no end in sight: an ETA would promise one
+
+
+def test_a_run_another_dashboard_resumed_is_live_whatever_this_one_knows_of_its_own_process(tmp_path):
+    """This dashboard started the run (and knows how its process ended) or tried to resume it and was refused;
+    meanwhile another dashboard (or the CLI) resumed it and that trainer holds the lock: the folder says live."""
+    run = make_run(tmp_path, "r1", steps=10, heartbeat_age=1.0, pid=os.getpid())
+    (run / "launcher.pid").write_text(f"{dead_pid()}\n")  # our own start, refused
+    (run / "launcher.log").write_text("[2025-11-24 10:00:00] python -m minimind_tui train sft --resume runs/r1\n"
+                                      "minimind-tui: runs/r1: another trainer (pid 4242) is writing to this run; "
+                                      "stop it first, or start a new run\n")
+    for code in (-9, 1, 0):  # killed, failed, stopped: none of it is the run's status now
+        s = summarize(run, now=T0, exit_code=code)
+        assert s.status == "live" and not s.can_resume and s.pid == os.getpid()
+    refused = summarize(run, now=T0, exit_code=2)
+    assert refused.reason == ("the trainer started from this dashboard exited with status 2: minimind-tui: runs/r1: "
+                              "another trainer (pid 4242) is writing to this run; stop it first, or start a new run")
+
+
+def test_a_stopped_run_whose_lock_a_new_trainer_took_is_starting_before_its_start_event(tmp_path):
+    """A resume from another dashboard or the CLI: the new trainer holds the lock but has not written its start
+    event yet (it is loading the model); the old end event no longer says what the run is."""
+    run = make_run(tmp_path, "r1", steps=10, end="stopped", reason="stopped by SIGINT", heartbeat_age=600.0)
+    assert summarize(run, now=T0).status == "stopped"
+    (run / layout.LOCK).write_text(pids.record_line())  # this process started after the run's end event
+    s = summarize(run, now=T0)
+    assert s.status == "starting" and not s.can_resume
+    (run / layout.HEARTBEAT).touch()
+    assert summarize(run, now=time.time()).status == "live"
+
+
+def test_generation_note_and_skipped_steps(tmp_path):
+    run = make_run(tmp_path, "r1", steps=10, end="done")
+    s = summarize(run, now=T0)
+    assert (s.generation, s.note, s.nonfinite_steps) == ("v1", "", 0)  # runs made before generations: v1
+    config = json.loads((run / layout.CONFIG).read_text())
+    config["settings"]["generation"] = "gen3"
+    (run / layout.CONFIG).write_text(json.dumps(config))
+    layout.write_note(run, "lr sweep, 2e-3 ")
+    with open(run / layout.METRICS, "ab") as f:
+        f.write(events.encode("nonfinite", now=T0, step=10, count=3, nonfinite_steps=3))
+    s = summarize(run, now=T0)
+    assert (s.generation, s.note, s.nonfinite_steps) == ("gen3", "lr sweep, 2e-3", 3)
 
 
 def test_stall_event_after_last_step_is_stalled(tmp_path):
@@ -109,16 +154,6 @@ def test_checkpoint_failures_and_log_events_become_notes(tmp_path):
                {"event": "log", "time": 2, "message": "tokenising 1,234 lines"},
                {"event": "unknown_future_event", "time": 3}])
     assert state.notes == ["checkpoint at step 7 FAILED: No space left on device", "tokenising 1,234 lines"]
-
-
-def test_downsampler_keeps_memory_bounded_and_the_shape():
-    d = Downsampler(capacity=64)
-    for i in range(100_000):
-        d.add(float(i))
-    pts = d.points()
-    assert len(pts) <= 65
-    assert pts == sorted(pts)  # a rising series stays rising
-    assert abs(sum(pts[:-1]) / len(pts[:-1]) - 100_000 / 2) < 100_000 * 0.05
 
 
 def test_config_written_after_the_first_look_is_picked_up(tmp_path):
@@ -191,7 +226,8 @@ def test_later_events_after_a_bad_one_are_still_read_and_the_run_stays_unreadabl
 def test_files_that_are_not_regular_files_are_never_opened(tmp_path):
     from testkit import finishes
 
-    for name in (layout.METRICS, layout.CONFIG, layout.LOCK, layout.LOG, "launcher.pid", "stop_request.json"):
+    for name in (layout.METRICS, layout.CONFIG, layout.LOCK, layout.LOG, "launcher.pid", "stop_request.json",
+                 layout.NOTES):
         run = make_run(tmp_path / name, "r1", end="done", pid=os.getpid())
         (run / name).unlink(missing_ok=True)
         os.mkfifo(run / name)

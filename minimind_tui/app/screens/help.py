@@ -8,12 +8,15 @@ from textual.widgets import Static
 
 HELP = """\
 [b]minimind-tui[/b] — train, watch and chat with MiniMind models
+[b]escape[/b], q or ? closes this help; ↑ ↓ PgUp PgDn scroll it
 
 [b]Anywhere[/b]
   1 2 3 4     Train / Runs / Dataset / Chat (alt+1..4 inside a field)
-  escape      leave a text field, so single keys work again
+  escape      back to the tab's main view (from a field, the log, a
+              button), where its single-letter keys work again
   ? or F1     this help
-  ctrl+p      command palette (themes, screenshot, keys)
+  ctrl+p      commands: launch, stop, resume, compare, open a dataset,
+              new chat; also themes, screenshot and the key list
   ctrl+q      quit; running trainers keep going, reopen to reattach
 
 [b]Train[/b]
@@ -43,10 +46,10 @@ HELP = """\
   o           open another file (to the path field)
 
 [b]Chat[/b]
-  enter       send; with no model loaded it loads the picked checkpoint
+  enter       send; with no model loaded, loads the picked checkpoint
               first, then asks what you typed
   escape      stop the reply while it streams
-  ctrl+n      new chat                   ctrl+o  probe: fixed test prompts
+  ctrl+n      new chat                   ctrl+o  probe (fixed prompts)
   ctrl+y      copy the last reply (OSC 52: works over SSH and tmux)
   ctrl+t      thinking on/off (models whose template has the switch)
   ctrl+r      show / hide the last reply's reasoning
@@ -54,9 +57,7 @@ HELP = """\
 Training runs in its own session: closing this app or losing the SSH
 connection never stops it. The GPU strip reads NVML in the background;
 N/A marks a value the driver would not give. Memory figures in the
-Train tab are estimates.
-
-escape closes this help."""
+Train tab are estimates."""
 
 
 class HelpScreen(ModalScreen[None]):

@@ -25,6 +25,10 @@ from ..curves import METRICS, Curves, Metric
 PALETTE = ("#5fd7ff", "#ffaf5f", "#d787ff", "#87d75f", "#ff8787", "#d7d75f", "#5fafaf", "#af87ff")
 RAW_STYLE = "#3a6f80"  # the single run's unsmoothed line: the smoothed one is drawn bold over it
 RESUME_STYLE = "yellow"
+# The validation loss (eval events), drawn on the loss chart as measured: one run's in its own colour, compared
+# runs' in theirs, with a marker at each evaluation.
+VAL_STYLE = "bold #ff5faf"
+VAL_MARKER = "◆"
 # Below this width or height the charts take turns (v shows the next); above it they share a grid.
 WIDE_WIDTH, WIDE_HEIGHT = 120, 14
 
@@ -35,6 +39,7 @@ class ChartRun:
     name: str
     curves: Curves
     color: str = PALETTE[0]
+    evals: tuple[tuple[int, float], ...] = ()  # (step, validation loss), by step
 
 
 class _TickLabels(AxisFormatter):
@@ -82,6 +87,8 @@ class Plot(PlotWidget, can_focus=False):
         self.clear()
         for line in plan.lines:
             self.plot(line.x, line.y, line_style=line.style, hires_mode=HiResMode.BRAILLE)
+            if line.marker:
+                self.scatter(line.x, line.y, marker=line.marker, marker_style=line.style)
         for x in plan.marks:
             self.add_v_line(x, RESUME_STYLE)
         self._x_labels.labels = dict(zip(plan.x_ticks, plan.x_labels, strict=True))
@@ -96,15 +103,19 @@ def _finite(values) -> list[float]:
     return [v for v in values if v == v]
 
 
-def metric_title(metric: Metric, curves: Curves | None) -> Text:
-    """The chart's name and the run's current value (for the loss also its lowest and first)."""
+def metric_title(metric: Metric, curves: Curves | None, evals: Sequence[tuple[int, float]] = ()) -> Text:
+    """The chart's name and the run's current value (for the loss also its lowest and first, and the latest
+    validation loss: the legend of its line)."""
     name = curves.mem_label() if metric.key == "mem" and curves is not None else metric.title
     values = _finite(curves.values(metric.key)) if curves is not None else []
     if not values:
-        return Text.assemble((f"{name} ", "bold"), ("—", "dim"))
-    title = Text.assemble((f"{name} ", "bold"), (f"{values[-1]:{metric.fmt}}", "bold cyan"))
-    if metric.key == "loss":
-        title.append(f"  min {min(values):.3f}  first {values[0]:.3f}", style="dim")
+        title = Text.assemble((f"{name} ", "bold"), ("—", "dim"))
+    else:
+        title = Text.assemble((f"{name} ", "bold"), (f"{values[-1]:{metric.fmt}}", "bold cyan"))
+        if metric.key == "loss":
+            title.append(f"  min {min(values):.3f}  first {values[0]:.3f}", style="dim")
+    if metric.key == "loss" and evals:
+        title.append(f"  {VAL_MARKER} val {evals[-1][1]:.3f}", style=VAL_STYLE)
     return title
 
 
@@ -199,7 +210,10 @@ class ChartGrid(Container):
             if chart is None or not chart.display:
                 continue
             series = [self._series(run, metric, single) for run in self.runs]
-            title = metric_title(metric, self.runs[0].curves) if single else Text(metric.title, style="bold")
+            if metric.key == "loss":
+                series += [self._val_series(run, single) for run in self.runs if run.evals]
+            title = metric_title(metric, self.runs[0].curves, self.runs[0].evals) if single else \
+                Text(metric.title, style="bold")
             settings = self.settings if metric.smooth else replace(self.settings, smoothing=0.0)
             if i == main:
                 title.append(f"   {settings.describe()}", style="italic")
@@ -216,7 +230,21 @@ class ChartGrid(Container):
             marks = tuple(curves.x_at_step(r, by_tokens) for r in curves.resumes)
             found = plotting.Series(curves.x(by_tokens), curves.values(metric.key), f"bold {run.color}",
                                     RAW_STYLE if single else None, marks)
-            if len(self._series_cache) > 64:
-                self._series_cache.clear()
-            self._series_cache[key] = found
+            self._remember(key, found)
         return found
+
+    def _val_series(self, run: ChartRun, single: bool) -> plotting.Series:
+        """The run's validation loss, unsmoothed, a marker at each evaluation."""
+        key = ("val", run.name, run.evals, id(run.curves), self.settings.by_tokens, run.color, single)
+        found = self._series_cache.get(key)
+        if found is None:
+            x = [run.curves.x_at_step(step, self.settings.by_tokens) for step, _ in run.evals]
+            found = plotting.Series(x, [loss for _, loss in run.evals], VAL_STYLE if single else f"bold {run.color}",
+                                    None, smooth=False, marker=VAL_MARKER)
+            self._remember(key, found)
+        return found
+
+    def _remember(self, key: tuple, series: plotting.Series) -> None:
+        if len(self._series_cache) > 64:
+            self._series_cache.clear()
+        self._series_cache[key] = series

@@ -52,11 +52,14 @@ class CompareView(Vertical):
         for i, c in enumerate(compared):
             legend.append("━━ ", style=f"bold {colors[i % len(colors)]}")
             legend.append(c.run_id + "   ")
+        if any(c.eval_points for c in compared):
+            from .charts import VAL_MARKER
+            legend.append(f"{VAL_MARKER} validation loss", style="dim")
         self.query_one("#compare-legend", Static).update(legend)
         holder = self.query_one("#compare-charts", Container)
         if not holder.children:
             holder.mount(ChartGrid(id="compare-grid"))
-        runs = [ChartRun(c.run_id, c.curves, colors[i % len(colors)]) for i, c in enumerate(compared)]
+        runs = [ChartRun(c.run_id, c.curves, colors[i % len(colors)], c.eval_points) for i, c in enumerate(compared)]
         holder.query_one(ChartGrid).show(runs, settings)
         self._fill_table(compared, colors)
 

@@ -296,6 +296,8 @@ class DatasetTab(Widget):
         if not self.browser.is_current(m.gen):
             return
         self._status(m.text, error=True)
+        if self.query_one("#ds-path", Input).has_focus:  # as after an open that worked: o selects the path to correct
+            self.main_view().focus()
         if self.browser.sample is None:
             self.query_one(SampleView).show(None, note=m.text)
         self.query_one(StatsPane).reset(m.text)
@@ -341,8 +343,13 @@ class DatasetTab(Widget):
     def action_view(self, pane: str) -> None:
         self.query_one("#ds-views", TabbedContent).active = pane
         # Keep focus inside the view so its keys (d, c, n, ...) reach this tab rather than an input.
-        focus = {"ds-samples": SampleView, "ds-tokens": TokenPane, "ds-stats": StatsPane}[pane]
-        self.query_one(focus).focus()
+        self.main_view().focus()
+
+    def main_view(self) -> Widget:
+        """The view shown (samples, tokens or statistics): where focus goes for this tab's keys to work (the
+        app's escape brings it here)."""
+        pane = self.query_one("#ds-views", TabbedContent).active  # "" until its tabs are set up: the samples
+        return self.query_one({"ds-tokens": TokenPane, "ds-stats": StatsPane}.get(pane, SampleView))
 
     def action_ids(self) -> None:
         self.query_one(TokenPane).toggle_ids()

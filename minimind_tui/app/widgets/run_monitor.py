@@ -11,6 +11,7 @@ from textual.widgets import Button, Log, Static
 
 from minimind_tui.runs.events import RunStatus
 from minimind_tui.runs.summary import RunSummary, format_duration
+from model.config import GENERATIONS
 
 from ..curves import Curves
 from ..plotting import ChartSettings
@@ -21,6 +22,11 @@ STATUS_STYLE = {
     "done": ("✔", "green"), "stopped": ("■", "cyan"), "failed": ("✖", "bold red"), "oom": ("✖", "bold red"),
     "killed": ("✖", "bold magenta"), "unreadable": ("⚠", "bold red"),
 }
+
+
+def generation_name(s: RunSummary) -> str:
+    """What users call the run's MiniMind: MiniMind v1, MiniMind2, minimind-3."""
+    return GENERATIONS.get(s.generation, s.generation)
 
 
 def status_text(s: RunSummary) -> Text:
@@ -88,8 +94,10 @@ class RunMonitor(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(id="monitor-head"):
             yield Static("no run selected — launch one from the Train tab", id="monitor-status")
-            yield Button("Stop", id="stop", variant="error", compact=True, disabled=True)
-            yield Button("Resume", id="resume", variant="primary", compact=True, disabled=True)
+            for name, variant in (("Stop", "error"), ("Resume", "primary")):
+                button = Button(name, id=name.lower(), variant=variant, compact=True, disabled=True)
+                button.display = False  # shown when it applies to the run shown
+                yield button
         yield Static("", id="monitor-progress")
         yield Container(id="monitor-charts")  # the ChartGrid, mounted with the first curves (it imports numpy)
         yield Static("", id="monitor-notes")
@@ -105,7 +113,8 @@ class RunMonitor(Vertical):
         if view.new_log_lines:
             self.query_one(Log).write_lines(view.new_log_lines)
         s = view.summary
-        curves_changed = previous is None or previous.curves is not view.curves
+        curves_changed = (previous is None or previous.curves is not view.curves
+                          or previous.eval_points != view.eval_points)
         if previous is None or previous.summary != s or view.reset_log or curves_changed:
             self._render_summary(s)
         if curves_changed or view.reset_log:
@@ -128,7 +137,8 @@ class RunMonitor(Vertical):
                 self.call_after_refresh(self._build_charts)
             return
         from .charts import ChartGrid, ChartRun
-        holder.query_one(ChartGrid).show([ChartRun(view.summary.run_id, view.curves)], self.chart_settings)
+        run = ChartRun(view.summary.run_id, view.curves, evals=view.eval_points)
+        holder.query_one(ChartGrid).show([run], self.chart_settings)
 
     def _build_charts(self) -> None:
         if not self.is_attached or not self.app.is_running:  # a frame that came after the quit: nothing to show
@@ -145,7 +155,7 @@ class RunMonitor(Vertical):
 
     def _render_summary(self, s: RunSummary) -> None:
         head = Text.assemble(status_text(s), "  ", (s.run_id, "bold"), f"  {s.mode or '?'}",
-                             (f"  {s.dataset}" if s.dataset else "", "dim"))
+                             f"  {generation_name(s)}", (f"  {s.dataset}" if s.dataset else "", "dim"))
         if s.world_size > 1:
             head.append(f"  ×{s.world_size} GPUs")
         self.query_one("#monitor-status", Static).update(head)
@@ -165,11 +175,20 @@ class RunMonitor(Vertical):
         if s.reason:
             error = s.status.ended_badly or s.status is RunStatus.UNREADABLE
             notes.append(f"\n{s.reason}", style="bold red" if error else "")
+        if s.nonfinite_steps or s.note:
+            notes.append("\n")
+            if s.nonfinite_steps:
+                notes.append(f"⚠ {s.nonfinite_steps:,} optimizer step{'s' * (s.nonfinite_steps != 1)} skipped "
+                             "(inf/NaN gradient)  ", style="bold yellow")
+            if s.note:
+                notes.append(f"note: {s.note}", style="italic")
         if s.notes:
             notes.append(f"\n{s.notes[-1]}", style="yellow")
         self.query_one("#monitor-notes", Static).update(notes)
-        self.query_one("#stop", Button).disabled = not s.is_live
-        self.query_one("#resume", Button).disabled = not s.can_resume
+        # Only what applies is offered: Stop for a live run, Resume for one that has ended with a checkpoint.
+        for button, shown in (("#stop", s.is_live), ("#resume", s.can_resume)):
+            self.query_one(button, Button).display = shown
+            self.query_one(button, Button).disabled = not shown
 
     @on(Button.Pressed, "#stop")
     def _stop(self) -> None:

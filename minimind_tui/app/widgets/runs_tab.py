@@ -19,14 +19,27 @@ from ..curves import METRICS
 from ..plotting import ChartSettings
 from ..run_watch import Compared
 from .compare_view import CompareView
-from .run_monitor import STATUS_STYLE, RunMonitor
+from .run_monitor import STATUS_STYLE, RunMonitor, generation_name
 
-COLUMNS = ("run", "status", "mode", "dataset", "loss", "steps", "time")
-# Below this width the dataset column is dropped so the rest still fits in 80 columns.
-NARROW_WIDTH = 100
+COLUMNS = ("run", "status", "mode", "gen", "dataset", "loss", "steps", "time", "note")
+# The columns shown at 80 columns; the others join, in this order, while the table has room for them.
 NARROW_COLUMNS = ("run", "status", "mode", "loss", "steps", "time")
+OPTIONAL = ("dataset", "gen", "note")
 # Fixed widths: auto widths do not recover when the columns are rebuilt on a resize.
-WIDTHS = {"run": 26, "status": 10, "mode": 8, "dataset": 20, "loss": 6, "steps": 11, "time": 7}
+WIDTHS = {"run": 26, "status": 10, "mode": 8, "gen": 11, "dataset": 20, "loss": 6, "steps": 11, "time": 7,
+          "note": 30}
+CELL_PADDING = 2  # DataTable's one blank column each side of a cell
+
+
+def columns_for(width: int) -> tuple[str, ...]:
+    """The columns that fit in `width` cells: the narrow set, then the optional ones while there is room."""
+    shown = set(NARROW_COLUMNS)
+    used = sum(WIDTHS[c] + CELL_PADDING for c in shown)
+    for name in OPTIONAL:
+        if used + WIDTHS[name] + CELL_PADDING <= width:
+            shown.add(name)
+            used += WIDTHS[name] + CELL_PADDING
+    return tuple(c for c in COLUMNS if c in shown)
 
 
 class RunsTab(Vertical):
@@ -55,7 +68,7 @@ class RunsTab(Vertical):
         super().__init__(**kwargs)
         self.summaries: list[RunSummary] = []
         self.selected: str | None = None
-        self.columns: tuple[str, ...] = COLUMNS
+        self.columns: tuple[str, ...] = NARROW_COLUMNS
         self.marked: list[str] = []   # run ids, in the order marked (their colours in the comparison)
         self.comparing = False
         self.settings = ChartSettings()
@@ -70,7 +83,7 @@ class RunsTab(Vertical):
         yield compare
 
     def on_resize(self) -> None:
-        columns = NARROW_COLUMNS if self.size.width < NARROW_WIDTH else COLUMNS
+        columns = columns_for(self.size.width)
         if columns != self.columns:
             self.columns = columns
             table = self.query_one(DataTable)
@@ -188,11 +201,13 @@ def _add_columns(table: DataTable, columns: tuple[str, ...]) -> None:
 
 
 def _row(s: RunSummary) -> tuple:
+    """The cells of every column in COLUMNS' order."""
     if s.status is RunStatus.UNREADABLE:  # the reason where the dataset goes (the monitor and a notice: whole)
-        return (s.run_id, Text(str(s.status), style=STATUS_STYLE[s.status][1]), s.mode or "?",
-                Text(s.reason, style="red"), "—", "—", "—")
+        return (s.run_id, Text(str(s.status), style=STATUS_STYLE[s.status][1]), s.mode or "?", "—",
+                Text(s.reason, style="red"), "—", "—", "—", "")
     icon, style = STATUS_STYLE.get(s.status, ("?", ""))
     loss = f"{s.loss:.3f}" if isinstance(s.loss, (int, float)) else "—"
     steps = f"{s.step:,}/{s.total:,}" if s.step is not None and s.total else (f"{s.step:,}" if s.step else "—")
-    return (s.run_id, Text(f"{icon} {s.status}", style=style), s.mode or "?", s.dataset or "?", loss, steps,
-            format_duration(s.duration_s))
+    note = Text(s.note.splitlines()[0] if s.note else "", style="italic")
+    return (s.run_id, Text(f"{icon} {s.status}", style=style), s.mode or "?", generation_name(s), s.dataset or "?",
+            loss, steps, format_duration(s.duration_s), note)

@@ -4,8 +4,11 @@ estimate, launch. The form only posts `LaunchRequested`; the app does the launch
 The form never launches what the trainer would refuse: the command it shows is parsed with the trainer's own
 flags and checked by the trainer's own precheck (minimind_tui/train/precheck.py), numbers at once and files in a
 worker; problems are listed under the command and their fields marked. Flags typed into "more" that have a field
-update that field. Defaults the form applies (a mode's, a recipe's) never overwrite what the user typed, and
-the form says which fields it changed."""
+update that field. Defaults the form applies (a mode's, a generation's, a recipe's) never overwrite what the
+user typed, and the form says which fields it changed.
+
+The MiniMind generation (v1, MiniMind2, minimind-3) decides the network, the presets offered and some
+defaults. SFT takes it from the base weights (their keys, read in a worker); a new model's is picked."""
 from __future__ import annotations
 
 import os
@@ -28,13 +31,28 @@ from minimind_tui.runs import layout
 from minimind_tui.runs.launcher import RUN_ENV, TrainSpec, shell_command
 from minimind_tui.tokenizer_choice import choose_tokenizer_dir, find_weights
 from minimind_tui.train import precheck
-from minimind_tui.train.args import COMMON_DEFAULTS, MODE_DEFAULTS, default_text, parse_flags, resolve
+from minimind_tui.train.args import (
+    COMMON_DEFAULTS,
+    MODE_DEFAULTS,
+    PRESET_GENERATION,
+    default_text,
+    generation_defaults,
+    generation_id,
+    model_config,
+    parse_flags,
+    resolve,
+)
 from minimind_tui.train.memory_plan import plan_memory
+from model.config import GENERATIONS
 
+from ..base_weights import BaseWeights, read_base_weights
 from ..datasets import DemoData, demo_data, demo_mode_of, describe_file, flag_values, local_datasets
-from ..presets import CUSTOM, PRESETS, tokenizer_vocab
+from ..presets import CUSTOM, PRESETS, default_preset, preset_for, presets_of, tokenizer_vocab
 
-MODE_FIELDS = ("learning_rate", "accumulation_steps")  # what choosing a mode sets to the trainer's default
+# Fields a mode or generation sets to the trainer's default (where that default differs from the one before).
+# The batch size is not among them: it is sized to the GPU, not to the recipe.
+DEFAULT_FIELDS = ("learning_rate", "accumulation_steps", "epochs", "max_seq_len")
+GENERATION_CHOICES = [("v1", "v1"), ("MiniMind2", "gen2"), ("minimind-3", "gen3")]
 AUTO_DTYPE = "auto"  # no --dtype: the trainer picks per GPU (bfloat16, float16 before Ampere); the CPU has none
 DTYPES = (AUTO_DTYPE, "bfloat16", "float16", "float32")
 TRAINER_DEFAULT_INIT = "default"
@@ -45,15 +63,22 @@ RECIPE_FIELDS = ("batch_size", "max_seq_len", "learning_rate", "epochs", "accumu
 # Flags typed into "more" that the form shows elsewhere: the value goes there (a field, or the spec itself),
 # so the command never carries a flag twice.
 FIELD_FLAGS = ("data_path", "batch_size", "learning_rate", "epochs", "accumulation_steps", "dim", "n_layers",
-               "max_seq_len", "dtype", "device")
+               "max_seq_len", "dtype", "device", "generation")
 SPEC_FLAGS = ("init", "out_dir", "preset", "use_moe")
 LABELS = {"learning_rate": "lr", "accumulation_steps": "accum", "batch_size": "batch", "max_seq_len": "seq len",
-          "n_layers": "layers"}
+          "n_layers": "layers", "generation": "Gen"}
 
 
-def trainer_default(field: str, mode: str = "pretrain") -> str:
+def trainer_default(field: str, mode: str = "pretrain", generation: str = "v1") -> str:
     """The trainer's own default for a flag, as the form shows it: the form starts where the CLI does."""
-    return default_text({**COMMON_DEFAULTS, **MODE_DEFAULTS[mode]}[field])
+    return default_text({**COMMON_DEFAULTS, **MODE_DEFAULTS[mode], **generation_defaults(generation, mode)}[field])
+
+
+def changed_defaults(before: tuple[str, str] | None, after: tuple[str, str]) -> dict[str, str]:
+    """The DEFAULT_FIELDS whose trainer default differs between two (mode, generation) pairs, with the new
+    default: what switching from one to the other sets (all of them when there was none before)."""
+    return {f: trainer_default(f, *after) for f in DEFAULT_FIELDS
+            if before is None or trainer_default(f, *before) != trainer_default(f, *after)}
 
 
 class FormError(ValueError):
@@ -80,7 +105,7 @@ class _Choices:
     demo: DemoData | None          # only when the app was opened with --demo
 
 
-class TrainForm(VerticalScroll):
+class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus stops
     class LaunchRequested(Message):
         def __init__(self, spec: TrainSpec):
             super().__init__()
@@ -113,6 +138,11 @@ class TrainForm(VerticalScroll):
             super().__init__()
             self.key, self.problems = key, problems
 
+    class _BaseRead(Message):
+        def __init__(self, key: tuple, weights: BaseWeights):
+            super().__init__()
+            self.key, self.weights = key, weights
+
     # Attributes set by the app from the GPU monitor.
     gpu_reading: reactive[GpuReading | None] = reactive(None)
     gpu_count: reactive[int | None] = reactive(None)
@@ -134,6 +164,13 @@ class TrainForm(VerticalScroll):
         self._check_key: tuple = ()      # the argv whose file checks are shown
         self.problems: list[precheck.Problem] = []  # what the precheck found for the command shown
         self.checks_done = 0             # file checks applied (tests wait on it)
+        self._mode: str | None = None    # the mode whose defaults the fields hold
+        self._generation = "v1"          # the generation whose presets and defaults the form holds
+        self._preset_of: dict[str, str] = {}  # generation -> the preset last chosen in it (restored on return)
+        self._base_key: tuple | None = None  # (path, mtime, size) of the SFT base weights the form follows
+        self._bases_read: dict[tuple, BaseWeights] = {}
+        self._deciding = False           # applying what the base weights say (its own changes must not recurse)
+        self.bases_read = 0              # base weights read (tests wait on it)
 
     def compose(self) -> ComposeResult:
         with Grid(id="form-grid"):
@@ -141,8 +178,12 @@ class TrainForm(VerticalScroll):
             yield Select([("pretrain", "pretrain"), ("SFT", "sft")], value="sft" if self.demo else "pretrain",
                          allow_blank=False, compact=True, id="mode")
             yield Label("Model")
-            yield Select([(p.label, k) for k, p in PRESETS.items()] + [("custom", CUSTOM)],
+            yield Select([(p.label, p.key) for p in presets_of("v1")] + [("custom", CUSTOM)],
                          value="demo" if self.demo else "small", allow_blank=False, compact=True, id="preset")
+            yield Label("Gen")
+            yield Select(GENERATION_CHOICES, value="v1", allow_blank=False, compact=True, id="generation",
+                         tooltip="which MiniMind: v1, MiniMind2 or minimind-3 (SFT: the base weights' own)")
+            yield Static("", id="generation-note")
             yield Label("Dataset")
             yield Select([], prompt="scanning ./dataset …", compact=True, id="dataset", classes="wide")
             yield Label("Path")
@@ -192,6 +233,7 @@ class TrainForm(VerticalScroll):
         self._apply_mode(self._value("mode"))
         self._apply_preset(self._value("preset"))
         self.query_one("#form-note", Static).update("")
+        self._show_generation_source()
         self.scan()
 
     # ---- background work -------------------------------------------------------------------------
@@ -239,6 +281,7 @@ class TrainForm(VerticalScroll):
                               self._value("init") or TRAINER_DEFAULT_INIT)
         self.scans_done += 1
         self._check_key = ()  # files may have come or gone since (a finished run's weights): check again
+        self._base_key = None  # and the base weights may have been rewritten: read them again
         if choices.demo is not None and self._demo_data is None:  # the first scan that has it (two may race)
             # Demo: SFT when the demo pretrain weights exist, else pretrain first (SFT starts from its weights).
             dim = PRESETS["demo"].dim
@@ -270,8 +313,10 @@ class TrainForm(VerticalScroll):
         except ValueError:
             value = str(path)
         recipe = demo.sft_flags if mode == "sft" else demo.pretrain_flags
-        self.query_one("#preset", Select).value = flag_values(recipe).get("preset", "demo")
-        self._apply_preset(self.query_one("#preset", Select).value)
+        preset = flag_values(recipe).get("preset", "demo")
+        self._set_generation(PRESET_GENERATION[preset])  # the demo's presets are v1's
+        self.query_one("#preset", Select).value = preset
+        self._apply_preset(preset)
         mode_select = self.query_one("#mode", Select)
         if mode_select.value != mode:
             self._recipe_after_mode = (mode, recipe)  # applied once the mode's own defaults are in
@@ -285,7 +330,7 @@ class TrainForm(VerticalScroll):
 
     def _apply_recipe(self, flags: tuple[str, ...]) -> None:
         values = flag_values(flags)
-        self._apply_defaults("the demo recipe", {f: values[f] for f in RECIPE_FIELDS if f in values})
+        self._say("the demo recipe", *self._apply_defaults({f: values[f] for f in RECIPE_FIELDS if f in values}))
 
     # ---- defaults the form applies: never over what the user typed -------------------------------------
     def _edited(self, field: str) -> bool:
@@ -293,10 +338,11 @@ class TrainForm(VerticalScroll):
         value = self.query_one(f"#{field}", Input).value
         return value != self._auto.get(field, value)
 
-    def _apply_defaults(self, source: str, values: dict[str, str]) -> None:
-        """Put `values` into the fields the user has not edited, and say which fields changed and which
-        typed values were kept."""
-        changed, kept = [], []
+    def _apply_defaults(self, values: dict[str, str]) -> tuple[list[str], list[str]]:
+        """Put `values` into the fields the user has not edited: (fields changed, typed values kept), for
+        _say to tell."""
+        changed: list[str] = []
+        kept: list[str] = []
         for field, value in values.items():
             box = self.query_one(f"#{field}", Input)
             if self._edited(field):
@@ -307,6 +353,10 @@ class TrainForm(VerticalScroll):
                 changed.append(f"{LABELS.get(field, field)} {box.value} → {value}")
                 box.value = value
             self._auto[field] = value
+        return changed, kept
+
+    def _say(self, source: str, changed: list[str], kept: list[str]) -> None:
+        """Under the fields: which fields `source` changed, and which typed values it kept."""
         note = Text()
         if changed:
             note.append(f"{source} set " + ", ".join(changed), style="cyan")
@@ -352,6 +402,15 @@ class TrainForm(VerticalScroll):
         if self._superseded(event):
             return
         self._apply_preset(str(event.value))
+
+    @on(Select.Changed, "#generation")
+    def _generation_changed(self, event: Select.Changed) -> None:
+        """Picked by the user (the form sets it quietly): its presets and defaults."""
+        generation = str(event.value)
+        if self._superseded(event) or generation == self._generation:  # (or its announcement after mount)
+            return
+        self._say(f"{GENERATIONS[generation]} defaults", *self._apply_generation(generation))
+        self._show_generation_source()
 
     @on(Select.Changed, "#dataset")
     def _dataset_changed(self, event: Select.Changed) -> None:
@@ -403,6 +462,8 @@ class TrainForm(VerticalScroll):
                 rest += group
                 continue
             value = group[0].split("=", 1)[1] if "=" in group[0] else " ".join(group[1:])
+            if name == "generation":
+                value = generation_id(value)  # MiniMind2 -> gen2: the picker's values (it parsed above)
             widget = self.query_one(f"#{name}")
             if isinstance(widget, Select):
                 if not any(v == value for _, v in widget._options):
@@ -425,7 +486,9 @@ class TrainForm(VerticalScroll):
 
     def _apply_mode(self, mode: str) -> None:
         label = "SFT defaults" if mode == "sft" else "pretraining defaults"
-        self._apply_defaults(label, {field: trainer_default(field, mode) for field in MODE_FIELDS})
+        before = (self._mode, self._generation) if self._mode else None
+        self._mode = mode
+        self._say(label, *self._apply_defaults(changed_defaults(before, (mode, self._generation))))
         sft = mode == "sft"
         init = self.query_one("#init", Select)
         init.disabled = not sft
@@ -434,6 +497,126 @@ class TrainForm(VerticalScroll):
         else:  # pretraining starts from random weights: say so rather than show SFT's choice greyed out
             self._keep_choice(init, [("random init", RANDOM_INIT)], RANDOM_INIT)
         self.refresh_preview()
+        self._show_generation_source()
+
+    # ---- the generation: the base weights', else the one picked ---------------------------------------------
+    def _apply_generation(self, generation: str) -> tuple[list[str], list[str]]:
+        """Offer this generation's presets (the one last chosen in it, else its trainer's default; custom sizes
+        stay custom) and put in its trainer's defaults: (changes, typed values kept)."""
+        before, self._generation = self._generation, generation
+        if before == generation:
+            return [], []
+        select = self.query_one("#preset", Select)
+        current = self._value("preset")
+        self._preset_of[before] = current
+        choice = CUSTOM if current == CUSTOM else self._preset_of.get(generation) or default_preset(generation)
+        with select.prevent(Select.Changed):
+            select.set_options([(p.label, p.key) for p in presets_of(generation)] + [("custom", CUSTOM)])
+            select.value = choice
+        self._apply_preset(choice)
+        # All of its defaults, not only those that differ: another generation is another recipe (a recipe's
+        # values, the demo's, do not carry over); what the user typed stays.
+        changed, kept = self._apply_defaults(changed_defaults(None, (self._mode or self._value("mode"), generation)))
+        model = [f"model {PRESETS[choice].label}"] if choice != current else []
+        return model + changed, kept
+
+    def _set_generation(self, generation: str) -> tuple[list[str], list[str]]:
+        """Set the generation from what the form reads (the base weights, the demo recipe's preset), quietly."""
+        select = self.query_one("#generation", Select)
+        if select.value != generation:
+            with select.prevent(Select.Changed):
+                select.value = generation
+        return self._apply_generation(generation)
+
+    def _base_file(self, spec: TrainSpec) -> Path | None:
+        """The weights an SFT run starts from (the trainer's default or the Base chosen), None for pretraining
+        or when there is no such file."""
+        if spec.mode != "sft":
+            return None
+        base = spec.init or str(Path(spec.out_dir) / layout.weights_name("pretrain", spec.dim, spec.use_moe))
+        found = find_weights(self.root / base)
+        return found if found is not None and found.is_file() else None
+
+    def _follow_base(self, spec: TrainSpec) -> None:
+        """When the base weights change (another choice, or the file rewritten), read them in a worker."""
+        if self._deciding:
+            return
+        base = self._base_file(spec)
+        try:
+            stat = base.stat() if base is not None else None
+        except OSError:
+            stat = None
+        key = (str(base), stat.st_mtime_ns, stat.st_size) if base is not None and stat is not None else None
+        if key == self._base_key:
+            return
+        self._base_key = key
+        if key is None:
+            self._decided_by(None)
+        elif key in self._bases_read:
+            self._decided_by(self._bases_read[key])
+        else:
+            self._show_generation_source("reading the base weights …")
+            self.read_base(key)
+
+    @work(thread=True, exclusive=True, group="train-form-base")
+    def read_base(self, key: tuple) -> None:
+        self.post_message(self._BaseRead(key, read_base_weights(Path(key[0]))))
+
+    @on(_BaseRead)
+    def _base_read(self, message: _BaseRead) -> None:
+        self._bases_read[message.key] = message.weights
+        self.bases_read += 1
+        if message.key == self._base_key:
+            self._decided_by(message.weights)
+
+    def _decided_by(self, base: BaseWeights | None) -> None:
+        """SFT from MiniMind weights: their generation, and their sizes (a preset of them, else custom), locked
+        while they are the base. Without them (pretraining, no such file) the generation is the user's."""
+        select = self.query_one("#generation", Select)
+        select.disabled = base is not None and base.generation is not None
+        if base is None or base.generation is None:
+            self._show_generation_source()
+            return
+        self._deciding = True
+        try:
+            before = self._generation
+            changed, kept = self._set_generation(base.generation)
+            if before != base.generation:
+                changed.insert(0, f"Gen {GENERATIONS[before]} → {GENERATIONS[base.generation]}")
+            preset = PRESETS.get(self._value("preset"))
+            sizes = (self._value("dim"), self._value("n_layers"), preset is not None and preset.use_moe)
+            if sizes != (str(base.dim), str(base.n_layers), base.use_moe):
+                changed += self._use_sizes(base)
+            what = f"the base weights ({GENERATIONS[base.generation]}, {base.dim}×{base.n_layers})"
+            self._say(what, changed, kept)
+        finally:
+            self._deciding = False
+        self._show_generation_source()
+        self.refresh_preview()
+
+    def _use_sizes(self, base: BaseWeights) -> list[str]:
+        """The preset of the base weights' sizes, else custom sizes: the network must be theirs to load them."""
+        select = self.query_one("#preset", Select)
+        choice = preset_for(base.generation or "v1", base.dim, base.n_layers, base.use_moe) or CUSTOM
+        with select.prevent(Select.Changed):
+            select.value = choice
+        self._apply_preset(choice)
+        if choice != CUSTOM:
+            return [f"model {PRESETS[choice].label}"]
+        for field, value in (("dim", base.dim), ("n_layers", base.n_layers)):
+            self.query_one(f"#{field}", Input).value = self._auto[field] = str(value)
+        return [f"model custom {base.dim}×{base.n_layers}"]
+
+    def _show_generation_source(self, text: str | None = None) -> None:
+        """Beside the generation: where it comes from."""
+        if text is None:
+            if self.query_one("#generation", Select).disabled:
+                text = "read from the base weights"
+            elif self._value("mode") == "sft":
+                text = "no base weights found: choose"
+            else:
+                text = "a new model: choose"
+        self.query_one("#generation-note", Static).update(Text(text, style="dim"))
 
     def _apply_preset(self, key: str) -> None:
         custom = key == CUSTOM
@@ -521,6 +704,9 @@ class TrainForm(VerticalScroll):
         if not data_path:
             raise FormError("dataset: choose a file or type a path")
         preset = typed.get("preset") or self._value("preset")
+        # The generation typed, else that of a preset typed, else the picker's (which the preset menu follows).
+        generation = (typed.get("generation") or PRESET_GENERATION.get(typed.get("preset") or "")
+                      or self._value("generation"))
         device = typed.get("device") or self._value("device") or "cpu"
         dtype = typed.get("dtype") or self._value("dtype")
         init = self._value("init") if mode == "sft" else TRAINER_DEFAULT_INIT
@@ -534,7 +720,7 @@ class TrainForm(VerticalScroll):
             dtype=None if dtype == AUTO_DTYPE or device.startswith("cpu") else dtype, device=device,
             init=typed.get("init") or (None if init == TRAINER_DEFAULT_INIT else init),
             out_dir=typed.get("out_dir") or "out", gpus=self._int("gpus", "GPUs"), extra=extra,
-            preset=preset if preset in PRESETS else None)
+            preset=preset if preset in PRESETS else None, generation=generation)
 
     def settings(self, spec: TrainSpec) -> dict:
         """The trainer's settings for this command: parsed with its flags, resolved with its defaults."""
@@ -565,13 +751,14 @@ class TrainForm(VerticalScroll):
             estimate.update("")
             return
         command.update(Text("$ " + shell_command(spec.train_args(), gpus=spec.gpus), style="bold", no_wrap=True))
+        self._follow_base(spec)
         key = tuple(spec.train_args())
         numbers = precheck.number_problems(settings)
         files = self.problems if key == self._check_key else []
         self._show_problems(numbers + [p for p in files if p not in numbers], spec.gpus)
         if key != self._check_key:
             self.check_files(key, settings)
-        estimate.update(self._estimate_text(spec))
+        estimate.update(self._estimate_text(spec, settings))
 
     @work(thread=True, exclusive=True, group="train-form-check")
     def check_files(self, key: tuple, settings: dict) -> None:
@@ -594,17 +781,23 @@ class TrainForm(VerticalScroll):
             text.append(("\n" if text else "") + "one node; its rendezvous listens on 127.0.0.1 only. Several nodes: "
                         "run torchrun on each (README), with the master port unreachable from outside the cluster",
                         style="dim")
-        self.query_one("#checks", Static).update(text)
+        checks = self.query_one("#checks", Static)
+        checks.update(text)
+        checks.display = bool(text)  # no blank line while there is nothing to say: 80x24 needs the row
         wrong = {p.flag for p in problems if not p.warning}
         for widget in self.query_one("#form-grid").query("Input, Select"):
             widget.set_class(widget.id in wrong, "-invalid")
 
-    def _estimate_text(self, spec: TrainSpec) -> Text:
+    def _estimate_text(self, spec: TrainSpec, settings: dict) -> Text:
         vocab = tokenizer_vocab(self._tokenizer_dir(spec))
+        try:  # the network of the settings' generation: its heads, FFN width rule, MoE layout
+            config = model_config(settings, vocab)
+        except UserError:  # sizes that would not build (the checks say why): counted with v1's arithmetic
+            config = None
         plan = plan_memory(spec.dim, spec.n_layers, spec.batch_size, spec.max_seq_len, use_moe=spec.use_moe,
                            vocab=vocab, dtype=spec.dtype or "bfloat16", device=spec.device, world_size=spec.gpus,
                            chunk_tokens=self._extra_flag("chunk_tokens"),
-                           gpu_total_gb=self._gpu_gb(spec.device, spec.gpus, total_gb_of))
+                           gpu_total_gb=self._gpu_gb(spec.device, spec.gpus, total_gb_of), config=config)
         params = f"{plan.params / 1e6:.1f}M params"
         if plan.device == "cpu":
             return Text(f"{params} · CPU run, ≈{plan.total_gb:.1f} GB RAM (estimate)", style="dim")
@@ -645,10 +838,7 @@ class TrainForm(VerticalScroll):
     def _tokenizer_dir(self, spec: TrainSpec | None) -> Path:
         """The tokenizer the trainer will use for this form: --tokenizer, else (SFT) the one recorded with the
         base weights, else the project's or the bundled one. The preview and the estimate must use it too."""
-        weights = None
-        if spec is not None and spec.mode == "sft":
-            base = spec.init or str(Path(spec.out_dir) / layout.weights_name("pretrain", spec.dim, spec.use_moe))
-            weights = find_weights(self.root / base)
+        weights = self._base_file(spec) if spec is not None else None
         return choose_tokenizer_dir(self.root, self._tokenizer_flag(), weights=weights)[0]
 
     def _tokenizer_flag(self) -> str | None:
