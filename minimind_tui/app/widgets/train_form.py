@@ -37,6 +37,7 @@ from minimind_tui.train.args import (
     INIT_STAGE,
     MODE_DEFAULTS,
     PRESET_GENERATION,
+    default_init_path,
     default_text,
     generation_defaults,
     generation_id,
@@ -44,7 +45,7 @@ from minimind_tui.train.args import (
     parse_flags,
     resolve,
 )
-from minimind_tui.train.memory_plan import plan_memory
+from minimind_tui.train.memory_plan import plan_memory, teacher_config
 from model.config import GENERATIONS
 
 from ..base_weights import BaseWeights, read_base_weights
@@ -559,8 +560,8 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
         or when there is no such file."""
         if spec.mode == "pretrain":
             return None
-        stage = INIT_STAGE[spec.mode]
-        base = spec.init or str(Path(spec.out_dir) / layout.weights_name(stage, spec.dim, spec.use_moe))
+        base = spec.init or str(default_init_path({"mode": spec.mode, "out_dir": spec.out_dir, "dim": spec.dim,
+                                                   "use_moe": spec.use_moe}))
         found = find_weights(self.root / base)
         return found if found is not None and found.is_file() else None
 
@@ -825,7 +826,7 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
                            vocab=vocab, dtype=spec.dtype or "bfloat16", device=spec.device, world_size=spec.gpus,
                            chunk_tokens=self._extra_flag("chunk_tokens"),
                            gpu_total_gb=self._gpu_gb(spec.device, spec.gpus, total_gb_of), config=config,
-                           mode=spec.mode, teacher=self._teacher_config(settings, vocab))
+                           mode=spec.mode, teacher=self._teacher(settings, vocab))
         params = f"{plan.params / 1e6:.1f}M params"
         if plan.device == "cpu":
             return Text(f"{params} · CPU run, ≈{plan.total_gb:.1f} GB RAM (estimate)", style="dim")
@@ -838,16 +839,10 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
         return Text(f"{params} · ≈{plan.total_gb:.1f} GB per GPU (estimate) of {free:.1f} GB free", style="green")
 
     @staticmethod
-    def _teacher_config(settings: dict, vocab: int):
-        """Distillation's teacher network when the flags give its sizes (the default file,
-        full_sft_<teacher_dim>.pth); None for other modes or a --teacher file (its sizes are in the file)."""
-        if settings["mode"] != "distill" or settings.get("teacher"):
-            return None
-        sizes = {"dim": settings["teacher_dim"], "n_layers": settings["teacher_n_layers"],
-                 "use_moe": settings["teacher_use_moe"]}
+    def _teacher(settings: dict, vocab: int):
         try:
-            return model_config({**settings, **sizes}, vocab)
-        except UserError:
+            return teacher_config(settings, vocab)
+        except UserError:  # teacher sizes that would not build: counted without it
             return None
 
     @on(Button.Pressed, "#preview")
