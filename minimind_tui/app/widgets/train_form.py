@@ -8,7 +8,8 @@ update that field. Defaults the form applies (a mode's, a generation's, a recipe
 user typed, and the form says which fields it changed.
 
 The MiniMind generation (v1, MiniMind2, minimind-3) decides the network, the presets offered and some
-defaults. SFT takes it from the base weights (their keys, read in a worker); a new model's is picked."""
+defaults. Every stage after pretraining (SFT, LoRA, DPO, distill) takes it from the base weights (their keys,
+read in a worker); a new model's is picked."""
 from __future__ import annotations
 
 import os
@@ -201,7 +202,7 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
                          value="demo" if self.demo else "small", allow_blank=False, compact=True, id="preset")
             yield Label("Gen")
             yield Select(GENERATION_CHOICES, value="v1", allow_blank=False, compact=True, id="generation",
-                         tooltip="which MiniMind: v1, MiniMind2 or minimind-3 (SFT: the base weights' own)")
+                         tooltip="which MiniMind: v1, MiniMind2 or minimind-3 (after pretrain: the base's own)")
             yield Static("", id="generation-note")
             yield Label("Dataset")
             yield Select([], prompt="scanning ./dataset …", compact=True, id="dataset", classes="wide")
