@@ -30,7 +30,7 @@ TORCHRUN = "minimind_tui.runs.torchrun_loopback"
 @dataclass
 class TrainSpec:
     """What the Train form chose; flag names are MiniMind's so the shell command pastes into its recipes."""
-    mode: str                      # "pretrain" | "sft"
+    mode: str                      # train.args.MODES: pretrain, sft, lora, dpo, distill
     data_path: str
     batch_size: int = 32
     learning_rate: float = 5e-4
@@ -42,7 +42,7 @@ class TrainSpec:
     use_moe: bool = False
     dtype: str | None = None       # None: the trainer's choice for the device (no --dtype; the CPU has none)
     device: str = "cuda:0"
-    init: str | None = None        # SFT base weights; None lets the trainer use its default
+    init: str | None = None        # base weights (every mode but pretrain); None: the trainer's default
     out_dir: str = "out"
     gpus: int = 1
     extra: list[str] = field(default_factory=list)

@@ -20,11 +20,14 @@ from .events import END_STATUSES, RunStatus, epoch_number
 from .launcher import LAUNCHER_LOG, LAUNCHER_PID, launcher_pid
 from .reader import NotRegularFile, open_regular, read_all, read_regular
 
+# What a DPO or distillation step reports beside its loss (train/stages.py), in the order the monitor shows them.
+STAGE_FIELDS = ("reward_margin", "reward_accuracy", "reward_chosen", "reward_rejected", "ce_loss", "distill_loss")
 # Fields the summary computes with or formats as numbers, and those it shows or acts on as text. An event that
 # holds anything else there was not written by our trainer: the run is reported unreadable, with the field
 # named, rather than shown with figures made up from it (or taking the dashboard down when formatted).
 NUMBER_FIELDS = ("time", "step", "total", "epoch", "loss", "lr", "tokens_per_s", "eta", "mem_peak_gb",
-                 "world_size", "seconds_since_step", "batch_size", "suggestion", "done", "nonfinite_steps")
+                 "world_size", "seconds_since_step", "batch_size", "suggestion", "done", "nonfinite_steps",
+                 *STAGE_FIELDS)
 TEXT_FIELDS = ("mode", "status", "path")
 # Every file a summary reads or stats: each must be a regular file (or absent) for the folder to be read.
 RUN_FILES = (layout.CONFIG, layout.METRICS, layout.LOG, layout.HEARTBEAT, layout.LOCK, LAUNCHER_PID, LAUNCHER_LOG,
@@ -66,6 +69,7 @@ class RunSummary:
     generation: str = "v1"  # which MiniMind (config.json's settings.generation; runs made before it: v1)
     note: str = ""  # the user's note (`runs note`, notes.txt)
     nonfinite_steps: int = 0  # optimizer steps skipped for an inf/NaN gradient
+    stage_metrics: tuple[tuple[str, float], ...] = ()  # the last step's STAGE_FIELDS it has (DPO, distill)
 
     @property
     def is_live(self) -> bool:
@@ -174,6 +178,7 @@ class RunState:
             preparing=_preparing(self.last_prepare) if self.last_step is None else None,
             generation=_generation(args.get("generation")), note=layout.read_note(self.run_dir),
             nonfinite_steps=self.nonfinite_steps,
+            stage_metrics=tuple((k, float(step[k])) for k in STAGE_FIELDS if step.get(k) is not None),
         )
 
     def _last_checkpoint(self, status: RunStatus) -> tuple[int | None, str | None]:

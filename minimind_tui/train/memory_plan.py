@@ -246,12 +246,19 @@ def plan_for_settings(settings: dict, vocab: int, world_size: int = 1,
     """The plan for the trainer's resolved settings (train.args.resolve) and a device."""
     from .args import model_config  # torch-free
 
-    teacher = None
-    if settings["mode"] == "distill" and settings.get("teacher_dim"):  # the default teacher's shape
-        teacher = model_config({**settings, "dim": settings["teacher_dim"], "n_layers": settings["teacher_n_layers"],
-                                "use_moe": settings.get("teacher_use_moe")}, vocab)
     return plan_memory(settings["dim"], settings["n_layers"], settings["batch_size"], settings["max_seq_len"],
                        dtype=settings["dtype"], device=settings.get("device") or "cpu",
                        chunk_tokens=settings.get("chunk_tokens"), world_size=world_size,
                        gpu_total_gb=gpu_total_gb, config=model_config(settings, vocab), mode=settings["mode"],
-                       teacher=teacher)
+                       teacher=teacher_config(settings, vocab))
+
+
+def teacher_config(settings: dict, vocab: int) -> LMConfig | None:
+    """Distillation's teacher network as the settings size it (--teacher_dim etc., the default teacher's
+    shape); None for the other modes."""
+    from .args import model_config  # torch-free
+
+    if settings["mode"] != "distill" or not settings.get("teacher_dim"):
+        return None
+    return model_config({**settings, "dim": settings["teacher_dim"], "n_layers": settings["teacher_n_layers"],
+                         "use_moe": settings.get("teacher_use_moe")}, vocab)

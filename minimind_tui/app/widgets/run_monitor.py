@@ -62,6 +62,26 @@ def progress_text(s: RunSummary, curves: Curves | None = None) -> Text:
     t.append(f"  time {format_duration(s.duration_s)}")
     if s.mem_peak_gb:
         t.append(f"  peak {s.mem_peak_gb:.1f} GB")
+    stage = stage_text(s)
+    if stage:
+        t.append("\n")
+        t.append_text(stage)
+    return t
+
+
+# How the monitor names a DPO or distillation step's own figures (RunSummary.stage_metrics).
+STAGE_LABELS = {"reward_margin": "margin", "reward_accuracy": "pref. accuracy", "reward_chosen": "chosen",
+                "reward_rejected": "rejected", "ce_loss": "CE loss", "distill_loss": "distill loss"}
+
+
+def stage_text(s: RunSummary) -> Text:
+    """The last step's figures of the run's stage beside its loss: DPO's reward margin, preference accuracy and
+    the chosen/rejected rewards; distillation's cross-entropy and distillation losses. Empty for other runs."""
+    t = Text()
+    for key, value in s.stage_metrics:
+        shown = f"{100 * value:.0f}%" if key == "reward_accuracy" else f"{value:.4g}"
+        t.append(("  " if t else "") + f"{STAGE_LABELS[key]} ", style="dim")
+        t.append(shown, style="bold" if key in ("reward_margin", "reward_accuracy") else "")
     return t
 
 

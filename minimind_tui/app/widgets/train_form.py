@@ -8,7 +8,8 @@ update that field. Defaults the form applies (a mode's, a generation's, a recipe
 user typed, and the form says which fields it changed.
 
 The MiniMind generation (v1, MiniMind2, minimind-3) decides the network, the presets offered and some
-defaults. SFT takes it from the base weights (their keys, read in a worker); a new model's is picked."""
+defaults. Every stage after pretraining (SFT, LoRA, DPO, distill) takes it from the base weights (their keys,
+read in a worker); a new model's is picked."""
 from __future__ import annotations
 
 import os
@@ -33,8 +34,11 @@ from minimind_tui.tokenizer_choice import choose_tokenizer_dir, find_weights
 from minimind_tui.train import precheck
 from minimind_tui.train.args import (
     COMMON_DEFAULTS,
+    DATA_KIND,
+    INIT_STAGE,
     MODE_DEFAULTS,
     PRESET_GENERATION,
+    default_init_path,
     default_text,
     generation_defaults,
     generation_id,
@@ -42,7 +46,7 @@ from minimind_tui.train.args import (
     parse_flags,
     resolve,
 )
-from minimind_tui.train.memory_plan import plan_memory
+from minimind_tui.train.memory_plan import plan_memory, teacher_config
 from model.config import GENERATIONS
 
 from ..base_weights import BaseWeights, read_base_weights
@@ -56,6 +60,12 @@ GENERATION_CHOICES = [("v1", "v1"), ("MiniMind2", "gen2"), ("minimind-3", "gen3"
 AUTO_DTYPE = "auto"  # no --dtype: the trainer picks per GPU (bfloat16, float16 before Ampere); the CPU has none
 DTYPES = (AUTO_DTYPE, "bfloat16", "float16", "float32")
 TRAINER_DEFAULT_INIT = "default"
+# The modes offered, as the picker names them. Every mode but pretraining starts from weights (train.args.INIT_STAGE).
+MODE_CHOICES = [("pretrain", "pretrain"), ("SFT", "sft"), ("LoRA", "lora"), ("DPO", "dpo"), ("distill", "distill")]
+MODE_LABELS = {value: label for label, value in MODE_CHOICES}
+# Each later stage's own flags: typed into "more"; the form's note says their defaults when the mode is chosen.
+MODE_FLAGS = {"lora": ("lora_name",), "dpo": ("beta",), "distill": ("alpha", "temperature", "teacher_dim",
+                                                                     "teacher_n_layers")}
 RANDOM_INIT = "none"  # pretraining's only base, shown as such
 DEMO_CHOICES = {"demo:pretrain": "demo pretrain corpus (bundled)", "demo:sft": "demo SFT corpus (bundled)"}
 # Form fields a recipe (the demo's train flags) may set.
@@ -72,6 +82,16 @@ LABELS = {"learning_rate": "lr", "accumulation_steps": "accum", "batch_size": "b
 def trainer_default(field: str, mode: str = "pretrain", generation: str = "v1") -> str:
     """The trainer's own default for a flag, as the form shows it: the form starts where the CLI does."""
     return default_text({**COMMON_DEFAULTS, **MODE_DEFAULTS[mode], **generation_defaults(generation, mode)}[field])
+
+
+def trainer_default_base(mode: str) -> str:
+    """The base-weights picker's entry for the trainer's own default: the stage the mode starts from."""
+    return f"trainer default (out/{INIT_STAGE.get(mode, 'pretrain')}_<dim>.pth)"
+
+
+def mode_flags_text(mode: str, generation: str = "v1") -> str:
+    """The mode's own flags with their trainer defaults, as "more" would take them: --beta 0.1."""
+    return " ".join(f"--{f} {trainer_default(f, mode, generation)}" for f in MODE_FLAGS.get(mode, ()))
 
 
 def changed_defaults(before: tuple[str, str] | None, after: tuple[str, str]) -> dict[str, str]:
@@ -160,7 +180,7 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
         self._dataset_acted: object = Select.NULL
         self.scans_done = 0  # how many scans have been applied (tests wait on it)
         self._auto: dict[str, str] = {}  # field -> the value the form itself last put there (else: the user's)
-        self._bases: list[tuple[str, str]] = [("trainer default (out/pretrain_<dim>.pth)", TRAINER_DEFAULT_INIT)]
+        self._checkpoints: list[tuple[str, str]] = []  # the base weights found (besides the trainer's default)
         self._check_key: tuple = ()      # the argv whose file checks are shown
         self.problems: list[precheck.Problem] = []  # what the precheck found for the command shown
         self.checks_done = 0             # file checks applied (tests wait on it)
@@ -175,14 +195,14 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
     def compose(self) -> ComposeResult:
         with Grid(id="form-grid"):
             yield Label("Mode")
-            yield Select([("pretrain", "pretrain"), ("SFT", "sft")], value="sft" if self.demo else "pretrain",
+            yield Select(MODE_CHOICES, value="sft" if self.demo else "pretrain",
                          allow_blank=False, compact=True, id="mode")
             yield Label("Model")
             yield Select([(p.label, p.key) for p in presets_of("v1")] + [("custom", CUSTOM)],
                          value="demo" if self.demo else "small", allow_blank=False, compact=True, id="preset")
             yield Label("Gen")
             yield Select(GENERATION_CHOICES, value="v1", allow_blank=False, compact=True, id="generation",
-                         tooltip="which MiniMind: v1, MiniMind2 or minimind-3 (SFT: the base weights' own)")
+                         tooltip="which MiniMind: v1, MiniMind2 or minimind-3 (after pretrain: the base's own)")
             yield Static("", id="generation-note")
             yield Label("Dataset")
             yield Select([], prompt="scanning ./dataset …", compact=True, id="dataset", classes="wide")
@@ -275,9 +295,9 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
         self._keep_choice(dataset, choices.datasets, str(dataset.value) if queued else self._value("data_path"))
         if not queued:  # set quietly to match the path: nothing on its way, and this is what the form shows
             self._dataset_acted = dataset.value
-        self._bases = [("trainer default (out/pretrain_<dim>.pth)", TRAINER_DEFAULT_INIT), *choices.checkpoints]
-        if self._value("mode") == "sft":
-            self._keep_choice(self.query_one("#init", Select), self._bases,
+        self._checkpoints = choices.checkpoints
+        if self._value("mode") != "pretrain":
+            self._keep_choice(self.query_one("#init", Select), self._bases(self._value("mode")),
                               self._value("init") or TRAINER_DEFAULT_INIT)
         self.scans_done += 1
         self._check_key = ()  # files may have come or gone since (a finished run's weights): check again
@@ -355,15 +375,17 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
             self._auto[field] = value
         return changed, kept
 
-    def _say(self, source: str, changed: list[str], kept: list[str]) -> None:
-        """Under the fields: which fields `source` changed, and which typed values it kept."""
+    def _say(self, source: str, changed: list[str], kept: list[str], also: str = "") -> None:
+        """Under the fields: which fields `source` changed, which typed values it kept, and `also`."""
         note = Text()
         if changed:
             note.append(f"{source} set " + ", ".join(changed), style="cyan")
         if kept:
             note.append(("; " if changed else f"{source}: ") + "kept what you typed: " + ", ".join(kept),
                         style="yellow")
-        if changed or kept:
+        if also:
+            note.append(("; " if note else f"{source}: ") + also, style="dim")
+        if changed or kept or also:
             self.query_one("#form-note", Static).update(note)
 
     @on(_Described)
@@ -387,7 +409,8 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
         pending, self._recipe_after_mode = self._recipe_after_mode, None
         if pending is not None and pending[0] == mode:
             self._apply_recipe(pending[1])
-        elif self._demo_data is not None and self._value("data_path") in self._demo_paths():
+        elif (self._demo_data is not None and mode in ("pretrain", "sft")  # the demo has these two corpora
+              and self._value("data_path") in self._demo_paths()):
             self._use_demo(mode, self._demo_data)  # pretrain -> SFT on the demo: its corpus and recipe
 
     def _demo_paths(self) -> set[str]:
@@ -484,16 +507,21 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
     def _any_changed(self) -> None:
         self.refresh_preview()
 
+    def _bases(self, mode: str) -> list[tuple[str, str]]:
+        return [(trainer_default_base(mode), TRAINER_DEFAULT_INIT), *self._checkpoints]
+
     def _apply_mode(self, mode: str) -> None:
-        label = "SFT defaults" if mode == "sft" else "pretraining defaults"
+        label = "pretraining defaults" if mode == "pretrain" else f"{MODE_LABELS[mode]} defaults"
         before = (self._mode, self._generation) if self._mode else None
         self._mode = mode
-        self._say(label, *self._apply_defaults(changed_defaults(before, (mode, self._generation))))
-        sft = mode == "sft"
+        flags = mode_flags_text(mode, self._generation)  # its own flags go through "more": say their defaults
+        self._say(label, *self._apply_defaults(changed_defaults(before, (mode, self._generation))),
+                  also=f"{flags} (change in more)" if flags else "")
+        starts_from_weights = mode != "pretrain"
         init = self.query_one("#init", Select)
-        init.disabled = not sft
-        if sft:
-            self._keep_choice(init, self._bases, TRAINER_DEFAULT_INIT)
+        init.disabled = not starts_from_weights
+        if starts_from_weights:
+            self._keep_choice(init, self._bases(mode), TRAINER_DEFAULT_INIT)
         else:  # pretraining starts from random weights: say so rather than show SFT's choice greyed out
             self._keep_choice(init, [("random init", RANDOM_INIT)], RANDOM_INIT)
         self.refresh_preview()
@@ -529,11 +557,12 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
         return self._apply_generation(generation)
 
     def _base_file(self, spec: TrainSpec) -> Path | None:
-        """The weights an SFT run starts from (the trainer's default or the Base chosen), None for pretraining
+        """The weights a run starts from (the trainer's default or the Base chosen), None for pretraining
         or when there is no such file."""
-        if spec.mode != "sft":
+        if spec.mode == "pretrain":
             return None
-        base = spec.init or str(Path(spec.out_dir) / layout.weights_name("pretrain", spec.dim, spec.use_moe))
+        base = spec.init or str(default_init_path({"mode": spec.mode, "out_dir": spec.out_dir, "dim": spec.dim,
+                                                   "use_moe": spec.use_moe}))
         found = find_weights(self.root / base)
         return found if found is not None and found.is_file() else None
 
@@ -612,7 +641,7 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
         if text is None:
             if self.query_one("#generation", Select).disabled:
                 text = "read from the base weights"
-            elif self._value("mode") == "sft":
+            elif self._value("mode") != "pretrain":
                 text = "no base weights found: choose"
             else:
                 text = "a new model: choose"
@@ -709,7 +738,7 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
                       or self._value("generation"))
         device = typed.get("device") or self._value("device") or "cpu"
         dtype = typed.get("dtype") or self._value("dtype")
-        init = self._value("init") if mode == "sft" else TRAINER_DEFAULT_INIT
+        init = self._value("init") if mode != "pretrain" else TRAINER_DEFAULT_INIT
         return TrainSpec(
             mode=mode, data_path=data_path, batch_size=number("batch_size", "batch"),
             learning_rate=number("learning_rate", "lr", float), epochs=number("epochs", "epochs"),
@@ -797,7 +826,8 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
         plan = plan_memory(spec.dim, spec.n_layers, spec.batch_size, spec.max_seq_len, use_moe=spec.use_moe,
                            vocab=vocab, dtype=spec.dtype or "bfloat16", device=spec.device, world_size=spec.gpus,
                            chunk_tokens=self._extra_flag("chunk_tokens"),
-                           gpu_total_gb=self._gpu_gb(spec.device, spec.gpus, total_gb_of), config=config)
+                           gpu_total_gb=self._gpu_gb(spec.device, spec.gpus, total_gb_of), config=config,
+                           mode=spec.mode, teacher=self._teacher(settings, vocab))
         params = f"{plan.params / 1e6:.1f}M params"
         if plan.device == "cpu":
             return Text(f"{params} · CPU run, ≈{plan.total_gb:.1f} GB RAM (estimate)", style="dim")
@@ -808,6 +838,13 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
             return Text(f"⚠ {params} · ≈{plan.total_gb:.1f} GB per GPU (estimate) > {free:.1f} GB free: "
                         "lower batch, seq len or --chunk_tokens", style="bold red")
         return Text(f"{params} · ≈{plan.total_gb:.1f} GB per GPU (estimate) of {free:.1f} GB free", style="green")
+
+    @staticmethod
+    def _teacher(settings: dict, vocab: int):
+        try:
+            return teacher_config(settings, vocab)
+        except UserError:  # teacher sizes that would not build: counted without it
+            return None
 
     @on(Button.Pressed, "#preview")
     def request_preview(self) -> None:
@@ -833,7 +870,7 @@ class TrainForm(VerticalScroll, can_focus=False):  # its fields are the focus st
             tokenizer = self._tokenizer_dir(self.spec())
         except FormError:
             tokenizer = self._tokenizer_dir(None)
-        return self.PreviewRequested(path, self._value("mode"), max_seq_len, str(tokenizer))
+        return self.PreviewRequested(path, DATA_KIND[self._value("mode")], max_seq_len, str(tokenizer))
 
     def _tokenizer_dir(self, spec: TrainSpec | None) -> Path:
         """The tokenizer the trainer will use for this form: --tokenizer, else (SFT) the one recorded with the
