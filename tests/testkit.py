@@ -190,3 +190,18 @@ def _outcome(call):
     except Exception as e:
         return e
 
+
+
+def with_random_adapter(model, seed: int = 1):
+    """`model` with a LoRA adapter that changes the logits clearly (a fresh adapter's B is zero)."""
+    import torch
+
+    from model.lora import apply_lora, lora_targets
+
+    apply_lora(model)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, layer in lora_targets(model):
+            for w in (layer.lora.A.weight, layer.lora.B.weight):
+                w.copy_(0.5 * torch.randn(w.shape, generator=g))
+    return model

@@ -153,13 +153,7 @@ def dpo_pairs(held_out: bool = False) -> list[dict]:
 
 def ensure_stage_data(root=".") -> tuple[Path, Path]:
     """The LoRA and DPO demo files under <root>/dataset/, written once."""
-    folder = Path(root) / "dataset"
-    folder.mkdir(parents=True, exist_ok=True)
-    lora, dpo = folder / LORA_FILE, folder / DPO_FILE
-    if not lora.is_file():
-        write_jsonl(lora, lora_lines())
-    if not dpo.is_file():
-        write_jsonl(dpo, dpo_pairs())
+    lora, dpo = _ensure(root, {LORA_FILE: lora_lines, DPO_FILE: dpo_pairs})
     return lora, dpo
 
 
@@ -179,14 +173,18 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def ensure_demo_data(root=".") -> tuple[Path, Path]:
     """Write the demo files under <root>/dataset/ once; later calls reuse them."""
+    pre, sft = _ensure(root, {PRETRAIN_FILE: pretrain_lines, SFT_FILE: sft_lines})
+    return pre, sft
+
+
+def _ensure(root, files: dict) -> list[Path]:
+    """<root>/dataset/NAME for each NAME -> rows(), written once."""
     folder = Path(root) / "dataset"
     folder.mkdir(parents=True, exist_ok=True)
-    pre, sft = folder / PRETRAIN_FILE, folder / SFT_FILE
-    if not pre.is_file():
-        write_jsonl(pre, pretrain_lines())
-    if not sft.is_file():
-        write_jsonl(sft, sft_lines())
-    return pre, sft
+    for name, rows in files.items():
+        if not (folder / name).is_file():
+            write_jsonl(folder / name, rows())
+    return [folder / name for name in files]
 
 
 def demo_tokenizer_dir() -> Path:

@@ -57,3 +57,15 @@ def tmpfs(tmp_path):
     for folder in mounted:
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
+
+
+@pytest.fixture
+def copy(project, tmp_path, monkeypatch):
+    """A private copy of the test module's `project` fixture (a real run, trained once per module), as the
+    working directory: each test may damage its own."""
+    import shutil
+
+    root = tmp_path / "p"
+    shutil.copytree(project, root)
+    monkeypatch.chdir(root)
+    return root

@@ -7,8 +7,6 @@ interval, and `--init` took the rewritten (all-zero) weights without a word and 
 """
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
 from reliability_kit import TINY, cache_env, one_line_error
@@ -33,14 +31,6 @@ def project(tmp_path_factory, corpus):
         mp.undo()
     assert code == 0
     assert [p.name for p in layout.complete_checkpoints(root / "runs" / "r")] == ["step_00000002", "step_00000004"]
-    return root
-
-
-@pytest.fixture
-def copy(project, tmp_path, monkeypatch):
-    root = tmp_path / "p"
-    shutil.copytree(project, root)
-    monkeypatch.chdir(root)
     return root
 
 

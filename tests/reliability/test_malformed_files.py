@@ -39,15 +39,6 @@ def project(tmp_path_factory, corpus):
     return root
 
 
-@pytest.fixture
-def copy(project, tmp_path, monkeypatch):
-    """A private copy of the project, as the working directory."""
-    root = tmp_path / "p"
-    shutil.copytree(project, root)
-    monkeypatch.chdir(root)
-    return root
-
-
 def rewrite_header(path: Path, change) -> None:
     raw = path.read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])

@@ -5,6 +5,7 @@ import copy
 
 import pytest
 import torch
+from testkit import with_random_adapter
 
 from model import MiniMindLM, apply_lora, load_lora, load_minimind, make_config, merge_lora, save_lora
 from model.generate import decode_step, generate, prefill
@@ -48,17 +49,6 @@ def tiny(generation: str, seed: int = 0, **fields) -> MiniMindLM:
     sizes = dict(dim=32, n_layers=2, vocab_size=64, max_seq_len=64) if generation == "v1" else \
         dict(hidden_size=32, num_hidden_layers=2, vocab_size=64, max_position_embeddings=64)
     return MiniMindLM(make_config(generation, **{**sizes, **fields})).eval()
-
-
-def with_random_adapter(model: MiniMindLM, seed: int = 1) -> MiniMindLM:
-    """An adapter that changes the logits clearly (a fresh one's B is zero)."""
-    apply_lora(model)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, layer in lora_targets(model):
-            for w in (layer.lora.A.weight, layer.lora.B.weight):
-                w.copy_(0.5 * torch.randn(w.shape, generator=g))
-    return model
 
 
 # ---- the reference cases -----------------------------------------------------------------------------------

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from testkit import with_random_adapter
 
 from minimind_tui.chat.loading import load_session
 from minimind_tui.cli import main
-from model import MiniMindLM, Tokenizer, apply_lora, load_lora, load_minimind, make_config, merge_lora, save_lora
+from model import MiniMindLM, Tokenizer, load_lora, load_minimind, make_config, merge_lora, save_lora
 from model.generations import save_minimind
 from model.lora import LoRALinear, lora_targets, lora_weights_path
 
@@ -20,16 +21,6 @@ def vocab() -> int:
     if not (DEMO_TOKENIZER / "tokenizer.json").is_file():
         pytest.skip("bundled demo tokenizer not built yet")
     return Tokenizer.from_dir(DEMO_TOKENIZER).vocab_size
-
-
-def random_adapter(model, seed=1):
-    apply_lora(model)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, layer in lora_targets(model):
-            for w in (layer.lora.A.weight, layer.lora.B.weight):
-                w.copy_(0.5 * torch.randn(w.shape, generator=g))
-    return model
 
 
 @pytest.fixture(params=["v1", "gen2", "gen3"])
@@ -44,7 +35,7 @@ def project(request, tmp_path, vocab):
     weights = tmp_path / "out" / "full_sft_64.pth"
     save_minimind(model, weights)
     adapter = lora_weights_path(generation, tmp_path / "out", "lora_identity", 64)
-    save_lora(random_adapter(model), adapter)
+    save_lora(with_random_adapter(model), adapter)
     return generation, tmp_path, weights, adapter
 
 
