@@ -19,6 +19,25 @@ def cache_env(tmp_path_factory) -> dict:
     return {"MINIMIND_CACHE": str(tmp_path_factory.getbasetemp() / "cache")}
 
 
+def train_stopped_run(tmp_path_factory, corpus, name: str, stop_at: int = 6) -> Path:
+    """A folder (made once per module) with a real tiny pretraining run, runs/r, stopped after `stop_at` steps
+    and checkpointed every 2 (keep_last 3)."""
+    import pytest
+    from testkit import train_here
+
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp(name)
+    try:
+        code = train_here(root, "pretrain", "--data_path", str(corpus["pretrain"]), *TINY, "--batch_size", "8",
+                          "--accumulation_steps", "1", "--save_interval", "2", "--run_dir", "runs/r",
+                          env={**cache_env(tmp_path_factory), "MINIMIND_TUI_STOP_AT_STEP": str(stop_at)},
+                          monkeypatch=mp)
+    finally:
+        mp.undo()
+    assert code == 0
+    return root
+
+
 def one_line_error(capsys, code: int) -> str:
     """The CLI's answer: exit status 2 and exactly one line on stderr, no traceback."""
     err = capsys.readouterr().err

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from reliability_kit import TINY, cache_env
+from reliability_kit import train_stopped_run
 from testkit import events, of_kind, steps, train_here, wait_until
 
 from minimind_tui.runs import layout
@@ -23,15 +23,7 @@ KILLS = 20
 @pytest.fixture(scope="module")
 def stopped_run(tmp_path_factory, corpus):
     """A real tiny pretraining run stopped at step 6 with checkpoints at steps 2, 4 and 6 (keep_last 3)."""
-    mp = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("ckpt_project")
-    try:
-        code = train_here(root, "pretrain", "--data_path", str(corpus["pretrain"]), *TINY, "--batch_size", "8",
-                          "--accumulation_steps", "1", "--save_interval", "2", "--run_dir", "runs/r",
-                          env={**cache_env(tmp_path_factory), "MINIMIND_TUI_STOP_AT_STEP": "6"}, monkeypatch=mp)
-    finally:
-        mp.undo()
-    assert code == 0
+    root = train_stopped_run(tmp_path_factory, corpus, "ckpt_project")
     run = root / "runs" / "r"
     assert [p.name for p in layout.complete_checkpoints(run)] == ["step_00000002", "step_00000004", "step_00000006"]
     return root

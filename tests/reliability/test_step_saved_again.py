@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from reliability_kit import TINY, cache_env
+from reliability_kit import train_stopped_run
 from testkit import of_kind, train_here
 
 from minimind_tui.runs import layout
@@ -20,15 +20,7 @@ from minimind_tui.train import checkpointing
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, corpus):
     """A tiny pretraining run stopped at step 6 with checkpoints at steps 2, 4 and 6."""
-    mp = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("timeline_project")
-    try:
-        code = train_here(root, "pretrain", "--data_path", str(corpus["pretrain"]), *TINY, "--batch_size", "8",
-                          "--accumulation_steps", "1", "--save_interval", "2", "--run_dir", "runs/r",
-                          env={**cache_env(tmp_path_factory), "MINIMIND_TUI_STOP_AT_STEP": "6"}, monkeypatch=mp)
-    finally:
-        mp.undo()
-    assert code == 0
+    root = train_stopped_run(tmp_path_factory, corpus, "timeline_project")
     return root
 
 
