@@ -84,6 +84,12 @@ from .trackers import open_trackers
 from .watchdog import StallWatchdog
 
 
+def samples_of(cache, mode: str) -> int:
+    """What a run's batches draw from: the token cache's samples, or DPO's pairs (two side samples each,
+    dataset.datasets.DPOSides)."""
+    return len(cache) // 2 if mode == "dpo" else len(cache)
+
+
 def samples_in(batch) -> int:
     return len(batch.spans) if isinstance(batch, PackedBatch) else len(batch.X)
 
@@ -499,7 +505,7 @@ class Trainer:
         self.emit("prepare", stage="data", done=0, total=None)
         self.cache = prepare(s, self.tokenizer, info, emit=self.emit if info.is_main else None,
                              check_stop=self._check_stop)
-        n = len(self.cache) // (2 if s["mode"] == "dpo" else 1)  # DPO's samples are pairs of sides
+        n = samples_of(self.cache, s["mode"])
         self.collate = make_collator(self.cache, s, self.device, self.tokenizer.pad_token_id, self.config.use_moe)
         self.train_index = None  # cache indices trained on, when some are held out (else all)
         self.eval_set = None     # (collator, cache indices) of the validation set
@@ -512,7 +518,7 @@ class Trainer:
         elif s.get("eval_data"):
             cache = prepare({**s, "data_path": s["eval_data"]}, self.tokenizer, info, check_stop=self._check_stop)
             collate = make_collator(cache, s, self.device, self.tokenizer.pad_token_id, self.config.use_moe)
-            self.eval_set = (collate, np.arange(len(cache) // (2 if s["mode"] == "dpo" else 1)))
+            self.eval_set = (collate, np.arange(samples_of(cache, s["mode"])))
         self.n_train = n
         self.batches_per_epoch = batches_per_epoch(n, s["batch_size"], info.world_size)
         if self.batches_per_epoch == 0:
@@ -579,7 +585,7 @@ class Trainer:
 
     def _announce(self, setup_s: float) -> None:
         s, info = self.settings, self.info
-        n_params, n = self.model.num_parameters(), len(self.cache) // (2 if s["mode"] == "dpo" else 1)
+        n_params, n = self.model.num_parameters(), samples_of(self.cache, s["mode"])
         self.emit("start", schema=SCHEMA_VERSION, run_id=self.run_dir.name, mode=s["mode"], pid=os.getpid(),
                   world_size=info.world_size, total=self.total, config=self.config.to_dict(), params=n_params,
                   resumed_from=self.step if self.resuming else None, batch_size=s["batch_size"],
